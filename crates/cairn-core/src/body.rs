@@ -1,0 +1,161 @@
+//! The structured body of `learning`, `failure` and `question` entries: a title, a
+//! plain-language summary, free Markdown text, the optional reflective sections, tags, a
+//! language and links. Empty strings mean "not given", so every story has one encoding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, codec};
+
+pub const MAX_TITLE_LEN: usize = 200;
+pub const MAX_SUMMARY_LEN: usize = 2_000;
+pub const MAX_TAGS: usize = 16;
+pub const MAX_TAG_LEN: usize = 48;
+pub const MAX_LINKS: usize = 16;
+pub const MAX_LINK_LEN: usize = 2_048;
+pub const MAX_LANGUAGE_LEN: usize = 35;
+
+/// A learning, failure or question entry's body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Story {
+    pub title: String,
+    /// A plain-language summary that someone from another field can follow.
+    pub summary: String,
+    /// Free Markdown text.
+    pub text: String,
+    /// The situation the work happened in.
+    pub context: String,
+    /// What was tried.
+    pub tried: String,
+    /// What happened.
+    pub happened: String,
+    /// What was learned.
+    pub learned: String,
+    /// What would be done differently next time.
+    pub next: String,
+    /// Normalised tags (see [`normalize_tag`]), unique, in the author's order.
+    pub tags: Vec<String>,
+    /// A BCP 47 language tag such as `en` or `cy`, or empty.
+    pub language: String,
+    /// http(s) or mailto links.
+    pub links: Vec<String>,
+}
+
+impl Story {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        codec::encode("story body", self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let story: Story = codec::decode("story body", bytes)?;
+        story.check()?;
+        Ok(story)
+    }
+
+    /// The named optional sections, in reading order, with their headings.
+    pub fn sections(&self) -> [(&'static str, &str); 5] {
+        [
+            ("Context", &self.context),
+            ("What we tried", &self.tried),
+            ("What happened", &self.happened),
+            ("What we learned", &self.learned),
+            ("What we would do differently", &self.next),
+        ]
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, reason: String| Err(Error::BadField { field, reason });
+        if self.title.trim().is_empty() {
+            return bad("title", "must not be empty".into());
+        }
+        if self.title.len() > MAX_TITLE_LEN {
+            return bad(
+                "title",
+                format!("is over {MAX_TITLE_LEN} bytes; put the detail in the summary"),
+            );
+        }
+        if self.title.chars().any(char::is_control) {
+            return bad("title", "must be a single line".into());
+        }
+        if self.summary.len() > MAX_SUMMARY_LEN {
+            return bad(
+                "summary",
+                format!("is over {MAX_SUMMARY_LEN} bytes; put the detail in the body"),
+            );
+        }
+        if self.tags.len() > MAX_TAGS {
+            return bad("tags", format!("at most {MAX_TAGS} tags"));
+        }
+        for (index, tag) in self.tags.iter().enumerate() {
+            if normalize_tag(tag)? != *tag {
+                return bad("tags", format!("tag {tag:?} is not in normal form"));
+            }
+            if self.tags[..index].contains(tag) {
+                return bad("tags", format!("tag {tag:?} appears twice"));
+            }
+        }
+        if self.language.len() > MAX_LANGUAGE_LEN
+            || !self
+                .language
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return bad(
+                "language",
+                format!(
+                    "{:?} is not a language tag such as en or pt-BR",
+                    self.language
+                ),
+            );
+        }
+        if self.links.len() > MAX_LINKS {
+            return bad("links", format!("at most {MAX_LINKS} links"));
+        }
+        for link in &self.links {
+            check_link(link)?;
+        }
+        Ok(())
+    }
+}
+
+/// Brings a tag to its normal form: trimmed, without a leading `#`, lowercase, inner spaces as
+/// `-`. Tags may use any letters or digits plus `-` and `_`, up to [`MAX_TAG_LEN`] bytes.
+pub fn normalize_tag(raw: &str) -> Result<String, Error> {
+    let tag: String = raw
+        .trim()
+        .trim_start_matches('#')
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("-")
+        .to_lowercase();
+    let reason = if tag.is_empty() {
+        "must not be empty"
+    } else if tag.len() > MAX_TAG_LEN {
+        "is longer than 48 bytes"
+    } else if !tag
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        "may use only letters, digits, '-' and '_'"
+    } else {
+        return Ok(tag);
+    };
+    Err(Error::BadField {
+        field: "tag",
+        reason: format!("{raw:?} {reason}"),
+    })
+}
+
+fn check_link(link: &str) -> Result<(), Error> {
+    let allowed = ["https://", "http://", "mailto:"];
+    if link.len() > MAX_LINK_LEN
+        || !allowed.iter().any(|scheme| link.starts_with(scheme))
+        || link.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Error::BadField {
+            field: "links",
+            reason: format!("{link:?} is not an http(s) or mailto link without spaces"),
+        });
+    }
+    Ok(())
+}

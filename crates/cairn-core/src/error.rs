@@ -1,0 +1,113 @@
+//! The crate's error type. Each variant is one reason an entry or credential is refused, with a
+//! short stable code (see [`Error::code`]) that peers and tests can match on.
+
+use crate::keys::EntryId;
+
+/// Why an entry, a credential or a key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "invalid: {what} is {len} bytes, over the limit of {max}; split it into smaller pieces"
+    )]
+    TooLarge {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+
+    #[error("invalid: {what} ends early ({detail}); the data was cut off in transit or on disk")]
+    Truncated { what: &'static str, detail: String },
+
+    #[error("invalid: {what} has {extra} unexpected bytes after its end")]
+    TrailingBytes { what: &'static str, extra: usize },
+
+    #[error("invalid: {what} could not be decoded: {detail}")]
+    Malformed { what: &'static str, detail: String },
+
+    #[error(
+        "invalid: format version {0} is not supported by this build (it reads version 1); upgrade Cairn"
+    )]
+    UnsupportedVersion(u8),
+
+    #[error("duplicate: entry {0} is already stored")]
+    Duplicate(EntryId),
+
+    #[error("invalid: {0}")]
+    BadChain(&'static str),
+
+    #[error(
+        "invalid: entry seq {seq} names previous entry {claimed}, but this store holds {held} at seq {held_seq} for the same author"
+    )]
+    ChainConflict {
+        seq: u64,
+        claimed: EntryId,
+        held: EntryId,
+        held_seq: u64,
+    },
+
+    #[error(
+        "invalid: entry was created {ahead_ms} ms in the future, more than the {max_ms} ms allowed; check the author's clock"
+    )]
+    ClockSkew { ahead_ms: u64, max_ms: u64 },
+
+    #[error("invalid: {field}: {reason}")]
+    BadField { field: &'static str, reason: String },
+
+    #[error(
+        "invalid: the credential names member {credential_member}, but the entry's author is {author}"
+    )]
+    CredentialMismatch {
+        credential_member: String,
+        author: String,
+    },
+
+    #[error("invalid: the credential is not valid at the entry's creation time ({0})")]
+    CredentialNotValid(&'static str),
+
+    #[error(
+        "invalid: the membership credential's signature does not verify against its organisation's key"
+    )]
+    BadCredentialSignature,
+
+    #[error("invalid: public key {0} is not a usable ed25519 key")]
+    BadKey(String),
+
+    #[error("invalid: the entry signature does not verify against its author's key")]
+    BadSignature,
+
+    #[error("invalid: the body is {actual} bytes but the header says {expected}")]
+    BodyLengthMismatch { expected: u32, actual: usize },
+
+    #[error("invalid: the body's SHA-256 does not match the hash in the signed header")]
+    BodyHashMismatch,
+
+    #[error("invalid: the entry arrived without its body; fetch it again with the body")]
+    BodyMissing,
+}
+
+impl Error {
+    /// A short, stable code for this reason, prefixed by its class like Nostr's
+    /// `invalid:` / `duplicate:` / `blocked:` machine-readable prefixes.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::TooLarge { .. } => "invalid:too-large",
+            Error::Truncated { .. } => "invalid:truncated",
+            Error::TrailingBytes { .. } => "invalid:trailing-bytes",
+            Error::Malformed { .. } => "invalid:malformed",
+            Error::UnsupportedVersion(_) => "invalid:version",
+            Error::Duplicate(_) => "duplicate:id",
+            Error::BadChain(_) => "invalid:chain",
+            Error::ChainConflict { .. } => "invalid:chain-conflict",
+            Error::ClockSkew { .. } => "invalid:clock-skew",
+            Error::BadField { .. } => "invalid:field",
+            Error::CredentialMismatch { .. } => "invalid:credential-mismatch",
+            Error::CredentialNotValid(_) => "invalid:credential-time",
+            Error::BadCredentialSignature => "invalid:credential-signature",
+            Error::BadKey(_) => "invalid:key",
+            Error::BadSignature => "invalid:signature",
+            Error::BodyLengthMismatch { .. } => "invalid:body-length",
+            Error::BodyHashMismatch => "invalid:body-hash",
+            Error::BodyMissing => "invalid:body-missing",
+        }
+    }
+}

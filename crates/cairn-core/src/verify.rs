@@ -1,0 +1,252 @@
+//! Validation: the checks an entry must pass before it is stored or relayed, cheapest first.
+//!
+//! Decoding (size, framing, version, encoding) happens in [`Entry::decode`]; a store then checks
+//! for duplicates by id before any signature work; this module does the rest, in order:
+//! header sanity → credential → entry signature → body. Every failure is its own [`Error`].
+//!
+//! Signatures are checked with `verify_strict` only, so there is one notion of "valid" across
+//! every peer. Batches are verified in parallel on all cores rather than with ed25519 batch
+//! verification, whose cofactored equation accepts some signatures that `verify_strict`
+//! rejects; see `docs/architecture.md`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::RwLock;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+use crate::credential::CREDENTIAL_DOMAIN;
+use crate::entry::{
+    BodyHash, ENTRY_DOMAIN, Entry, Header, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS, MAX_SPACES,
+    Timestamp, check_space,
+};
+use crate::{Error, Story};
+
+/// How many keys and credentials each cache holds before it starts over.
+const CACHE_LIMIT: usize = 65_536;
+/// Batches smaller than this are verified on the calling thread.
+const PARALLEL_THRESHOLD: usize = 64;
+
+/// Verifies entries, caching decompressed author keys and credentials that already verified.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// Decompressing a key costs about a tenth of a verification; authors repeat.
+    keys: RwLock<HashMap<[u8; 32], VerifyingKey>>,
+    /// SHA-256 of credential bytes whose org signature verified: one credential covers all of a
+    /// member's entries, so it is checked once.
+    credentials: RwLock<HashSet<[u8; 32]>>,
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs every check after decoding and the duplicate test.
+    pub fn verify(&self, entry: &Entry, now: Timestamp) -> Result<(), Error> {
+        check_header(entry.header(), now)?;
+        self.check_credential(entry)?;
+        self.check_signature(entry)?;
+        check_body(entry)
+    }
+
+    /// Verifies a batch, in parallel where it is large enough to pay for the threads. The
+    /// result for each entry is the one [`Verifier::verify`] would give.
+    pub fn verify_all(&self, entries: &[Entry], now: Timestamp) -> Vec<Result<(), Error>> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        if threads < 2 || entries.len() < PARALLEL_THRESHOLD {
+            return entries
+                .iter()
+                .map(|entry| self.verify(entry, now))
+                .collect();
+        }
+        let chunk = entries.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|entry| self.verify(entry, now))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| {
+                    // A worker only panics if verification itself panicked; surface it.
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    fn check_credential(&self, entry: &Entry) -> Result<(), Error> {
+        let header = entry.header();
+        let claims = entry.credential().claims();
+        if claims.member != header.author {
+            return Err(Error::CredentialMismatch {
+                credential_member: claims.member.to_string(),
+                author: header.author.to_string(),
+            });
+        }
+        let skew = MAX_CLOCK_SKEW.as_millis() as u64;
+        if header.created.0.saturating_add(skew) < claims.issued.0 {
+            return Err(Error::CredentialNotValid(
+                "the entry was created before the credential was issued",
+            ));
+        }
+        if let Some(expires) = claims.expires
+            && header.created > expires
+        {
+            return Err(Error::CredentialNotValid(
+                "the entry was created after the credential expired",
+            ));
+        }
+        let digest: [u8; 32] = Sha256::digest(entry.credential().as_bytes()).into();
+        if read(&self.credentials).contains(&digest) {
+            return Ok(());
+        }
+        let (signed, signature) = entry.credential().split();
+        let key = self.key(&claims.org.0)?;
+        verify_strict(&key, CREDENTIAL_DOMAIN, signed, signature)
+            .map_err(|()| Error::BadCredentialSignature)?;
+        insert_bounded(&mut write(&self.credentials), digest);
+        Ok(())
+    }
+
+    fn check_signature(&self, entry: &Entry) -> Result<(), Error> {
+        let key = self.key(&entry.header().author.0)?;
+        let (signed, signature) = entry.split_signed();
+        verify_strict(&key, ENTRY_DOMAIN, signed, signature).map_err(|()| Error::BadSignature)
+    }
+
+    /// The decompressed key, refusing encodings that are not points and small-order (weak)
+    /// keys on first sight.
+    fn key(&self, bytes: &[u8; 32]) -> Result<VerifyingKey, Error> {
+        if let Some(key) = read(&self.keys).get(bytes) {
+            return Ok(*key);
+        }
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::BadKey(hex::encode(bytes)))?;
+        if key.is_weak() {
+            return Err(Error::BadKey(hex::encode(bytes)));
+        }
+        let mut keys = write(&self.keys);
+        if keys.len() >= CACHE_LIMIT {
+            keys.clear();
+        }
+        keys.insert(*bytes, key);
+        Ok(key)
+    }
+}
+
+/// Header checks that need no keys: chain fields, clock, spaces, references, body length.
+pub fn check_header(header: &Header, now: Timestamp) -> Result<(), Error> {
+    match (header.seq, header.prev) {
+        (0, _) => return Err(Error::BadChain("seq must start at 1")),
+        (1, Some(_)) => {
+            return Err(Error::BadChain(
+                "the first entry (seq 1) must not name a previous entry",
+            ));
+        }
+        (2.., None) => {
+            return Err(Error::BadChain(
+                "an entry after seq 1 must name its previous entry",
+            ));
+        }
+        _ => {}
+    }
+    let max_ms = MAX_CLOCK_SKEW.as_millis() as u64;
+    let ahead_ms = header.created.0.saturating_sub(now.0);
+    if ahead_ms > max_ms {
+        return Err(Error::ClockSkew { ahead_ms, max_ms });
+    }
+    if header.spaces.is_empty() || header.spaces.len() > MAX_SPACES {
+        return Err(Error::BadField {
+            field: "spaces",
+            reason: format!(
+                "{} spaces; an entry belongs to 1 to {MAX_SPACES}",
+                header.spaces.len()
+            ),
+        });
+    }
+    for space in &header.spaces {
+        check_space(space.as_str())?;
+    }
+    if header.spaces.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(Error::BadField {
+            field: "spaces",
+            reason: "must be sorted and unique".into(),
+        });
+    }
+    if header.refs.len() > MAX_REFS {
+        return Err(Error::BadField {
+            field: "refs",
+            reason: format!("{} references; at most {MAX_REFS}", header.refs.len()),
+        });
+    }
+    if header.body_len as usize > MAX_BODY_LEN {
+        return Err(Error::TooLarge {
+            what: "body",
+            len: header.body_len as usize,
+            max: MAX_BODY_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// The body must be present, of the signed length and hash, and readable for its kind.
+fn check_body(entry: &Entry) -> Result<(), Error> {
+    let header = entry.header();
+    let Some(body) = entry.body() else {
+        return Err(Error::BodyMissing);
+    };
+    if body.len() != header.body_len as usize {
+        return Err(Error::BodyLengthMismatch {
+            expected: header.body_len,
+            actual: body.len(),
+        });
+    }
+    if BodyHash::of(body) != header.body_hash {
+        return Err(Error::BodyHashMismatch);
+    }
+    if header.kind.has_story() {
+        Story::decode(body)?;
+    }
+    Ok(())
+}
+
+fn verify_strict(
+    key: &VerifyingKey,
+    domain: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), ()> {
+    let signature = Signature::from_slice(signature).map_err(|_| ())?;
+    let mut signed = Vec::with_capacity(domain.len() + message.len());
+    signed.extend_from_slice(domain);
+    signed.extend_from_slice(message);
+    key.verify_strict(&signed, &signature).map_err(|_| ())
+}
+
+fn insert_bounded(set: &mut HashSet<[u8; 32]>, digest: [u8; 32]) {
+    if set.len() >= CACHE_LIMIT {
+        set.clear();
+    }
+    set.insert(digest);
+}
+
+// A poisoned lock only means another thread panicked mid-insert into a cache of values that
+// are each valid on their own, so the data is still sound.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,118 @@
+//! Key layout of the one sled tree that holds entries and their indexes.
+//!
+//! Everything about an entry lives in a single tree under one-byte prefixes, because sled
+//! applies a batch atomically only within one tree: an entry and all its index keys land
+//! together or not at all, with no multi-tree transaction. Integers are big-endian so keys sort
+//! in numeric order; variable-length parts end with a 0 byte (space names and tags cannot
+//! contain one); an index key ends with the entry id so a scan yields ids directly.
+
+use cairn_core::{EntryId, Kind, MemberId, OrgId, Timestamp};
+
+/// `h id` → signed header bytes.
+pub const HEADER: u8 = b'h';
+/// `b id` → body bytes.
+pub const BODY: u8 = b'b';
+/// `a author seq` → entry id: each author's chain.
+pub const CHAIN: u8 = b'a';
+/// `t created id` → ().
+pub const TIME: u8 = b't';
+/// `s space 0 created id` → ().
+pub const SPACE: u8 = b's';
+/// `k kind created id` → ().
+pub const KIND: u8 = b'k';
+/// `g tag 0 created id` → ().
+pub const TAG: u8 = b'g';
+/// `o org created id` → ().
+pub const ORG: u8 = b'o';
+/// `f author seq id` → frame of a second valid entry at the same author and seq: a fork proof.
+pub const FORK: u8 = b'f';
+/// `F id` → () for each entry kept only as a fork proof, so it is recognised as a duplicate.
+pub const FORK_ID: u8 = b'F';
+/// `w id` → `author seq`: a previous entry that a stored entry names but this store lacks.
+pub const WANTED: u8 = b'w';
+
+pub fn entry_key(prefix: u8, id: &EntryId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(33);
+    key.push(prefix);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+pub fn chain_prefix(author: &MemberId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(41);
+    key.push(CHAIN);
+    key.extend_from_slice(author.as_bytes());
+    key
+}
+
+pub fn chain_key(author: &MemberId, seq: u64) -> Vec<u8> {
+    let mut key = chain_prefix(author);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+pub fn fork_prefix(author: &MemberId) -> Vec<u8> {
+    let mut key = vec![FORK];
+    key.extend_from_slice(author.as_bytes());
+    key
+}
+
+pub fn fork_key(author: &MemberId, seq: u64, id: &EntryId) -> Vec<u8> {
+    let mut key = fork_prefix(author);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The prefix of a time-ordered index: `prefix`, then the index value.
+pub fn index_prefix(prefix: u8, value: &[u8], terminated: bool) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + value.len() + 1 + 8 + 32);
+    key.push(prefix);
+    key.extend_from_slice(value);
+    if terminated {
+        key.push(0);
+    }
+    key
+}
+
+/// A full time-ordered index key.
+pub fn index_key(
+    prefix: u8,
+    value: &[u8],
+    terminated: bool,
+    created: Timestamp,
+    id: &EntryId,
+) -> Vec<u8> {
+    let mut key = index_prefix(prefix, value, terminated);
+    key.extend_from_slice(&created.0.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+pub fn time_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
+    index_key(TIME, &[], false, created, id)
+}
+
+pub fn space_prefix(space: &str) -> Vec<u8> {
+    index_prefix(SPACE, space.as_bytes(), true)
+}
+
+pub fn kind_prefix(kind: Kind) -> Vec<u8> {
+    index_prefix(KIND, &kind.0.to_be_bytes(), false)
+}
+
+pub fn tag_prefix(tag: &str) -> Vec<u8> {
+    index_prefix(TAG, tag.as_bytes(), true)
+}
+
+pub fn org_prefix(org: &OrgId) -> Vec<u8> {
+    index_prefix(ORG, org.as_bytes(), false)
+}
+
+/// The entry id at the end of any index key, or `None` if the key is too short.
+pub fn trailing_id(key: &[u8]) -> Option<EntryId> {
+    let start = key.len().checked_sub(32)?;
+    let mut id = [0u8; 32];
+    id.copy_from_slice(&key[start..]);
+    Some(EntryId(id))
+}

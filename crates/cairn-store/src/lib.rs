@@ -1,0 +1,629 @@
+//! Cairn's entry store: an append-only record of verified entries on sled, with indexes for
+//! reading them back by time, author and sequence, space, kind, tag and organisation.
+//!
+//! This is the only crate that names sled. It owns:
+//! - [`Store`]: opening (never silently empty), validated insertion, reads and index scans;
+//! - `layout`: the key layout of the single tree that holds everything.
+//!
+//! Invariants:
+//! - Every stored entry passed the full validation pipeline; nothing is updated in place.
+//! - An entry and all its index keys are written in one atomic batch, and an insert is reported
+//!   only after that batch is flushed to disk.
+//! - Each (author, seq) has at most one entry in the chain; a second valid entry there is kept
+//!   aside as a fork proof and never replaces the first.
+//! - Reads re-check each entry's id and body hash, so on-disk damage surfaces as
+//!   [`Error::Corrupt`] instead of wrong data.
+
+mod layout;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, Timestamp, Verifier};
+
+/// The format marker written at creation and checked at every open.
+const FORMAT: &[u8] = b"cairn-store/1";
+const META_TREE: &str = "meta";
+const ENTRIES_TREE: &str = "entries";
+const FORMAT_KEY: &str = "format";
+
+/// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Rejected(#[from] cairn_core::Error),
+
+    #[error("there is no Cairn store at {0}; run `cairn init` to create one")]
+    Missing(PathBuf),
+
+    #[error("{0} already exists; refusing to create a new store over it")]
+    AlreadyExists(PathBuf),
+
+    #[error(
+        "{0} is not a Cairn store (its format marker is missing); it may be damaged or belong to something else: restore it from a backup"
+    )]
+    NotAStore(PathBuf),
+
+    #[error(
+        "the store at {path} has format {found:?}, which this build cannot read; upgrade Cairn"
+    )]
+    UnsupportedFormat { path: PathBuf, found: String },
+
+    #[error(
+        "the store at {0} is in use by another Cairn process; stop it (or use `cairn` through the running node) and try again"
+    )]
+    Locked(PathBuf),
+
+    #[error(
+        "could not open the store at {path}: {source}; if it is damaged, restore it from a backup"
+    )]
+    Open { path: PathBuf, source: sled::Error },
+
+    #[error(
+        "the store is damaged: {0}; restore it from a backup or fetch the entries again from a peer"
+    )]
+    Corrupt(String),
+
+    #[error("store read or write failed: {0}; check free disk space and the store's permissions")]
+    Storage(#[from] sled::Error),
+
+    #[error("no entry id starts with {0:?}; check the id with `cairn list`")]
+    NotFound(String),
+
+    #[error("{prefix:?} is the start of {count} entry ids; give more digits")]
+    Ambiguous { prefix: String, count: usize },
+}
+
+/// Store settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Bytes of memory sled may use for its page cache (sled's own default is 1 GiB).
+    pub cache_capacity: u64,
+    /// How long to wait for another process to release the store before giving up.
+    pub lock_wait: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cache_capacity: 64 * 1024 * 1024,
+            lock_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How an accepted entry was kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Added to its author's chain and the indexes.
+    Stored,
+    /// Another entry already holds its author and seq: kept as a fork proof only.
+    ForkProof,
+}
+
+/// A successful insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: EntryId,
+    pub outcome: Outcome,
+}
+
+/// A fork proof: two valid entries by one author at one seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fork {
+    pub author: MemberId,
+    pub seq: u64,
+    /// The entry in the chain.
+    pub kept: EntryId,
+    /// The conflicting entry, kept beside it.
+    pub other: Entry,
+}
+
+/// Which entries to list. Unset fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub kind: Option<Kind>,
+    pub space: Option<String>,
+    pub tag: Option<String>,
+    pub org: Option<OrgId>,
+    pub author: Option<MemberId>,
+}
+
+impl Filter {
+    fn matches(&self, entry: &Entry) -> bool {
+        let header = entry.header();
+        self.kind.is_none_or(|kind| header.kind == kind)
+            && self.author.is_none_or(|author| header.author == author)
+            && self
+                .org
+                .is_none_or(|org| entry.credential().claims().org == org)
+            && self
+                .space
+                .as_ref()
+                .is_none_or(|space| header.spaces.iter().any(|s| s.as_str() == space))
+            && self.tag.as_ref().is_none_or(|tag| {
+                entry
+                    .story()
+                    .and_then(Result::ok)
+                    .is_some_and(|story| story.tags.contains(tag))
+            })
+    }
+}
+
+/// The entry store. Cheap to share behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    entries: sled::Tree,
+    verifier: Verifier,
+    /// Serialises the chain checks and the batch write, so two inserts for the same author and
+    /// seq cannot both pass the fork check. Verification runs outside it.
+    write_lock: Mutex<()>,
+}
+
+impl Store {
+    /// Creates a new, empty store at `path`, which must not exist yet (or be an empty folder).
+    pub fn create(path: &Path, config: Config) -> Result<Self, Error> {
+        let occupied =
+            path.exists() && std::fs::read_dir(path).map_or(true, |mut dir| dir.next().is_some());
+        if occupied {
+            return Err(Error::AlreadyExists(path.to_path_buf()));
+        }
+        let db = open_db(path, config)?;
+        db.open_tree(META_TREE)?.insert(FORMAT_KEY, FORMAT)?;
+        db.flush()?;
+        Self::from_db(path, db)
+    }
+
+    /// Opens an existing store. A missing, foreign or damaged store is an error, never a fresh
+    /// empty one.
+    pub fn open(path: &Path, config: Config) -> Result<Self, Error> {
+        if !path.join("db").exists() && !path.join("conf").exists() {
+            return Err(Error::Missing(path.to_path_buf()));
+        }
+        let db = open_db(path, config)?;
+        let meta = db.open_tree(META_TREE)?;
+        match meta.get(FORMAT_KEY)? {
+            None => Err(Error::NotAStore(path.to_path_buf())),
+            Some(found) if found.as_ref() != FORMAT => Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found: String::from_utf8_lossy(&found).into_owned(),
+            }),
+            Some(_) => Self::from_db(path, db),
+        }
+    }
+
+    fn from_db(path: &Path, db: sled::Db) -> Result<Self, Error> {
+        let entries = db.open_tree(ENTRIES_TREE)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            db,
+            entries,
+            verifier: Verifier::new(),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Validates and stores one entry frame; returns once it is on disk.
+    pub fn insert(&self, frame: &[u8], now: Timestamp) -> Result<Inserted, Error> {
+        let mut results = self.insert_batch(&[frame], now)?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(Error::Corrupt("insert produced no result".into())))
+    }
+
+    /// Validates and stores a batch of frames with one flush. The outer error is a storage
+    /// failure (nothing in the batch is acknowledged); each inner result says what happened to
+    /// that frame, in order.
+    pub fn insert_batch<F: AsRef<[u8]>>(
+        &self,
+        frames: &[F],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Inserted, Error>>, Error> {
+        let mut results: Vec<Option<Result<Inserted, Error>>> = Vec::with_capacity(frames.len());
+        let mut candidates = Vec::with_capacity(frames.len());
+        let mut candidate_slots = Vec::with_capacity(frames.len());
+        let mut seen = HashSet::with_capacity(frames.len());
+        // Cheapest first: size and decoding, then duplicates by id, before any signature work.
+        for frame in frames {
+            let slot = results.len();
+            results.push(None);
+            let entry = match Entry::decode(frame.as_ref()) {
+                Ok(entry) => entry,
+                Err(err) => {
+                    results[slot] = Some(Err(err.into()));
+                    continue;
+                }
+            };
+            if !seen.insert(entry.id()) || self.contains(&entry.id())? {
+                results[slot] = Some(Err(cairn_core::Error::Duplicate(entry.id()).into()));
+                continue;
+            }
+            candidates.push(entry);
+            candidate_slots.push(slot);
+        }
+        let verdicts = self.verifier.verify_all(&candidates, now);
+
+        let mut batch = sled::Batch::default();
+        let mut pending = PendingChains::default();
+        {
+            let _guard = self
+                .write_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((entry, verdict), slot) in candidates.iter().zip(verdicts).zip(candidate_slots) {
+                let result = match verdict {
+                    Err(err) => Err(err.into()),
+                    Ok(()) => self.stage(entry, &mut pending, &mut batch),
+                };
+                results[slot] = Some(result);
+            }
+            self.entries.apply_batch(batch)?;
+        }
+        self.db.flush()?;
+        Ok(results
+            .into_iter()
+            .map(|result| {
+                result
+                    .unwrap_or_else(|| Err(Error::Corrupt("an insert slot was left empty".into())))
+            })
+            .collect())
+    }
+
+    /// Chain checks for a verified entry, then its keys into the batch.
+    fn stage(
+        &self,
+        entry: &Entry,
+        pending: &mut PendingChains,
+        batch: &mut sled::Batch,
+    ) -> Result<Inserted, Error> {
+        let header = entry.header();
+        let (author, seq, id) = (header.author, header.seq, entry.id());
+        if let Some(kept) = self.chain_lookup(pending, &author, seq)? {
+            if kept != id {
+                batch.insert(layout::fork_key(&author, seq, &id), entry.encode());
+                batch.insert(layout::entry_key(layout::FORK_ID, &id), &[][..]);
+                return Ok(Inserted {
+                    id,
+                    outcome: Outcome::ForkProof,
+                });
+            }
+        }
+        if let Some(prev) = header.prev {
+            match self.chain_lookup(pending, &author, seq - 1)? {
+                Some(held) if held != prev => {
+                    return Err(cairn_core::Error::ChainConflict {
+                        seq,
+                        claimed: prev,
+                        held,
+                        held_seq: seq - 1,
+                    }
+                    .into());
+                }
+                Some(_) => {}
+                None => batch.insert(
+                    layout::entry_key(layout::WANTED, &prev),
+                    layout::chain_key(&author, seq),
+                ),
+            }
+        }
+        if let Some(next) = self.chain_lookup(pending, &author, seq + 1)? {
+            let next_prev = match pending.headers.get(&next) {
+                Some(prev) => *prev,
+                None => self.get(&next)?.and_then(|next| next.header().prev),
+            };
+            if next_prev != Some(id) {
+                return Err(cairn_core::Error::ChainConflict {
+                    seq: seq + 1,
+                    claimed: next_prev.unwrap_or(id),
+                    held: id,
+                    held_seq: seq,
+                }
+                .into());
+            }
+        }
+
+        let created = header.created;
+        batch.insert(
+            layout::entry_key(layout::HEADER, &id),
+            entry.signed_header(),
+        );
+        batch.insert(
+            layout::entry_key(layout::BODY, &id),
+            entry.body().unwrap_or_default(),
+        );
+        batch.insert(layout::chain_key(&author, seq), &id.as_bytes()[..]);
+        batch.insert(layout::time_key(created, &id), &[][..]);
+        batch.insert(
+            layout::index_key(
+                layout::KIND,
+                &header.kind.0.to_be_bytes(),
+                false,
+                created,
+                &id,
+            ),
+            &[][..],
+        );
+        let org = entry.credential().claims().org;
+        batch.insert(
+            layout::index_key(layout::ORG, org.as_bytes(), false, created, &id),
+            &[][..],
+        );
+        for space in &header.spaces {
+            batch.insert(
+                layout::index_key(layout::SPACE, space.as_str().as_bytes(), true, created, &id),
+                &[][..],
+            );
+        }
+        if let Some(Ok(story)) = entry.story() {
+            for tag in &story.tags {
+                batch.insert(
+                    layout::index_key(layout::TAG, tag.as_bytes(), true, created, &id),
+                    &[][..],
+                );
+            }
+        }
+        batch.remove(layout::entry_key(layout::WANTED, &id));
+        pending.chains.insert((author, seq), id);
+        pending.headers.insert(id, header.prev);
+        Ok(Inserted {
+            id,
+            outcome: Outcome::Stored,
+        })
+    }
+
+    fn chain_lookup(
+        &self,
+        pending: &PendingChains,
+        author: &MemberId,
+        seq: u64,
+    ) -> Result<Option<EntryId>, Error> {
+        if let Some(id) = pending.chains.get(&(*author, seq)) {
+            return Ok(Some(*id));
+        }
+        self.entries
+            .get(layout::chain_key(author, seq))?
+            .map(|bytes| id_from(&bytes))
+            .transpose()
+    }
+
+    /// Whether the store holds this id, in a chain or as a fork proof.
+    pub fn contains(&self, id: &EntryId) -> Result<bool, Error> {
+        Ok(self
+            .entries
+            .contains_key(layout::entry_key(layout::HEADER, id))?
+            || self
+                .entries
+                .contains_key(layout::entry_key(layout::FORK_ID, id))?)
+    }
+
+    /// Reads an entry back, checking that it is the one asked for and undamaged.
+    pub fn get(&self, id: &EntryId) -> Result<Option<Entry>, Error> {
+        let Some(signed_header) = self.entries.get(layout::entry_key(layout::HEADER, id))? else {
+            return Ok(None);
+        };
+        let body = self.entries.get(layout::entry_key(layout::BODY, id))?;
+        let entry = Entry::from_parts(signed_header.to_vec(), body.map(|body| body.to_vec()))
+            .map_err(|err| Error::Corrupt(format!("entry {id} does not decode: {err}")))?;
+        if entry.id() != *id {
+            return Err(Error::Corrupt(format!(
+                "the header stored under {id} hashes to {}",
+                entry.id()
+            )));
+        }
+        if let Some(body) = entry.body()
+            && BodyHash::of(body) != entry.header().body_hash
+        {
+            return Err(Error::Corrupt(format!(
+                "the body of entry {id} does not match its hash"
+            )));
+        }
+        Ok(Some(entry))
+    }
+
+    /// The one id that starts with `prefix` (hex, any case), as in git.
+    pub fn resolve(&self, prefix: &str) -> Result<EntryId, Error> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(cairn_core::Error::BadField {
+                field: "entry id",
+                reason: format!("{prefix:?} is not a hex id or the start of one"),
+            }
+            .into());
+        }
+        let whole_bytes = hex::decode(&prefix[..prefix.len() / 2 * 2]).unwrap_or_default();
+        let mut scan_prefix = vec![layout::HEADER];
+        scan_prefix.extend_from_slice(&whole_bytes);
+        let mut found = Vec::new();
+        for key in self.entries.scan_prefix(scan_prefix).keys() {
+            let key = key?;
+            let Some(id) = layout::trailing_id(&key) else {
+                continue;
+            };
+            if id.to_string().starts_with(&prefix) {
+                found.push(id);
+                if found.len() > 1 {
+                    break;
+                }
+            }
+        }
+        match found.as_slice() {
+            [] => Err(Error::NotFound(prefix)),
+            [id] => Ok(*id),
+            _ => Err(Error::Ambiguous {
+                count: self.count_prefix(&prefix)?,
+                prefix,
+            }),
+        }
+    }
+
+    fn count_prefix(&self, prefix: &str) -> Result<usize, Error> {
+        let mut count = 0;
+        for key in self.entries.scan_prefix([layout::HEADER]).keys() {
+            if layout::trailing_id(&key?).is_some_and(|id| id.to_string().starts_with(prefix)) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
+    /// Entries matching `filter`, newest first, read lazily from the most selective index.
+    pub fn newest<'a>(
+        &'a self,
+        filter: &'a Filter,
+    ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
+        let prefix = if let Some(author) = &filter.author {
+            layout::chain_prefix(author)
+        } else if let Some(tag) = &filter.tag {
+            layout::tag_prefix(tag)
+        } else if let Some(space) = &filter.space {
+            layout::space_prefix(space)
+        } else if let Some(org) = &filter.org {
+            layout::org_prefix(org)
+        } else if let Some(kind) = filter.kind {
+            layout::kind_prefix(kind)
+        } else {
+            vec![layout::TIME]
+        };
+        let by_chain = filter.author.is_some();
+        self.entries
+            .scan_prefix(prefix)
+            .rev()
+            .filter_map(move |item| {
+                let result = (|| {
+                    let (key, value) = item?;
+                    let id = if by_chain {
+                        id_from(&value)?
+                    } else {
+                        layout::trailing_id(&key)
+                            .ok_or_else(|| Error::Corrupt("an index key is too short".into()))?
+                    };
+                    // Index keys are written with their entry in one batch; a missing entry is
+                    // damage, not a race.
+                    self.get(&id)?
+                        .ok_or_else(|| Error::Corrupt(format!("index names missing entry {id}")))
+                })();
+                match result {
+                    Ok(entry) if !filter.matches(&entry) => None,
+                    other => Some(other),
+                }
+            })
+    }
+
+    /// The author's highest seq held and its id: where their next entry goes.
+    pub fn chain_head(&self, author: &MemberId) -> Result<Option<(u64, EntryId)>, Error> {
+        let Some(item) = self
+            .entries
+            .scan_prefix(layout::chain_prefix(author))
+            .next_back()
+        else {
+            return Ok(None);
+        };
+        let (key, value) = item?;
+        let seq_bytes: [u8; 8] = key[key.len() - 8..]
+            .try_into()
+            .map_err(|_| Error::Corrupt("a chain key is too short".into()))?;
+        Ok(Some((u64::from_be_bytes(seq_bytes), id_from(&value)?)))
+    }
+
+    /// Previous entries that stored entries name but this store does not hold yet.
+    pub fn wanted(&self) -> Result<Vec<EntryId>, Error> {
+        self.entries
+            .scan_prefix([layout::WANTED])
+            .keys()
+            .map(|key| {
+                layout::trailing_id(&key?)
+                    .ok_or_else(|| Error::Corrupt("a wanted key is too short".into()))
+            })
+            .collect()
+    }
+
+    /// Every fork proof held, optionally for one author.
+    pub fn forks(&self, author: Option<&MemberId>) -> Result<Vec<Fork>, Error> {
+        let prefix = author.map_or_else(|| vec![layout::FORK], layout::fork_prefix);
+        let mut forks = Vec::new();
+        for item in self.entries.scan_prefix(prefix) {
+            let (_, frame) = item?;
+            let other = Entry::decode(&frame)
+                .map_err(|err| Error::Corrupt(format!("a fork proof does not decode: {err}")))?;
+            let header = other.header();
+            let kept = self
+                .chain_lookup(&PendingChains::default(), &header.author, header.seq)?
+                .ok_or_else(|| {
+                    Error::Corrupt("a fork proof has no chain entry beside it".into())
+                })?;
+            forks.push(Fork {
+                author: header.author,
+                seq: header.seq,
+                kept,
+                other,
+            });
+        }
+        Ok(forks)
+    }
+
+    /// The number of entries in chains (fork proofs not counted). Walks the header keys.
+    pub fn count(&self) -> Result<usize, Error> {
+        let mut count = 0;
+        for key in self.entries.scan_prefix([layout::HEADER]).keys() {
+            key?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// Writes everything buffered to disk.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Chain positions staged earlier in the same batch, which the tree cannot see yet.
+#[derive(Default)]
+struct PendingChains {
+    chains: HashMap<(MemberId, u64), EntryId>,
+    headers: HashMap<EntryId, Option<EntryId>>,
+}
+
+fn id_from(bytes: &[u8]) -> Result<EntryId, Error> {
+    let id: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::Corrupt("a stored id is not 32 bytes".into()))?;
+    Ok(EntryId(id))
+}
+
+fn open_db(path: &Path, config: Config) -> Result<sled::Db, Error> {
+    let deadline = Instant::now() + config.lock_wait;
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity)
+            .mode(sled::Mode::HighThroughput)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(err)) if err.to_string().contains("could not acquire lock") => {
+                if Instant::now() >= deadline {
+                    return Err(Error::Locked(path.to_path_buf()));
+                }
+                // Another process holds the store (usually a publish that is about to finish).
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            Err(source) => {
+                return Err(Error::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}

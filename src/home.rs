@@ -1,0 +1,347 @@
+//! The Cairn home directory: where the identity, keys, configuration and store live, and the
+//! rules for creating and reading them (home 0700, secret keys 0600, never overwritten).
+//!
+//! ```text
+//! HOME/                 0700
+//!   config.toml         commented settings
+//!   keys/               0700
+//!     org.key           0600  the organisation's secret key
+//!     member.key        0600  your member secret key
+//!     member.credential       the org-signed membership credential (public)
+//!   store/              the sled entry store
+//! ```
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_core::{Credential, CredentialClaims, SecretKey, Space, Timestamp};
+use cairn_store::Store;
+use serde::Deserialize;
+
+/// A home directory, located but not necessarily initialised.
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// The keys this home publishes with.
+#[derive(Debug)]
+pub struct Identity {
+    pub member_key: SecretKey,
+    pub credential: Credential,
+}
+
+/// Settings read from `config.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub publish: PublishConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    #[serde(default = "default_spaces")]
+    pub default_spaces: Vec<String>,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self {
+            default_spaces: default_spaces(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: default_cache_mb(),
+        }
+    }
+}
+
+fn default_spaces() -> Vec<String> {
+    vec![Space::DEFAULT.to_string()]
+}
+
+fn default_cache_mb() -> u64 {
+    64
+}
+
+const CONFIG_TEMPLATE: &str = r#"# Cairn configuration. Lines starting with '#' are comments.
+# Every setting here is optional; the values shown are the defaults.
+
+[publish]
+# The spaces new entries go to when `cairn publish` is given no --space.
+# A space is a community or field, such as "commons", "mental-health" or "housing".
+default_spaces = ["commons"]
+
+[store]
+# Memory the entry store may use for its cache, in MiB.
+cache_mb = 64
+"#;
+
+impl Home {
+    /// The home named by `--home` / `CAIRN_HOME`, or the platform's data directory.
+    pub fn locate(explicit: Option<PathBuf>) -> Result<Self> {
+        let root = match explicit {
+            Some(root) => root,
+            None => dirs::data_dir()
+                .context("could not find a data directory for this user; pass --home DIR or set CAIRN_HOME")?
+                .join("cairn"),
+        };
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    fn org_key_path(&self) -> PathBuf {
+        self.keys_dir().join("org.key")
+    }
+
+    fn member_key_path(&self) -> PathBuf {
+        self.keys_dir().join("member.key")
+    }
+
+    fn credential_path(&self) -> PathBuf {
+        self.keys_dir().join("member.credential")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    fn store_path(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    pub fn is_initialised(&self) -> bool {
+        self.org_key_path().exists()
+    }
+
+    /// Creates a new identity. Refuses if this home already holds one.
+    pub fn init(&self, org_name: &str, member_name: &str) -> Result<Identity> {
+        if self.is_initialised() {
+            let existing = self
+                .load()
+                .map(|identity| format!(" for {:?}", identity.credential.claims().org_name));
+            bail!(
+                "{} already holds a Cairn identity{}; refusing to overwrite it. Use another --home, or move that folder away if you really mean to start over",
+                self.root.display(),
+                existing.unwrap_or_default()
+            );
+        }
+        let org_key = SecretKey::from_seed(random_seed()?);
+        let member_key = SecretKey::from_seed(random_seed()?);
+        let credential = Credential::issue(
+            &org_key,
+            CredentialClaims {
+                org: org_key.org_id(),
+                org_name: org_name.to_string(),
+                member: member_key.member_id(),
+                member_name: member_name.to_string(),
+                issued: Timestamp::now(),
+                expires: None,
+            },
+        )
+        .context("could not issue your membership credential")?;
+
+        create_private_dir(&self.root)?;
+        create_private_dir(&self.keys_dir())?;
+        let config = self.config()?;
+        self.create_store(&config)?;
+        write_new(
+            &self.org_key_path(),
+            &key_file_text(&format!("the organisation {org_name:?}"), &org_key),
+            0o600,
+        )?;
+        write_new(
+            &self.member_key_path(),
+            &key_file_text(&format!("member {member_name:?}"), &member_key),
+            0o600,
+        )?;
+        write_new(
+            &self.credential_path(),
+            &format!("{}\n", hex::encode(credential.as_bytes())),
+            0o644,
+        )?;
+        if !self.config_path().exists() {
+            write_new(&self.config_path(), CONFIG_TEMPLATE, 0o600)?;
+        }
+        Ok(Identity {
+            member_key,
+            credential,
+        })
+    }
+
+    /// Creates the store, or adopts an empty one left by an `init` that failed half-way.
+    fn create_store(&self, config: &Config) -> Result<()> {
+        let path = self.store_path();
+        if path.exists() {
+            let store = Store::open(&path, store_config(config))?;
+            if store.count()? > 0 {
+                bail!(
+                    "{} holds entries but no identity; restore the keys folder from a backup instead of running init",
+                    path.display()
+                );
+            }
+            return Ok(());
+        }
+        Store::create(&path, store_config(config))
+            .with_context(|| format!("could not create the store in {}", self.root.display()))?;
+        Ok(())
+    }
+
+    /// Reads the identity, or explains how to create one.
+    pub fn load(&self) -> Result<Identity> {
+        if !self.is_initialised() {
+            bail!(
+                "{} holds no Cairn identity yet; run `cairn init --org \"Your organisation\"` first (or pass --home to use another home)",
+                self.root.display()
+            );
+        }
+        let org_key = read_key(&self.org_key_path())?;
+        let member_key = read_key(&self.member_key_path())?;
+        let credential_path = self.credential_path();
+        let credential_hex = fs::read_to_string(&credential_path)
+            .with_context(|| format!("could not read {}", credential_path.display()))?;
+        let credential = hex::decode(credential_hex.trim())
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Ok(Credential::from_bytes(&bytes)?))
+            .with_context(|| {
+                format!(
+                    "{} is damaged; restore it from a backup",
+                    credential_path.display()
+                )
+            })?;
+        let claims = credential.claims();
+        if claims.org != org_key.org_id() || claims.member != member_key.member_id() {
+            bail!(
+                "{} does not belong to the keys beside it; restore the keys folder from a backup",
+                credential_path.display()
+            );
+        }
+        Ok(Identity {
+            member_key,
+            credential,
+        })
+    }
+
+    /// Reads `config.toml`; a missing file means all defaults.
+    pub fn config(&self) -> Result<Config> {
+        let path = self.config_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => {
+                return Err(err).with_context(|| format!("could not read {}", path.display()));
+            }
+        };
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not valid; fix the setting named above",
+                path.display()
+            )
+        })
+    }
+
+    /// Opens this home's existing store.
+    pub fn open_store(&self) -> Result<Store> {
+        self.load()?;
+        let config = self.config()?;
+        Ok(Store::open(&self.store_path(), store_config(&config))?)
+    }
+}
+
+fn store_config(config: &Config) -> cairn_store::Config {
+    cairn_store::Config {
+        cache_capacity: config.store.cache_mb.saturating_mul(1024 * 1024),
+        lock_wait: Duration::from_secs(10),
+    }
+}
+
+fn random_seed() -> Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed)
+        .map_err(|err| anyhow::anyhow!("the system random generator failed: {err}"))?;
+    Ok(seed)
+}
+
+fn key_file_text(owner: &str, key: &SecretKey) -> String {
+    format!(
+        "# Cairn secret key of {owner}.\n# Whoever holds this file can publish as its owner: keep it private and back it up.\n{}\n",
+        hex::encode(key.seed())
+    )
+}
+
+fn read_key(path: &Path) -> Result<SecretKey> {
+    let metadata =
+        fs::metadata(path).with_context(|| format!("could not read {}", path.display()))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "the secret key {} can be read by other users (mode {mode:o}); run `chmod 600 {}` and try again",
+            path.display(),
+            path.display()
+        );
+    }
+    let text =
+        fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .unwrap_or("");
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(line, &mut seed).with_context(|| {
+        format!(
+            "{} is damaged (no 64-digit key found); restore it from a backup",
+            path.display()
+        )
+    })?;
+    Ok(SecretKey::from_seed(seed))
+}
+
+fn create_private_dir(path: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    // `recursive` leaves an existing folder's mode alone; the home must not be readable by others.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("could not make {} private", path.display()))
+}
+
+fn write_new(path: &Path, contents: &str, mode: u32) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("could not create {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("could not write {}", path.display()))
+}

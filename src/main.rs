@@ -1,0 +1,29 @@
+//! The `cairn` command: parses arguments and runs one command against the home's store.
+//!
+//! - `cli`: argument definitions;
+//! - `commands`: what each command does;
+//! - `home`: the home directory, identity, keys and configuration;
+//! - `render`: text and `--json` output;
+//! - `editor`: writing an entry in `$EDITOR`.
+
+mod cli;
+mod commands;
+mod editor;
+mod home;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // Usage errors exit with 2 inside `parse`, after printing clap's explanation.
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! How entries and identities look on the terminal: the stable `--json` shapes and the text
+//! views. Nothing else serialises for output.
+
+use std::fmt::Write as _;
+
+use cairn_core::{Entry, Story, Timestamp};
+use serde::Serialize;
+
+/// The `--json` shape of an entry. Fields are only ever added, never renamed or removed.
+#[derive(Debug, Serialize)]
+pub struct EntryView {
+    pub id: String,
+    pub kind: String,
+    pub title: String,
+    pub summary: String,
+    pub body: String,
+    pub sections: Sections,
+    pub tags: Vec<String>,
+    pub spaces: Vec<String>,
+    pub language: String,
+    pub links: Vec<String>,
+    pub author: String,
+    pub author_name: String,
+    pub org: String,
+    pub org_name: String,
+    pub seq: u64,
+    pub prev: Option<String>,
+    pub created: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Sections {
+    pub context: String,
+    pub tried: String,
+    pub happened: String,
+    pub learned: String,
+    pub next: String,
+}
+
+impl EntryView {
+    pub fn new(entry: &Entry) -> Self {
+        let header = entry.header();
+        let claims = entry.credential().claims();
+        // Stored entries were validated, so a story kind's body decodes; an unknown kind has none.
+        let story = entry.story().and_then(Result::ok).unwrap_or_default();
+        Self {
+            id: entry.id().to_string(),
+            kind: header.kind.to_string(),
+            sections: Sections {
+                context: story.context.clone(),
+                tried: story.tried.clone(),
+                happened: story.happened.clone(),
+                learned: story.learned.clone(),
+                next: story.next.clone(),
+            },
+            title: story.title,
+            summary: story.summary,
+            body: story.text,
+            tags: story.tags,
+            spaces: header.spaces.iter().map(ToString::to_string).collect(),
+            language: story.language,
+            links: story.links,
+            author: header.author.to_string(),
+            author_name: claims.member_name.clone(),
+            org: claims.org.to_string(),
+            org_name: claims.org_name.clone(),
+            seq: header.seq,
+            prev: header.prev.map(|prev| prev.to_string()),
+            created: rfc3339(header.created),
+        }
+    }
+}
+
+pub fn rfc3339(time: Timestamp) -> String {
+    humantime::format_rfc3339_millis(time.to_system_time()).to_string()
+}
+
+/// `2026-11-26 10:02`, for lists.
+fn short_time(time: Timestamp) -> String {
+    let full = humantime::format_rfc3339_seconds(time.to_system_time()).to_string();
+    full.get(..16)
+        .map(|text| text.replace('T', " "))
+        .unwrap_or(full)
+}
+
+/// Two lines per entry: id, time, kind and title; then who, where and tags.
+pub fn list_item(entry: &Entry) -> String {
+    let header = entry.header();
+    let claims = entry.credential().claims();
+    let story = entry.story().and_then(Result::ok).unwrap_or_default();
+    let mut second = format!("{} · {}", claims.org_name, claims.member_name);
+    let spaces: Vec<_> = header.spaces.iter().map(ToString::to_string).collect();
+    let _ = write!(second, " · {}", spaces.join(", "));
+    if !story.tags.is_empty() {
+        let tags: Vec<_> = story.tags.iter().map(|tag| format!("#{tag}")).collect();
+        let _ = write!(second, " · {}", tags.join(" "));
+    }
+    format!(
+        "{}  {}  {:<8}  {}\n{:14}{}",
+        entry.id().short(12),
+        short_time(header.created),
+        header.kind.to_string(),
+        story.title,
+        "",
+        second
+    )
+}
+
+/// The full text view of one entry.
+pub fn entry_text(entry: &Entry) -> String {
+    let header = entry.header();
+    let claims = entry.credential().claims();
+    let story = entry.story().and_then(Result::ok).unwrap_or_else(|| Story {
+        title: format!("({} entry)", header.kind),
+        ..Story::default()
+    });
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{}: {}",
+        header.kind.to_string().to_uppercase(),
+        story.title
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "  by       {} of {}",
+        claims.member_name, claims.org_name
+    );
+    let _ = writeln!(out, "  created  {}", rfc3339(header.created));
+    let _ = writeln!(
+        out,
+        "  spaces   {}",
+        header
+            .spaces
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !story.tags.is_empty() {
+        let _ = writeln!(
+            out,
+            "  tags     {}",
+            story
+                .tags
+                .iter()
+                .map(|t| format!("#{t}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    if !story.language.is_empty() {
+        let _ = writeln!(out, "  language {}", story.language);
+    }
+    let _ = writeln!(out, "  id       {}", entry.id());
+    let _ = writeln!(out, "  author   {} (seq {})", header.author, header.seq);
+    let _ = writeln!(out, "  org      {}", claims.org);
+    let mut section = |heading: &str, text: &str| {
+        if !text.trim().is_empty() {
+            let _ = writeln!(out);
+            if !heading.is_empty() {
+                let _ = writeln!(out, "{heading}\n");
+            }
+            for line in text.trim_end().lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    };
+    section("Summary", &story.summary);
+    section("", &story.text);
+    for (heading, text) in story.sections() {
+        section(heading, text);
+    }
+    if !story.links.is_empty() {
+        section("Links", &story.links.join("\n"));
+    }
+    out
+}
