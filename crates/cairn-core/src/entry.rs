@@ -394,20 +394,7 @@ impl Entry {
 
     /// The frame that carries this entry (with its body, if held).
     pub fn encode(&self) -> Vec<u8> {
-        let body_len = self.body.as_ref().map_or(0, |body| 4 + body.len());
-        let mut frame = Vec::with_capacity(4 + self.signed_header.len() + 1 + body_len);
-        // Both lengths were bounded far below u32::MAX when the entry was built.
-        frame.extend_from_slice(&(self.signed_header.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&self.signed_header);
-        match &self.body {
-            None => frame.push(0),
-            Some(body) => {
-                frame.push(1);
-                frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
-                frame.extend_from_slice(body);
-            }
-        }
-        frame
+        frame(&self.signed_header, self.body.as_deref())
     }
 
     pub fn id(&self) -> EntryId {
@@ -443,6 +430,33 @@ impl Entry {
         }
         self.body.as_deref().map(Story::decode)
     }
+}
+
+/// Signs a header exactly as given, with no checks, returning the signed header bytes. Tests
+/// use it to build entries that are well signed but wrong in other ways.
+pub fn sign_header(author: &SecretKey, header: &Header) -> Result<Vec<u8>, Error> {
+    let mut signed_header = codec::encode("header", header)?;
+    let signature = author.sign(ENTRY_DOMAIN, &signed_header);
+    signed_header.extend_from_slice(&signature);
+    Ok(signed_header)
+}
+
+/// Frames a signed header and an optional body (see the module docs). Lengths are written as
+/// u32; callers keep them within the limits, which are far below `u32::MAX`.
+pub fn frame(signed_header: &[u8], body: Option<&[u8]>) -> Vec<u8> {
+    let body_len = body.map_or(0, |body| 4 + body.len());
+    let mut frame = Vec::with_capacity(4 + signed_header.len() + 1 + body_len);
+    frame.extend_from_slice(&(signed_header.len() as u32).to_le_bytes());
+    frame.extend_from_slice(signed_header);
+    match body {
+        None => frame.push(0),
+        Some(body) => {
+            frame.push(1);
+            frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            frame.extend_from_slice(body);
+        }
+    }
+    frame
 }
 
 /// Reads the frame's length-prefixed parts, reporting where a short frame ended.

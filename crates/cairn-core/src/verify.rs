@@ -124,14 +124,14 @@ impl Verifier {
         verify_strict(&key, ENTRY_DOMAIN, signed, signature).map_err(|()| Error::BadSignature)
     }
 
-    /// The decompressed key, refusing encodings that are not points and small-order (weak)
-    /// keys on first sight.
+    /// The decompressed key, refusing encodings that are not points, non-canonical encodings
+    /// (so each key has one id) and small-order (weak) keys, on first sight.
     fn key(&self, bytes: &[u8; 32]) -> Result<VerifyingKey, Error> {
         if let Some(key) = read(&self.keys).get(bytes) {
             return Ok(*key);
         }
         let key = VerifyingKey::from_bytes(bytes).map_err(|_| Error::BadKey(hex::encode(bytes)))?;
-        if key.is_weak() {
+        if key.is_weak() || key.to_edwards().compress().to_bytes() != *bytes {
             return Err(Error::BadKey(hex::encode(bytes)));
         }
         let mut keys = write(&self.keys);

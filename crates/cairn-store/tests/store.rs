@@ -1,0 +1,299 @@
+//! The store against real sled databases in temporary folders.
+
+use cairn_core::testkit::{Author, EPOCH, story};
+use cairn_core::{Kind, MemberId, Timestamp};
+use cairn_store::{Config, Error, Filter, Outcome, Store};
+
+const NOW: Timestamp = Timestamp(EPOCH.0 + 86_400_000);
+
+fn new_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(&dir.path().join("store"), Config::default()).expect("create");
+    (dir, store)
+}
+
+fn code(result: Result<cairn_store::Inserted, Error>) -> String {
+    match result {
+        Err(Error::Rejected(reason)) => reason.code().to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn entries_round_trip_through_store_and_list_with_every_filter() {
+    let (_dir, store) = new_store();
+    let ana = Author::ana();
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let ana_chain = ana.chain(9, EPOCH, 800).expect("chain");
+    let ben_chain = ben.chain(3, Timestamp(EPOCH.0 + 500), 300).expect("chain");
+    for entry in ana_chain.iter().chain(&ben_chain) {
+        let inserted = store.insert(&entry.encode(), NOW).expect("insert");
+        assert_eq!(inserted.outcome, Outcome::Stored);
+        assert_eq!(store.get(&entry.id()).expect("get").as_ref(), Some(entry));
+    }
+    assert_eq!(store.count().expect("count"), 12);
+
+    let all: Vec<_> = store
+        .newest(&Filter::default())
+        .map(|e| e.expect("read"))
+        .collect();
+    assert_eq!(all.len(), 12);
+    assert!(
+        all.windows(2)
+            .all(|pair| pair[0].header().created >= pair[1].header().created),
+        "newest first"
+    );
+
+    let count = |filter: Filter| store.newest(&filter).map(|e| e.expect("read")).count();
+    assert_eq!(
+        count(Filter {
+            kind: Some(Kind::FAILURE),
+            ..Filter::default()
+        }),
+        3 + 1
+    );
+    assert_eq!(
+        count(Filter {
+            space: Some("commons".into()),
+            ..Filter::default()
+        }),
+        12
+    );
+    assert_eq!(
+        count(Filter {
+            space: Some("housing".into()),
+            ..Filter::default()
+        }),
+        0
+    );
+    assert_eq!(
+        count(Filter {
+            tag: Some("batch-1".into()),
+            ..Filter::default()
+        }),
+        2
+    );
+    assert_eq!(
+        count(Filter {
+            org: Some(ben.org_key.org_id()),
+            ..Filter::default()
+        }),
+        3
+    );
+    assert_eq!(
+        count(Filter {
+            author: Some(ana.key.member_id()),
+            ..Filter::default()
+        }),
+        9
+    );
+    assert_eq!(
+        count(Filter {
+            author: Some(ana.key.member_id()),
+            kind: Some(Kind::QUESTION),
+            ..Filter::default()
+        }),
+        3
+    );
+    assert_eq!(
+        store.chain_head(&ana.key.member_id()).expect("head"),
+        Some((9, ana_chain[8].id()))
+    );
+    assert_eq!(store.chain_head(&MemberId([9; 32])).expect("head"), None);
+}
+
+#[test]
+fn duplicates_are_refused_by_id() {
+    let (_dir, store) = new_store();
+    let entry = &Author::ana().chain(1, EPOCH, 200).expect("chain")[0];
+    store.insert(&entry.encode(), NOW).expect("first");
+    assert_eq!(code(store.insert(&entry.encode(), NOW)), "duplicate:id");
+    let batch = store
+        .insert_batch(&[entry.encode(), entry.encode()], NOW)
+        .expect("batch");
+    assert!(
+        batch
+            .into_iter()
+            .all(|result| code(result) == "duplicate:id")
+    );
+}
+
+#[test]
+fn gaps_are_recorded_and_filled_out_of_order() {
+    let (_dir, store) = new_store();
+    let chain = Author::ana().chain(4, EPOCH, 200).expect("chain");
+    for index in [3, 0, 2] {
+        store.insert(&chain[index].encode(), NOW).expect("insert");
+    }
+    assert_eq!(store.wanted().expect("wanted"), vec![chain[1].id()]);
+    store.insert(&chain[1].encode(), NOW).expect("fill the gap");
+    assert!(store.wanted().expect("wanted").is_empty());
+    assert_eq!(store.count().expect("count"), 4);
+}
+
+#[test]
+fn a_second_entry_at_the_same_seq_is_kept_as_a_fork_proof() {
+    let (_dir, store) = new_store();
+    let ana = Author::ana();
+    let first = ana
+        .entry(1, None, Kind::LEARNING, &story(1, 100), EPOCH)
+        .expect("first");
+    let rival = ana
+        .entry(1, None, Kind::FAILURE, &story(2, 100), EPOCH)
+        .expect("rival");
+    store.insert(&first.encode(), NOW).expect("first");
+    let inserted = store.insert(&rival.encode(), NOW).expect("rival is valid");
+    assert_eq!(inserted.outcome, Outcome::ForkProof);
+    assert_eq!(
+        store.chain_head(&ana.key.member_id()).expect("head"),
+        Some((1, first.id()))
+    );
+    let forks = store.forks(Some(&ana.key.member_id())).expect("forks");
+    assert_eq!(forks.len(), 1);
+    assert_eq!(
+        (forks[0].kept, forks[0].other.id()),
+        (first.id(), rival.id())
+    );
+    assert_eq!(code(store.insert(&rival.encode(), NOW)), "duplicate:id");
+    assert_eq!(store.count().expect("count"), 1);
+}
+
+#[test]
+fn an_entry_that_contradicts_the_held_chain_is_refused() {
+    let (_dir, store) = new_store();
+    let ana = Author::ana();
+    let chain = ana.chain(2, EPOCH, 100).expect("chain");
+    let rival_first = ana
+        .entry(1, None, Kind::QUESTION, &story(7, 100), EPOCH)
+        .expect("rival");
+    let rival_second = ana
+        .entry(
+            2,
+            Some(rival_first.id()),
+            Kind::QUESTION,
+            &story(8, 100),
+            EPOCH,
+        )
+        .expect("rival");
+    store.insert(&chain[0].encode(), NOW).expect("seq 1");
+    let third_on_rival = ana
+        .entry(
+            3,
+            Some(rival_second.id()),
+            Kind::LEARNING,
+            &story(9, 100),
+            EPOCH,
+        )
+        .expect("seq 3");
+    store.insert(&chain[1].encode(), NOW).expect("seq 2");
+    assert_eq!(
+        code(store.insert(&third_on_rival.encode(), NOW)),
+        "invalid:chain-conflict"
+    );
+    // A predecessor that the held successor does not name is refused too.
+    let (_dir2, fresh) = new_store();
+    fresh.insert(&chain[1].encode(), NOW).expect("seq 2 first");
+    assert_eq!(
+        code(fresh.insert(&rival_first.encode(), NOW)),
+        "invalid:chain-conflict"
+    );
+    fresh
+        .insert(&chain[0].encode(), NOW)
+        .expect("the right seq 1");
+}
+
+#[test]
+fn a_whole_chain_in_one_batch_is_checked_against_itself() {
+    let (_dir, store) = new_store();
+    let chain = Author::ana().chain(300, EPOCH, 1_000).expect("chain");
+    let frames: Vec<_> = chain.iter().rev().map(|entry| entry.encode()).collect();
+    let results = store.insert_batch(&frames, NOW).expect("batch");
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    assert_eq!(store.count().expect("count"), 300);
+    assert!(store.wanted().expect("wanted").is_empty());
+}
+
+#[test]
+fn ids_resolve_from_unique_prefixes() {
+    let (_dir, store) = new_store();
+    let chain = Author::ana().chain(40, EPOCH, 100).expect("chain");
+    for entry in &chain {
+        store.insert(&entry.encode(), NOW).expect("insert");
+    }
+    let id = chain[17].id().to_string();
+    assert_eq!(store.resolve(&id).expect("full"), chain[17].id());
+    assert_eq!(
+        store.resolve(&id[..12].to_uppercase()).expect("prefix"),
+        chain[17].id()
+    );
+    assert!(matches!(
+        store.resolve(&id[..1]),
+        Err(Error::Ambiguous { .. })
+    ));
+    assert!(matches!(store.resolve("zz"), Err(Error::Rejected(_))));
+}
+
+#[test]
+fn entries_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let chain = Author::ana().chain(20, EPOCH, 500).expect("chain");
+    {
+        let store = Store::create(&path, Config::default()).expect("create");
+        store
+            .insert_batch(&chain.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
+            .expect("batch");
+    }
+    let store = Store::open(&path, Config::default()).expect("reopen");
+    assert_eq!(store.count().expect("count"), 20);
+    assert!(matches!(
+        Store::create(&path, Config::default()),
+        Err(Error::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn a_missing_foreign_or_damaged_store_is_an_error_never_an_empty_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nothing-here");
+    assert!(matches!(
+        Store::open(&missing, Config::default()),
+        Err(Error::Missing(_))
+    ));
+    assert!(!missing.exists(), "opening must not create a store");
+
+    // A sled database that Cairn did not create.
+    let foreign = dir.path().join("foreign");
+    drop(sled::open(&foreign).expect("sled"));
+    assert!(matches!(
+        Store::open(&foreign, Config::default()),
+        Err(Error::NotAStore(_))
+    ));
+
+    // A Cairn store whose data file was overwritten with garbage.
+    let damaged = dir.path().join("damaged");
+    {
+        let store = Store::create(&damaged, Config::default()).expect("create");
+        let chain = Author::ana().chain(50, EPOCH, 500).expect("chain");
+        store
+            .insert_batch(&chain.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
+            .expect("batch");
+    }
+    let data = damaged.join("db");
+    let len = std::fs::metadata(&data).expect("db file").len() as usize;
+    std::fs::write(&data, vec![0xA5; len]).expect("overwrite");
+    match Store::open(&damaged, Config::default()) {
+        Err(err) => {
+            let message = err.to_string();
+            assert!(
+                message.contains("restore"),
+                "the error says what to do: {message}"
+            );
+        }
+        Ok(store) => panic!("a damaged store opened with {:?} entries", store.count()),
+    }
+}
