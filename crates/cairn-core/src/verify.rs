@@ -6,8 +6,8 @@
 //!
 //! Signatures are checked with `verify_strict` only, so there is one notion of "valid" across
 //! every peer. Batches are verified in parallel on all cores rather than with ed25519 batch
-//! verification, whose cofactored equation accepts some signatures that `verify_strict`
-//! rejects; see `docs/architecture.md`.
+//! verification, which skips `verify_strict`'s small-order checks on R and A and so can accept
+//! signatures that `verify_strict` rejects; see `docs/architecture.md`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
@@ -52,7 +52,7 @@ impl Verifier {
 
     /// Verifies a batch, in parallel where it is large enough to pay for the threads. The
     /// result for each entry is the one [`Verifier::verify`] would give.
-    pub fn verify_all(&self, entries: &[Entry], now: Timestamp) -> Vec<Result<(), Error>> {
+    pub fn verify_all(&self, entries: &[&Entry], now: Timestamp) -> Vec<Result<(), Error>> {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         if threads < 2 || entries.len() < PARALLEL_THRESHOLD {
             return entries

@@ -1,17 +1,18 @@
 //! Key layout of the one sled tree that holds entries and their indexes.
 //!
-//! Everything about an entry lives in a single tree under one-byte prefixes, because sled
-//! applies a batch atomically only within one tree: an entry and all its index keys land
-//! together or not at all, with no multi-tree transaction. Integers are big-endian so keys sort
-//! in numeric order; variable-length parts end with a 0 byte (space names and tags cannot
-//! contain one); an index key ends with the entry id so a scan yields ids directly.
+//! Everything about an entry lives in one tree under one-byte prefixes. An entry is written as
+//! its index keys first and its record (`e id` → frame) last: the record is what makes the
+//! entry exist, so an index key whose record is missing (left by a crash between the two) is
+//! ignored by readers and rewritten by the next insert of that entry. Single inserts are used
+//! instead of `sled::Batch` because sled's batches cost about twice as much per key (measured:
+//! see `docs/performance.md`). Integers are big-endian so keys sort in numeric order;
+//! variable-length parts end with a 0 byte (space names and tags cannot contain one); an index
+//! key ends with the entry id so a scan yields ids directly.
 
 use cairn_core::{EntryId, Kind, MemberId, OrgId, Timestamp};
 
-/// `h id` → signed header bytes.
-pub const HEADER: u8 = b'h';
-/// `b id` → body bytes.
-pub const BODY: u8 = b'b';
+/// `e id` → the entry's frame: the record whose presence means the entry is stored.
+pub const RECORD: u8 = b'e';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';
 /// `t created id` → ().
@@ -24,10 +25,8 @@ pub const KIND: u8 = b'k';
 pub const TAG: u8 = b'g';
 /// `o org created id` → ().
 pub const ORG: u8 = b'o';
-/// `f author seq id` → frame of a second valid entry at the same author and seq: a fork proof.
+/// `f id` → frame of a second valid entry at an author and seq already held: a fork proof.
 pub const FORK: u8 = b'f';
-/// `F id` → () for each entry kept only as a fork proof, so it is recognised as a duplicate.
-pub const FORK_ID: u8 = b'F';
 /// `w id` → `author seq`: a previous entry that a stored entry names but this store lacks.
 pub const WANTED: u8 = b'w';
 
@@ -48,19 +47,6 @@ pub fn chain_prefix(author: &MemberId) -> Vec<u8> {
 pub fn chain_key(author: &MemberId, seq: u64) -> Vec<u8> {
     let mut key = chain_prefix(author);
     key.extend_from_slice(&seq.to_be_bytes());
-    key
-}
-
-pub fn fork_prefix(author: &MemberId) -> Vec<u8> {
-    let mut key = vec![FORK];
-    key.extend_from_slice(author.as_bytes());
-    key
-}
-
-pub fn fork_key(author: &MemberId, seq: u64, id: &EntryId) -> Vec<u8> {
-    let mut key = fork_prefix(author);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key.extend_from_slice(id.as_bytes());
     key
 }
 

@@ -16,7 +16,7 @@
 
 mod layout;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -28,6 +28,8 @@ const FORMAT: &[u8] = b"cairn-store/1";
 const META_TREE: &str = "meta";
 const ENTRIES_TREE: &str = "entries";
 const FORMAT_KEY: &str = "format";
+/// Entries verified per step of the verify-while-writing pipeline.
+const PIPELINE_CHUNK: usize = 128;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +224,9 @@ impl Store {
     /// Validates and stores a batch of frames with one flush. The outer error is a storage
     /// failure (nothing in the batch is acknowledged); each inner result says what happened to
     /// that frame, in order.
+    ///
+    /// Signature checks for the next chunk run on other threads while this chunk is written,
+    /// so the cores verify while sled writes.
     pub fn insert_batch<F: AsRef<[u8]>>(
         &self,
         frames: &[F],
@@ -229,43 +234,51 @@ impl Store {
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
         let mut results: Vec<Option<Result<Inserted, Error>>> = Vec::with_capacity(frames.len());
         let mut candidates = Vec::with_capacity(frames.len());
-        let mut candidate_slots = Vec::with_capacity(frames.len());
         let mut seen = HashSet::with_capacity(frames.len());
         // Cheapest first: size and decoding, then duplicates by id, before any signature work.
         for frame in frames {
             let slot = results.len();
             results.push(None);
-            let entry = match Entry::decode(frame.as_ref()) {
-                Ok(entry) => entry,
-                Err(err) => {
-                    results[slot] = Some(Err(err.into()));
-                    continue;
+            match Entry::decode(frame.as_ref()) {
+                Err(err) => results[slot] = Some(Err(err.into())),
+                Ok(entry) if !seen.insert(entry.id()) || self.contains(&entry.id())? => {
+                    results[slot] = Some(Err(cairn_core::Error::Duplicate(entry.id()).into()));
                 }
-            };
-            if !seen.insert(entry.id()) || self.contains(&entry.id())? {
-                results[slot] = Some(Err(cairn_core::Error::Duplicate(entry.id()).into()));
-                continue;
+                Ok(entry) => candidates.push((slot, entry)),
             }
-            candidates.push(entry);
-            candidate_slots.push(slot);
         }
-        let verdicts = self.verifier.verify_all(&candidates, now);
 
-        let mut batch = sled::Batch::default();
-        let mut pending = PendingChains::default();
-        {
-            let _guard = self
-                .write_lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for ((entry, verdict), slot) in candidates.iter().zip(verdicts).zip(candidate_slots) {
-                let result = match verdict {
-                    Err(err) => Err(err.into()),
-                    Ok(()) => self.stage(entry, &mut pending, &mut batch),
-                };
-                results[slot] = Some(result);
-            }
-            self.entries.apply_batch(batch)?;
+        let chunks: Vec<&[(usize, Entry)]> = candidates.chunks(PIPELINE_CHUNK).collect();
+        let verify = |chunk: &[(usize, Entry)]| {
+            let entries: Vec<&Entry> = chunk.iter().map(|(_, entry)| entry).collect();
+            self.verifier.verify_all(&entries, now)
+        };
+        let mut verdicts = chunks
+            .first()
+            .map(|chunk| verify(chunk))
+            .unwrap_or_default();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let next = chunks.get(index + 1);
+            let next_verdicts = std::thread::scope(|scope| {
+                let worker = next.map(|next| scope.spawn(|| verify(next)));
+                let _guard = self
+                    .write_lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for ((slot, entry), verdict) in chunk.iter().zip(verdicts.drain(..)) {
+                    results[*slot] = Some(match verdict {
+                        Err(err) => Err(err.into()),
+                        Ok(()) => self.write(entry),
+                    });
+                }
+                // A worker only panics if verification itself panicked; surface it.
+                worker.map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+            });
+            verdicts = next_verdicts.unwrap_or_default();
         }
         self.db.flush()?;
         Ok(results
@@ -277,27 +290,22 @@ impl Store {
             .collect())
     }
 
-    /// Chain checks for a verified entry, then its keys into the batch.
-    fn stage(
-        &self,
-        entry: &Entry,
-        pending: &mut PendingChains,
-        batch: &mut sled::Batch,
-    ) -> Result<Inserted, Error> {
+    /// Chain checks for a verified entry, then its index keys, then its record. The caller
+    /// flushes.
+    fn write(&self, entry: &Entry) -> Result<Inserted, Error> {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
-        if let Some(kept) = self.chain_lookup(pending, &author, seq)? {
-            if kept != id {
-                batch.insert(layout::fork_key(&author, seq, &id), entry.encode());
-                batch.insert(layout::entry_key(layout::FORK_ID, &id), &[][..]);
-                return Ok(Inserted {
-                    id,
-                    outcome: Outcome::ForkProof,
-                });
-            }
+        if self.chain_lookup(&author, seq)?.is_some() {
+            self.entries
+                .insert(layout::entry_key(layout::FORK, &id), entry.encode())?;
+            return Ok(Inserted {
+                id,
+                outcome: Outcome::ForkProof,
+            });
         }
+        let mut wanted_prev = None;
         if let Some(prev) = header.prev {
-            match self.chain_lookup(pending, &author, seq - 1)? {
+            match self.chain_lookup(&author, seq - 1)? {
                 Some(held) if held != prev => {
                     return Err(cairn_core::Error::ChainConflict {
                         seq,
@@ -308,17 +316,11 @@ impl Store {
                     .into());
                 }
                 Some(_) => {}
-                None => batch.insert(
-                    layout::entry_key(layout::WANTED, &prev),
-                    layout::chain_key(&author, seq),
-                ),
+                None => wanted_prev = Some(prev),
             }
         }
-        if let Some(next) = self.chain_lookup(pending, &author, seq + 1)? {
-            let next_prev = match pending.headers.get(&next) {
-                Some(prev) => *prev,
-                None => self.get(&next)?.and_then(|next| next.header().prev),
-            };
+        if let Some(next) = self.chain_lookup(&author, seq + 1)? {
+            let next_prev = self.get(&next)?.and_then(|next| next.header().prev);
             if next_prev != Some(id) {
                 return Err(cairn_core::Error::ChainConflict {
                     seq: seq + 1,
@@ -331,86 +333,93 @@ impl Store {
         }
 
         let created = header.created;
-        batch.insert(
-            layout::entry_key(layout::HEADER, &id),
-            entry.signed_header(),
-        );
-        batch.insert(
-            layout::entry_key(layout::BODY, &id),
-            entry.body().unwrap_or_default(),
-        );
-        batch.insert(layout::chain_key(&author, seq), &id.as_bytes()[..]);
-        batch.insert(layout::time_key(created, &id), &[][..]);
-        batch.insert(
-            layout::index_key(
-                layout::KIND,
-                &header.kind.0.to_be_bytes(),
-                false,
+        let index = |key: Vec<u8>| self.entries.insert(key, &[][..]).map(drop);
+        index(layout::time_key(created, &id))?;
+        index(layout::index_key(
+            layout::KIND,
+            &header.kind.0.to_be_bytes(),
+            false,
+            created,
+            &id,
+        ))?;
+        let org = entry.credential().claims().org;
+        index(layout::index_key(
+            layout::ORG,
+            org.as_bytes(),
+            false,
+            created,
+            &id,
+        ))?;
+        for space in &header.spaces {
+            index(layout::index_key(
+                layout::SPACE,
+                space.as_str().as_bytes(),
+                true,
                 created,
                 &id,
-            ),
-            &[][..],
-        );
-        let org = entry.credential().claims().org;
-        batch.insert(
-            layout::index_key(layout::ORG, org.as_bytes(), false, created, &id),
-            &[][..],
-        );
-        for space in &header.spaces {
-            batch.insert(
-                layout::index_key(layout::SPACE, space.as_str().as_bytes(), true, created, &id),
-                &[][..],
-            );
+            ))?;
         }
         if let Some(Ok(story)) = entry.story() {
             for tag in &story.tags {
-                batch.insert(
-                    layout::index_key(layout::TAG, tag.as_bytes(), true, created, &id),
-                    &[][..],
-                );
+                index(layout::index_key(
+                    layout::TAG,
+                    tag.as_bytes(),
+                    true,
+                    created,
+                    &id,
+                ))?;
             }
         }
-        batch.remove(layout::entry_key(layout::WANTED, &id));
-        pending.chains.insert((author, seq), id);
-        pending.headers.insert(id, header.prev);
+        self.entries
+            .insert(layout::chain_key(&author, seq), &id.as_bytes()[..])?;
+        if let Some(prev) = wanted_prev {
+            self.entries.insert(
+                layout::entry_key(layout::WANTED, &prev),
+                layout::chain_key(&author, seq),
+            )?;
+        }
+        let wanted_key = layout::entry_key(layout::WANTED, &id);
+        if self.entries.contains_key(&wanted_key)? {
+            self.entries.remove(wanted_key)?;
+        }
+        // Last: the record that makes the entry exist.
+        self.entries
+            .insert(layout::entry_key(layout::RECORD, &id), entry.encode())?;
         Ok(Inserted {
             id,
             outcome: Outcome::Stored,
         })
     }
 
-    fn chain_lookup(
-        &self,
-        pending: &PendingChains,
-        author: &MemberId,
-        seq: u64,
-    ) -> Result<Option<EntryId>, Error> {
-        if let Some(id) = pending.chains.get(&(*author, seq)) {
-            return Ok(Some(*id));
-        }
-        self.entries
-            .get(layout::chain_key(author, seq))?
-            .map(|bytes| id_from(&bytes))
-            .transpose()
+    /// The id in the author's chain at `seq`, if that entry's record exists. A chain key whose
+    /// record is missing was left by a crash mid-write and does not count.
+    fn chain_lookup(&self, author: &MemberId, seq: u64) -> Result<Option<EntryId>, Error> {
+        let Some(bytes) = self.entries.get(layout::chain_key(author, seq))? else {
+            return Ok(None);
+        };
+        let id = id_from(&bytes)?;
+        Ok(self
+            .entries
+            .contains_key(layout::entry_key(layout::RECORD, &id))?
+            .then_some(id))
     }
 
     /// Whether the store holds this id, in a chain or as a fork proof.
     pub fn contains(&self, id: &EntryId) -> Result<bool, Error> {
         Ok(self
             .entries
-            .contains_key(layout::entry_key(layout::HEADER, id))?
+            .contains_key(layout::entry_key(layout::RECORD, id))?
             || self
                 .entries
-                .contains_key(layout::entry_key(layout::FORK_ID, id))?)
+                .contains_key(layout::entry_key(layout::FORK, id))?)
     }
 
     /// Reads an entry back, checking that it is the one asked for and undamaged.
     pub fn get(&self, id: &EntryId) -> Result<Option<Entry>, Error> {
-        let Some(signed_header) = self.entries.get(layout::entry_key(layout::HEADER, id))? else {
+        let Some(frame) = self.entries.get(layout::entry_key(layout::RECORD, id))? else {
             return Ok(None);
         };
-        let body = self.entries.get(layout::entry_key(layout::BODY, id))?;
-        let entry = Entry::from_parts(signed_header.to_vec(), body.map(|body| body.to_vec()))
+        let entry = Entry::decode(&frame)
             .map_err(|err| Error::Corrupt(format!("entry {id} does not decode: {err}")))?;
         if entry.id() != *id {
             return Err(Error::Corrupt(format!(
@@ -440,7 +449,7 @@ impl Store {
             .into());
         }
         let whole_bytes = hex::decode(&prefix[..prefix.len() / 2 * 2]).unwrap_or_default();
-        let mut scan_prefix = vec![layout::HEADER];
+        let mut scan_prefix = vec![layout::RECORD];
         scan_prefix.extend_from_slice(&whole_bytes);
         let mut found = Vec::new();
         for key in self.entries.scan_prefix(scan_prefix).keys() {
@@ -467,7 +476,7 @@ impl Store {
 
     fn count_prefix(&self, prefix: &str) -> Result<usize, Error> {
         let mut count = 0;
-        for key in self.entries.scan_prefix([layout::HEADER]).keys() {
+        for key in self.entries.scan_prefix([layout::RECORD]).keys() {
             if layout::trailing_id(&key?).is_some_and(|id| id.to_string().starts_with(prefix)) {
                 count += 1;
             }
@@ -506,14 +515,13 @@ impl Store {
                         layout::trailing_id(&key)
                             .ok_or_else(|| Error::Corrupt("an index key is too short".into()))?
                     };
-                    // Index keys are written with their entry in one batch; a missing entry is
-                    // damage, not a race.
-                    self.get(&id)?
-                        .ok_or_else(|| Error::Corrupt(format!("index names missing entry {id}")))
+                    // An index key without its record was left by a crash mid-write: skip it.
+                    self.get(&id)
                 })();
                 match result {
-                    Ok(entry) if !filter.matches(&entry) => None,
-                    other => Some(other),
+                    Ok(Some(entry)) if filter.matches(&entry) => Some(Ok(entry)),
+                    Ok(_) => None,
+                    Err(err) => Some(Err(err)),
                 }
             })
     }
@@ -546,17 +554,19 @@ impl Store {
             .collect()
     }
 
-    /// Every fork proof held, optionally for one author.
+    /// Every fork proof held, optionally only one author's.
     pub fn forks(&self, author: Option<&MemberId>) -> Result<Vec<Fork>, Error> {
-        let prefix = author.map_or_else(|| vec![layout::FORK], layout::fork_prefix);
         let mut forks = Vec::new();
-        for item in self.entries.scan_prefix(prefix) {
+        for item in self.entries.scan_prefix([layout::FORK]) {
             let (_, frame) = item?;
             let other = Entry::decode(&frame)
                 .map_err(|err| Error::Corrupt(format!("a fork proof does not decode: {err}")))?;
             let header = other.header();
+            if author.is_some_and(|author| *author != header.author) {
+                continue;
+            }
             let kept = self
-                .chain_lookup(&PendingChains::default(), &header.author, header.seq)?
+                .chain_lookup(&header.author, header.seq)?
                 .ok_or_else(|| {
                     Error::Corrupt("a fork proof has no chain entry beside it".into())
                 })?;
@@ -573,7 +583,7 @@ impl Store {
     /// The number of entries in chains (fork proofs not counted). Walks the header keys.
     pub fn count(&self) -> Result<usize, Error> {
         let mut count = 0;
-        for key in self.entries.scan_prefix([layout::HEADER]).keys() {
+        for key in self.entries.scan_prefix([layout::RECORD]).keys() {
             key?;
             count += 1;
         }
@@ -585,13 +595,6 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
-}
-
-/// Chain positions staged earlier in the same batch, which the tree cannot see yet.
-#[derive(Default)]
-struct PendingChains {
-    chains: HashMap<(MemberId, u64), EntryId>,
-    headers: HashMap<EntryId, Option<EntryId>>,
 }
 
 fn id_from(bytes: &[u8]) -> Result<EntryId, Error> {
