@@ -528,18 +528,21 @@ impl Store {
 
     /// The author's highest seq held and its id: where their next entry goes.
     pub fn chain_head(&self, author: &MemberId) -> Result<Option<(u64, EntryId)>, Error> {
-        let Some(item) = self
-            .entries
-            .scan_prefix(layout::chain_prefix(author))
-            .next_back()
-        else {
-            return Ok(None);
-        };
-        let (key, value) = item?;
-        let seq_bytes: [u8; 8] = key[key.len() - 8..]
-            .try_into()
-            .map_err(|_| Error::Corrupt("a chain key is too short".into()))?;
-        Ok(Some((u64::from_be_bytes(seq_bytes), id_from(&value)?)))
+        // Newest first, skipping chain keys whose record a crash kept from being written.
+        for item in self.entries.scan_prefix(layout::chain_prefix(author)).rev() {
+            let (key, value) = item?;
+            let seq_bytes: [u8; 8] = key[key.len().saturating_sub(8)..]
+                .try_into()
+                .map_err(|_| Error::Corrupt("a chain key is too short".into()))?;
+            let id = id_from(&value)?;
+            if self
+                .entries
+                .contains_key(layout::entry_key(layout::RECORD, &id))?
+            {
+                return Ok(Some((u64::from_be_bytes(seq_bytes), id)));
+            }
+        }
+        Ok(None)
     }
 
     /// Previous entries that stored entries name but this store does not hold yet.

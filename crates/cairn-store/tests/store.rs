@@ -44,7 +44,13 @@ fn entries_round_trip_through_store_and_list_with_every_filter() {
         "newest first"
     );
 
-    let count = |filter: Filter| store.newest(&filter).map(|e| e.expect("read")).count();
+    let count = |filter: Filter| {
+        store
+            .newest(&filter)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("read")
+            .len()
+    };
     assert_eq!(
         count(Filter {
             kind: Some(Kind::FAILURE),

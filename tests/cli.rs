@@ -1,0 +1,324 @@
+//! Black-box tests of the real `cairn` binary, each in its own temporary home.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn cairn(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("CAIRN_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the cairn binary runs")
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let output = cairn(home, args);
+    assert!(
+        output.status.success(),
+        "cairn {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+fn json(home: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(home, &all)).expect("valid JSON")
+}
+
+fn initialised() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("home");
+    ok(
+        &home,
+        &["init", "--org", "Riverside Trust", "--name", "Ana Silva"],
+    );
+    (dir, home)
+}
+
+#[test]
+fn init_creates_a_private_identity_and_refuses_to_overwrite_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, home) = initialised();
+    let mode = |path: PathBuf| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(home.clone()), 0o700);
+    assert_eq!(mode(home.join("keys/org.key")), 0o600);
+    assert_eq!(mode(home.join("keys/member.key")), 0o600);
+    assert!(
+        std::fs::read_to_string(home.join("config.toml"))
+            .expect("config")
+            .contains("# ")
+    );
+
+    let me = json(&home, &["whoami"]);
+    assert_eq!(me["org_name"], "Riverside Trust");
+    assert_eq!(me["member_name"], "Ana Silva");
+    assert_eq!(me["org"].as_str().expect("org id").len(), 64);
+
+    let again = cairn(&home, &["init", "--org", "Someone Else"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+    assert_eq!(
+        json(&home, &["whoami"])["org_name"],
+        "Riverside Trust",
+        "the identity is unchanged"
+    );
+}
+
+#[test]
+fn publish_many_then_list_and_show() {
+    let (_dir, home) = initialised();
+    let mut ids = Vec::new();
+    for index in 0..30 {
+        let kind = ["learning", "failure", "question"][index % 3];
+        let title = format!("Entry {index}");
+        let tag = format!("batch-{}", index % 2);
+        let stdout = ok(
+            &home,
+            &[
+                "publish",
+                "--kind",
+                kind,
+                "--title",
+                &title,
+                "--summary",
+                "Plain words",
+                "--tag",
+                &tag,
+            ],
+        );
+        let id = stdout.trim().to_string();
+        assert_eq!(id.len(), 64, "publish prints only the id: {stdout:?}");
+        ids.push(id);
+    }
+    let listed = json(&home, &["list", "--limit", "100"]);
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), 30);
+    assert_eq!(listed[0]["id"], ids[29], "newest first");
+    for field in [
+        "id",
+        "kind",
+        "title",
+        "summary",
+        "body",
+        "tags",
+        "spaces",
+        "author",
+        "author_name",
+        "org",
+        "org_name",
+        "seq",
+        "created",
+    ] {
+        assert!(listed[0].get(field).is_some(), "missing field {field}");
+    }
+    assert_eq!(listed[0]["seq"], 30);
+    assert_eq!(listed[0]["spaces"][0], "commons");
+    assert!(
+        listed[0]["created"]
+            .as_str()
+            .expect("created")
+            .ends_with('Z')
+    );
+
+    assert_eq!(
+        json(&home, &["list", "--kind", "failure"])
+            .as_array()
+            .expect("array")
+            .len(),
+        10
+    );
+    assert_eq!(
+        json(&home, &["list", "--tag", "batch-1", "--limit", "100"])
+            .as_array()
+            .expect("array")
+            .len(),
+        15
+    );
+    assert_eq!(
+        json(&home, &["list", "--org", "riverside trust", "--limit", "5"])
+            .as_array()
+            .expect("array")
+            .len(),
+        5
+    );
+    assert_eq!(
+        json(&home, &["list", "--author", "Nobody"])
+            .as_array()
+            .expect("array")
+            .len(),
+        0
+    );
+    assert_eq!(
+        json(&home, &["list", "--space", "housing"])
+            .as_array()
+            .expect("array")
+            .len(),
+        0
+    );
+
+    let shown = json(&home, &["show", &ids[4][..10]]);
+    assert_eq!(shown["id"], ids[4]);
+    assert_eq!(shown["title"], "Entry 4");
+    let text = ok(&home, &["show", &ids[4]]);
+    assert!(
+        text.contains("Entry 4") && text.contains("Ana Silva") && text.contains("Riverside Trust")
+    );
+    let text_list = ok(&home, &["list", "--limit", "3"]);
+    assert!(text_list.contains("Entry 29"));
+}
+
+#[test]
+fn unicode_and_markdown_bodies_survive_exactly() {
+    let (dir, home) = initialised();
+    let body = "# Ein Überblick\n\nCroeso! 欢迎 — *emphasis*, `code`, and a list:\n\n- один\n- اثنان\n\n> quoted 🙂\n";
+    let body_path = dir.path().join("body.md");
+    std::fs::write(&body_path, body).expect("write body");
+    let id = ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "Sesiynau caffi ☕",
+            "--body-file",
+            body_path.to_str().expect("path"),
+            "--context",
+            "Gwasanaeth cymunedol",
+            "--tag",
+            "Cymraeg",
+            "--space",
+            "mental-health",
+            "--language",
+            "cy",
+        ],
+    );
+    let shown = json(&home, &["show", id.trim()]);
+    assert_eq!(shown["body"], body);
+    assert_eq!(shown["title"], "Sesiynau caffi ☕");
+    assert_eq!(shown["sections"]["context"], "Gwasanaeth cymunedol");
+    assert_eq!(shown["tags"][0], "cymraeg");
+    assert_eq!(shown["spaces"][0], "mental-health");
+    assert_eq!(shown["language"], "cy");
+
+    // The body can come from standard input too.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args([
+            "--home",
+            home.to_str().expect("path"),
+            "publish",
+            "--kind",
+            "question",
+            "--title",
+            "Stdin",
+            "--body-file",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all("Ο χρόνος **μετράει**".as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success());
+    let id = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(
+        json(&home, &["show", id.trim()])["body"],
+        "Ο χρόνος **μετράει**"
+    );
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_helpful_message() {
+    let (_dir, home) = initialised();
+    for args in [
+        vec!["publish", "--kind", "rumour", "--title", "x"],
+        vec!["publish", "--title", "missing kind"],
+        vec!["list", "--limit", "many"],
+        vec!["frobnicate"],
+        vec!["show"],
+    ] {
+        let output = cairn(&home, &args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("error:") && (stderr.contains("--help") || stderr.contains("Usage")),
+            "{args:?}: {stderr}"
+        );
+    }
+    let help = ok(&home, &["--help"]);
+    assert!(help.contains("Exit status") && help.contains("usage error"));
+    // Invalid values the parser cannot see are failures (1) that say what to fix.
+    let output = cairn(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "x",
+            "--space",
+            "Not A Space",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lowercase letters"));
+    let output = cairn(
+        &home,
+        &[
+            "publish", "--kind", "learning", "--title", "x", "--tag", "no!",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let output = cairn(&home, &["show", "ffff"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cairn list"));
+}
+
+#[test]
+fn a_home_that_was_never_initialised_gives_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = dir.path().join("never");
+    for args in [
+        vec!["list"],
+        vec!["whoami"],
+        vec!["show", "abcd"],
+        vec!["publish", "--kind", "learning", "--title", "x"],
+    ] {
+        let output = cairn(&home, &args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cairn init"), "{args:?}: {stderr}");
+    }
+    assert!(!home.exists(), "reading commands must not create a home");
+}
+
+#[test]
+fn a_key_readable_by_others_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, home) = initialised();
+    let key = home.join("keys/member.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let output = cairn(&home, &["whoami"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("chmod 600"));
+}
