@@ -40,7 +40,40 @@ fn main() {
         started.elapsed()
     );
 
-    // Raw single-signature verification, one core.
+    // `--ingest-only` skips the reference measurements (for profiling the store alone).
+    let ingest_only = std::env::args().any(|arg| arg == "--ingest-only");
+    let (verify_rate, sled_rate) = if ingest_only {
+        (f64::NAN, f64::NAN)
+    } else {
+        reference_rates(&entries, &frames)
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Verified ingest through the store: decode, duplicate check, full validation on all cores,
+    // chain checks, entry plus six indexes in one batch, flush.
+    let store = Store::create(&dir.path().join("store"), Config::default()).expect("store");
+    let now = Timestamp(EPOCH.0 + 86_400_000 * 365);
+    let clock = Instant::now();
+    for chunk in frames.chunks(BATCH) {
+        let results = store.insert_batch(chunk, now).expect("insert");
+        assert!(results.iter().all(Result::is_ok), "bench entries are valid");
+    }
+    let ingest_rate = entries.len() as f64 / clock.elapsed().as_secs_f64();
+    assert_eq!(store.count().expect("count"), entries.len());
+
+    let limit = verify_rate.min(sled_rate);
+    let ratio = ingest_rate / limit;
+    println!("raw verify_strict, 1 core:     {verify_rate:>9.0} entries/s");
+    println!("raw sled batch insert + flush: {sled_rate:>9.0} entries/s (batches of {BATCH})");
+    println!("verified ingest into store:    {ingest_rate:>9.0} entries/s (batches of {BATCH})");
+    println!(
+        "ratio to the lower raw rate:   {ratio:>9.2} (target >= {TARGET:.2}): {}",
+        if ratio >= TARGET { "PASS" } else { "FAIL" }
+    );
+}
+
+/// The two limits: raw single-signature verification on one core, and raw sled batch insert.
+fn reference_rates(entries: &[cairn_core::Entry], frames: &[Vec<u8>]) -> (f64, f64) {
     let keys: Vec<VerifyingKey> = entries
         .iter()
         .map(|entry| VerifyingKey::from_bytes(entry.header().author.as_bytes()).expect("key"))
@@ -75,12 +108,7 @@ fn main() {
         .expect("sled");
     let tree = db.open_tree("raw").expect("tree");
     let clock = Instant::now();
-    for chunk in entries
-        .iter()
-        .zip(&frames)
-        .collect::<Vec<_>>()
-        .chunks(BATCH)
-    {
+    for chunk in entries.iter().zip(frames).collect::<Vec<_>>().chunks(BATCH) {
         let mut batch = sled::Batch::default();
         for (entry, frame) in chunk {
             batch.insert(entry.id().as_bytes(), frame.as_slice());
@@ -89,28 +117,5 @@ fn main() {
         db.flush().expect("flush");
     }
     let sled_rate = entries.len() as f64 / clock.elapsed().as_secs_f64();
-    drop(tree);
-    drop(db);
-
-    // Verified ingest through the store: decode, duplicate check, full validation on all cores,
-    // chain checks, entry plus six indexes in one batch, flush.
-    let store = Store::create(&dir.path().join("store"), Config::default()).expect("store");
-    let now = Timestamp(EPOCH.0 + 86_400_000 * 365);
-    let clock = Instant::now();
-    for chunk in frames.chunks(BATCH) {
-        let results = store.insert_batch(chunk, now).expect("insert");
-        assert!(results.iter().all(Result::is_ok), "bench entries are valid");
-    }
-    let ingest_rate = entries.len() as f64 / clock.elapsed().as_secs_f64();
-    assert_eq!(store.count().expect("count"), entries.len());
-
-    let limit = verify_rate.min(sled_rate);
-    let ratio = ingest_rate / limit;
-    println!("raw verify_strict, 1 core:     {verify_rate:>9.0} entries/s");
-    println!("raw sled batch insert + flush: {sled_rate:>9.0} entries/s (batches of {BATCH})");
-    println!("verified ingest into store:    {ingest_rate:>9.0} entries/s (batches of {BATCH})");
-    println!(
-        "ratio to the lower raw rate:   {ratio:>9.2} (target >= {TARGET:.2}): {}",
-        if ratio >= TARGET { "PASS" } else { "FAIL" }
-    );
+    (verify_rate, sled_rate)
 }

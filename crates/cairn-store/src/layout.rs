@@ -9,18 +9,17 @@
 //! variable-length parts end with a 0 byte (space names and tags cannot contain one); an index
 //! key ends with the entry id so a scan yields ids directly.
 
-use cairn_core::{EntryId, Kind, MemberId, OrgId, Timestamp};
+use cairn_core::{EntryId, MemberId, OrgId, Timestamp};
 
 /// `e id` → the entry's frame: the record whose presence means the entry is stored.
 pub const RECORD: u8 = b'e';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';
-/// `t created id` → ().
+/// `t created id` → kind (u16): all entries by time; the kind rides along because it has too
+/// few values to be worth an index of its own.
 pub const TIME: u8 = b't';
 /// `s space 0 created id` → ().
 pub const SPACE: u8 = b's';
-/// `k kind created id` → ().
-pub const KIND: u8 = b'k';
 /// `g tag 0 created id` → ().
 pub const TAG: u8 = b'g';
 /// `o org created id` → ().
@@ -81,10 +80,6 @@ pub fn time_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
 
 pub fn space_prefix(space: &str) -> Vec<u8> {
     index_prefix(SPACE, space.as_bytes(), true)
-}
-
-pub fn kind_prefix(kind: Kind) -> Vec<u8> {
-    index_prefix(KIND, &kind.0.to_be_bytes(), false)
 }
 
 pub fn tag_prefix(tag: &str) -> Vec<u8> {

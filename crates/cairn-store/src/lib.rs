@@ -16,7 +16,7 @@
 
 mod layout;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ const META_TREE: &str = "meta";
 const ENTRIES_TREE: &str = "entries";
 const FORMAT_KEY: &str = "format";
 /// Entries verified per step of the verify-while-writing pipeline.
-const PIPELINE_CHUNK: usize = 128;
+const PIPELINE_CHUNK: usize = 64;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -161,9 +161,10 @@ pub struct Store {
     db: sled::Db,
     entries: sled::Tree,
     verifier: Verifier,
-    /// Serialises the chain checks and the batch write, so two inserts for the same author and
-    /// seq cannot both pass the fork check. Verification runs outside it.
-    write_lock: Mutex<()>,
+    /// Serialises the chain checks and the writes, so two inserts for the same author and seq
+    /// cannot both pass the fork check; holds each author's chain head as last written, so the
+    /// common case (the next entry of a chain) needs no chain reads. Verification runs outside.
+    write_lock: Mutex<Heads>,
 }
 
 impl Store {
@@ -205,7 +206,7 @@ impl Store {
             db,
             entries,
             verifier: Verifier::new(),
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(Heads::default()),
         })
     }
 
@@ -261,14 +262,14 @@ impl Store {
             let next = chunks.get(index + 1);
             let next_verdicts = std::thread::scope(|scope| {
                 let worker = next.map(|next| scope.spawn(|| verify(next)));
-                let _guard = self
+                let mut heads = self
                     .write_lock
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 for ((slot, entry), verdict) in chunk.iter().zip(verdicts.drain(..)) {
                     results[*slot] = Some(match verdict {
                         Err(err) => Err(err.into()),
-                        Ok(()) => self.write(entry),
+                        Ok(()) => self.write(entry, &mut heads),
                     });
                 }
                 // A worker only panics if verification itself panicked; surface it.
@@ -292,7 +293,35 @@ impl Store {
 
     /// Chain checks for a verified entry, then its index keys, then its record. The caller
     /// flushes.
-    fn write(&self, entry: &Entry) -> Result<Inserted, Error> {
+    fn write(&self, entry: &Entry, heads: &mut Heads) -> Result<Inserted, Error> {
+        let header = entry.header();
+        let (author, seq, id) = (header.author, header.seq, entry.id());
+        let head = match heads.get(&author) {
+            Some(head) => head,
+            None => self.chain_head(&author)?,
+        };
+        let extends_head = match head {
+            None => seq == 1,
+            Some((head_seq, head_id)) => seq == head_seq + 1 && header.prev == Some(head_id),
+        };
+        let inserted = if extends_head {
+            // Nothing is held at or after seq, and prev is the head: no chain reads needed.
+            self.write_indexes_and_record(entry, None)?
+        } else {
+            self.write_out_of_order(entry)?
+        };
+        let new_head = match head {
+            Some((head_seq, _)) if inserted.outcome == Outcome::ForkProof || seq <= head_seq => {
+                head
+            }
+            _ => Some((seq, id)),
+        };
+        heads.insert(author, new_head);
+        Ok(inserted)
+    }
+
+    /// Chain checks against the store for an entry that does not simply extend its chain.
+    fn write_out_of_order(&self, entry: &Entry) -> Result<Inserted, Error> {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
         if self.chain_lookup(&author, seq)?.is_some() {
@@ -332,16 +361,30 @@ impl Store {
             }
         }
 
+        let inserted = self.write_indexes_and_record(entry, wanted_prev)?;
+        // Someone may have named this entry as their missing predecessor.
+        let wanted_key = layout::entry_key(layout::WANTED, &id);
+        if self.entries.contains_key(&wanted_key)? {
+            self.entries.remove(wanted_key)?;
+        }
+        Ok(inserted)
+    }
+
+    /// Writes the index keys, then the record that makes the entry exist.
+    fn write_indexes_and_record(
+        &self,
+        entry: &Entry,
+        wanted_prev: Option<EntryId>,
+    ) -> Result<Inserted, Error> {
+        let header = entry.header();
+        let (author, seq, id) = (header.author, header.seq, entry.id());
         let created = header.created;
         let index = |key: Vec<u8>| self.entries.insert(key, &[][..]).map(drop);
-        index(layout::time_key(created, &id))?;
-        index(layout::index_key(
-            layout::KIND,
-            &header.kind.0.to_be_bytes(),
-            false,
-            created,
-            &id,
-        ))?;
+        // The time index carries the kind, so a kind filter reads it without loading entries.
+        self.entries.insert(
+            layout::time_key(created, &id),
+            &header.kind.0.to_be_bytes()[..],
+        )?;
         let org = entry.credential().claims().org;
         index(layout::index_key(
             layout::ORG,
@@ -377,10 +420,6 @@ impl Store {
                 layout::entry_key(layout::WANTED, &prev),
                 layout::chain_key(&author, seq),
             )?;
-        }
-        let wanted_key = layout::entry_key(layout::WANTED, &id);
-        if self.entries.contains_key(&wanted_key)? {
-            self.entries.remove(wanted_key)?;
         }
         // Last: the record that makes the entry exist.
         self.entries
@@ -497,18 +536,24 @@ impl Store {
             layout::space_prefix(space)
         } else if let Some(org) = &filter.org {
             layout::org_prefix(org)
-        } else if let Some(kind) = filter.kind {
-            layout::kind_prefix(kind)
         } else {
             vec![layout::TIME]
         };
         let by_chain = filter.author.is_some();
+        let by_time = prefix == [layout::TIME];
         self.entries
             .scan_prefix(prefix)
             .rev()
             .filter_map(move |item| {
                 let result = (|| {
                     let (key, value) = item?;
+                    if by_time
+                        && filter
+                            .kind
+                            .is_some_and(|kind| *value != kind.0.to_be_bytes())
+                    {
+                        return Ok(None);
+                    }
                     let id = if by_chain {
                         id_from(&value)?
                     } else {
@@ -597,6 +642,28 @@ impl Store {
     pub fn flush(&self) -> Result<(), Error> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// Each author's chain head as last written: `None` for an author with no entries yet.
+#[derive(Debug, Default)]
+struct Heads {
+    map: HashMap<MemberId, Option<(u64, EntryId)>>,
+}
+
+impl Heads {
+    /// Authors remembered before the map starts over (it is only a shortcut).
+    const LIMIT: usize = 65_536;
+
+    fn get(&self, author: &MemberId) -> Option<Option<(u64, EntryId)>> {
+        self.map.get(author).copied()
+    }
+
+    fn insert(&mut self, author: MemberId, head: Option<(u64, EntryId)>) {
+        if self.map.len() >= Self::LIMIT {
+            self.map.clear();
+        }
+        self.map.insert(author, head);
     }
 }
 
