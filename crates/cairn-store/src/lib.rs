@@ -228,58 +228,69 @@ impl Store {
     ///
     /// Signature checks for the next chunk run on other threads while this chunk is written,
     /// so the cores verify while sled writes.
-    pub fn insert_batch<F: AsRef<[u8]>>(
+    pub fn insert_batch<F: AsRef<[u8]> + Sync>(
         &self,
         frames: &[F],
         now: Timestamp,
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
-        let mut results: Vec<Option<Result<Inserted, Error>>> = Vec::with_capacity(frames.len());
-        let mut candidates = Vec::with_capacity(frames.len());
-        let mut seen = HashSet::with_capacity(frames.len());
+        let mut results: Vec<Option<Result<Inserted, Error>>> =
+            (0..frames.len()).map(|_| None).collect();
+        let seen = Mutex::new(HashSet::with_capacity(frames.len()));
         // Cheapest first: size and decoding, then duplicates by id, before any signature work.
-        for frame in frames {
-            let slot = results.len();
-            results.push(None);
-            match Entry::decode(frame.as_ref()) {
-                Err(err) => results[slot] = Some(Err(err.into())),
-                Ok(entry) if !seen.insert(entry.id()) || self.contains(&entry.id())? => {
-                    results[slot] = Some(Err(cairn_core::Error::Duplicate(entry.id()).into()));
+        // Runs for the next chunk on other threads while the current chunk is written.
+        let prepare = |first_slot: usize, chunk: &[F]| -> Result<Vec<Prepared>, Error> {
+            let mut prepared = Vec::with_capacity(chunk.len());
+            let mut to_verify = Vec::with_capacity(chunk.len());
+            for (offset, frame) in chunk.iter().enumerate() {
+                let slot = first_slot + offset;
+                match Entry::decode(frame.as_ref()) {
+                    Err(err) => prepared.push((slot, Err(err.into()))),
+                    Ok(entry) => {
+                        let fresh = lock(&seen).insert(entry.id());
+                        if !fresh || self.contains(&entry.id())? {
+                            prepared
+                                .push((slot, Err(cairn_core::Error::Duplicate(entry.id()).into())));
+                        } else {
+                            to_verify.push((slot, entry));
+                        }
+                    }
                 }
-                Ok(entry) => candidates.push((slot, entry)),
             }
-        }
-
-        let chunks: Vec<&[(usize, Entry)]> = candidates.chunks(PIPELINE_CHUNK).collect();
-        let verify = |chunk: &[(usize, Entry)]| {
-            let entries: Vec<&Entry> = chunk.iter().map(|(_, entry)| entry).collect();
-            self.verifier.verify_all(&entries, now)
+            let entries: Vec<&Entry> = to_verify.iter().map(|(_, entry)| entry).collect();
+            let verdicts = self.verifier.verify_all(&entries, now);
+            for ((slot, entry), verdict) in to_verify.into_iter().zip(verdicts) {
+                prepared.push((slot, verdict.map(|()| entry).map_err(Error::from)));
+            }
+            Ok(prepared)
         };
-        let mut verdicts = chunks
-            .first()
-            .map(|chunk| verify(chunk))
-            .unwrap_or_default();
-        for (index, chunk) in chunks.iter().enumerate() {
+
+        let chunks: Vec<(usize, &[F])> = frames
+            .chunks(PIPELINE_CHUNK)
+            .enumerate()
+            .map(|(index, chunk)| (index * PIPELINE_CHUNK, chunk))
+            .collect();
+        let mut prepared = match chunks.first() {
+            Some((first_slot, chunk)) => prepare(*first_slot, chunk)?,
+            None => Vec::new(),
+        };
+        for index in 0..chunks.len() {
             let next = chunks.get(index + 1);
-            let next_verdicts = std::thread::scope(|scope| {
-                let worker = next.map(|next| scope.spawn(|| verify(next)));
-                let mut heads = self
-                    .write_lock
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                for ((slot, entry), verdict) in chunk.iter().zip(verdicts.drain(..)) {
-                    results[*slot] = Some(match verdict {
-                        Err(err) => Err(err.into()),
-                        Ok(()) => self.write(entry, &mut heads),
-                    });
+            let next_prepared = std::thread::scope(|scope| {
+                let worker =
+                    next.map(|(first_slot, chunk)| scope.spawn(|| prepare(*first_slot, chunk)));
+                let mut heads = lock(&self.write_lock);
+                for (slot, entry) in prepared.drain(..) {
+                    results[slot] = Some(entry.and_then(|entry| self.write(&entry, &mut heads)));
                 }
-                // A worker only panics if verification itself panicked; surface it.
+                drop(heads);
+                // A worker only panics if decoding or verification panicked; surface it.
                 worker.map(|worker| {
                     worker
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                 })
             });
-            verdicts = next_verdicts.unwrap_or_default();
+            prepared = next_prepared.transpose()?.unwrap_or_default();
         }
         self.db.flush()?;
         Ok(results
@@ -324,7 +335,11 @@ impl Store {
     fn write_out_of_order(&self, entry: &Entry) -> Result<Inserted, Error> {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
-        if self.chain_lookup(&author, seq)?.is_some() {
+        if let Some(held) = self.chain_lookup(&author, seq)? {
+            if held == id {
+                // Stored by a concurrent batch since this one checked for duplicates.
+                return Err(cairn_core::Error::Duplicate(id).into());
+            }
             self.entries
                 .insert(layout::entry_key(layout::FORK, &id), entry.encode())?;
             return Ok(Inserted {
@@ -665,6 +680,17 @@ impl Heads {
         }
         self.map.insert(author, head);
     }
+}
+
+/// A frame after decoding, the duplicate check and verification: its slot in the batch and
+/// the entry, or why it was refused.
+type Prepared = (usize, Result<Entry, Error>);
+
+/// Locks a mutex; a poisoned one is still sound here (the data is a cache or a set of ids).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn id_from(bytes: &[u8]) -> Result<EntryId, Error> {
