@@ -47,6 +47,88 @@ pub enum Command {
     /// Show who you publish as.
     #[command(after_help = EXIT_CODES)]
     Whoami,
+    /// Change the organisation's or your display name (for entries published from now on).
+    #[command(after_help = EXIT_CODES)]
+    Rename {
+        /// The organisation's new name.
+        #[arg(long, value_name = "NAME", required_unless_present = "name")]
+        org: Option<String>,
+        /// Your new name.
+        #[arg(long, value_name = "MEMBER NAME")]
+        name: Option<String>,
+    },
+    /// Run this organisation's node in the foreground: share entries with peers as they are
+    /// written. Stop it with Ctrl-C.
+    #[command(after_help = EXIT_CODES)]
+    Node(NodeArgs),
+    /// Show whether the node runs, its addresses, spaces, peers and entry count.
+    #[command(after_help = EXIT_CODES)]
+    Status,
+    /// List connected and known peers.
+    #[command(after_help = EXIT_CODES)]
+    Peers,
+    /// Manage peers.
+    #[command(after_help = EXIT_CODES)]
+    Peer {
+        #[command(subcommand)]
+        action: PeerAction,
+    },
+    /// Print a ticket that lets another organisation's node connect to this one.
+    #[command(after_help = EXIT_CODES)]
+    Invite,
+    /// Connect to the node in an invite ticket, remember it and join its spaces.
+    #[command(after_help = EXIT_CODES)]
+    Join {
+        /// The ticket printed by `cairn invite` on the other node.
+        ticket: String,
+    },
+    /// List the spaces this node joined.
+    #[command(after_help = EXIT_CODES)]
+    Spaces,
+    /// Join or leave a space.
+    #[command(after_help = EXIT_CODES)]
+    Space {
+        #[command(subcommand)]
+        action: SpaceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeerAction {
+    /// Connect to a peer and remember it, e.g. /ip4/192.0.2.7/tcp/7411/p2p/12D3KooW…
+    Add {
+        /// The peer's multiaddress.
+        address: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpaceAction {
+    /// Join a space, e.g. mental-health.
+    Join { name: String },
+    /// Leave a space.
+    Leave { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Listen for peers on this address (repeat for more) [config: node.listen; default:
+    /// TCP and QUIC on port 7411]
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Serve the local API on this address [config: node.api; default: 127.0.0.1:0]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub api: Option<String>,
+    /// Connect to this peer at start and whenever the link drops (repeat for more)
+    /// [config: node.peers]
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    pub peers: Vec<String>,
+    /// Do not look for peers on the local network [config: node.mdns = false]
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// Allow the API on a non-loopback address [config: node.allow_remote_api]
+    #[arg(long)]
+    pub allow_remote_api: bool,
 }
 
 #[derive(Debug, Args)]

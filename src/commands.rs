@@ -5,23 +5,81 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use cairn_core::body::normalize_tag;
-use cairn_core::{Draft, Entry, Kind, MemberId, OrgId, Space, Story, Timestamp};
-use cairn_store::Filter;
+use cairn_core::{Draft, Entry, Kind, Space, Story, Timestamp};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, InitArgs, ListArgs, PublishArgs, StoryKind};
-use crate::editor;
+use crate::cli::{
+    Cli, Command, InitArgs, ListArgs, PeerAction, PublishArgs, SpaceAction, StoryKind,
+};
+use crate::client::{self, NodeClient};
 use crate::home::Home;
 use crate::render::{self, EntryView};
+use crate::{editor, node};
 
 pub fn run(cli: Cli) -> Result<()> {
     let home = Home::locate(cli.home)?;
+    let json = cli.json;
     match cli.command {
-        Command::Init(args) => init(&home, &args, cli.json),
-        Command::Publish(args) => publish(&home, args, cli.json),
-        Command::List(args) => list(&home, &args, cli.json),
-        Command::Show { id } => show(&home, &id, cli.json),
-        Command::Whoami => whoami(&home, cli.json),
+        Command::Init(args) => init(&home, &args, json),
+        Command::Publish(args) => publish(&home, args, json),
+        Command::List(args) => list(&home, &args, json),
+        Command::Show { id } => show(&home, &id, json),
+        Command::Whoami => whoami(&home, json),
+        Command::Rename { org, name } => rename(&home, org.as_deref(), name.as_deref(), json),
+        Command::Node(args) => node::run(&home, args),
+        Command::Status => status(&home, json),
+        Command::Peers => peers(&home, json),
+        Command::Peer {
+            action: PeerAction::Add { address },
+        } => {
+            let added: cairn_node::api::PeerAddedView = NodeClient::require(&home)?
+                .post("/api/peers", &cairn_node::api::AddressRequest { address })?;
+            print_or_json(json, &added, || {
+                println!("Connected to {} and remembered it.", added.peer_id)
+            })
+        }
+        Command::Invite => {
+            let ticket: cairn_node::api::TicketText =
+                NodeClient::require(&home)?.get("/api/invite", &[])?;
+            print_or_json(json, &ticket, || println!("{}", ticket.ticket))
+        }
+        Command::Join { ticket } => {
+            let joined: cairn_node::api::PeerAddedView = NodeClient::require(&home)?
+                .post("/api/join", &cairn_node::api::TicketText { ticket })?;
+            print_or_json(json, &joined, || {
+                println!("Joined {} and its spaces.", joined.peer_id)
+            })
+        }
+        Command::Spaces => {
+            let spaces: cairn_node::api::SpacesView =
+                NodeClient::require(&home)?.get("/api/spaces", &[])?;
+            print_or_json(json, &spaces.spaces, || {
+                spaces.spaces.iter().for_each(|space| println!("{space}"))
+            })
+        }
+        Command::Space { action } => {
+            let client = NodeClient::require(&home)?;
+            let spaces: cairn_node::api::SpacesView = match &action {
+                SpaceAction::Join { name } => {
+                    client.post(&format!("/api/spaces/{}", Space::new(name)?), &())?
+                }
+                SpaceAction::Leave { name } => {
+                    client.delete(&format!("/api/spaces/{}", Space::new(name)?))?
+                }
+            };
+            print_or_json(json, &spaces.spaces, || {
+                println!("Spaces: {}", spaces.spaces.join(", "))
+            })
+        }
+    }
+}
+
+fn print_or_json<T: Serialize>(json: bool, value: &T, text: impl FnOnce()) -> Result<()> {
+    if json {
+        print_json(value)
+    } else {
+        text();
+        Ok(())
     }
 }
 
@@ -92,6 +150,20 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
         StoryKind::Failure => Kind::FAILURE,
         StoryKind::Question => Kind::QUESTION,
     };
+    if let Some(client) = NodeClient::find(home)? {
+        let request = cairn_node::api::PublishRequest {
+            kind: kind.0,
+            story,
+            spaces: spaces.iter().map(ToString::to_string).collect(),
+        };
+        let published: cairn_node::api::PublishedView = client.post("/api/publish", &request)?;
+        if json {
+            let entry = client::entries(std::slice::from_ref(&published.frame))?;
+            return print_json(&entry.iter().map(EntryView::new).next());
+        }
+        println!("{}", published.id);
+        return Ok(());
+    }
     let draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
 
     let store = home.open_store()?;
@@ -194,65 +266,37 @@ fn story_from(parts: StoryParts, args: &PublishArgs) -> Result<Story> {
 }
 
 fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
-    let store = home.open_store()?;
-    let kind = match &args.kind {
-        None => None,
-        Some(name) => Some(Kind::from_name(name.trim()).with_context(|| {
-            format!("{name:?} is not a kind; use learning, failure, question, reply, response, amend, retract, profile, membership or revoke")
-        })?),
+    let query = cairn_node::api::ListQuery {
+        kind: args.kind.clone(),
+        space: args.space.clone(),
+        tag: args.tag.clone(),
+        org: args.org.clone(),
+        author: args.author.clone(),
+        limit: Some(args.limit),
     };
-    let tag = args.tag.as_deref().map(normalize_tag).transpose()?;
-    let space = args
-        .space
-        .as_deref()
-        .map(Space::new)
-        .transpose()?
-        .map(|space| space.to_string());
-    // An id narrows the index scan; a name is matched on each entry's credential.
-    let org_id = args
-        .org
-        .as_deref()
-        .and_then(|org| org.parse::<OrgId>().ok());
-    let author_id = args
-        .author
-        .as_deref()
-        .and_then(|author| author.parse::<MemberId>().ok());
-    let filter = Filter {
-        kind,
-        space,
-        tag,
-        org: org_id,
-        author: author_id,
+    let filter = cairn_node::api::filter_from(&query)?;
+    let entries = if let Some(client) = NodeClient::find(home)? {
+        let mut params = vec![("limit", args.limit.to_string())];
+        for (name, value) in [
+            ("kind", &query.kind),
+            ("space", &query.space),
+            ("tag", &query.tag),
+            ("org", &query.org),
+            ("author", &query.author),
+        ] {
+            if let Some(value) = value {
+                params.push((name, value.clone()));
+            }
+        }
+        let frames: cairn_node::api::FramesView = client.get("/api/entries", &params)?;
+        client::entries(&frames.frames)?
+    } else {
+        let store = home.open_store()?;
+        store
+            .newest(&filter)
+            .take(args.limit)
+            .collect::<Result<Vec<_>, _>>()?
     };
-    let org_name = args
-        .org
-        .as_deref()
-        .filter(|_| org_id.is_none())
-        .map(str::to_lowercase);
-    let author_name = args
-        .author
-        .as_deref()
-        .filter(|_| author_id.is_none())
-        .map(str::to_lowercase);
-
-    let mut entries = Vec::new();
-    for entry in store.newest(&filter) {
-        let entry = entry?;
-        let claims = entry.credential().claims();
-        if org_name
-            .as_ref()
-            .is_some_and(|name| claims.org_name.to_lowercase() != *name)
-            || author_name
-                .as_ref()
-                .is_some_and(|name| claims.member_name.to_lowercase() != *name)
-        {
-            continue;
-        }
-        entries.push(entry);
-        if entries.len() >= args.limit {
-            break;
-        }
-    }
     if json {
         return print_json(&entries.iter().map(EntryView::new).collect::<Vec<_>>());
     }
@@ -280,7 +324,14 @@ fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
 
 fn whoami(home: &Home, json: bool) -> Result<()> {
     let identity = home.load()?;
-    let entries = home.open_store()?.count()?;
+    let entries = match NodeClient::find(home)? {
+        Some(client) => {
+            client
+                .get::<cairn_node::api::StatusView>("/api/status", &[])?
+                .entries
+        }
+        None => home.open_store()?.count()?,
+    };
     let claims = identity.credential.claims();
     let view = WhoamiView {
         org: claims.org.to_string(),
@@ -298,6 +349,106 @@ fn whoami(home: &Home, json: bool) -> Result<()> {
     println!("  org id     {}", view.org);
     println!("  home       {}", view.home);
     println!("  entries    {} in the local store", view.entries);
+    Ok(())
+}
+
+fn rename(home: &Home, org: Option<&str>, name: Option<&str>, json: bool) -> Result<()> {
+    let identity = home.rename(org, name)?;
+    let claims = identity.credential.claims();
+    print_or_json(
+        json,
+        &serde_json::json!({"org_name": claims.org_name, "member_name": claims.member_name}),
+        || {
+            println!(
+                "From now on you publish as {} of {}.",
+                claims.member_name, claims.org_name
+            );
+            if NodeClient::find(home).ok().flatten().is_some() {
+                println!("Restart the running node so that it uses the new names.");
+            }
+        },
+    )
+}
+
+fn status(home: &Home, json: bool) -> Result<()> {
+    let Some(client) = NodeClient::find(home)? else {
+        if json {
+            return print_json(
+                &serde_json::json!({"running": false, "home": home.root().display().to_string()}),
+            );
+        }
+        println!(
+            "No node is running for {}. Start it with `cairn node`.",
+            home.root().display()
+        );
+        return Ok(());
+    };
+    let status: cairn_node::api::StatusView = client.get("/api/status", &[])?;
+    if json {
+        let mut value = serde_json::to_value(&status)?;
+        value["running"] = serde_json::Value::Bool(true);
+        return print_json(&value);
+    }
+    println!(
+        "Node running for {} ({} entries)",
+        status.org_name, status.entries
+    );
+    println!("  peer id   {}", status.peer_id);
+    for address in &status.listen_addrs {
+        println!("  listening {address}");
+    }
+    println!("  api       {}", status.api);
+    println!("  spaces    {}", status.spaces.join(", "));
+    println!(
+        "  peers     {} connected, {} known",
+        status.connected_peers.len(),
+        status.known_peers.len()
+    );
+    for peer in &status.connected_peers {
+        println!(
+            "    {} at {} ({})",
+            peer.peer_id,
+            peer.address,
+            peer.spaces.join(", ")
+        );
+    }
+    if !status.blocked_peers.is_empty() {
+        println!(
+            "  blocked   {} (sent invalid entries)",
+            status.blocked_peers.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn peers(home: &Home, json: bool) -> Result<()> {
+    let status: cairn_node::api::StatusView = NodeClient::require(home)?.get("/api/status", &[])?;
+    if json {
+        return print_json(&serde_json::json!({
+            "connected": status.connected_peers,
+            "known": status.known_peers,
+            "blocked": status.blocked_peers,
+        }));
+    }
+    if status.connected_peers.is_empty() {
+        println!(
+            "No peers connected. Add one with `cairn peer add ADDRESS` or `cairn join TICKET`."
+        );
+    }
+    for peer in &status.connected_peers {
+        println!(
+            "{}  {}  {}",
+            peer.peer_id,
+            peer.address,
+            peer.spaces.join(", ")
+        );
+    }
+    for address in &status.known_peers {
+        println!("known: {address}");
+    }
+    for peer in &status.blocked_peers {
+        println!("blocked: {peer}");
+    }
     Ok(())
 }
 

@@ -8,7 +8,11 @@
 //!     org.key           0600  the organisation's secret key
 //!     member.key        0600  your member secret key
 //!     member.credential       the org-signed membership credential (public)
+//!     node.key          0600  the node's network key (its peer id), made by `cairn node`
 //!   store/              the sled entry store
+//!   node-state.json     spaces the node joined and peers it knows
+//!   api.address         while a node runs: its local API address
+//!   api.token           while a node runs (0600): the API token, new at every start
 //! ```
 
 use std::fs::{self, OpenOptions};
@@ -43,6 +47,51 @@ pub struct Config {
     pub publish: PublishConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub node: NodeConfig,
+}
+
+/// `[node]`: every `cairn node` flag has a setting here; flags win.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    #[serde(default = "default_api")]
+    pub api: String,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default = "default_true")]
+    pub mdns: bool,
+    #[serde(default)]
+    pub allow_remote_api: bool,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            api: default_api(),
+            peers: Vec::new(),
+            mdns: true,
+            allow_remote_api: false,
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec![
+        "/ip4/0.0.0.0/tcp/7411".into(),
+        "/ip4/0.0.0.0/udp/7411/quic-v1".into(),
+    ]
+}
+
+fn default_api() -> String {
+    "127.0.0.1:0".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +143,19 @@ default_spaces = ["commons"]
 [store]
 # Memory the entry store may use for its cache, in MiB.
 cache_mb = 64
+
+[node]
+# Addresses `cairn node` listens on for other organisations' nodes (TCP and QUIC).
+listen = ["/ip4/0.0.0.0/tcp/7411", "/ip4/0.0.0.0/udp/7411/quic-v1"]
+# The local API for the cairn command and the web page. Port 0 picks a free port; the node
+# writes the real address to api.address. Only loopback addresses are allowed unless
+# allow_remote_api is true.
+api = "127.0.0.1:0"
+allow_remote_api = false
+# Peers to connect to at start and reconnect to whenever the link drops.
+peers = []
+# Find other Cairn nodes on the local network automatically.
+mdns = true
 "#;
 
 impl Home {
@@ -128,11 +190,72 @@ impl Home {
         self.keys_dir().join("member.credential")
     }
 
+    pub fn node_key_path(&self) -> PathBuf {
+        self.keys_dir().join("node.key")
+    }
+
+    pub fn api_address_path(&self) -> PathBuf {
+        self.root.join("api.address")
+    }
+
+    pub fn api_token_path(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("node-state.json")
+    }
+
+    /// The node's network key, created on first use.
+    pub fn node_key(&self) -> Result<SecretKey> {
+        let path = self.node_key_path();
+        if !path.exists() {
+            let key = SecretKey::from_seed(random_seed()?);
+            write_new(
+                &path,
+                &key_file_text("this node's network identity", &key),
+                0o600,
+            )?;
+        }
+        read_key(&path)
+    }
+
+    /// Issues a new credential with new names, signed by the org key. Entries already published
+    /// keep the names they were signed with.
+    pub fn rename(&self, org_name: Option<&str>, member_name: Option<&str>) -> Result<Identity> {
+        let old = self.load()?;
+        let org_key = read_key(&self.org_key_path())?;
+        let mut claims = old.credential.claims().clone();
+        if let Some(org_name) = org_name {
+            claims.org_name = org_name.trim().to_string();
+        }
+        if let Some(member_name) = member_name {
+            claims.member_name = member_name.trim().to_string();
+        }
+        claims.issued = Timestamp::now();
+        let credential = Credential::issue(&org_key, claims)
+            .context("could not issue the renamed credential")?;
+        let path = self.credential_path();
+        let temporary = path.with_extension("credential.tmp");
+        let _ = fs::remove_file(&temporary);
+        write_new(
+            &temporary,
+            &format!("{}\n", hex::encode(credential.as_bytes())),
+            0o644,
+        )?;
+        fs::rename(&temporary, &path)
+            .with_context(|| format!("could not replace {}", path.display()))?;
+        Ok(Identity {
+            member_key: old.member_key,
+            credential,
+        })
+    }
+
     fn config_path(&self) -> PathBuf {
         self.root.join("config.toml")
     }
 
-    fn store_path(&self) -> PathBuf {
+    pub fn store_path(&self) -> PathBuf {
         self.root.join("store")
     }
 

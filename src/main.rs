@@ -4,12 +4,16 @@
 //! - `commands`: what each command does;
 //! - `home`: the home directory, identity, keys and configuration;
 //! - `render`: text and `--json` output;
-//! - `editor`: writing an entry in `$EDITOR`.
+//! - `editor`: writing an entry in `$EDITOR`;
+//! - `client`: the client of a running node's local API;
+//! - `node`: `cairn node`, which runs the daemon.
 
 mod cli;
+mod client;
 mod commands;
 mod editor;
 mod home;
+mod node;
 mod render;
 
 use std::process::ExitCode;

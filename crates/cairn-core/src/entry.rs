@@ -432,6 +432,19 @@ impl Entry {
     }
 }
 
+/// The id of the entry a frame carries, read without decoding the header: SHA-256 of the
+/// signed header bytes. `None` if the frame is too short to hold the header it declares. Used
+/// as the gossip message id, so it must be cheap; full validation happens later.
+pub fn frame_id(frame: &[u8]) -> Option<EntryId> {
+    let len_bytes: [u8; 4] = frame.get(..4)?.try_into().ok()?;
+    let header_len = u32::from_le_bytes(len_bytes) as usize;
+    if header_len > MAX_SIGNED_HEADER_LEN {
+        return None;
+    }
+    let signed_header = frame.get(4..4 + header_len)?;
+    Some(EntryId(Sha256::digest(signed_header).into()))
+}
+
 /// Signs a header exactly as given, with no checks, returning the signed header bytes. Tests
 /// use it to build entries that are well signed but wrong in other ways.
 pub fn sign_header(author: &SecretKey, header: &Header) -> Result<Vec<u8>, Error> {

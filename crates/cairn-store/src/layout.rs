@@ -26,6 +26,8 @@ pub const TAG: u8 = b'g';
 pub const ORG: u8 = b'o';
 /// `f id` → frame of a second valid entry at an author and seq already held: a fork proof.
 pub const FORK: u8 = b'f';
+/// `u id` → (): entries written here that have not yet reached any peer (the outbox).
+pub const OUTBOX: u8 = b'u';
 /// `w id` → `author seq`: a previous entry that a stored entry names but this store lacks.
 pub const WANTED: u8 = b'w';
 

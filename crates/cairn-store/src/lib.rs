@@ -131,6 +131,10 @@ pub struct Filter {
     pub tag: Option<String>,
     pub org: Option<OrgId>,
     pub author: Option<MemberId>,
+    /// An organisation's name as in its credentials, compared without regard to case.
+    pub org_name: Option<String>,
+    /// A member's name as in their credential, compared without regard to case.
+    pub author_name: Option<String>,
 }
 
 impl Filter {
@@ -145,6 +149,12 @@ impl Filter {
                 .space
                 .as_ref()
                 .is_none_or(|space| header.spaces.iter().any(|s| s.as_str() == space))
+            && self.org_name.as_ref().is_none_or(|name| {
+                entry.credential().claims().org_name.to_lowercase() == name.to_lowercase()
+            })
+            && self.author_name.as_ref().is_none_or(|name| {
+                entry.credential().claims().member_name.to_lowercase() == name.to_lowercase()
+            })
             && self.tag.as_ref().is_none_or(|tag| {
                 entry
                     .story()
@@ -641,6 +651,32 @@ impl Store {
             });
         }
         Ok(forks)
+    }
+
+    /// Marks entries as not yet shared with any peer.
+    pub fn outbox_add(&self, id: &EntryId) -> Result<(), Error> {
+        self.entries
+            .insert(layout::entry_key(layout::OUTBOX, id), &[][..])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Entries not yet shared with any peer, oldest insert first by id order.
+    pub fn outbox(&self) -> Result<Vec<EntryId>, Error> {
+        self.entries
+            .scan_prefix([layout::OUTBOX])
+            .keys()
+            .map(|key| {
+                layout::trailing_id(&key?)
+                    .ok_or_else(|| Error::Corrupt("an outbox key is too short".into()))
+            })
+            .collect()
+    }
+
+    /// Notes that an entry has reached a peer.
+    pub fn outbox_remove(&self, id: &EntryId) -> Result<(), Error> {
+        self.entries.remove(layout::entry_key(layout::OUTBOX, id))?;
+        Ok(())
     }
 
     /// The number of entries in chains (fork proofs not counted). Walks the header keys.

@@ -1,0 +1,114 @@
+//! The composed libp2p behaviour and the settings of each part. Every size and queue limit that
+//! gossipsub has is set here explicitly.
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, allow_block_list, connection_limits, identify, identity, kad, mdns, ping,
+};
+
+use crate::{Config, Error};
+
+/// The largest gossip message: one entry frame plus room for gossipsub's own framing.
+pub const MAX_TRANSMIT_SIZE: usize = cairn_core::entry::MAX_FRAME_LEN + 4 * 1024;
+const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
+const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/cairn/kad/1");
+const TOPIC_PREFIX: &str = "cairn/space/";
+const TOPIC_SUFFIX: &str = "/1";
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    // Limits and blocks come first so that a refused connection is refused before the other
+    // behaviours see it.
+    pub limits: connection_limits::Behaviour,
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossip: gossipsub::Behaviour,
+}
+
+impl Behaviour {
+    pub fn new(key: &identity::Keypair, config: &Config) -> Result<Self, Error> {
+        let peer_id = key.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(2))
+            .with_max_pending_incoming(Some(32))
+            .with_max_pending_outgoing(Some(32));
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(KAD_PROTOCOL),
+        );
+        kad.set_mode(Some(kad::Mode::Server));
+        let mdns = if config.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|err| Error::Transport("mDNS", err.to_string()))?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
+            blocked: allow_block_list::Behaviour::default(),
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            mdns: mdns.into(),
+            gossip: gossip(config.mesh_degree)?,
+        })
+    }
+}
+
+/// Gossipsub for entries. Entries carry their authors' signatures, so gossipsub's own
+/// per-message signature would be a second sign and verify for nothing: messages are anonymous
+/// and their id is the entry id, so the same entry from two peers is one message.
+fn gossip(mesh_degree: usize) -> Result<gossipsub::Behaviour, Error> {
+    let mesh_degree = mesh_degree.max(2);
+    let config = gossipsub::ConfigBuilder::default()
+        .validate_messages()
+        .validation_mode(ValidationMode::Anonymous)
+        .message_id_fn(|message| {
+            let id = cairn_core::entry::frame_id(&message.data)
+                .map(|id| id.as_bytes().to_vec())
+                // Not even a frame: any id will do, validation rejects it.
+                .unwrap_or_else(|| message.data.iter().take(64).copied().collect());
+            MessageId::new(&id)
+        })
+        .max_transmit_size(MAX_TRANSMIT_SIZE)
+        .mesh_n(mesh_degree)
+        .mesh_n_low(mesh_degree.saturating_sub(1).max(1))
+        .mesh_n_high(mesh_degree * 2)
+        .mesh_outbound_min(1)
+        .gossip_lazy(mesh_degree)
+        .heartbeat_interval(Duration::from_millis(500))
+        .history_length(6)
+        .history_gossip(3)
+        .duplicate_cache_time(Duration::from_secs(300))
+        .connection_handler_queue_len(1_024)
+        .max_ihave_messages_heartbeat(10)
+        .idontwant_message_size_threshold(512)
+        .build()
+        .map_err(|err| Error::Config(format!("gossipsub: {err}")))?;
+    gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)
+        .map_err(|err| Error::Config(err.to_string()))
+}
+
+/// The gossip topic of a space.
+pub fn topic_for_space(space: &str) -> IdentTopic {
+    IdentTopic::new(format!("{TOPIC_PREFIX}{space}{TOPIC_SUFFIX}"))
+}
+
+/// The space a topic belongs to, if it is one of Cairn's.
+pub fn space_of_topic(topic: &str) -> Option<&str> {
+    topic.strip_prefix(TOPIC_PREFIX)?.strip_suffix(TOPIC_SUFFIX)
+}

@@ -1,0 +1,449 @@
+//! The task that owns the swarm: it runs commands from [`Client`]s, turns swarm events into
+//! [`Event`]s for the owner, redials known peers with backoff and lifts expired bans.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, identify, kad, mdns, multiaddr::Protocol, noise, tcp, yamux,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::behaviour::{Behaviour, BehaviourEvent, space_of_topic, topic_for_space};
+use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
+
+/// How often known peers are checked for redialling and bans for expiry.
+const TICK: Duration = Duration::from_secs(1);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Connections with no traffic are closed after this long (gossip keeps live ones busy).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A known peer address and when to try it next.
+struct Redial {
+    peer: Option<PeerId>,
+    next_attempt: Instant,
+    backoff: Duration,
+}
+
+/// Owns the swarm; see the crate docs. Ends when every [`crate::Client`] is dropped.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    /// Bounded: when the owner falls behind, gossip messages are ignored instead of queued.
+    events: mpsc::Sender<Event>,
+    /// Dials started by `Client::dial`, answered when the connection is up or has failed.
+    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, Error>>>,
+    /// Addresses to keep connected to, with their backoff.
+    known: HashMap<Multiaddr, Redial>,
+    /// Peers blocked for sending invalid entries, and when the block ends.
+    bans: HashMap<PeerId, Instant>,
+    /// The address each connected peer was reached at or came from.
+    connected: HashMap<PeerId, Multiaddr>,
+    ban_duration: Duration,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("peer_id", self.swarm.local_peer_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: Config,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+    ) -> Result<Self, Error> {
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|err| Error::Transport("TCP", err.to_string()))?
+            .with_quic()
+            .with_behaviour(|key| {
+                Behaviour::new(key, &config)
+                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
+            })
+            .map_err(|err| Error::Transport("behaviour", err.to_string()))?
+            .with_swarm_config(|swarm| swarm.with_idle_connection_timeout(IDLE_TIMEOUT))
+            .build();
+        for address in &config.listen {
+            swarm
+                .listen_on(address.clone())
+                .map_err(|err| Error::Listen {
+                    address: address.clone(),
+                    reason: err.to_string(),
+                })?;
+        }
+        let now = Instant::now();
+        let known = config
+            .known_peers
+            .iter()
+            .map(|address| {
+                (
+                    address.clone(),
+                    Redial {
+                        peer: peer_of(address),
+                        next_attempt: now,
+                        backoff: FIRST_BACKOFF,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self {
+            swarm,
+            commands,
+            events,
+            pending_dials: HashMap::new(),
+            known,
+            bans: HashMap::new(),
+            connected: HashMap::new(),
+            ban_duration: config.ban_duration,
+        })
+    }
+
+    pub fn local_peer_id(&self) -> PeerId {
+        *self.swarm.local_peer_id()
+    }
+
+    /// Runs until every client is dropped.
+    pub async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                // Local work first: commands from the node before remote traffic.
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        tracing::debug!("network event loop stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Dial { address, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(address.clone()).build();
+                let connection = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending_dials.insert(connection, reply);
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(Error::Dial {
+                            address: address.to_string(),
+                            reason: err.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Remember { address } => {
+                let peer = peer_of(&address);
+                self.known.entry(address).or_insert(Redial {
+                    peer,
+                    next_attempt: Instant::now(),
+                    backoff: FIRST_BACKOFF,
+                });
+            }
+            Command::Publish { space, data, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .publish(topic_for_space(&space), data);
+                let _ = reply.send(match result {
+                    Ok(_) | Err(PublishError::Duplicate) => Ok(()),
+                    Err(PublishError::NoPeersSubscribedToTopic) => Err(Error::NoPeers(space)),
+                    Err(err) => Err(Error::Publish {
+                        space,
+                        reason: err.to_string(),
+                    }),
+                });
+            }
+            Command::Report {
+                message_id,
+                source,
+                verdict,
+            } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                let id = MessageId::new(&message_id);
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .report_message_validation_result(&id, &source, acceptance);
+                if verdict == Verdict::Reject {
+                    tracing::warn!(%source, "peer sent an invalid entry; blocking it for {:?}", self.ban_duration);
+                    self.bans.insert(source, Instant::now() + self.ban_duration);
+                    self.swarm.behaviour_mut().blocked.block_peer(source);
+                }
+            }
+            Command::Subscribe { space, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossip
+                    .subscribe(&topic_for_space(&space));
+                let _ = reply.send(result.map(drop).map_err(|err| Error::Publish {
+                    space,
+                    reason: err.to_string(),
+                }));
+            }
+            Command::Unsubscribe { space } => {
+                self.swarm
+                    .behaviour_mut()
+                    .gossip
+                    .unsubscribe(&topic_for_space(&space));
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let gossip = &self.swarm.behaviour().gossip;
+        let mut spaces_of: HashMap<PeerId, BTreeSet<String>> = HashMap::new();
+        for (peer, topics) in gossip.all_peers() {
+            let spaces = topics
+                .iter()
+                .filter_map(|topic| space_of_topic(topic.as_str()).map(str::to_string));
+            spaces_of.entry(*peer).or_default().extend(spaces);
+        }
+        let mut connected: Vec<PeerStatus> = self
+            .connected
+            .iter()
+            .map(|(peer, address)| PeerStatus {
+                peer_id: *peer,
+                address: address.clone(),
+                spaces: spaces_of
+                    .remove(peer)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        connected.sort_by_key(|peer| peer.peer_id);
+        let mut known: Vec<Multiaddr> = self.known.keys().cloned().collect();
+        known.sort();
+        Status {
+            peer_id: *self.swarm.local_peer_id(),
+            listen_addrs: self.swarm.listeners().cloned().collect(),
+            connected,
+            blocked: self.bans.keys().copied().collect(),
+            known,
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.bans.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+        let due: Vec<Multiaddr> = self
+            .known
+            .iter()
+            .filter(|(_, redial)| redial.next_attempt <= now)
+            .filter(|(_, redial)| {
+                redial.peer.is_none_or(|peer| {
+                    !self.swarm.is_connected(&peer) && !self.bans.contains_key(&peer)
+                })
+            })
+            .map(|(address, _)| address.clone())
+            .collect();
+        for address in due {
+            if let Some(redial) = self.known.get_mut(&address) {
+                redial.next_attempt = now + redial.backoff;
+                redial.backoff = (redial.backoff * 2).min(MAX_BACKOFF);
+            }
+            tracing::debug!(%address, "dialling known peer");
+            if let Err(err) = self.swarm.dial(address.clone()) {
+                tracing::debug!(%address, "dial failed: {err}");
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.emit(Event::Listening { address });
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                let address = endpoint.get_remote_address().clone();
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if endpoint.is_dialer() {
+                    let base = without_peer(&address);
+                    for (known, redial) in &mut self.known {
+                        if without_peer(known) == base || redial.peer == Some(peer_id) {
+                            redial.peer = Some(peer_id);
+                            redial.backoff = FIRST_BACKOFF;
+                        }
+                    }
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, address.clone());
+                }
+                if num_established.get() == 1 {
+                    tracing::info!(%peer_id, %address, "connected");
+                    self.connected.insert(peer_id, address.clone());
+                    self.emit(Event::Connected {
+                        peer: peer_id,
+                        address,
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                tracing::info!(%peer_id, "disconnected");
+                self.connected.remove(&peer_id);
+                self.emit(Event::Disconnected { peer: peer_id });
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(Error::Dial {
+                        address: String::from("the peer"),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                // Kademlia is for peer routing only: learn where identified peers listen.
+                for address in info.listen_addrs {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer_id, address);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    if !self.swarm.is_connected(&peer) && !self.bans.contains_key(&peer) {
+                        tracing::debug!(%peer, %address, "found on the local network");
+                        let _ = self
+                            .swarm
+                            .dial(DialOpts::peer_id(peer).addresses(vec![address]).build());
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. })) => {}
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let Some(space) = space_of_topic(message.topic.as_str()).map(str::to_string) else {
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Reject,
+                        );
+                    return;
+                };
+                let event = Event::Message {
+                    source: propagation_source,
+                    message_id: message_id.0.clone(),
+                    space,
+                    data: message.data,
+                };
+                if self.events.try_send(event).is_err() {
+                    // The node is behind: drop without relaying. Catch-up sync fills the gap.
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                if let Some(space) = space_of_topic(topic.as_str()) {
+                    self.emit(Event::PeerJoinedSpace {
+                        peer: peer_id,
+                        space: space.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends an event to the owner without waiting; if the owner is far behind the event is
+    /// dropped (every event here is either repeated later or recovered by sync).
+    fn emit(&self, event: Event) {
+        if self.events.try_send(event).is_err() {
+            tracing::warn!("the node is not keeping up with network events; one was dropped");
+        }
+    }
+}
+
+/// The peer id at the end of an address (`.../p2p/<id>`), if any.
+fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+    address.iter().find_map(|protocol| match protocol {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+fn without_peer(address: &Multiaddr) -> Multiaddr {
+    address
+        .iter()
+        .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
+        .collect()
+}

@@ -1,0 +1,245 @@
+//! Cairn's peer-to-peer networking on libp2p: transports (TCP with noise and yamux, and QUIC),
+//! identify, ping, Kademlia for peer routing, mDNS, gossipsub with one topic per space,
+//! connection limits, blocking of misbehaving peers, and redialling known peers with backoff.
+//!
+//! Shape (as in rust-libp2p's file-sharing example): [`new`] returns a [`Client`] (a cheap,
+//! cloneable handle over a bounded command channel), a bounded receiver of [`Event`]s, and the
+//! [`EventLoop`] that owns the swarm. The loop ends when every `Client` is dropped.
+//!
+//! This crate moves bytes. It never decides whether an entry is valid: every gossip message is
+//! held unrelayed until the owner reports a [`Verdict`] for it.
+
+mod behaviour;
+mod event_loop;
+
+use std::time::Duration;
+
+pub use behaviour::{MAX_TRANSMIT_SIZE, space_of_topic, topic_for_space};
+pub use event_loop::EventLoop;
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId, multiaddr};
+use tokio::sync::{mpsc, oneshot};
+
+/// Capacity of the command channel from clients to the event loop.
+const COMMAND_QUEUE: usize = 256;
+/// Capacity of the event channel from the event loop to the owner. Gossip messages beyond it
+/// are ignored (not relayed) rather than queued without bound.
+const EVENT_QUEUE: usize = 1_024;
+
+/// What can go wrong in the network layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not set up the {0} transport: {1}")]
+    Transport(&'static str, String),
+
+    #[error("could not listen on {address}: {reason}; check that the address is free and valid")]
+    Listen { address: Multiaddr, reason: String },
+
+    #[error("could not reach {address}: {reason}")]
+    Dial { address: String, reason: String },
+
+    #[error("could not publish to space {space}: {reason}")]
+    Publish { space: String, reason: String },
+
+    #[error("no peer in space {0} is connected yet; the entry will be sent when one is")]
+    NoPeers(String),
+
+    #[error("invalid network setting: {0}")]
+    Config(String),
+
+    #[error("the network task has stopped; restart the node")]
+    Stopped,
+}
+
+/// Settings for the network.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node's libp2p identity (separate from the organisation's key).
+    pub keypair: Keypair,
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0` and `/ip4/0.0.0.0/udp/0/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start and redial with backoff whenever disconnected.
+    pub known_peers: Vec<Multiaddr>,
+    /// Find peers on the local network with mDNS (best effort).
+    pub mdns: bool,
+    /// The most established connections in total.
+    pub max_connections: u32,
+    /// How long a peer that sent an invalid entry stays blocked.
+    pub ban_duration: Duration,
+    /// Gossipsub mesh degree (target peers per space mesh).
+    pub mesh_degree: usize,
+}
+
+impl Config {
+    pub fn new(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            listen: Vec::new(),
+            known_peers: Vec::new(),
+            mdns: false,
+            max_connections: 128,
+            ban_duration: Duration::from_secs(600),
+            mesh_degree: 4,
+        }
+    }
+}
+
+/// The owner's judgement of a gossip message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid and stored: relay it.
+    Accept,
+    /// Not relayed and not held against the sender (a duplicate, or something an honest peer
+    /// could relay, such as an entry from a newer format version).
+    Ignore,
+    /// Invalid: not relayed, and the sender is penalised and blocked for a while.
+    Reject,
+}
+
+/// Something the owner should act on.
+#[derive(Debug)]
+pub enum Event {
+    /// A gossip message, held unrelayed until [`Client::report`] gives its verdict.
+    Message {
+        source: PeerId,
+        message_id: Vec<u8>,
+        space: String,
+        data: Vec<u8>,
+    },
+    /// A connected peer subscribed to a space (a chance to send it what it lacks).
+    PeerJoinedSpace { peer: PeerId, space: String },
+    /// A connection to a peer was established.
+    Connected { peer: PeerId, address: Multiaddr },
+    /// The last connection to a peer closed.
+    Disconnected { peer: PeerId },
+    /// The node listens on a new address.
+    Listening { address: Multiaddr },
+}
+
+/// A snapshot of the network, for status pages.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub peer_id: PeerId,
+    pub listen_addrs: Vec<Multiaddr>,
+    pub connected: Vec<PeerStatus>,
+    pub blocked: Vec<PeerId>,
+    pub known: Vec<Multiaddr>,
+}
+
+/// One connected peer.
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub peer_id: PeerId,
+    pub address: Multiaddr,
+    pub spaces: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Command {
+    Dial {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, Error>>,
+    },
+    Remember {
+        address: Multiaddr,
+    },
+    Publish {
+        space: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Report {
+        message_id: Vec<u8>,
+        source: PeerId,
+        verdict: Verdict,
+    },
+    Subscribe {
+        space: String,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Unsubscribe {
+        space: String,
+    },
+    Status {
+        reply: oneshot::Sender<Status>,
+    },
+}
+
+/// A handle to the event loop. Cloning is cheap; the loop stops when all clones are dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Client {
+    /// Dials an address and waits until the connection is up or has failed.
+    pub async fn dial(&self, address: Multiaddr) -> Result<PeerId, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Dial { address, reply }).await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Keeps an address in the redial set: dialled whenever not connected, with backoff.
+    pub async fn remember(&self, address: Multiaddr) -> Result<(), Error> {
+        self.send(Command::Remember { address }).await
+    }
+
+    /// Gossips a frame to a space.
+    pub async fn publish(&self, space: String, data: Vec<u8>) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Publish { space, data, reply }).await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Gives the verdict on a gossip message: relay it, drop it, or drop it and penalise.
+    pub async fn report(
+        &self,
+        message_id: Vec<u8>,
+        source: PeerId,
+        verdict: Verdict,
+    ) -> Result<(), Error> {
+        self.send(Command::Report {
+            message_id,
+            source,
+            verdict,
+        })
+        .await
+    }
+
+    pub async fn subscribe(&self, space: String) -> Result<(), Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Subscribe { space, reply }).await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    pub async fn unsubscribe(&self, space: String) -> Result<(), Error> {
+        self.send(Command::Unsubscribe { space }).await
+    }
+
+    pub async fn status(&self) -> Result<Status, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Status { reply }).await?;
+        answer.await.map_err(|_| Error::Stopped)
+    }
+
+    async fn send(&self, command: Command) -> Result<(), Error> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+}
+
+/// Builds the swarm and starts listening. Run the returned [`EventLoop`] on a task.
+pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), Error> {
+    let (command_sender, command_receiver) = mpsc::channel(COMMAND_QUEUE);
+    let (event_sender, event_receiver) = mpsc::channel(EVENT_QUEUE);
+    let event_loop = EventLoop::new(config, command_receiver, event_sender)?;
+    Ok((
+        Client {
+            commands: command_sender,
+        },
+        event_receiver,
+        event_loop,
+    ))
+}

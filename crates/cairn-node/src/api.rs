@@ -1,0 +1,362 @@
+//! The local HTTP API, for the CLI and (later) the web page. It listens on loopback only unless
+//! told otherwise, and every request must carry the token the node wrote into its home
+//! (`Authorization: Bearer TOKEN`) and a Host header naming the API's own address (a defence
+//! against DNS rebinding). Entries travel as hex frames, so clients decode and verify them with
+//! `cairn-core` rather than trusting a second rendering.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_core::{Kind, MemberId, OrgId, Space, Story};
+use cairn_store::Filter;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::node::{Shared, blocking, resolve};
+use crate::ticket::Ticket;
+
+/// The most entries one list request returns.
+pub const MAX_LIST: usize = 1_000;
+/// The largest request body accepted (a story is at most 64 KiB, plus JSON escaping).
+const MAX_BODY: usize = 256 * 1024;
+
+/// `GET /api/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusView {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub org: String,
+    pub org_name: String,
+    pub member: String,
+    pub member_name: String,
+    pub spaces: Vec<String>,
+    pub connected_peers: Vec<PeerView>,
+    pub known_peers: Vec<String>,
+    pub blocked_peers: Vec<String>,
+    pub entries: usize,
+    pub api: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    pub address: String,
+    pub spaces: Vec<String>,
+}
+
+/// Entries as hex frames.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FramesView {
+    pub frames: Vec<String>,
+}
+
+/// `POST /api/publish`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishRequest {
+    pub kind: u16,
+    pub story: Story,
+    /// Empty: the spaces the node joined.
+    pub spaces: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishedView {
+    pub id: String,
+    pub frame: String,
+    /// Whether a peer received it now (if not, it waits in the outbox).
+    pub shared: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddressRequest {
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerAddedView {
+    pub peer_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TicketText {
+    pub ticket: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SpacesView {
+    pub spaces: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub error: String,
+}
+
+/// Query of `GET /api/entries`; names match without regard to case, ids exactly.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub kind: Option<String>,
+    pub space: Option<String>,
+    pub tag: Option<String>,
+    pub org: Option<String>,
+    pub author: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Api {
+    shared: Arc<Shared>,
+    token: Arc<str>,
+    allowed_hosts: Arc<[String]>,
+}
+
+pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) -> Router {
+    let port = address.port();
+    let allowed_hosts = [
+        address.to_string(),
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    let api = Api {
+        shared,
+        token: token.into(),
+        allowed_hosts: allowed_hosts.into(),
+    };
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/entries", get(list))
+        .route("/api/entries/{id}", get(show))
+        .route("/api/publish", post(publish))
+        .route("/api/peers", post(add_peer))
+        .route("/api/invite", get(invite))
+        .route("/api/join", post(join))
+        .route("/api/spaces", get(spaces))
+        .route("/api/spaces/{name}", post(join_space).delete(leave_space))
+        .layer(middleware::from_fn_with_state(api.clone(), guard))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(api)
+}
+
+/// Refuses requests with a foreign Host header (403) or without the token (401).
+async fn guard(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("");
+    if !api.allowed_hosts.iter().any(|allowed| allowed == host) {
+        return failure(
+            StatusCode::FORBIDDEN,
+            format!("Host {host:?} is not this node's API address"),
+        );
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), api.token.as_bytes()) {
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token; use the cairn CLI, which reads the token from the node's home".into(),
+        );
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn failure(status: StatusCode, error: String) -> Response {
+    (status, Json(ErrorView { error })).into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::BadRequest(_) | Error::Ticket(_) | Error::Entry(_) => StatusCode::BAD_REQUEST,
+            Error::Store(
+                cairn_store::Error::NotFound(_) | cairn_store::Error::Ambiguous { .. },
+            ) => StatusCode::NOT_FOUND,
+            Error::Store(cairn_store::Error::Rejected(_)) => StatusCode::BAD_REQUEST,
+            Error::Net(cairn_net::Error::Dial { .. }) => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        failure(status, self.to_string())
+    }
+}
+
+async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
+    let net = api.shared.client.status().await?;
+    let store = api.shared.store.clone();
+    let entries = blocking(move || Ok(store.count()?)).await?;
+    let claims = api.shared.credential().claims();
+    Ok(Json(StatusView {
+        peer_id: net.peer_id.to_string(),
+        listen_addrs: net.listen_addrs.iter().map(ToString::to_string).collect(),
+        org: claims.org.to_string(),
+        org_name: claims.org_name.clone(),
+        member: claims.member.to_string(),
+        member_name: claims.member_name.clone(),
+        spaces: api.shared.spaces(),
+        connected_peers: net
+            .connected
+            .into_iter()
+            .map(|peer| PeerView {
+                peer_id: peer.peer_id.to_string(),
+                address: peer.address.to_string(),
+                spaces: peer.spaces,
+            })
+            .collect(),
+        known_peers: api.shared.known_peers(),
+        blocked_peers: net.blocked.iter().map(ToString::to_string).collect(),
+        entries,
+        api: api.allowed_hosts.first().cloned().unwrap_or_default(),
+    }))
+}
+
+/// Builds a store filter from a list query; used by the API and the CLI alike.
+pub fn filter_from(query: &ListQuery) -> Result<Filter, Error> {
+    let kind = match &query.kind {
+        None => None,
+        Some(name) => Some(Kind::from_name(name.trim()).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name:?} is not a kind; use learning, failure, question, reply, response, amend, retract, profile, membership or revoke"
+            ))
+        })?),
+    };
+    let tag = query
+        .tag
+        .as_deref()
+        .map(cairn_core::body::normalize_tag)
+        .transpose()?;
+    let space = query
+        .space
+        .as_deref()
+        .map(Space::new)
+        .transpose()?
+        .map(|space| space.to_string());
+    let org = query
+        .org
+        .as_deref()
+        .and_then(|org| org.parse::<OrgId>().ok());
+    let author = query
+        .author
+        .as_deref()
+        .and_then(|author| author.parse::<MemberId>().ok());
+    Ok(Filter {
+        kind,
+        space,
+        tag,
+        org,
+        author,
+        org_name: query.org.clone().filter(|_| org.is_none()),
+        author_name: query.author.clone().filter(|_| author.is_none()),
+    })
+}
+
+async fn list(
+    State(api): State<Api>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<FramesView>, Error> {
+    let filter = filter_from(&query)?;
+    let limit = query.limit.unwrap_or(20).min(MAX_LIST);
+    let store = api.shared.store.clone();
+    let frames = blocking(move || {
+        store
+            .newest(&filter)
+            .take(limit)
+            .map(|entry| Ok(hex::encode(entry?.encode())))
+            .collect::<Result<Vec<_>, Error>>()
+    })
+    .await?;
+    Ok(Json(FramesView { frames }))
+}
+
+async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<FramesView>, Error> {
+    let entry = resolve(&api.shared.store, id.clone()).await?;
+    let entry = entry.ok_or(Error::Store(cairn_store::Error::NotFound(id)))?;
+    Ok(Json(FramesView {
+        frames: vec![hex::encode(entry.encode())],
+    }))
+}
+
+async fn publish(
+    State(api): State<Api>,
+    Json(request): Json<PublishRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let (entry, shared) = api
+        .shared
+        .publish(Kind(request.kind), request.story, request.spaces)
+        .await?;
+    Ok(Json(PublishedView {
+        id: entry.id().to_string(),
+        frame: hex::encode(entry.encode()),
+        shared,
+    }))
+}
+
+async fn add_peer(
+    State(api): State<Api>,
+    Json(request): Json<AddressRequest>,
+) -> Result<Json<PeerAddedView>, Error> {
+    let peer = api.shared.add_peer(&request.address).await?;
+    Ok(Json(PeerAddedView {
+        peer_id: peer.to_string(),
+    }))
+}
+
+async fn invite(State(api): State<Api>) -> Result<Json<TicketText>, Error> {
+    Ok(Json(TicketText {
+        ticket: api.shared.invite().await?.encode(),
+    }))
+}
+
+async fn join(
+    State(api): State<Api>,
+    Json(request): Json<TicketText>,
+) -> Result<Json<PeerAddedView>, Error> {
+    let ticket = Ticket::decode(&request.ticket)?;
+    let peer = api.shared.join(&ticket).await?;
+    Ok(Json(PeerAddedView {
+        peer_id: peer.to_string(),
+    }))
+}
+
+async fn spaces(State(api): State<Api>) -> Json<SpacesView> {
+    Json(SpacesView {
+        spaces: api.shared.spaces(),
+    })
+}
+
+async fn join_space(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<SpacesView>, Error> {
+    api.shared.join_space(&name).await?;
+    Ok(Json(SpacesView {
+        spaces: api.shared.spaces(),
+    }))
+}
+
+async fn leave_space(
+    State(api): State<Api>,
+    Path(name): Path<String>,
+) -> Result<Json<SpacesView>, Error> {
+    api.shared.leave_space(&name).await?;
+    Ok(Json(SpacesView {
+        spaces: api.shared.spaces(),
+    }))
+}

@@ -1,0 +1,99 @@
+//! The Cairn daemon: it wires the store to the network, validates every gossiped entry before
+//! it is stored or relayed, serves the local HTTP API that the CLI (and later the web page)
+//! uses, and shuts down cleanly.
+//!
+//! - [`run`]: start everything and run until the shutdown future completes;
+//! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
+//! - `node`: the shared state and what the node does with entries (publish, gossip, outbox);
+//! - `state`: the small persisted state file (joined spaces, known peers);
+//! - `ticket`: invite tickets.
+//!
+//! Invariant: an entry is relayed only after the store accepted it (`Verdict::Accept` is sent
+//! only for entries that were stored or kept as fork proofs).
+
+pub mod api;
+mod node;
+mod state;
+pub mod ticket;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cairn_core::{Credential, SecretKey};
+use cairn_store::Store;
+
+pub use node::Shared;
+
+/// What can go wrong running the node.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Net(#[from] cairn_net::Error),
+
+    #[error(transparent)]
+    Store(#[from] cairn_store::Error),
+
+    #[error(transparent)]
+    Entry(#[from] cairn_core::Error),
+
+    #[error("could not {action} {path}: {source}")]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error(
+        "refusing to serve the API on {0}, which is not a loopback address: anyone who can reach it could try the token. Use 127.0.0.1, or pass --allow-remote-api if you really mean it"
+    )]
+    RemoteApi(SocketAddr),
+
+    #[error("could not serve the API on {address}: {source}; is another program using that port?")]
+    ApiBind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+
+    #[error("{0}")]
+    BadRequest(String),
+
+    #[error("the invite ticket is not valid: {0}")]
+    Ticket(String),
+
+    #[error("an internal task failed: {0}")]
+    Task(String),
+}
+
+/// Where the node keeps its runtime files inside the home.
+#[derive(Debug, Clone)]
+pub struct Files {
+    /// Written at start: the API's actual address.
+    pub api_address: PathBuf,
+    /// Written at start (0600): the API token, new at every start.
+    pub api_token: PathBuf,
+    /// Joined spaces and known peers.
+    pub state: PathBuf,
+}
+
+/// Everything the node needs to run.
+#[derive(Debug)]
+pub struct Config {
+    pub store: Arc<Store>,
+    /// The member key that entries published through the API are signed with.
+    pub member_key: SecretKey,
+    pub credential: Credential,
+    pub net: cairn_net::Config,
+    pub api_address: SocketAddr,
+    pub allow_remote_api: bool,
+    /// Spaces to join when the state file does not exist yet.
+    pub default_spaces: Vec<String>,
+    pub files: Files,
+}
+
+/// Runs the node until `shutdown` completes, then stops the API, closes connections and
+/// flushes the store.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    node::run(config, shutdown).await
+}

@@ -1,0 +1,500 @@
+//! The node's shared state and what it does with entries: publish (sign, store, gossip),
+//! validate what peers gossip (store first, then relay), keep entries that reached nobody in
+//! the outbox until a peer joins their space, and manage spaces and peers.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{Arc, RwLock};
+
+use cairn_core::{Credential, Draft, Entry, EntryId, Kind, SecretKey, Space, Story, Timestamp};
+use cairn_net::{Client, Event, Multiaddr, PeerId, Verdict};
+use cairn_store::{Outcome, Store};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::state::State;
+use crate::ticket::Ticket;
+use crate::{Config, Error, Files};
+
+/// Gossip messages validated and stored together, with one flush.
+const GOSSIP_BATCH: usize = 256;
+
+/// State shared by the API handlers and the event loop.
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub client: Client,
+    pub peer_id: PeerId,
+    member_key: SecretKey,
+    credential: Credential,
+    /// Joined spaces and known peers, mirrored to the state file on every change.
+    state: RwLock<State>,
+    files: Files,
+    /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
+    /// two publishes can never take the same seq (which would be a fork of our own making).
+    publish_lock: Mutex<()>,
+}
+
+impl Shared {
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
+    pub fn spaces(&self) -> Vec<String> {
+        read(&self.state).spaces.iter().cloned().collect()
+    }
+
+    pub fn known_peers(&self) -> Vec<String> {
+        read(&self.state).peers.iter().cloned().collect()
+    }
+
+    /// Signs, stores and gossips a story entry; returns it and whether any peer received it.
+    pub async fn publish(
+        &self,
+        kind: Kind,
+        story: Story,
+        spaces: Vec<String>,
+    ) -> Result<(Entry, bool), Error> {
+        if !kind.has_story() {
+            return Err(Error::BadRequest(format!(
+                "kind {kind} cannot be published as a story"
+            )));
+        }
+        let spaces = if spaces.is_empty() {
+            self.spaces()
+        } else {
+            spaces
+        };
+        let spaces = spaces
+            .iter()
+            .map(|name| Space::new(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
+        let _one_at_a_time = self.publish_lock.lock().await;
+        let store = self.store.clone();
+        let key = self.member_key.clone();
+        let credential = self.credential.clone();
+        let entry = blocking(move || -> Result<Entry, Error> {
+            let (seq, prev) = match store.chain_head(&key.member_id())? {
+                Some((seq, id)) => (seq + 1, Some(id)),
+                None => (1, None),
+            };
+            let entry = Entry::sign(&key, &credential, seq, prev, draft)?;
+            store.insert(&entry.encode(), Timestamp::now())?;
+            Ok(entry)
+        })
+        .await?;
+        let shared = self.gossip(&entry).await;
+        if !shared {
+            let store = self.store.clone();
+            let id = entry.id();
+            blocking(move || store.outbox_add(&id).map_err(Error::from)).await?;
+        }
+        Ok((entry, shared))
+    }
+
+    /// Gossips an entry to each of its spaces; true if at least one peer got it.
+    async fn gossip(&self, entry: &Entry) -> bool {
+        let frame = entry.encode();
+        let mut reached = false;
+        for space in &entry.header().spaces {
+            match self.client.publish(space.to_string(), frame.clone()).await {
+                Ok(()) => reached = true,
+                Err(cairn_net::Error::NoPeers(_)) => {}
+                Err(err) => tracing::warn!(id = %entry.id(), "could not gossip: {err}"),
+            }
+        }
+        reached
+    }
+
+    /// Sends outbox entries in `space` now that a peer there is connected.
+    async fn flush_outbox(&self, space: &str) -> Result<(), Error> {
+        let store = self.store.clone();
+        let waiting: Vec<Entry> = blocking(move || -> Result<Vec<Entry>, Error> {
+            let mut entries = Vec::new();
+            for id in store.outbox()? {
+                match store.get(&id)? {
+                    Some(entry) => entries.push(entry),
+                    None => store.outbox_remove(&id)?,
+                }
+            }
+            Ok(entries)
+        })
+        .await?;
+        for entry in waiting
+            .into_iter()
+            .filter(|entry| entry.header().spaces.iter().any(|s| s.as_str() == space))
+        {
+            if self.gossip(&entry).await {
+                tracing::info!(id = %entry.id(), "shared an entry written while no peer was connected");
+                let store = self.store.clone();
+                let id = entry.id();
+                blocking(move || store.outbox_remove(&id).map_err(Error::from)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins a space: subscribes to its gossip and remembers it.
+    pub async fn join_space(&self, name: &str) -> Result<String, Error> {
+        let space = Space::new(name)?.to_string();
+        self.client.subscribe(space.clone()).await?;
+        self.update_state(|state| {
+            state.spaces.insert(space.clone());
+        })?;
+        self.flush_outbox(&space).await?;
+        Ok(space)
+    }
+
+    pub async fn leave_space(&self, name: &str) -> Result<String, Error> {
+        let space = Space::new(name)?.to_string();
+        self.client.unsubscribe(space.clone()).await?;
+        self.update_state(|state| {
+            state.spaces.remove(&space);
+        })?;
+        Ok(space)
+    }
+
+    /// Connects to a peer and remembers it for reconnection.
+    pub async fn add_peer(&self, address: &str) -> Result<PeerId, Error> {
+        let address: Multiaddr = address.trim().parse().map_err(|err| {
+            Error::BadRequest(format!(
+                "{address:?} is not a peer address like /ip4/192.0.2.1/tcp/7411/p2p/12D3Koo…: {err}"
+            ))
+        })?;
+        let peer = self.client.dial(address.clone()).await?;
+        let full = with_peer(address, peer);
+        self.client.remember(full.clone()).await?;
+        self.update_state(|state| {
+            state.peers.insert(full.to_string());
+        })?;
+        Ok(peer)
+    }
+
+    /// The invite ticket for this node.
+    pub async fn invite(&self) -> Result<Ticket, Error> {
+        let status = self.client.status().await?;
+        let claims = self.credential.claims();
+        let addresses = status
+            .listen_addrs
+            .into_iter()
+            .map(|address| with_peer(address, status.peer_id).to_string())
+            .collect();
+        Ok(Ticket {
+            peer_id: status.peer_id.to_string(),
+            addresses,
+            org: claims.org.to_string(),
+            org_name: claims.org_name.clone(),
+            spaces: self.spaces(),
+        })
+    }
+
+    /// Connects to the peer in a ticket through the first address that works, remembers it
+    /// and joins its spaces.
+    pub async fn join(&self, ticket: &Ticket) -> Result<PeerId, Error> {
+        let mut failures = Vec::new();
+        let mut joined = None;
+        for address in &ticket.addresses {
+            match self.add_peer(address).await {
+                Ok(peer) => {
+                    joined = Some(peer);
+                    break;
+                }
+                Err(err) => failures.push(format!("{address}: {err}")),
+            }
+        }
+        let peer = joined.ok_or_else(|| {
+            Error::BadRequest(format!(
+                "could not reach {} at any address in the ticket ({})",
+                ticket.org_name,
+                failures.join("; ")
+            ))
+        })?;
+        for space in &ticket.spaces {
+            self.join_space(space).await?;
+        }
+        Ok(peer)
+    }
+
+    fn update_state(&self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut state);
+        state.save(&self.files.state)
+    }
+}
+
+pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if !config.api_address.ip().is_loopback() && !config.allow_remote_api {
+        return Err(Error::RemoteApi(config.api_address));
+    }
+    let state = match State::load(&config.files.state)? {
+        Some(state) => state,
+        None => State {
+            spaces: config.default_spaces.iter().cloned().collect(),
+            peers: BTreeSet::new(),
+        },
+    };
+    let mut net_config = config.net.clone();
+    net_config.known_peers.extend(
+        state
+            .peers
+            .iter()
+            .filter_map(|address| address.parse().ok()),
+    );
+    let (client, events, network_loop) = cairn_net::new(net_config)?;
+    let peer_id = network_loop.local_peer_id();
+    let network = tokio::spawn(network_loop.run());
+    for space in &state.spaces {
+        client.subscribe(space.clone()).await?;
+    }
+    state.save(&config.files.state)?;
+
+    let shared = Arc::new(Shared {
+        store: config.store.clone(),
+        client,
+        peer_id,
+        member_key: config.member_key,
+        credential: config.credential,
+        state: RwLock::new(state),
+        files: config.files.clone(),
+        publish_lock: Mutex::new(()),
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.api_address)
+        .await
+        .map_err(|source| Error::ApiBind {
+            address: config.api_address,
+            source,
+        })?;
+    let api_address = listener.local_addr().map_err(|source| Error::ApiBind {
+        address: config.api_address,
+        source,
+    })?;
+    let token = random_token()?;
+    write_private(&config.files.api_token, &format!("{token}\n"))?;
+    write_private(&config.files.api_address, &format!("{api_address}\n"))?;
+    tracing::info!(%api_address, %peer_id, "node running");
+
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = crate::api::router(shared.clone(), token, api_address);
+    let api = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
+
+    let outcome = handle_network(shared.clone(), events, shutdown).await;
+
+    tracing::info!("shutting down");
+    let _ = stop_api.send(());
+    let _ = api.await;
+    for path in [&config.files.api_address, &config.files.api_token] {
+        let _ = std::fs::remove_file(path);
+    }
+    // Dropping the last client ends the network task, which closes every connection.
+    drop(shared);
+    let _ = network.await;
+    config.store.flush()?;
+    outcome
+}
+
+/// Handles network events until shutdown.
+async fn handle_network(
+    shared: Arc<Shared>,
+    mut events: mpsc::Receiver<Event>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    tokio::pin!(shutdown);
+    let mut batch = Vec::with_capacity(GOSSIP_BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            received = events.recv_many(&mut batch, GOSSIP_BATCH) => {
+                if received == 0 {
+                    return Err(Error::Task("the network task stopped unexpectedly".into()));
+                }
+                handle_events(&shared, std::mem::take(&mut batch)).await;
+            }
+        }
+    }
+}
+
+async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
+    let mut messages = Vec::new();
+    for event in events {
+        match event {
+            Event::Message {
+                source,
+                message_id,
+                space,
+                data,
+            } => messages.push((source, message_id, space, data)),
+            Event::PeerJoinedSpace { peer, space } => {
+                tracing::debug!(%peer, %space, "peer joined a space");
+                if let Err(err) = shared.flush_outbox(&space).await {
+                    tracing::warn!("could not share waiting entries: {err}");
+                }
+            }
+            Event::Connected { .. } | Event::Disconnected { .. } | Event::Listening { .. } => {}
+        }
+    }
+    if messages.is_empty() {
+        return;
+    }
+    let frames: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|(_, _, _, data)| data.clone())
+        .collect();
+    let spaces: Vec<String> = messages
+        .iter()
+        .map(|(_, _, space, _)| space.clone())
+        .collect();
+    let store = shared.store.clone();
+    let verdicts = blocking(move || -> Result<Vec<Verdict>, Error> {
+        Ok(validate_and_store(&store, &frames, &spaces))
+    })
+    .await;
+    let verdicts = verdicts.unwrap_or_else(|err| {
+        tracing::error!("could not store gossiped entries: {err}");
+        vec![Verdict::Ignore; messages.len()]
+    });
+    for ((source, message_id, _, _), verdict) in messages.into_iter().zip(verdicts) {
+        if let Err(err) = shared.client.report(message_id, source, verdict).await {
+            tracing::warn!("could not report a verdict: {err}");
+        }
+    }
+}
+
+/// Stores what is valid, and says for each frame whether to relay it (Accept), drop it quietly
+/// (Ignore) or drop it and penalise the sender (Reject).
+fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> Vec<Verdict> {
+    // An entry must belong to the space it was gossiped in; check that before storing.
+    let in_topic: Vec<Result<(), cairn_core::Error>> = frames
+        .iter()
+        .zip(spaces)
+        .map(|(frame, space)| {
+            let entry = Entry::decode(frame)?;
+            if entry.header().spaces.iter().any(|s| s.as_str() == space) {
+                Ok(())
+            } else {
+                Err(cairn_core::Error::BadField {
+                    field: "spaces",
+                    reason: format!("gossiped in {space}, which the entry is not in"),
+                })
+            }
+        })
+        .collect();
+    let admissible: Vec<&Vec<u8>> = frames
+        .iter()
+        .zip(&in_topic)
+        .filter(|(_, ok)| ok.is_ok())
+        .map(|(frame, _)| frame)
+        .collect();
+    let stored = match store.insert_batch(&admissible, Timestamp::now()) {
+        Ok(results) => results,
+        Err(err) => {
+            tracing::error!("the store failed: {err}");
+            return vec![Verdict::Ignore; frames.len()];
+        }
+    };
+    let mut stored = stored.into_iter();
+    in_topic
+        .into_iter()
+        .map(|check| match check {
+            Err(err) => verdict_for(&err),
+            Ok(()) => match stored.next() {
+                Some(Ok(inserted)) => {
+                    if inserted.outcome == Outcome::ForkProof {
+                        tracing::warn!(id = %inserted.id, "received a fork proof: an author signed two entries at one seq");
+                    }
+                    Verdict::Accept
+                }
+                Some(Err(cairn_store::Error::Rejected(err))) => verdict_for(&err),
+                Some(Err(err)) => {
+                    tracing::error!("the store failed: {err}");
+                    Verdict::Ignore
+                }
+                None => Verdict::Ignore,
+            },
+        })
+        .collect()
+}
+
+/// Duplicates, entries from newer formats, clocks that disagree and chain conflicts are things
+/// an honest peer can relay: ignored. Everything else is forged or broken: rejected.
+fn verdict_for(err: &cairn_core::Error) -> Verdict {
+    match err.code() {
+        "duplicate:id" | "invalid:version" | "invalid:clock-skew" | "invalid:chain-conflict" => {
+            Verdict::Ignore
+        }
+        code => {
+            tracing::warn!(reason = code, "refused a gossiped entry: {err}");
+            Verdict::Reject
+        }
+    }
+}
+
+/// An id an API caller gave, resolved against the store.
+pub(crate) async fn resolve(store: &Arc<Store>, prefix: String) -> Result<Option<Entry>, Error> {
+    let store = store.clone();
+    blocking(move || -> Result<Option<Entry>, Error> {
+        let id: EntryId = store.resolve(&prefix)?;
+        Ok(store.get(&id)?)
+    })
+    .await
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::Task(err.to_string()))?
+}
+
+fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
+    if address
+        .iter()
+        .any(|protocol| matches!(protocol, cairn_net::multiaddr::Protocol::P2p(_)))
+    {
+        address
+    } else {
+        address.with(cairn_net::multiaddr::Protocol::P2p(peer))
+    }
+}
+
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| Error::Task(format!("the system random generator failed: {err}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Writes a file readable only by its owner, replacing any old one.
+fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Error> {
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|source| Error::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

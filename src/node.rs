@@ -1,0 +1,116 @@
+//! `cairn node`: builds the node's configuration from the home, `config.toml` and flags, then
+//! runs the daemon until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use cairn_net::Multiaddr;
+
+use crate::cli::NodeArgs;
+use crate::home::Home;
+
+const DEFAULT_ORG: &str = "Unnamed organisation";
+
+pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
+    init_logging();
+    if !home.is_initialised() {
+        home.init(DEFAULT_ORG, &format!("Member of {DEFAULT_ORG}"))?;
+        eprintln!(
+            "Created a new Cairn identity for \"{DEFAULT_ORG}\" in {}.\nName your organisation with `cairn rename --org \"Your organisation\"`, then restart the node.",
+            home.root().display()
+        );
+    }
+    let identity = home.load()?;
+    let config = home.config()?;
+    let node_config = &config.node;
+    let listen = if args.listen.is_empty() {
+        node_config.listen.clone()
+    } else {
+        args.listen
+    };
+    let peers: Vec<String> = node_config
+        .peers
+        .iter()
+        .cloned()
+        .chain(args.peers)
+        .collect();
+    let api = args.api.unwrap_or_else(|| node_config.api.clone());
+    let api_address: SocketAddr = api
+        .parse()
+        .with_context(|| format!("--api {api:?} is not an address like 127.0.0.1:7412"))?;
+
+    let node_key = home.node_key()?;
+    let keypair = cairn_net::Keypair::ed25519_from_bytes(node_key.seed())
+        .context("the node key is not usable")?;
+    let mut net = cairn_net::Config::new(keypair);
+    net.listen = parse_addresses("--listen", &listen)?;
+    net.known_peers = parse_addresses("--peer", &peers)?;
+    net.mdns = node_config.mdns && !args.no_mdns;
+
+    let store = Arc::new(home.open_store()?);
+    let node = cairn_node::Config {
+        store,
+        member_key: identity.member_key,
+        credential: identity.credential,
+        net,
+        api_address,
+        allow_remote_api: node_config.allow_remote_api || args.allow_remote_api,
+        default_spaces: config.publish.default_spaces.clone(),
+        files: cairn_node::Files {
+            api_address: home.api_address_path(),
+            api_token: home.api_token_path(),
+            state: home.state_path(),
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(cairn_node::run(node, shutdown_signal()))?;
+    eprintln!("Node stopped.");
+    Ok(())
+}
+
+fn parse_addresses(flag: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
+    addresses
+        .iter()
+        .map(|address| {
+            address.parse().with_context(|| {
+                format!("{flag} {address:?} is not a multiaddress like /ip4/192.0.2.7/tcp/7411")
+            })
+        })
+        .collect()
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, kill).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "info,libp2p_gossipsub=warn,libp2p_mdns=warn,libp2p_kad=error",
+        )
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
