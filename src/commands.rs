@@ -176,6 +176,8 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
     let inserted = store
         .insert(&entry.encode(), Timestamp::now())
         .context("the entry was not published")?;
+    // No node runs: the entry goes out when the node next starts and a peer is there.
+    store.outbox_add(&inserted.id)?;
     if json {
         return print_json(&EntryView::new(&entry));
     }
@@ -310,11 +312,19 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
 }
 
 fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
-    let store = home.open_store()?;
-    let id = store.resolve(prefix)?;
-    let entry = store
-        .get(&id)?
-        .with_context(|| format!("entry {id} disappeared while it was being read; try again"))?;
+    let entry = if let Some(client) = NodeClient::find(home)? {
+        let frames: cairn_node::api::FramesView =
+            client.get(&format!("/api/entries/{}", prefix.trim()), &[])?;
+        client::entries(&frames.frames)?
+            .pop()
+            .context("the node sent no entry")?
+    } else {
+        let store = home.open_store()?;
+        let id = store.resolve(prefix)?;
+        store
+            .get(&id)?
+            .with_context(|| format!("entry {id} disappeared while it was being read; try again"))?
+    };
     if json {
         return print_json(&EntryView::new(&entry));
     }

@@ -101,7 +101,9 @@ impl Shared {
         for space in &entry.header().spaces {
             match self.client.publish(space.to_string(), frame.clone()).await {
                 Ok(()) => reached = true,
-                Err(cairn_net::Error::NoPeers(_)) => {}
+                Err(cairn_net::Error::NoPeers(_)) => {
+                    tracing::debug!(id = %entry.id(), %space, "no peer in the space yet")
+                }
                 Err(err) => tracing::warn!(id = %entry.id(), "could not gossip: {err}"),
             }
         }
@@ -122,6 +124,7 @@ impl Shared {
             Ok(entries)
         })
         .await?;
+        tracing::debug!(space, waiting = waiting.len(), "entries in the outbox");
         for entry in waiting
             .into_iter()
             .filter(|entry| entry.header().spaces.iter().any(|s| s.as_str() == space))
