@@ -365,3 +365,98 @@ fn an_uninitialised_home_gets_an_identity_when_the_node_starts() {
         "the node says how to rename: {log}"
     );
 }
+
+#[test]
+fn a_forged_entry_is_rejected_not_stored_not_relayed_and_its_sender_is_blocked() {
+    use futures::StreamExt;
+    use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+    use libp2p::swarm::SwarmEvent;
+    use std::hash::{Hash, Hasher};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = Node::start(&Node::init(dir.path(), "b"), &[]);
+    let c = Node::start(&Node::init(dir.path(), "c"), &["--peer", &b.address()]);
+    let b_peer: libp2p::PeerId = b.peer_id().parse().expect("peer id");
+    wait_for("C connected to B", || c.connected_to(&b_peer.to_string()));
+
+    // A valid entry with one bit of its signature flipped.
+    let author = cairn_core::testkit::Author::from_seeds(7, 8, "Forgers Ltd", "Mallory");
+    let entry = author
+        .chain(1, cairn_core::testkit::EPOCH, 300)
+        .expect("entry")
+        .remove(0);
+    let mut forged = entry.encode();
+    let signature_at = 4 + entry.signed_header().len() - 1;
+    forged[signature_at] ^= 0x01;
+    let forged_id = cairn_core::entry::frame_id(&forged)
+        .expect("frame")
+        .to_string();
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let misbehaving_peer = runtime.block_on(async {
+        let config = gossipsub::ConfigBuilder::default()
+            .validation_mode(ValidationMode::Anonymous)
+            .message_id_fn(|message| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                message.data.hash(&mut hasher);
+                MessageId::from(hasher.finish().to_be_bytes().to_vec())
+            })
+            .build()
+            .expect("gossipsub config");
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
+            .expect("tcp")
+            .with_behaviour(|_| gossipsub::Behaviour::<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>::new(MessageAuthenticity::Anonymous, config).expect("gossipsub"))
+            .expect("behaviour")
+            .build();
+        let topic = IdentTopic::new("cairn/space/commons/1");
+        swarm.behaviour_mut().subscribe(&topic).expect("subscribe");
+        swarm.dial(b.address().parse::<libp2p::Multiaddr>().expect("address")).expect("dial");
+        let me = *swarm.local_peer_id();
+        let step = |what: &'static str| async move { panic!("timed out waiting for {what}") };
+        // Wait until B has told us it is in the space, then send the forgery.
+        tokio::select! {
+            () = async {
+                loop {
+                    if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) = swarm.select_next_some().await
+                        && peer_id == b_peer
+                    {
+                        break;
+                    }
+                }
+            } => {}
+            () = async { tokio::time::sleep(DEADLINE).await; step("B's subscription").await } => {}
+        }
+        swarm.behaviour_mut().publish(topic, forged.clone()).expect("publish the forgery");
+        // B must drop the connection: the sender is blocked.
+        tokio::select! {
+            () = async {
+                loop {
+                    if let SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } = swarm.select_next_some().await
+                        && peer_id == b_peer
+                    {
+                        break;
+                    }
+                }
+            } => {}
+            () = async { tokio::time::sleep(DEADLINE).await; step("B to close the connection").await } => {}
+        }
+        me
+    });
+
+    wait_for("B to list the forger as blocked", || {
+        b.status()["blocked_peers"]
+            .as_array()
+            .expect("blocked")
+            .iter()
+            .any(|peer| peer == &misbehaving_peer.to_string())
+    });
+    // The link from B to C works: a real entry published after the forgery gets through...
+    let real = b.publish("Published after the forgery");
+    wait_for("the real entry at C", || c.has(&real));
+    // ...but the forgery was neither stored at B nor relayed to C.
+    assert!(!b.has(&forged_id), "B stored the forged entry");
+    assert!(!c.has(&forged_id), "C received the forged entry");
+    assert_eq!(b.status()["entries"], 1);
+}
