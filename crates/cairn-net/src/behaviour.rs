@@ -9,6 +9,7 @@ use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, allow_block_list, connection_limits, identify, identity, kad, mdns, ping,
 };
+use prometheus_client::registry::Registry;
 
 use crate::{Config, Error};
 
@@ -33,7 +34,11 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub fn new(key: &identity::Keypair, config: &Config) -> Result<Self, Error> {
+    pub fn new(
+        key: &identity::Keypair,
+        config: &Config,
+        metrics: &mut Registry,
+    ) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
@@ -64,7 +69,10 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
             mdns: mdns.into(),
-            gossip: gossip(config.mesh_degree)?,
+            gossip: gossip(config.mesh_degree)?.with_metrics(
+                metrics.sub_registry_with_prefix("gossipsub"),
+                gossipsub::MetricsConfig::default(),
+            ),
         })
     }
 }

@@ -11,6 +11,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
     Multiaddr, PeerId, Swarm, identify, kad, mdns, multiaddr::Protocol, noise, tcp, yamux,
 };
+use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Behaviour, BehaviourEvent, space_of_topic, topic_for_space};
@@ -45,6 +46,9 @@ pub struct EventLoop {
     /// The address each connected peer was reached at or came from.
     connected: HashMap<PeerId, Multiaddr>,
     ban_duration: Duration,
+    /// Gossipsub's counters (messages received before and after duplicate filtering, mesh
+    /// changes, penalties), for `/metrics` and the benchmarks.
+    metrics: Registry,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -61,6 +65,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
     ) -> Result<Self, Error> {
+        let mut metrics = Registry::default();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
             .with_tcp(
@@ -71,7 +76,7 @@ impl EventLoop {
             .map_err(|err| Error::Transport("TCP", err.to_string()))?
             .with_quic()
             .with_behaviour(|key| {
-                Behaviour::new(key, &config)
+                Behaviour::new(key, &config, &mut metrics)
                     .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
             })
             .map_err(|err| Error::Transport("behaviour", err.to_string()))?
@@ -109,6 +114,7 @@ impl EventLoop {
             bans: HashMap::new(),
             connected: HashMap::new(),
             ban_duration: config.ban_duration,
+            metrics,
         })
     }
 
@@ -214,6 +220,15 @@ impl EventLoop {
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Command::Metrics { reply } => {
+                let mut text = String::new();
+                if let Err(err) =
+                    prometheus_client::encoding::text::encode(&mut text, &self.metrics)
+                {
+                    tracing::warn!("could not encode metrics: {err}");
+                }
+                let _ = reply.send(text);
             }
         }
     }

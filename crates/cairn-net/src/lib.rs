@@ -163,6 +163,9 @@ enum Command {
     Status {
         reply: oneshot::Sender<Status>,
     },
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
 }
 
 /// A handle to the event loop. Cloning is cheap; the loop stops when all clones are dropped.
@@ -219,6 +222,13 @@ impl Client {
     pub async fn status(&self) -> Result<Status, Error> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
+        answer.await.map_err(|_| Error::Stopped)
+    }
+
+    /// The network's counters in the OpenMetrics text format.
+    pub async fn metrics(&self) -> Result<String, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Metrics { reply }).await?;
         answer.await.map_err(|_| Error::Stopped)
     }
 

@@ -139,6 +139,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/join", post(join))
         .route("/api/spaces", get(spaces))
         .route("/api/spaces/{name}", post(join_space).delete(leave_space))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(api.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(api)
@@ -333,6 +334,19 @@ async fn join(
     Ok(Json(PeerAddedView {
         peer_id: peer.to_string(),
     }))
+}
+
+/// Gossip and connection counters in the OpenMetrics text format, for Prometheus.
+async fn metrics(State(api): State<Api>) -> Result<Response, Error> {
+    let text = api.shared.client.metrics().await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 async fn spaces(State(api): State<Api>) -> Json<SpacesView> {

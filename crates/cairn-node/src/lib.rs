@@ -24,7 +24,7 @@ use std::sync::Arc;
 use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
-pub use node::Shared;
+pub use node::{Running, Shared, start};
 
 /// What can go wrong running the node.
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,8 @@ use crate::{Config, Error, Files};
 
 /// Gossip messages validated and stored together, with one flush.
 const GOSSIP_BATCH: usize = 256;
+/// Stored-entry notifications buffered per listener.
+const STORED_WATCH_QUEUE: usize = 4_096;
 
 /// State shared by the API handlers and the event loop.
 #[derive(Debug)]
@@ -31,6 +33,9 @@ pub struct Shared {
     /// Joined spaces and known peers, mirrored to the state file on every change.
     state: RwLock<State>,
     files: Files,
+    /// Ids of entries as they are stored (published here or received), for live views and
+    /// benchmarks. Bounded: a slow listener misses ids rather than holding memory.
+    stored: tokio::sync::broadcast::Sender<EntryId>,
     /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
     /// two publishes can never take the same seq (which would be a fork of our own making).
     publish_lock: Mutex<()>,
@@ -43,6 +48,11 @@ impl Shared {
 
     pub fn spaces(&self) -> Vec<String> {
         read(&self.state).spaces.iter().cloned().collect()
+    }
+
+    /// Ids of entries from now on as they are stored, whether published here or received.
+    pub fn watch_stored(&self) -> tokio::sync::broadcast::Receiver<EntryId> {
+        self.stored.subscribe()
     }
 
     pub fn known_peers(&self) -> Vec<String> {
@@ -85,6 +95,7 @@ impl Shared {
             Ok(entry)
         })
         .await?;
+        let _ = self.stored.send(entry.id());
         let shared = self.gossip(&entry).await;
         if !shared {
             let store = self.store.clone();
@@ -230,7 +241,37 @@ impl Shared {
     }
 }
 
+/// A started node; stop it with [`Running::stop`].
+#[derive(Debug)]
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub api_address: std::net::SocketAddr,
+    files: Files,
+    store: Arc<Store>,
+    /// Tells the API server to finish its requests and stop.
+    stop_api: tokio::sync::oneshot::Sender<()>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Tells the event handler to stop.
+    stop_events: tokio::sync::oneshot::Sender<()>,
+    events: tokio::task::JoinHandle<Result<(), Error>>,
+    network: tokio::task::JoinHandle<()>,
+}
+
 pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let mut running = start(config).await?;
+    let failed = tokio::select! {
+        () = shutdown => None,
+        result = &mut running.events => Some(result.map_err(|err| Error::Task(err.to_string())).and_then(|result| result)),
+    };
+    let stopped = running.stop().await;
+    match failed {
+        Some(Err(err)) => Err(err),
+        _ => stopped,
+    }
+}
+
+/// Starts the network, the event handler and the API.
+pub async fn start(config: Config) -> Result<Running, Error> {
     if !config.api_address.ip().is_loopback() && !config.allow_remote_api {
         return Err(Error::RemoteApi(config.api_address));
     }
@@ -264,6 +305,7 @@ pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> R
         credential: config.credential,
         state: RwLock::new(state),
         files: config.files.clone(),
+        stored: tokio::sync::broadcast::channel(STORED_WATCH_QUEUE).0,
         publish_lock: Mutex::new(()),
     });
 
@@ -292,19 +334,43 @@ pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> R
             .await
     });
 
-    let outcome = handle_network(shared.clone(), events, shutdown).await;
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let handler = tokio::spawn(handle_network(shared.clone(), events, async {
+        let _ = events_stopped.await;
+    }));
+    Ok(Running {
+        shared,
+        api_address,
+        files: config.files,
+        store: config.store,
+        stop_api,
+        api,
+        stop_events,
+        events: handler,
+        network,
+    })
+}
 
-    tracing::info!("shutting down");
-    let _ = stop_api.send(());
-    let _ = api.await;
-    for path in [&config.files.api_address, &config.files.api_token] {
-        let _ = std::fs::remove_file(path);
+impl Running {
+    /// Stops the API, the event handler and the network (closing every connection), removes
+    /// the API files and flushes the store.
+    pub async fn stop(self) -> Result<(), Error> {
+        tracing::info!("shutting down");
+        let _ = self.stop_api.send(());
+        let _ = self.api.await;
+        for path in [&self.files.api_address, &self.files.api_token] {
+            let _ = std::fs::remove_file(path);
+        }
+        let _ = self.stop_events.send(());
+        if !self.events.is_finished() {
+            let _ = self.events.await;
+        }
+        // Dropping the last client ends the network task, which closes every connection.
+        drop(self.shared);
+        let _ = self.network.await;
+        self.store.flush()?;
+        Ok(())
     }
-    // Dropping the last client ends the network task, which closes every connection.
-    drop(shared);
-    let _ = network.await;
-    config.store.flush()?;
-    outcome
 }
 
 /// Handles network events until shutdown.
@@ -368,7 +434,13 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
         tracing::error!("could not store gossiped entries: {err}");
         vec![Verdict::Ignore; messages.len()]
     });
-    for ((source, message_id, _, _), verdict) in messages.into_iter().zip(verdicts) {
+    for ((source, message_id, _, data), verdict) in messages.into_iter().zip(verdicts) {
+        if verdict == Verdict::Accept
+            && let Some(id) = cairn_core::entry::frame_id(&data)
+        {
+            // Nobody listening is fine.
+            let _ = shared.stored.send(id);
+        }
         if let Err(err) = shared.client.report(message_id, source, verdict).await {
             tracing::warn!("could not report a verdict: {err}");
         }
