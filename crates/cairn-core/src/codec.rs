@@ -39,6 +39,56 @@ pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Er
     Ok(bytes)
 }
 
+/// The most bytes one protocol message (such as a sync response) may hold.
+pub const MESSAGE_LIMIT: usize = 16 << 20;
+
+type CanonicalMessage = Configuration<LittleEndian, Fixint, Limit<MESSAGE_LIMIT>>;
+
+fn message_config() -> CanonicalMessage {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<MESSAGE_LIMIT>()
+}
+
+/// Encodes a protocol message, which may be larger than an entry.
+pub fn encode_message<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Error> {
+    let bytes =
+        bincode::serde::encode_to_vec(value, message_config()).map_err(|err| Error::Malformed {
+            what,
+            detail: err.to_string(),
+        })?;
+    if bytes.len() > MESSAGE_LIMIT {
+        return Err(Error::TooLarge {
+            what,
+            len: bytes.len(),
+            max: MESSAGE_LIMIT,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a protocol message that must fill `bytes` completely; callers check their own,
+/// tighter, size limit first.
+pub fn decode_message<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    if bytes.len() > MESSAGE_LIMIT {
+        return Err(Error::TooLarge {
+            what,
+            len: bytes.len(),
+            max: MESSAGE_LIMIT,
+        });
+    }
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, message_config())
+        .map_err(|err| decode_error(what, err))?;
+    if used != bytes.len() {
+        return Err(Error::TrailingBytes {
+            what,
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
+}
+
 /// Decodes exactly one value that must fill `bytes` completely.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
     let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())

@@ -1,0 +1,92 @@
+//! The messages of `/cairn/sync/1` and their encoding: canonical bincode (through
+//! `cairn_core::codec`), each side refusing messages over its limit before decoding.
+
+use cairn_core::{EntryId, codec};
+use serde::{Deserialize, Serialize};
+
+pub use cairn_core::codec::Bytes;
+
+use crate::{Error, MAX_REQUEST_LEN, MAX_RESPONSE_LEN};
+
+/// A request from the pulling side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// A round of reconciliation for a space. `count` is how many entries of the space the
+    /// sender holds, so the responder can choose to stream instead.
+    Reconcile {
+        space: String,
+        count: u64,
+        message: Bytes,
+    },
+    /// Entries by id, at most [`crate::FETCH_BATCH`].
+    Fetch { ids: Vec<EntryId> },
+    /// A page of a space in (created, id) order, after the given position.
+    Range {
+        space: String,
+        after: Option<(u64, EntryId)>,
+        limit: u32,
+    },
+}
+
+/// The serving side's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The next negentropy message.
+    Reconcile { message: Bytes },
+    /// Reconciling is declined because the responder holds far more: page through the space.
+    UseRange { count: u64 },
+    /// Frames, each a complete entry. `next` continues a range; `truncated` says a fetch was
+    /// cut short by the size limit and the remaining ids should be asked for again.
+    Entries {
+        frames: Vec<Bytes>,
+        next: Option<(u64, EntryId)>,
+        truncated: bool,
+    },
+    /// The request could not be served.
+    Refused { reason: String },
+}
+
+impl Request {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        Ok(codec::encode_message("sync request", self)?)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_REQUEST_LEN {
+            return Err(cairn_core::Error::TooLarge {
+                what: "sync request",
+                len: bytes.len(),
+                max: MAX_REQUEST_LEN,
+            }
+            .into());
+        }
+        Ok(codec::decode_message("sync request", bytes)?)
+    }
+}
+
+impl Response {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        Ok(codec::encode_message("sync response", self)?)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_RESPONSE_LEN {
+            return Err(cairn_core::Error::TooLarge {
+                what: "sync response",
+                len: bytes.len(),
+                max: MAX_RESPONSE_LEN,
+            }
+            .into());
+        }
+        Ok(codec::decode_message("sync response", bytes)?)
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Response::Reconcile { .. } => "reconcile",
+            Response::UseRange { .. } => "use-range",
+            Response::Entries { .. } => "entries",
+            Response::Refused { .. } => "refused",
+        }
+    }
+}

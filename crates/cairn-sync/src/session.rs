@@ -1,0 +1,249 @@
+//! The pulling side of a sync, one space with one peer: reconcile, then fetch; or stream.
+
+use std::collections::VecDeque;
+
+use cairn_core::EntryId;
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+
+use crate::{Bytes, Error, FETCH_BATCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT, Request, Response};
+
+/// The most ids one session will queue for fetching; the rest wait for the next sync.
+const MAX_QUEUED: usize = 500_000;
+
+/// What the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send these request bytes to the peer and feed its answer to [`Session::on_response`].
+    Send(Vec<u8>),
+    /// The space is in sync with the peer (as far as it would serve).
+    Done,
+}
+
+/// Counters for one session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Request-response exchanges.
+    pub round_trips: u32,
+    /// Encoded bytes sent and received.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Reconciliation exchanges (a subset of `round_trips`).
+    pub reconcile_round_trips: u32,
+    /// Entries the peer sent.
+    pub entries_received: u64,
+    /// Entries known to be missing (from reconciliation) or offered (when streaming).
+    pub expected: u64,
+    /// Ids the peer named but then did not serve.
+    pub unavailable: u64,
+    /// Whether the space was streamed instead of reconciled.
+    pub streamed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Reconciling,
+    Fetching,
+    Ranging,
+    Done,
+}
+
+/// One space being pulled from one peer.
+pub struct Session {
+    space: String,
+    count: u64,
+    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    /// Ids to fetch, and those asked for in the request in flight.
+    queued: VecDeque<EntryId>,
+    in_flight: Vec<EntryId>,
+    phase: Phase,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("space", &self.space)
+            .field("phase", &self.phase)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// A negentropy instance over (created, id) items.
+pub(crate) fn negentropy(
+    items: Vec<(u64, EntryId)>,
+) -> Result<Negentropy<'static, NegentropyStorageVector>, Error> {
+    let fail = |err: negentropy::Error| Error::Negentropy(err.to_string());
+    let mut storage = NegentropyStorageVector::with_capacity(items.len());
+    for (created, id) in items {
+        storage
+            .insert(created, Id::from_byte_array(*id.as_bytes()))
+            .map_err(fail)?;
+    }
+    storage.seal().map_err(fail)?;
+    Negentropy::owned(storage, RECONCILE_FRAME_LIMIT).map_err(fail)
+}
+
+impl Session {
+    /// Starts pulling `space`, given what this side holds of it as (created, id). Returns the
+    /// session and the first request to send.
+    pub fn start(space: String, local: Vec<(u64, EntryId)>) -> Result<(Self, Vec<u8>), Error> {
+        let count = local.len() as u64;
+        let mut negentropy = negentropy(local)?;
+        let message = negentropy
+            .initiate()
+            .map_err(|err| Error::Negentropy(err.to_string()))?;
+        let mut session = Self {
+            space: space.clone(),
+            count,
+            negentropy,
+            queued: VecDeque::new(),
+            in_flight: Vec::new(),
+            phase: Phase::Reconciling,
+            stats: Stats::default(),
+        };
+        let request = session.encode(&Request::Reconcile {
+            space,
+            count,
+            message: Bytes(message),
+        })?;
+        Ok((session, request))
+    }
+
+    pub fn space(&self) -> &str {
+        &self.space
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Feeds the peer's answer. Returns the entry frames it carried (for the caller to store:
+    /// the store validates each one) and the next step.
+    pub fn on_response(&mut self, bytes: &[u8]) -> Result<(Vec<Vec<u8>>, Step), Error> {
+        self.stats.round_trips += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        let response = Response::decode(bytes)?;
+        let asked = match self.phase {
+            Phase::Reconciling => "reconcile",
+            Phase::Fetching => "fetch",
+            Phase::Ranging => "range",
+            Phase::Done => "finished",
+        };
+        match (self.phase, response) {
+            (_, Response::Refused { reason }) => {
+                self.phase = Phase::Done;
+                Err(Error::Refused(reason))
+            }
+            (Phase::Reconciling, Response::Reconcile { message }) => {
+                self.stats.reconcile_round_trips += 1;
+                let mut have = Vec::new();
+                let mut need = Vec::new();
+                let next = self
+                    .negentropy
+                    .reconcile_with_ids(&message.0, &mut have, &mut need)
+                    .map_err(|err| Error::Negentropy(err.to_string()))?;
+                let room = MAX_QUEUED.saturating_sub(self.queued.len());
+                self.stats.expected += need.len().min(room) as u64;
+                self.queued
+                    .extend(need.into_iter().take(room).map(|id| EntryId(*id)));
+                match next {
+                    Some(message) if self.queued.len() < MAX_QUEUED => {
+                        let request = Request::Reconcile {
+                            space: self.space.clone(),
+                            count: self.count,
+                            message: Bytes(message),
+                        };
+                        Ok((Vec::new(), Step::Send(self.encode(&request)?)))
+                    }
+                    _ => {
+                        self.phase = Phase::Fetching;
+                        Ok((Vec::new(), self.next_fetch()?))
+                    }
+                }
+            }
+            (Phase::Reconciling, Response::UseRange { count }) => {
+                self.phase = Phase::Ranging;
+                self.stats.streamed = true;
+                self.stats.expected = count;
+                let request = Request::Range {
+                    space: self.space.clone(),
+                    after: None,
+                    limit: RANGE_PAGE,
+                };
+                Ok((Vec::new(), Step::Send(self.encode(&request)?)))
+            }
+            (
+                Phase::Fetching,
+                Response::Entries {
+                    frames, truncated, ..
+                },
+            ) => {
+                let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
+                self.stats.entries_received += frames.len() as u64;
+                let served: Vec<EntryId> = frames
+                    .iter()
+                    .filter_map(|frame| cairn_core::entry::frame_id(frame))
+                    .collect();
+                let unserved: Vec<EntryId> = self
+                    .in_flight
+                    .drain(..)
+                    .filter(|id| !served.contains(id))
+                    .collect();
+                if truncated {
+                    for id in unserved.into_iter().rev() {
+                        self.queued.push_front(id);
+                    }
+                } else {
+                    self.stats.unavailable += unserved.len() as u64;
+                }
+                Ok((frames, self.next_fetch()?))
+            }
+            (Phase::Ranging, Response::Entries { frames, next, .. }) => {
+                let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
+                self.stats.entries_received += frames.len() as u64;
+                let step = match next {
+                    Some(after) if !frames.is_empty() => {
+                        let request = Request::Range {
+                            space: self.space.clone(),
+                            after: Some(after),
+                            limit: RANGE_PAGE,
+                        };
+                        Step::Send(self.encode(&request)?)
+                    }
+                    _ => {
+                        self.phase = Phase::Done;
+                        Step::Done
+                    }
+                };
+                Ok((frames, step))
+            }
+            (_, other) => {
+                self.phase = Phase::Done;
+                Err(Error::Unexpected {
+                    asked,
+                    got: other.name(),
+                })
+            }
+        }
+    }
+
+    fn next_fetch(&mut self) -> Result<Step, Error> {
+        if self.queued.is_empty() {
+            self.phase = Phase::Done;
+            return Ok(Step::Done);
+        }
+        let take = self.queued.len().min(FETCH_BATCH);
+        self.in_flight = self.queued.drain(..take).collect();
+        let request = Request::Fetch {
+            ids: self.in_flight.clone(),
+        };
+        Ok(Step::Send(self.encode(&request)?))
+    }
+
+    fn encode(&mut self, request: &Request) -> Result<Vec<u8>, Error> {
+        let bytes = request.encode()?;
+        self.stats.bytes_sent += bytes.len() as u64;
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,195 @@
+//! Two stores in memory, synced through the state machine alone: the bytes each side would
+//! send are handed straight to the other.
+
+use std::collections::BTreeMap;
+
+use cairn_core::testkit::{Author, EPOCH};
+use cairn_core::{Entry, EntryId};
+use cairn_sync::{Page, Position, Request, Response, Session, Source, Stats, Step, respond};
+
+#[derive(Default, Clone)]
+struct Memory {
+    /// (created, id) → frame, for one space.
+    entries: BTreeMap<(u64, EntryId), Vec<u8>>,
+}
+
+impl Memory {
+    fn add(&mut self, entry: &Entry) {
+        self.entries
+            .insert((entry.header().created.0, entry.id()), entry.encode());
+    }
+
+    fn ids(&self) -> Vec<EntryId> {
+        self.entries.keys().map(|(_, id)| *id).collect()
+    }
+}
+
+impl Source for Memory {
+    fn items(&self, _space: &str) -> Result<Vec<(u64, EntryId)>, String> {
+        Ok(self.entries.keys().copied().collect())
+    }
+
+    fn frames(&self, ids: &[EntryId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, bool), String> {
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        for id in ids {
+            if let Some(frame) = self
+                .entries
+                .iter()
+                .find(|((_, held), _)| held == id)
+                .map(|(_, frame)| frame)
+            {
+                if bytes + frame.len() > max_bytes {
+                    return Ok((frames, true));
+                }
+                bytes += frame.len();
+                frames.push(frame.clone());
+            }
+        }
+        Ok((frames, false))
+    }
+
+    fn range(
+        &self,
+        _space: &str,
+        after: Option<Position>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page, String> {
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        let mut last = None;
+        let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let mut iter = self
+            .entries
+            .range((start, std::ops::Bound::Unbounded))
+            .peekable();
+        while let Some((key, frame)) = iter.next() {
+            if frames.len() == limit || bytes + frame.len() > max_bytes {
+                return Ok(Page { frames, next: last });
+            }
+            bytes += frame.len();
+            frames.push(frame.clone());
+            last = Some(*key);
+            if iter.peek().is_none() {
+                return Ok(Page { frames, next: None });
+            }
+        }
+        Ok(Page { frames, next: None })
+    }
+}
+
+/// `puller` pulls from `server` until done; returns the session's counters.
+fn pull(puller: &mut Memory, server: &Memory) -> Stats {
+    let (mut session, mut request) =
+        Session::start("commons".into(), puller.items("commons").expect("items")).expect("start");
+    loop {
+        let response = respond(server, Request::decode(&request).expect("request decodes"));
+        let bytes = response.encode().expect("encode");
+        let (frames, step) = session.on_response(&bytes).expect("response");
+        for frame in frames {
+            puller.add(&Entry::decode(&frame).expect("frame"));
+        }
+        match step {
+            Step::Send(next) => request = next,
+            Step::Done => return session.stats().clone(),
+        }
+    }
+}
+
+fn entries(count: usize) -> Vec<Entry> {
+    let mut all = Vec::new();
+    for author in 0..4u8 {
+        let member = Author::from_seeds(30 + author, 60 + author, "Org", "Member");
+        all.extend(
+            member
+                .chain(
+                    count / 4,
+                    cairn_core::Timestamp(EPOCH.0 + u64::from(author)),
+                    200,
+                )
+                .expect("chain"),
+        );
+    }
+    all
+}
+
+#[test]
+fn missing_newest_entries_arrive_in_few_round_trips() {
+    let all = entries(4_000);
+    let mut server = Memory::default();
+    all.iter().for_each(|entry| server.add(entry));
+    let mut puller = Memory::default();
+    // The puller lacks the newest 200 of each author.
+    for entry in &all {
+        if entry.header().seq <= 800 {
+            puller.add(entry);
+        }
+    }
+    let stats = pull(&mut puller, &server);
+    assert_eq!(puller.ids(), server.ids());
+    assert_eq!(stats.entries_received, 800);
+    assert!(!stats.streamed);
+    assert!(stats.reconcile_round_trips <= 3, "{stats:?}");
+}
+
+#[test]
+fn both_sides_converge_after_each_pulls_from_the_other() {
+    let all = entries(2_000);
+    let (mut left, mut right) = (Memory::default(), Memory::default());
+    for (index, entry) in all.iter().enumerate() {
+        match index % 3 {
+            0 => left.add(entry),
+            1 => right.add(entry),
+            _ => {
+                left.add(entry);
+                right.add(entry);
+            }
+        }
+    }
+    let before_right = right.clone();
+    pull(&mut left, &before_right);
+    pull(&mut right, &left);
+    assert_eq!(left.ids(), right.ids());
+    assert_eq!(left.ids().len(), 2_000);
+}
+
+#[test]
+fn an_empty_node_streams_instead_of_reconciling() {
+    let all = entries(3_000);
+    let mut server = Memory::default();
+    all.iter().for_each(|entry| server.add(entry));
+    let mut puller = Memory::default();
+    let stats = pull(&mut puller, &server);
+    assert!(stats.streamed);
+    assert_eq!(puller.ids(), server.ids());
+    assert_eq!(
+        stats.round_trips as usize,
+        1 + 3_000usize.div_ceil(cairn_sync::RANGE_PAGE as usize)
+    );
+}
+
+#[test]
+fn in_sync_is_one_small_round_trip() {
+    let all = entries(4_000);
+    let mut server = Memory::default();
+    all.iter().for_each(|entry| server.add(entry));
+    let mut puller = server.clone();
+    let stats = pull(&mut puller, &server);
+    assert_eq!(stats.round_trips, 1);
+    assert!(stats.bytes_sent + stats.bytes_received < 1_024, "{stats:?}");
+}
+
+#[test]
+fn refusals_and_garbage_are_errors_not_panics() {
+    let (mut session, _) = Session::start("commons".into(), Vec::new()).expect("start");
+    let refused = Response::Refused {
+        reason: "busy".into(),
+    }
+    .encode()
+    .expect("encode");
+    assert!(session.on_response(&refused).is_err());
+    let (mut session, _) = Session::start("commons".into(), Vec::new()).expect("start");
+    assert!(session.on_response(&[0xff; 40]).is_err());
+    assert!(Request::decode(&[1, 2, 3]).is_err());
+}
