@@ -82,6 +82,16 @@ pub enum Command {
         /// The ticket printed by `cairn invite` on the other node.
         ticket: String,
     },
+    /// Catch up now: pull what connected peers hold and this node lacks, with a progress bar.
+    #[command(after_help = EXIT_CODES)]
+    Sync {
+        /// Only this peer (its peer id) [default: every connected peer]
+        #[arg(long, value_name = "PEER")]
+        peer: Option<String>,
+        /// Only this space [default: every joined space]
+        #[arg(long, value_name = "SPACE")]
+        space: Option<String>,
+    },
     /// List the spaces this node joined.
     #[command(after_help = EXIT_CODES)]
     Spaces,
@@ -129,6 +139,10 @@ pub struct NodeArgs {
     /// Allow the API on a non-loopback address [config: node.allow_remote_api]
     #[arg(long)]
     pub allow_remote_api: bool,
+    /// Seconds between catch-up syncs with each peer [config: node.sync_interval_secs;
+    /// default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub sync_interval: Option<u64>,
 }
 
 #[derive(Debug, Args)]

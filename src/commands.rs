@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("Joined {} and its spaces.", joined.peer_id)
             })
         }
+        Command::Sync { peer, space } => sync(&home, peer, space, json),
         Command::Spaces => {
             let spaces: cairn_node::api::SpacesView =
                 NodeClient::require(&home)?.get("/api/spaces", &[])?;
@@ -427,6 +428,57 @@ fn status(home: &Home, json: bool) -> Result<()> {
             "  blocked   {} (sent invalid entries)",
             status.blocked_peers.join(", ")
         );
+    }
+    Ok(())
+}
+
+fn sync(home: &Home, peer: Option<String>, space: Option<String>, json: bool) -> Result<()> {
+    let client = std::sync::Arc::new(NodeClient::require(home)?);
+    let started = std::time::Instant::now();
+    let request = cairn_node::api::SyncRequest { peer, space };
+    let worker = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            client.post::<_, cairn_node::api::SyncView>("/api/sync", &request)
+        })
+    };
+    let show_bar = !json && std::io::stderr().is_terminal();
+    while !worker.is_finished() {
+        if show_bar
+            && let Ok(progress) = client.get::<cairn_node::Progress>("/api/sync/progress", &[])
+        {
+            eprint!(
+                "\r{}",
+                render::progress_bar(progress.fetched, progress.expected)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    if show_bar {
+        eprint!("\r{:60}\r", "");
+    }
+    let view = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sync request thread failed"))??;
+    if json {
+        return print_json(&view.syncs);
+    }
+    let fetched: u64 = view.syncs.iter().map(|sync| sync.fetched).sum();
+    let bytes: u64 = view.syncs.iter().map(|sync| sync.bytes).sum();
+    println!(
+        "Synced with {} peer(s): {fetched} entries fetched, {} KiB exchanged, in {:.1} s.",
+        view.syncs.len(),
+        bytes / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    for sync in &view.syncs {
+        println!(
+            "  {}  {}  ({} fetched, {} round trips)",
+            sync.peer_id, sync.message, sync.fetched, sync.round_trips
+        );
+    }
+    if view.syncs.iter().any(|sync| !sync.ok) {
+        anyhow::bail!("some syncs failed; see above");
     }
     Ok(())
 }

@@ -65,6 +65,8 @@ pub struct NodeConfig {
     pub mdns: bool,
     #[serde(default)]
     pub allow_remote_api: bool,
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval_secs: u64,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +77,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             mdns: true,
             allow_remote_api: false,
+            sync_interval_secs: default_sync_interval(),
         }
     }
 }
@@ -88,6 +91,10 @@ fn default_listen() -> Vec<String> {
 
 fn default_api() -> String {
     "127.0.0.1:0".into()
+}
+
+fn default_sync_interval() -> u64 {
+    30
 }
 
 fn default_true() -> bool {
@@ -156,6 +163,9 @@ allow_remote_api = false
 peers = []
 # Find other Cairn nodes on the local network automatically.
 mdns = true
+# Seconds between catch-up syncs with each connected peer (a sync also runs whenever a peer
+# connects, and on `cairn sync`).
+sync_interval_secs = 30
 "#;
 
 impl Home {

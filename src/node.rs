@@ -57,6 +57,11 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
         api_address,
         allow_remote_api: node_config.allow_remote_api || args.allow_remote_api,
         default_spaces: config.publish.default_spaces.clone(),
+        sync_interval: std::time::Duration::from_secs(
+            args.sync_interval
+                .unwrap_or(node_config.sync_interval_secs)
+                .max(1),
+        ),
         files: cairn_node::Files {
             api_address: home.api_address_path(),
             api_token: home.api_token_path(),

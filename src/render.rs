@@ -177,3 +177,16 @@ pub fn entry_text(entry: &Entry) -> String {
     }
     out
 }
+
+/// `[#########...........]  120 of 500 entries`, for `cairn sync`.
+pub fn progress_bar(done: u64, expected: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (done.min(expected) * WIDTH)
+        .checked_div(expected)
+        .unwrap_or(0) as usize;
+    format!(
+        "[{}{}] {done} of {expected} entries",
+        "#".repeat(filled),
+        ".".repeat(WIDTH as usize - filled)
+    )
+}

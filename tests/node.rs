@@ -460,3 +460,145 @@ fn a_forged_entry_is_rejected_not_stored_not_relayed_and_its_sender_is_blocked()
     assert!(!c.has(&forged_id), "C received the forged entry");
     assert_eq!(b.status()["entries"], 1);
 }
+
+/// Publishes `count` entries through the node's API, quickly, from one process per entry.
+fn publish_many(node: &Node, count: usize, prefix: &str) -> Vec<String> {
+    (0..count)
+        .map(|index| node.publish(&format!("{prefix} {index}")))
+        .collect()
+}
+
+fn entry_count(node: &Node) -> u64 {
+    node.status()["entries"].as_u64().expect("entries")
+}
+
+#[test]
+fn a_node_that_was_offline_catches_up_on_500_entries_when_it_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (Node::init(dir.path(), "a"), Node::init(dir.path(), "b"));
+    let a = Node::start(&a, &[]);
+    let mut b_node = Node::start(&b, &["--peer", &a.address()]);
+    let a_id = a.peer_id();
+    wait_for("B connected to A", || b_node.connected_to(&a_id));
+    assert!(b_node.stop().success());
+
+    let ids = publish_many(&a, 500, "While B was away");
+    let b = Node::start(&b, &["--peer", &a.address()]);
+    let started = Instant::now();
+    wait_for("B holds all 500 entries", || entry_count(&b) == 500);
+    let caught_up = started.elapsed();
+    assert!(b.has(&ids[0]) && b.has(&ids[499]));
+    let record = &b.status()["connected_peers"][0]["last_sync"];
+    assert_eq!(record["ok"], true, "{record}");
+    println!("B caught up on 500 entries in {caught_up:?}");
+}
+
+#[test]
+fn two_nodes_that_published_while_apart_converge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (Node::init(dir.path(), "a"), Node::init(dir.path(), "b"));
+    let a = Node::start(&a, &[]);
+    let b_offline_ids: Vec<String> = (0..40)
+        .map(|index| {
+            ok(
+                &b,
+                &[
+                    "publish",
+                    "--kind",
+                    "learning",
+                    "--title",
+                    &format!("B alone {index}"),
+                ],
+            )
+            .trim()
+            .to_string()
+        })
+        .collect();
+    let a_ids = publish_many(&a, 60, "A alone");
+    let b = Node::start(&b, &["--peer", &a.address()]);
+    wait_for("both hold all 100 entries", || {
+        entry_count(&a) == 100 && entry_count(&b) == 100
+    });
+    assert!(a.has(&b_offline_ids[39]) && b.has(&a_ids[59]));
+}
+
+#[test]
+fn in_a_line_the_middle_node_restarts_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (
+        Node::init(dir.path(), "a"),
+        Node::init(dir.path(), "b"),
+        Node::init(dir.path(), "c"),
+    );
+    let a = Node::start(&a, &["--sync-interval", "1"]);
+    let mut b_node = Node::start(&b, &["--peer", &a.address(), "--sync-interval", "1"]);
+    let b_address = b_node.address();
+    let c = Node::start(&c, &["--peer", &b_address, "--sync-interval", "1"]);
+    let before = publish_many(&a, 20, "Before the restart");
+    wait_for("C holds the first entries", || entry_count(&c) == 20);
+
+    assert!(b_node.stop().success());
+    let during = publish_many(&a, 30, "While B restarts");
+    // B comes back on the same port, so C's redial finds it.
+    let port = b_address.split('/').nth(4).expect("port").to_string();
+    let b = Node::start(
+        &b,
+        &[
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{port}"),
+            "--peer",
+            &a.address(),
+            "--sync-interval",
+            "1",
+        ],
+    );
+    wait_for("C holds every entry, through B", || entry_count(&c) == 50);
+    assert!(c.has(&before[0]) && c.has(&during[29]));
+    assert_eq!(entry_count(&b), 50);
+    assert!(!c.connected_to(&a.peer_id()), "A and C never connect");
+}
+
+#[test]
+fn an_entry_in_two_spaces_reaches_members_of_either() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (
+        Node::init(dir.path(), "a"),
+        Node::init(dir.path(), "b"),
+        Node::init(dir.path(), "c"),
+    );
+    let a = Node::start(&a, &[]);
+    ok(&a.home, &["space", "join", "housing"]);
+    let b = Node::start(&b, &["--peer", &a.address()]);
+    ok(&b.home, &["space", "leave", "commons"]);
+    ok(&b.home, &["space", "join", "housing"]);
+    let c = Node::start(&c, &["--peer", &a.address()]);
+    let a_id = a.peer_id();
+    wait_for("B and C connected to A", || {
+        b.connected_to(&a_id) && c.connected_to(&a_id)
+    });
+    wait_for("A sees B in housing", || {
+        a.status()["connected_peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .any(|p| {
+                p["spaces"]
+                    .as_array()
+                    .expect("spaces")
+                    .iter()
+                    .any(|s| s == "housing")
+            })
+    });
+    let id = ok(
+        &a.home,
+        &[
+            "publish", "--kind", "learning", "--title", "Both", "--space", "commons", "--space",
+            "housing",
+        ],
+    )
+    .trim()
+    .to_string();
+    wait_for("B (housing only) and C (commons) hold it", || {
+        b.has(&id) && c.has(&id)
+    });
+}

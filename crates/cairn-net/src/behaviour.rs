@@ -4,12 +4,15 @@
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::request_response;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
     StreamProtocol, allow_block_list, connection_limits, identify, identity, kad, mdns, ping,
 };
 use prometheus_client::registry::Registry;
+
+use crate::sync_codec::SyncCodec;
 
 use crate::{Config, Error};
 
@@ -31,6 +34,7 @@ pub(crate) struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossip: gossipsub::Behaviour,
+    pub sync: request_response::Behaviour<SyncCodec>,
 }
 
 impl Behaviour {
@@ -73,23 +77,39 @@ impl Behaviour {
                 metrics.sub_registry_with_prefix("gossipsub"),
                 gossipsub::MetricsConfig::default(),
             ),
+            sync: request_response::Behaviour::with_codec(
+                SyncCodec {
+                    request_limit: config.sync_request_limit,
+                    response_limit: config.sync_response_limit,
+                },
+                [(
+                    StreamProtocol::new(config.sync_protocol),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(60))
+                    .with_max_concurrent_streams(16),
+            ),
         })
     }
 }
 
 /// Gossipsub for entries. Entries carry their authors' signatures, so gossipsub's own
 /// per-message signature would be a second sign and verify for nothing: messages are anonymous
-/// and their id is the entry id, so the same entry from two peers is one message.
+/// and their id is the entry id and topic, so the same entry from two peers is one message.
 fn gossip(mesh_degree: usize) -> Result<gossipsub::Behaviour, Error> {
     let mesh_degree = mesh_degree.max(2);
     let config = gossipsub::ConfigBuilder::default()
         .validate_messages()
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(|message| {
-            let id = cairn_core::entry::frame_id(&message.data)
+            // The entry id plus the topic: an entry in two spaces is one message per space, so
+            // gossipsub's duplicate filter never stops it reaching the second space.
+            let mut id = cairn_core::entry::frame_id(&message.data)
                 .map(|id| id.as_bytes().to_vec())
                 // Not even a frame: any id will do, validation rejects it.
                 .unwrap_or_else(|| message.data.iter().take(64).copied().collect());
+            id.extend_from_slice(message.topic.as_str().as_bytes());
             MessageId::new(&id)
         })
         .max_transmit_size(MAX_TRANSMIT_SIZE)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{
@@ -17,12 +18,17 @@ use tokio::sync::{mpsc, oneshot};
 use crate::behaviour::{Behaviour, BehaviourEvent, space_of_topic, topic_for_space};
 use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
+/// Peers' sync requests being answered at once, at most.
+const MAX_SERVING: usize = 64;
 /// How often known peers are checked for redialling and bans for expiry.
 const TICK: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Connections with no traffic are closed after this long (gossip keeps live ones busy).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where the answer to one of our sync requests goes.
+type SyncReply = (PeerId, oneshot::Sender<Result<Vec<u8>, Error>>);
 
 /// A known peer address and when to try it next.
 struct Redial {
@@ -38,7 +44,15 @@ pub struct EventLoop {
     /// Bounded: when the owner falls behind, gossip messages are ignored instead of queued.
     events: mpsc::Sender<Event>,
     /// Dials started by `Client::dial`, answered when the connection is up or has failed.
-    pending_dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, Error>>>,
+    pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, Error>>)>,
+    /// Our sync requests awaiting answers.
+    pending_sync: HashMap<OutboundRequestId, SyncReply>,
+    /// Peers' sync requests the node is answering, by token. Bounded by `MAX_SERVING`.
+    serving: HashMap<u64, ResponseChannel<Vec<u8>>>,
+    next_token: u64,
+    /// Sync requests served per peer in the current second, for the rate limit.
+    sync_budget: HashMap<PeerId, u32>,
+    sync_requests_per_second: u32,
     /// Addresses to keep connected to, with their backoff.
     known: HashMap<Multiaddr, Redial>,
     /// Peers blocked for sending invalid entries, and when the block ends.
@@ -110,6 +124,11 @@ impl EventLoop {
             commands,
             events,
             pending_dials: HashMap::new(),
+            pending_sync: HashMap::new(),
+            serving: HashMap::new(),
+            next_token: 0,
+            sync_budget: HashMap::new(),
+            sync_requests_per_second: config.sync_requests_per_second,
             known,
             bans: HashMap::new(),
             connected: HashMap::new(),
@@ -147,7 +166,7 @@ impl EventLoop {
                 let connection = opts.connection_id();
                 match self.swarm.dial(opts) {
                     Ok(()) => {
-                        self.pending_dials.insert(connection, reply);
+                        self.pending_dials.insert(connection, (address, reply));
                     }
                     Err(err) => {
                         let _ = reply.send(Err(Error::Dial {
@@ -196,9 +215,7 @@ impl EventLoop {
                     .gossip
                     .report_message_validation_result(&id, &source, acceptance);
                 if verdict == Verdict::Reject {
-                    tracing::warn!(%source, "peer sent an invalid entry; blocking it for {:?}", self.ban_duration);
-                    self.bans.insert(source, Instant::now() + self.ban_duration);
-                    self.swarm.behaviour_mut().blocked.block_peer(source);
+                    self.ban(source);
                 }
             }
             Command::Subscribe { space, reply } => {
@@ -221,6 +238,27 @@ impl EventLoop {
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            Command::SyncRequest {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.pending_sync.insert(id, (peer, reply));
+            }
+            Command::SyncRespond { token, response } => {
+                if let Some(channel) = self.serving.remove(&token)
+                    && self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, response)
+                        .is_err()
+                {
+                    tracing::debug!("a peer went away before its sync answer was sent");
+                }
+            }
+            Command::Block { peer } => self.ban(peer),
             Command::Metrics { reply } => {
                 let mut text = String::new();
                 if let Err(err) =
@@ -230,6 +268,78 @@ impl EventLoop {
                 }
                 let _ = reply.send(text);
             }
+        }
+    }
+
+    /// Blocks a peer that sent invalid entries, for the ban duration; this also closes its
+    /// connections.
+    fn ban(&mut self, peer: PeerId) {
+        tracing::warn!(%peer, "peer sent invalid entries; blocking it for {:?}", self.ban_duration);
+        self.bans.insert(peer, Instant::now() + self.ban_duration);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let budget = self.sync_budget.entry(peer).or_insert(0);
+                *budget += 1;
+                if *budget > self.sync_requests_per_second || self.serving.len() >= MAX_SERVING {
+                    // Dropping the channel tells the peer the request failed.
+                    tracing::debug!(%peer, "sync request refused: over the rate limit");
+                    return;
+                }
+                let token = self.next_token;
+                self.next_token += 1;
+                self.serving.insert(token, channel);
+                if self
+                    .events
+                    .try_send(Event::SyncRequest {
+                        peer,
+                        token,
+                        request,
+                    })
+                    .is_err()
+                {
+                    self.serving.remove(&token);
+                }
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some((_, reply)) = self.pending_sync.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((_, reply)) = self.pending_sync.remove(&request_id) {
+                    let _ = reply.send(Err(Error::Sync {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "a sync request from a peer failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -269,6 +379,9 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.sync_budget.clear();
+        // Answers the node never gave (its task failed) must not pile up.
+        self.serving.retain(|_, channel| channel.is_open());
         let expired: Vec<PeerId> = self
             .bans
             .iter()
@@ -316,7 +429,7 @@ impl EventLoop {
                 ..
             } => {
                 let address = endpoint.get_remote_address().clone();
-                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
                 if endpoint.is_dialer() {
@@ -355,14 +468,15 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                if let Some(reply) = self.pending_dials.remove(&connection_id) {
+                if let Some((address, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(Error::Dial {
-                        address: String::from("the peer"),
+                        address: address.to_string(),
                         reason: error.to_string(),
                     }));
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,

@@ -11,6 +11,7 @@
 
 mod behaviour;
 mod event_loop;
+mod sync_codec;
 
 use std::time::Duration;
 
@@ -49,6 +50,9 @@ pub enum Error {
 
     #[error("the network task has stopped; restart the node")]
     Stopped,
+
+    #[error("sync with {peer} failed: {reason}")]
+    Sync { peer: PeerId, reason: String },
 }
 
 /// Settings for the network.
@@ -68,6 +72,12 @@ pub struct Config {
     pub ban_duration: Duration,
     /// Gossipsub mesh degree (target peers per space mesh).
     pub mesh_degree: usize,
+    /// The request-response protocol for catch-up sync, and its message limits.
+    pub sync_protocol: &'static str,
+    pub sync_request_limit: usize,
+    pub sync_response_limit: usize,
+    /// Sync requests served per peer per second; more are refused.
+    pub sync_requests_per_second: u32,
 }
 
 impl Config {
@@ -80,6 +90,10 @@ impl Config {
             max_connections: 128,
             ban_duration: Duration::from_secs(600),
             mesh_degree: 4,
+            sync_protocol: "/cairn/sync/1",
+            sync_request_limit: 1 << 20,
+            sync_response_limit: 8 << 20,
+            sync_requests_per_second: 20,
         }
     }
 }
@@ -114,6 +128,12 @@ pub enum Event {
     Disconnected { peer: PeerId },
     /// The node listens on a new address.
     Listening { address: Multiaddr },
+    /// A peer asks for sync data; answer with [`Client::sync_respond`] and the same token.
+    SyncRequest {
+        peer: PeerId,
+        token: u64,
+        request: Vec<u8>,
+    },
 }
 
 /// A snapshot of the network, for status pages.
@@ -165,6 +185,18 @@ enum Command {
     },
     Metrics {
         reply: oneshot::Sender<String>,
+    },
+    SyncRequest {
+        peer: PeerId,
+        request: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, Error>>,
+    },
+    SyncRespond {
+        token: u64,
+        response: Vec<u8>,
+    },
+    Block {
+        peer: PeerId,
     },
 }
 
@@ -223,6 +255,28 @@ impl Client {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
         answer.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Sends a sync request to a connected peer and waits for its answer.
+    pub async fn sync_request(&self, peer: PeerId, request: Vec<u8>) -> Result<Vec<u8>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::SyncRequest {
+            peer,
+            request,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Answers a peer's sync request.
+    pub async fn sync_respond(&self, token: u64, response: Vec<u8>) -> Result<(), Error> {
+        self.send(Command::SyncRespond { token, response }).await
+    }
+
+    /// Blocks a peer that misbehaved (for the configured ban duration) and disconnects it.
+    pub async fn block(&self, peer: PeerId) -> Result<(), Error> {
+        self.send(Command::Block { peer }).await
     }
 
     /// The network's counters in the OpenMetrics text format.

@@ -103,6 +103,7 @@ async fn start_node(dir: &Path, index: usize, peers: Vec<Multiaddr>) -> Running 
         api_address: SocketAddr::from(([127, 0, 0, 1], 0)),
         allow_remote_api: false,
         default_spaces: vec!["commons".into()],
+        sync_interval: Duration::from_secs(3_600),
         files: Files {
             api_address: home.join("api.address"),
             api_token: home.join("api.token"),

@@ -48,6 +48,20 @@ pub struct PeerView {
     pub peer_id: String,
     pub address: String,
     pub spaces: Vec<String>,
+    /// How the last catch-up sync with this peer went, if one ran.
+    pub last_sync: Option<crate::SyncRecord>,
+}
+
+/// `POST /api/sync`: with no peer, every connected peer; with no space, every joined space.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub peer: Option<String>,
+    pub space: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncView {
+    pub syncs: Vec<crate::SyncRecord>,
 }
 
 /// Entries as hex frames.
@@ -139,6 +153,8 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/join", post(join))
         .route("/api/spaces", get(spaces))
         .route("/api/spaces/{name}", post(join_space).delete(leave_space))
+        .route("/api/sync", post(sync_now))
+        .route("/api/sync/progress", get(sync_progress))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(api.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -216,6 +232,7 @@ async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
             .connected
             .into_iter()
             .map(|peer| PeerView {
+                last_sync: api.shared.last_sync(&peer.peer_id),
                 peer_id: peer.peer_id.to_string(),
                 address: peer.address.to_string(),
                 spaces: peer.spaces,
@@ -334,6 +351,21 @@ async fn join(
     Ok(Json(PeerAddedView {
         peer_id: peer.to_string(),
     }))
+}
+
+async fn sync_now(
+    State(api): State<Api>,
+    Json(request): Json<SyncRequest>,
+) -> Result<Json<SyncView>, Error> {
+    let syncs = api
+        .shared
+        .sync_now(request.peer.as_deref(), request.space.as_deref())
+        .await?;
+    Ok(Json(SyncView { syncs }))
+}
+
+async fn sync_progress(State(api): State<Api>) -> Json<crate::Progress> {
+    Json(api.shared.sync_progress())
 }
 
 /// Gossip and connection counters in the OpenMetrics text format, for Prometheus.

@@ -6,6 +6,7 @@
 //! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
 //! - `node`: the shared state and what the node does with entries (publish, gossip, outbox);
 //! - `state`: the small persisted state file (joined spaces, known peers);
+//! - `sync`: catch-up sync with peers (driving `cairn-sync` over the network);
 //! - `ticket`: invite tickets.
 //!
 //! Invariant: an entry is relayed only after the store accepted it (`Verdict::Accept` is sent
@@ -14,6 +15,7 @@
 pub mod api;
 mod node;
 mod state;
+mod sync;
 pub mod ticket;
 
 use std::future::Future;
@@ -25,6 +27,7 @@ use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
 pub use node::{Running, Shared, start};
+pub use sync::{Progress, SyncRecord};
 
 /// What can go wrong running the node.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,8 @@ pub struct Config {
     pub allow_remote_api: bool,
     /// Spaces to join when the state file does not exist yet.
     pub default_spaces: Vec<String>,
+    /// How often to sync with each connected peer (also on every new connection).
+    pub sync_interval: std::time::Duration,
     pub files: Files,
 }
 

@@ -36,6 +36,8 @@ pub struct Shared {
     /// Ids of entries as they are stored (published here or received), for live views and
     /// benchmarks. Bounded: a slow listener misses ids rather than holding memory.
     stored: tokio::sync::broadcast::Sender<EntryId>,
+    /// Catch-up sync: what runs now and how the last sync with each peer went.
+    pub(crate) syncs: crate::sync::Syncs,
     /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
     /// two publishes can never take the same seq (which would be a fork of our own making).
     publish_lock: Mutex<()>,
@@ -53,6 +55,74 @@ impl Shared {
     /// Ids of entries from now on as they are stored, whether published here or received.
     pub fn watch_stored(&self) -> tokio::sync::broadcast::Receiver<EntryId> {
         self.stored.subscribe()
+    }
+
+    pub(crate) fn stored_sender(&self) -> &tokio::sync::broadcast::Sender<EntryId> {
+        &self.stored
+    }
+
+    /// How far the running syncs have got.
+    pub fn sync_progress(&self) -> crate::Progress {
+        self.syncs.progress()
+    }
+
+    /// The last sync with a peer.
+    pub fn last_sync(&self, peer: &PeerId) -> Option<crate::SyncRecord> {
+        self.syncs.last(peer)
+    }
+
+    /// Syncs now with one connected peer (or all), for one space (or all joined), and waits.
+    pub async fn sync_now(
+        self: &Arc<Self>,
+        peer: Option<&str>,
+        space: Option<&str>,
+    ) -> Result<Vec<crate::SyncRecord>, Error> {
+        let spaces = match space {
+            Some(name) => vec![Space::new(name)?.to_string()],
+            None => self.spaces(),
+        };
+        let connected: Vec<PeerId> = self
+            .client
+            .status()
+            .await?
+            .connected
+            .into_iter()
+            .map(|peer| peer.peer_id)
+            .collect();
+        let peers = match peer {
+            None => connected,
+            Some(text) => {
+                let wanted: PeerId = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::BadRequest(format!("{text:?} is not a peer id")))?;
+                if !connected.contains(&wanted) {
+                    return Err(Error::BadRequest(format!(
+                        "peer {wanted} is not connected; see `cairn peers`"
+                    )));
+                }
+                vec![wanted]
+            }
+        };
+        if peers.is_empty() {
+            return Err(Error::BadRequest(
+                "no peer is connected, so there is nobody to sync with; see `cairn peers`".into(),
+            ));
+        }
+        let mut records = Vec::new();
+        for peer in peers {
+            // A sync already running with this peer reports when it is done.
+            let record = loop {
+                if let Some(record) =
+                    crate::sync::with_peer(self.clone(), peer, spaces.clone()).await
+                {
+                    break record;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            };
+            records.push(record);
+        }
+        Ok(records)
     }
 
     pub fn known_peers(&self) -> Vec<String> {
@@ -306,6 +376,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         state: RwLock::new(state),
         files: config.files.clone(),
         stored: tokio::sync::broadcast::channel(STORED_WATCH_QUEUE).0,
+        syncs: crate::sync::Syncs::default(),
         publish_lock: Mutex::new(()),
     });
 
@@ -335,9 +406,14 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     });
 
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
-    let handler = tokio::spawn(handle_network(shared.clone(), events, async {
-        let _ = events_stopped.await;
-    }));
+    let handler = tokio::spawn(handle_network(
+        shared.clone(),
+        events,
+        config.sync_interval,
+        async {
+            let _ = events_stopped.await;
+        },
+    ));
     Ok(Running {
         shared,
         api_address,
@@ -377,14 +453,26 @@ impl Running {
 async fn handle_network(
     shared: Arc<Shared>,
     mut events: mpsc::Receiver<Event>,
+    sync_interval: std::time::Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     tokio::pin!(shutdown);
     let mut batch = Vec::with_capacity(GOSSIP_BATCH);
+    let mut sync_tick =
+        tokio::time::interval(sync_interval.max(std::time::Duration::from_millis(100)));
+    sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => return Ok(()),
+            _ = sync_tick.tick() => {
+                // Gossip never heals a partition on its own: pull from every peer now and then.
+                if let Ok(status) = shared.client.status().await {
+                    for peer in status.connected {
+                        tokio::spawn(crate::sync::with_peer(shared.clone(), peer.peer_id, shared.spaces()));
+                    }
+                }
+            }
             received = events.recv_many(&mut batch, GOSSIP_BATCH) => {
                 if received == 0 {
                     return Err(Error::Task("the network task stopped unexpectedly".into()));
@@ -411,7 +499,17 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                     tracing::warn!("could not share waiting entries: {err}");
                 }
             }
-            Event::Connected { .. } | Event::Disconnected { .. } | Event::Listening { .. } => {}
+            Event::Connected { peer, .. } => {
+                tokio::spawn(crate::sync::with_peer(
+                    shared.clone(),
+                    peer,
+                    shared.spaces(),
+                ));
+            }
+            Event::SyncRequest { token, request, .. } => {
+                tokio::spawn(crate::sync::serve(shared.clone(), token, request));
+            }
+            Event::Disconnected { .. } | Event::Listening { .. } => {}
         }
     }
     if messages.is_empty() {
@@ -482,7 +580,8 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
     let mut stored = stored.into_iter();
     in_topic
         .into_iter()
-        .map(|check| match check {
+        .enumerate()
+        .map(|(index, check)| match check {
             Err(err) => verdict_for(&err),
             Ok(()) => match stored.next() {
                 Some(Ok(inserted)) => {
@@ -490,6 +589,14 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
                         tracing::warn!(id = %inserted.id, "received a fork proof: an author signed two entries at one seq");
                     }
                     Verdict::Accept
+                }
+                // Already held, e.g. from the same entry's gossip in another space: relay it in
+                // this space too, if it is byte for byte the entry that was verified.
+                Some(Err(cairn_store::Error::Rejected(cairn_core::Error::Duplicate(id)))) => {
+                    match store.frames(&[id], usize::MAX) {
+                        Ok((held, _)) if held.first() == frames.get(index) => Verdict::Accept,
+                        _ => Verdict::Ignore,
+                    }
                 }
                 Some(Err(cairn_store::Error::Rejected(err))) => verdict_for(&err),
                 Some(Err(err)) => {
@@ -504,7 +611,7 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
 
 /// Duplicates, entries from newer formats, clocks that disagree and chain conflicts are things
 /// an honest peer can relay: ignored. Everything else is forged or broken: rejected.
-fn verdict_for(err: &cairn_core::Error) -> Verdict {
+pub(crate) fn verdict_for(err: &cairn_core::Error) -> Verdict {
     match err.code() {
         "duplicate:id" | "invalid:version" | "invalid:clock-skew" | "invalid:chain-conflict" => {
             Verdict::Ignore

@@ -92,6 +92,15 @@ pub fn org_prefix(org: &OrgId) -> Vec<u8> {
     index_prefix(ORG, org.as_bytes(), false)
 }
 
+/// The (created, id) after an index prefix.
+pub fn created_and_id(rest: &[u8]) -> Option<(u64, EntryId)> {
+    if rest.len() != 40 {
+        return None;
+    }
+    let created = u64::from_be_bytes(rest[..8].try_into().ok()?);
+    Some((created, trailing_id(rest)?))
+}
+
 /// The entry id at the end of any index key, or `None` if the key is too short.
 pub fn trailing_id(key: &[u8]) -> Option<EntryId> {
     let start = key.len().checked_sub(32)?;

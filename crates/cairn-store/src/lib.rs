@@ -123,6 +123,14 @@ pub struct Fork {
     pub other: Entry,
 }
 
+/// A page of a space's entries in (created, id) order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page {
+    pub frames: Vec<Vec<u8>>,
+    /// Where to continue, if there is more.
+    pub next: Option<(u64, EntryId)>,
+}
+
 /// Which entries to list. Unset fields match everything.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -651,6 +659,90 @@ impl Store {
             });
         }
         Ok(forks)
+    }
+
+    /// Every stored entry of a space as (created, id), in that order: what catch-up sync
+    /// reconciles. Index keys left without a record by a crash are skipped, so they never hide
+    /// an entry that a peer could send again.
+    pub fn space_items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, Error> {
+        let prefix = layout::space_prefix(space);
+        let mut items = Vec::new();
+        for key in self.entries.scan_prefix(&prefix).keys() {
+            let key = key?;
+            let (created, id) = layout::created_and_id(&key[prefix.len()..])
+                .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
+            if self
+                .entries
+                .contains_key(layout::entry_key(layout::RECORD, &id))?
+            {
+                items.push((created, id));
+            }
+        }
+        Ok(items)
+    }
+
+    /// Frames of a space in (created, id) order after `after`: at most `limit` of them, and
+    /// stopping before `max_bytes`. Also returns where to continue, if there is more.
+    pub fn space_range(
+        &self,
+        space: &str,
+        after: Option<(u64, EntryId)>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page, Error> {
+        let prefix = layout::space_prefix(space);
+        let start = match after {
+            Some((created, id)) => {
+                let mut key = layout::index_key(
+                    layout::SPACE,
+                    space.as_bytes(),
+                    true,
+                    Timestamp(created),
+                    &id,
+                );
+                key.push(0); // just past `after`
+                key
+            }
+            None => prefix.clone(),
+        };
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        let mut last = None;
+        for key in self.entries.range(start..).keys() {
+            let key = key?;
+            if !key.starts_with(&prefix) {
+                return Ok(Page { frames, next: None });
+            }
+            let (created, id) = layout::created_and_id(&key[prefix.len()..])
+                .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
+            let Some(frame) = self.entries.get(layout::entry_key(layout::RECORD, &id))? else {
+                continue;
+            };
+            if frames.len() == limit || bytes + frame.len() > max_bytes {
+                return Ok(Page { frames, next: last });
+            }
+            bytes += frame.len();
+            frames.push(frame.to_vec());
+            last = Some((created, id));
+        }
+        Ok(Page { frames, next: None })
+    }
+
+    /// Frames of the entries held among `ids`, in that order, stopping before `max_bytes`;
+    /// the flag says whether it stopped early.
+    pub fn frames(&self, ids: &[EntryId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, bool), Error> {
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        for id in ids {
+            if let Some(frame) = self.entries.get(layout::entry_key(layout::RECORD, id))? {
+                if bytes + frame.len() > max_bytes {
+                    return Ok((frames, true));
+                }
+                bytes += frame.len();
+                frames.push(frame.to_vec());
+            }
+        }
+        Ok((frames, false))
     }
 
     /// Marks entries as not yet shared with any peer.

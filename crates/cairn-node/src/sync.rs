@@ -1,0 +1,251 @@
+//! Catch-up sync with peers: runs `cairn-sync` sessions over the network when a peer connects,
+//! every sync interval and on request; serves peers' sync requests from the store; and keeps
+//! a record of the last sync with each peer. A peer that serves invalid entries is blocked.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use cairn_core::{EntryId, Timestamp};
+use cairn_net::{PeerId, Verdict};
+use cairn_store::Store;
+use cairn_sync::{Page, Position, Request, Response, Session, Source, Step, respond};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::node::{Shared, blocking, verdict_for};
+
+/// How the last sync with a peer went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncRecord {
+    pub peer_id: String,
+    /// When it finished, RFC 3339.
+    pub finished: String,
+    pub ok: bool,
+    /// "up to date", or what went wrong.
+    pub message: String,
+    pub fetched: u64,
+    pub expected: u64,
+    pub bytes: u64,
+    pub round_trips: u32,
+    pub millis: u64,
+}
+
+/// Progress of the syncs running now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub running: usize,
+    pub fetched: u64,
+    pub expected: u64,
+}
+
+/// Sync state shared by the node's tasks.
+#[derive(Debug, Default)]
+pub struct Syncs {
+    /// Peers being synced with now, and their (fetched, expected) so far.
+    running: std::sync::Mutex<HashMap<PeerId, (u64, u64)>>,
+    /// The last sync with each peer.
+    last: std::sync::Mutex<HashMap<PeerId, SyncRecord>>,
+}
+
+impl Syncs {
+    pub fn progress(&self) -> Progress {
+        let running = lock(&self.running);
+        Progress {
+            running: running.len(),
+            fetched: running.values().map(|(fetched, _)| fetched).sum(),
+            expected: running.values().map(|(_, expected)| expected).sum(),
+        }
+    }
+
+    pub fn last(&self, peer: &PeerId) -> Option<SyncRecord> {
+        lock(&self.last).get(peer).cloned()
+    }
+}
+
+/// Serves the store to syncing peers.
+struct StoreSource<'a>(&'a Store);
+
+impl Source for StoreSource<'_> {
+    fn items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, String> {
+        self.0.space_items(space).map_err(|err| err.to_string())
+    }
+
+    fn frames(&self, ids: &[EntryId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, bool), String> {
+        self.0.frames(ids, max_bytes).map_err(|err| err.to_string())
+    }
+
+    fn range(
+        &self,
+        space: &str,
+        after: Option<Position>,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Page, String> {
+        let page = self
+            .0
+            .space_range(space, after, limit, max_bytes)
+            .map_err(|err| err.to_string())?;
+        Ok(Page {
+            frames: page.frames,
+            next: page.next,
+        })
+    }
+}
+
+/// Answers one sync request from a peer.
+pub(crate) async fn serve(shared: Arc<Shared>, token: u64, request: Vec<u8>) {
+    let store = shared.store.clone();
+    let answer = blocking(move || {
+        let response = match Request::decode(&request) {
+            Ok(request) => respond(&StoreSource(&store), request),
+            Err(err) => Response::Refused {
+                reason: err.to_string(),
+            },
+        };
+        response
+            .encode()
+            .map_err(|err| Error::Task(err.to_string()))
+    })
+    .await;
+    match answer {
+        Ok(bytes) => {
+            if let Err(err) = shared.client.sync_respond(token, bytes).await {
+                tracing::debug!("could not answer a sync request: {err}");
+            }
+        }
+        Err(err) => tracing::warn!("could not serve a sync request: {err}"),
+    }
+}
+
+/// Syncs the given spaces from one peer, unless a sync with it is already running. Returns
+/// the record of this sync, or `None` if one was already running.
+pub(crate) async fn with_peer(
+    shared: Arc<Shared>,
+    peer: PeerId,
+    spaces: Vec<String>,
+) -> Option<SyncRecord> {
+    {
+        let mut running = lock(&shared.syncs.running);
+        if running.contains_key(&peer) {
+            return None;
+        }
+        running.insert(peer, (0, 0));
+    }
+    let started = Instant::now();
+    let mut totals = cairn_sync::Stats::default();
+    let mut failure = None;
+    for space in spaces {
+        match space_from(&shared, peer, &space, &mut totals).await {
+            Ok(()) => {}
+            Err(err) => {
+                failure = Some(format!("{space}: {err}"));
+                break;
+            }
+        }
+    }
+    lock(&shared.syncs.running).remove(&peer);
+    let record = SyncRecord {
+        peer_id: peer.to_string(),
+        finished: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        ok: failure.is_none(),
+        message: failure.unwrap_or_else(|| "up to date".into()),
+        fetched: totals.entries_received,
+        expected: totals.expected,
+        bytes: totals.bytes_sent + totals.bytes_received,
+        round_trips: totals.round_trips,
+        millis: started.elapsed().as_millis() as u64,
+    };
+    if record.ok {
+        tracing::debug!(%peer, fetched = record.fetched, "sync finished");
+    } else {
+        tracing::info!(%peer, "sync failed: {}", record.message);
+    }
+    lock(&shared.syncs.last).insert(peer, record.clone());
+    Some(record)
+}
+
+/// Pulls one space from one peer until it is in sync.
+async fn space_from(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    space: &str,
+    totals: &mut cairn_sync::Stats,
+) -> Result<(), Error> {
+    let store = shared.store.clone();
+    let name = space.to_string();
+    let local = blocking(move || Ok(store.space_items(&name)?)).await?;
+    let (mut session, mut request) =
+        Session::start(space.to_string(), local).map_err(sync_error)?;
+    let result = loop {
+        let response = shared.client.sync_request(peer, request).await?;
+        let (frames, step) = session.on_response(&response).map_err(sync_error)?;
+        if !frames.is_empty() {
+            store_frames(shared, peer, frames).await?;
+        }
+        let stats = session.stats();
+        if let Some(progress) = lock(&shared.syncs.running).get_mut(&peer) {
+            *progress = (
+                totals.entries_received + stats.entries_received,
+                totals.expected + stats.expected,
+            );
+        }
+        match step {
+            Step::Send(next) => request = next,
+            Step::Done => break Ok(()),
+        }
+    };
+    let stats = session.stats();
+    totals.round_trips += stats.round_trips;
+    totals.bytes_sent += stats.bytes_sent;
+    totals.bytes_received += stats.bytes_received;
+    totals.entries_received += stats.entries_received;
+    totals.expected += stats.expected;
+    result
+}
+
+/// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.
+async fn store_frames(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    frames: Vec<Vec<u8>>,
+) -> Result<(), Error> {
+    let store = shared.store.clone();
+    let ids: Vec<Option<EntryId>> = frames
+        .iter()
+        .map(|frame| cairn_core::entry::frame_id(frame))
+        .collect();
+    let results = blocking(move || Ok(store.insert_batch(&frames, Timestamp::now())?)).await?;
+    let mut invalid = 0;
+    for (result, id) in results.iter().zip(ids) {
+        match result {
+            Ok(_) => {
+                if let Some(id) = id {
+                    let _ = shared.stored_sender().send(id);
+                }
+            }
+            Err(cairn_store::Error::Rejected(err)) if verdict_for(err) == Verdict::Reject => {
+                invalid += 1
+            }
+            Err(cairn_store::Error::Rejected(_)) => {}
+            Err(err) => return Err(Error::Task(format!("the store failed: {err}"))),
+        }
+    }
+    if invalid > 0 {
+        shared.client.block(peer).await?;
+        return Err(Error::BadRequest(format!(
+            "the peer served {invalid} invalid entries and is blocked"
+        )));
+    }
+    Ok(())
+}
+
+fn sync_error(err: cairn_sync::Error) -> Error {
+    Error::Task(err.to_string())
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
