@@ -28,6 +28,10 @@ pub struct SyncRecord {
     pub expected: u64,
     pub bytes: u64,
     pub round_trips: u32,
+    /// Round trips spent reconciling (the rest fetched or streamed entries).
+    pub reconcile_round_trips: u32,
+    /// Whether a space was streamed rather than reconciled.
+    pub streamed: bool,
     pub millis: u64,
 }
 
@@ -154,6 +158,8 @@ pub(crate) async fn with_peer(
         expected: totals.expected,
         bytes: totals.bytes_sent + totals.bytes_received,
         round_trips: totals.round_trips,
+        reconcile_round_trips: totals.reconcile_round_trips,
+        streamed: totals.streamed,
         millis: started.elapsed().as_millis() as u64,
     };
     if record.ok {
@@ -197,6 +203,8 @@ async fn space_from(
     };
     let stats = session.stats();
     totals.round_trips += stats.round_trips;
+    totals.reconcile_round_trips += stats.reconcile_round_trips;
+    totals.streamed |= stats.streamed;
     totals.bytes_sent += stats.bytes_sent;
     totals.bytes_received += stats.bytes_received;
     totals.entries_received += stats.entries_received;

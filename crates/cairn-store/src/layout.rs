@@ -2,8 +2,9 @@
 //!
 //! Everything about an entry lives in one tree under one-byte prefixes. An entry is written as
 //! its index keys first and its record (`e id` → frame) last: the record is what makes the
-//! entry exist, so an index key whose record is missing (left by a crash between the two) is
-//! ignored by readers and rewritten by the next insert of that entry. Single inserts are used
+//! entry exist. Each group of writes is announced first in the intent key, so index keys left
+//! without a record by a crash are found and removed when the store is next opened (and
+//! readers skip any they meet meanwhile). Single inserts are used
 //! instead of `sled::Batch` because sled's batches cost about twice as much per key (measured:
 //! see `docs/performance.md`). Integers are big-endian so keys sort in numeric order;
 //! variable-length parts end with a 0 byte (space names and tags cannot contain one); an index
@@ -26,6 +27,10 @@ pub const TAG: u8 = b'g';
 pub const ORG: u8 = b'o';
 /// `f id` → frame of a second valid entry at an author and seq already held: a fork proof.
 pub const FORK: u8 = b'f';
+/// `x` → the ids of the entries being written now (an intent record). Written before their
+/// keys, so after a crash `Store::open` knows which entries may have index keys without a
+/// record, and removes those keys.
+pub const INTENT: u8 = b'x';
 /// `u id` → (): entries written here that have not yet reached any peer (the outbox).
 pub const OUTBOX: u8 = b'u';
 /// `w id` → `author seq`: a previous entry that a stored entry names but this store lacks.

@@ -213,8 +213,53 @@ impl Store {
                 path: path.to_path_buf(),
                 found: String::from_utf8_lossy(&found).into_owned(),
             }),
-            Some(_) => Self::from_db(path, db),
+            Some(_) => {
+                let store = Self::from_db(path, db)?;
+                store.repair()?;
+                Ok(store)
+            }
         }
+    }
+
+    /// Removes index keys of entries whose writing a crash interrupted (named in the intent
+    /// key but without a record). Scans the indexes only when there is something to repair.
+    fn repair(&self) -> Result<(), Error> {
+        let Some(intent) = self.entries.get([layout::INTENT])? else {
+            return Ok(());
+        };
+        let mut unfinished = HashSet::new();
+        for chunk in intent.chunks_exact(32) {
+            let id = id_from(chunk)?;
+            if !self
+                .entries
+                .contains_key(layout::entry_key(layout::RECORD, &id))?
+            {
+                unfinished.insert(id);
+            }
+        }
+        if !unfinished.is_empty() {
+            note_repair(&format!(
+                "repairing the index keys of {} entries whose writing was interrupted",
+                unfinished.len()
+            ));
+            for prefix in [layout::TIME, layout::SPACE, layout::TAG, layout::ORG] {
+                for key in self.entries.scan_prefix([prefix]).keys() {
+                    let key = key?;
+                    if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
+                        self.entries.remove(key)?;
+                    }
+                }
+            }
+            for item in self.entries.scan_prefix([layout::CHAIN]) {
+                let (key, value) = item?;
+                if id_from(&value).is_ok_and(|id| unfinished.contains(&id)) {
+                    self.entries.remove(key)?;
+                }
+            }
+        }
+        self.entries.remove([layout::INTENT])?;
+        self.db.flush()?;
+        Ok(())
     }
 
     fn from_db(path: &Path, db: sled::Db) -> Result<Self, Error> {
@@ -297,6 +342,16 @@ impl Store {
                 let worker =
                     next.map(|(first_slot, chunk)| scope.spawn(|| prepare(*first_slot, chunk)));
                 let mut heads = lock(&self.write_lock);
+                let intent: Vec<u8> = prepared
+                    .iter()
+                    .filter_map(|(_, entry)| entry.as_ref().ok())
+                    .flat_map(|entry| *entry.id().as_bytes())
+                    .collect();
+                if !intent.is_empty()
+                    && let Err(err) = self.entries.insert([layout::INTENT], intent)
+                {
+                    return Some(Err(Error::from(err)));
+                }
                 for (slot, entry) in prepared.drain(..) {
                     results[slot] = Some(entry.and_then(|entry| self.write(&entry, &mut heads)));
                 }
@@ -662,8 +717,8 @@ impl Store {
     }
 
     /// Every stored entry of a space as (created, id), in that order: what catch-up sync
-    /// reconciles. Index keys left without a record by a crash are skipped, so they never hide
-    /// an entry that a peer could send again.
+    /// reconciles. Reads index keys only (fast); `open` has removed any a crash left without a
+    /// record, so none hides an entry that a peer could send again.
     pub fn space_items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, Error> {
         let prefix = layout::space_prefix(space);
         let mut items = Vec::new();
@@ -853,4 +908,9 @@ fn open_db(path: &Path, config: Config) -> Result<sled::Db, Error> {
             }
         }
     }
+}
+
+/// The store has no logging dependency; repairs are rare enough to note on stderr.
+fn note_repair(message: &str) {
+    eprintln!("cairn-store: {message}");
 }

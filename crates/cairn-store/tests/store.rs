@@ -303,3 +303,51 @@ fn a_missing_foreign_or_damaged_store_is_an_error_never_an_empty_store() {
         Ok(store) => panic!("a damaged store opened with {:?} entries", store.count()),
     }
 }
+
+#[test]
+fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let chain = Author::ana().chain(3, EPOCH, 200).expect("chain");
+    {
+        let store = Store::create(&path, Config::default()).expect("create");
+        store.insert(&chain[0].encode(), NOW).expect("insert");
+    }
+    // What a crash between an entry's index keys and its record leaves behind (the layout's
+    // prefixes: `x` intent, `t` time, `s` space, `a` chain).
+    {
+        let db = sled::open(&path).expect("sled");
+        let tree = db.open_tree("entries").expect("tree");
+        let lost = &chain[1];
+        let created = lost.header().created.0.to_be_bytes();
+        let id = lost.id();
+        tree.insert([b'x'], &id.as_bytes()[..]).expect("intent");
+        tree.insert(
+            [&[b't'][..], &created, id.as_bytes()].concat(),
+            &[0u8, 1][..],
+        )
+        .expect("time");
+        tree.insert(
+            [&b"scommons\0"[..], &created, id.as_bytes()].concat(),
+            &[][..],
+        )
+        .expect("space");
+        let mut chain_key = vec![b'a'];
+        chain_key.extend_from_slice(lost.header().author.as_bytes());
+        chain_key.extend_from_slice(&2u64.to_be_bytes());
+        tree.insert(chain_key, &id.as_bytes()[..]).expect("chain");
+        db.flush().expect("flush");
+    }
+    let store = Store::open(&path, Config::default()).expect("reopen");
+    assert_eq!(
+        store.space_items("commons").expect("items"),
+        vec![(chain[0].header().created.0, chain[0].id())]
+    );
+    assert_eq!(
+        store.chain_head(&chain[0].header().author).expect("head"),
+        Some((1, chain[0].id()))
+    );
+    // The interrupted entry can be stored again, whole.
+    store.insert(&chain[1].encode(), NOW).expect("insert again");
+    assert_eq!(store.space_items("commons").expect("items").len(), 2);
+}

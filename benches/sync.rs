@@ -1,0 +1,309 @@
+//! Catch-up sync between real `cairn node` processes on loopback, each figure beside a limit
+//! measured in the same run:
+//!
+//! (a) catch-up of k = 1,000 and 10,000 missing (newest) entries on top of n = 100,000 shared:
+//!     reconciliation round trips (target <= 3), bytes on the wire against the missing entries'
+//!     own size (target <= 1.1x plus reconciliation), and time against ingesting the same
+//!     entries into a copy of the store locally (target <= 1.5x);
+//! (b) cold bootstrap of an empty node from a peer holding 100,000 entries: entries/s (target
+//!     >= 25,000/s) and each node's peak memory (VmHWM; target <= 256 MB);
+//! (c) the in-sync check at n = 100,000: one round trip, under 1 KB.
+//!
+//! Run with `cargo bench --bench sync`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_core::Timestamp;
+use cairn_core::testkit::{Author, EPOCH};
+use cairn_store::{Config, Store};
+use serde_json::Value;
+
+const SHARED: usize = 100_000;
+const AUTHORS: usize = 50;
+const DEADLINE: Duration = Duration::from_secs(600);
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    println!("generating {SHARED} shared + 10,000 newer entries...");
+    let started = Instant::now();
+    let (shared, newer) = entries(SHARED, 10_000);
+    println!("  done in {:.1?}", started.elapsed());
+
+    // The base: an initialised home holding the shared entries.
+    let base = root.join("base");
+    init(&base, "Base");
+    ingest(&base, &shared);
+
+    for k in [1_000usize, 10_000] {
+        let server = copy_home(&base, &root.join(format!("server-{k}")));
+        ingest(&server, &newer[..k]);
+        let client = copy_home(&base, &root.join(format!("client-{k}")));
+        let reference = copy_home(&base, &root.join(format!("reference-{k}")));
+        let local = ingest(&reference, &newer[..k]);
+        let missing_bytes: usize = newer[..k].iter().map(Vec::len).sum();
+
+        let server = Node::start(&server, &[]);
+        let client = Node::start(&client, &["--peer", &server.address()]);
+        let record = client.wait_for_sync(SHARED + k);
+        let millis = record["millis"].as_f64().expect("millis");
+        let bytes = record["bytes"].as_f64().expect("bytes");
+        let reconcile = record["reconcile_round_trips"]
+            .as_u64()
+            .expect("round trips");
+        println!("\n(a) catch-up of k = {k} newest entries on n = {SHARED} shared:");
+        println!(
+            "  reconciliation round trips {reconcile} (target <= 3: {}), all round trips {}",
+            pass(reconcile <= 3),
+            record["round_trips"]
+        );
+        println!(
+            "  bytes {:.0} KiB = {:.3}x the missing entries' {:.0} KiB (target <= 1.1x plus reconciliation: {})",
+            bytes / 1024.0,
+            bytes / missing_bytes as f64,
+            missing_bytes as f64 / 1024.0,
+            pass(bytes <= 1.1 * missing_bytes as f64 + 64.0 * 1024.0)
+        );
+        println!(
+            "  time {:.0} ms = {:.2}x the {:.0} ms a local ingest of the same entries takes (target <= 1.5x: {})",
+            millis,
+            millis / local.as_millis() as f64,
+            local.as_millis(),
+            pass(millis <= 1.5 * local.as_millis() as f64)
+        );
+        if k == 10_000 {
+            // (c) Both now hold the same set: a fresh sync is the in-sync check.
+            let again = client.sync_now();
+            println!("\n(c) in-sync check at n = {}:", SHARED + k);
+            println!(
+                "  {} round trip(s), {} bytes (target 1 round trip under 1 KB: {})",
+                again["round_trips"],
+                again["bytes"],
+                pass(
+                    again["round_trips"] == 1 && again["bytes"].as_u64().is_some_and(|b| b < 1_024)
+                )
+            );
+        }
+    }
+
+    // (b) Cold bootstrap.
+    let server = Node::start(&base, &[]);
+    let empty = root.join("empty");
+    init(&empty, "Empty");
+    let client = Node::start(&empty, &["--peer", &server.address()]);
+    let record = client.wait_for_sync(SHARED);
+    let rate = SHARED as f64 / (record["millis"].as_f64().expect("millis") / 1_000.0);
+    println!("\n(b) cold bootstrap of an empty node from a peer holding {SHARED} entries:");
+    println!(
+        "  {rate:.0} entries/s (target >= 25,000/s: {}), streamed: {}",
+        pass(rate >= 25_000.0),
+        record["streamed"]
+    );
+    println!(
+        "  peak memory: serving node {} MB, bootstrapping node {} MB (target <= 256 MB: {})",
+        server.peak_mb(),
+        client.peak_mb(),
+        pass(server.peak_mb() <= 256 && client.peak_mb() <= 256)
+    );
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+/// `shared` entries then `newer` ones, ~1 KB each, from `AUTHORS` authors; as frames.
+fn entries(shared: usize, newer: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let per_author = (shared + newer) / AUTHORS;
+    let chains: Vec<Vec<Vec<u8>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..AUTHORS)
+            .map(|author| {
+                scope.spawn(move || {
+                    let seed = u8::try_from(author).expect("few authors");
+                    let member =
+                        Author::from_seeds(seed + 1, seed + 100, "Bench org", "Bench member");
+                    member
+                        .chain(per_author, EPOCH, 800)
+                        .expect("chain")
+                        .iter()
+                        .map(|entry| entry.encode())
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("worker"))
+            .collect()
+    });
+    // The newest entries of each chain are the "newer" ones.
+    let cut = per_author - newer / AUTHORS;
+    let shared = chains
+        .iter()
+        .flat_map(|chain| chain[..cut].iter().cloned())
+        .collect();
+    let newer = chains
+        .iter()
+        .flat_map(|chain| chain[cut..].iter().cloned())
+        .collect();
+    (shared, newer)
+}
+
+fn cairn(home: &Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("cairn runs");
+    assert!(
+        output.status.success(),
+        "cairn {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+fn init(home: &Path, name: &str) {
+    cairn(home, &["init", "--org", name]);
+}
+
+/// Inserts frames into a home's store (no node running) and returns how long it took.
+fn ingest(home: &Path, frames: &[Vec<u8>]) -> Duration {
+    let store = Store::open(&home.join("store"), Config::default()).expect("store");
+    let started = Instant::now();
+    for chunk in frames.chunks(1_000) {
+        let results = store.insert_batch(chunk, Timestamp::now()).expect("insert");
+        assert!(results.iter().all(Result::is_ok));
+    }
+    started.elapsed()
+}
+
+fn copy_home(from: &Path, to: &Path) -> PathBuf {
+    copy_dir(from, to);
+    // A copy is a different organisation's node in all but its entries: give it its own keys.
+    for file in ["keys/node.key", "node-state.json"] {
+        let _ = std::fs::remove_file(to.join(file));
+    }
+    to.to_path_buf()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for item in std::fs::read_dir(from).expect("read dir") {
+        let item = item.expect("entry");
+        let target = to.join(item.file_name());
+        if item.file_type().expect("type").is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), &target).expect("copy");
+        }
+    }
+}
+
+struct Node {
+    home: PathBuf,
+    child: Child,
+}
+
+impl Node {
+    fn start(home: &Path, extra: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--home")
+            .arg(home)
+            .args([
+                "node",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+                "--no-mdns",
+                "--sync-interval",
+                "3600",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node");
+        let node = Self {
+            home: home.to_path_buf(),
+            child,
+        };
+        node.wait(|status| {
+            status["listen_addrs"]
+                .as_array()
+                .is_some_and(|addrs| !addrs.is_empty())
+        });
+        node
+    }
+
+    fn status(&self) -> Option<Value> {
+        let output = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--home")
+            .arg(&self.home)
+            .args(["--json", "status"])
+            .output()
+            .ok()?;
+        serde_json::from_slice::<Value>(&output.stdout)
+            .ok()
+            .filter(|status| status["running"] == true)
+    }
+
+    fn wait(&self, mut condition: impl FnMut(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.status()
+                && condition(&status)
+            {
+                return status;
+            }
+            assert!(started.elapsed() < DEADLINE, "timed out");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn address(&self) -> String {
+        let status = self.wait(|_| true);
+        format!(
+            "{}/p2p/{}",
+            status["listen_addrs"][0].as_str().expect("address"),
+            status["peer_id"].as_str().expect("peer")
+        )
+    }
+
+    /// Waits until the node holds `entries` and its sync has recorded; returns the record.
+    fn wait_for_sync(&self, entries: usize) -> Value {
+        let status = self.wait(|status| {
+            status["entries"].as_u64() == Some(entries as u64)
+                && status["connected_peers"][0]["last_sync"]["ok"] == true
+        });
+        status["connected_peers"][0]["last_sync"].clone()
+    }
+
+    fn sync_now(&self) -> Value {
+        let text = cairn(&self.home, &["--json", "sync"]);
+        let records: Value = serde_json::from_str(&text).expect("json");
+        records[0].clone()
+    }
+
+    fn peak_mb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))
+            .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
