@@ -422,6 +422,12 @@ fn status(home: &Home, json: bool) -> Result<()> {
             peer.address,
             peer.spaces.join(", ")
         );
+        if let Some(sync) = &peer.last_sync {
+            println!(
+                "      last sync {}: {} ({} fetched)",
+                sync.finished, sync.message, sync.fetched
+            );
+        }
     }
     if !status.blocked_peers.is_empty() {
         println!(

@@ -93,7 +93,7 @@ impl Config {
             sync_protocol: "/cairn/sync/1",
             sync_request_limit: 1 << 20,
             sync_response_limit: 8 << 20,
-            sync_requests_per_second: 20,
+            sync_requests_per_second: 50,
         }
     }
 }

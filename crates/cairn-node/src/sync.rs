@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::node::{Shared, blocking, verdict_for};
 
+/// The least time between two sync requests to one peer: 40 a second, under the 50 a peer
+/// serves.
+const REQUEST_SPACING: std::time::Duration = std::time::Duration::from_millis(25);
+
 /// How the last sync with a peer went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncRecord {
@@ -64,6 +68,18 @@ impl Syncs {
 
     pub fn last(&self, peer: &PeerId) -> Option<SyncRecord> {
         lock(&self.last).get(peer).cloned()
+    }
+}
+
+/// Marks a peer as being synced with until dropped.
+struct RunningMark<'a> {
+    syncs: &'a Syncs,
+    peer: PeerId,
+}
+
+impl Drop for RunningMark<'_> {
+    fn drop(&mut self) {
+        lock(&self.syncs.running).remove(&self.peer);
     }
 }
 
@@ -136,6 +152,11 @@ pub(crate) async fn with_peer(
         }
         running.insert(peer, (0, 0));
     }
+    // Clears the running mark however this ends, including when the task is cancelled.
+    let _running = RunningMark {
+        syncs: &shared.syncs,
+        peer,
+    };
     let started = Instant::now();
     let mut totals = cairn_sync::Stats::default();
     let mut failure = None;
@@ -148,7 +169,6 @@ pub(crate) async fn with_peer(
             }
         }
     }
-    lock(&shared.syncs.running).remove(&peer);
     let record = SyncRecord {
         peer_id: peer.to_string(),
         finished: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -184,7 +204,10 @@ async fn space_from(
     let (mut session, mut request) =
         Session::start(space.to_string(), local).map_err(sync_error)?;
     let result = loop {
+        // Stay under the rate the peer serves (see `cairn_net::Config::sync_requests_per_second`).
+        let paced = tokio::time::sleep(REQUEST_SPACING);
         let response = shared.client.sync_request(peer, request).await?;
+        paced.await;
         let (frames, step) = session.on_response(&response).map_err(sync_error)?;
         if !frames.is_empty() {
             store_frames(shared, peer, frames).await?;

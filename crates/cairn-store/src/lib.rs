@@ -726,12 +726,7 @@ impl Store {
             let key = key?;
             let (created, id) = layout::created_and_id(&key[prefix.len()..])
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
-            if self
-                .entries
-                .contains_key(layout::entry_key(layout::RECORD, &id))?
-            {
-                items.push((created, id));
-            }
+            items.push((created, id));
         }
         Ok(items)
     }

@@ -102,6 +102,9 @@ pub fn respond(source: &impl Source, request: Request) -> Response {
 }
 
 fn serve(source: &impl Source, request: Request) -> Result<Response, Error> {
+    if let Request::Reconcile { space, .. } | Request::Range { space, .. } = &request {
+        cairn_core::Space::new(space)?;
+    }
     match request {
         Request::Reconcile {
             space,

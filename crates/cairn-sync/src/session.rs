@@ -1,6 +1,6 @@
 //! The pulling side of a sync, one space with one peer: reconcile, then fetch; or stream.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use cairn_core::EntryId;
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
@@ -57,6 +57,8 @@ pub struct Session {
     in_flight: Vec<EntryId>,
     phase: Phase,
     stats: Stats,
+    /// The last position a range page reached.
+    range_position: Option<(u64, EntryId)>,
 }
 
 impl std::fmt::Debug for Session {
@@ -101,6 +103,7 @@ impl Session {
             in_flight: Vec::new(),
             phase: Phase::Reconciling,
             stats: Stats::default(),
+            range_position: None,
         };
         let request = session.encode(&Request::Reconcile {
             space,
@@ -181,16 +184,25 @@ impl Session {
             ) => {
                 let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
                 self.stats.entries_received += frames.len() as u64;
-                let served: Vec<EntryId> = frames
+                let asked: HashSet<EntryId> = self.in_flight.iter().copied().collect();
+                let served: HashSet<EntryId> = frames
                     .iter()
                     .filter_map(|frame| cairn_core::entry::frame_id(frame))
                     .collect();
+                if served.len() != frames.len() || !served.is_subset(&asked) {
+                    self.phase = Phase::Done;
+                    return Err(Error::Unexpected {
+                        asked: "fetch",
+                        got: "entries that were not asked for",
+                    });
+                }
                 let unserved: Vec<EntryId> = self
                     .in_flight
                     .drain(..)
                     .filter(|id| !served.contains(id))
                     .collect();
-                if truncated {
+                // A cut-short answer must make progress, or a peer could keep us asking forever.
+                if truncated && !frames.is_empty() {
                     for id in unserved.into_iter().rev() {
                         self.queued.push_front(id);
                     }
@@ -202,6 +214,33 @@ impl Session {
             (Phase::Ranging, Response::Entries { frames, next, .. }) => {
                 let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
                 self.stats.entries_received += frames.len() as u64;
+                // Every entry must be in this space, and the pages must move forward.
+                for frame in &frames {
+                    let in_space = cairn_core::Entry::decode(frame).is_ok_and(|entry| {
+                        entry
+                            .header()
+                            .spaces
+                            .iter()
+                            .any(|space| space.as_str() == self.space)
+                    });
+                    if !in_space {
+                        self.phase = Phase::Done;
+                        return Err(Error::Unexpected {
+                            asked: "range",
+                            got: "an entry outside the space",
+                        });
+                    }
+                }
+                if let Some(next) = next
+                    && self.range_position.is_some_and(|previous| next <= previous)
+                {
+                    self.phase = Phase::Done;
+                    return Err(Error::Unexpected {
+                        asked: "range",
+                        got: "a page that does not move forward",
+                    });
+                }
+                self.range_position = next.or(self.range_position);
                 let step = match next {
                     Some(after) if !frames.is_empty() => {
                         let request = Request::Range {

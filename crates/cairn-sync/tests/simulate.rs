@@ -193,3 +193,62 @@ fn refusals_and_garbage_are_errors_not_panics() {
     assert!(session.on_response(&[0xff; 40]).is_err());
     assert!(Request::decode(&[1, 2, 3]).is_err());
 }
+
+#[test]
+fn a_peer_that_sends_what_was_not_asked_for_or_pages_backwards_is_refused() {
+    let all = entries(400);
+    let mut server = Memory::default();
+    all.iter().for_each(|entry| server.add(entry));
+    // Fetch phase: answer with an entry that was not asked for.
+    let mut puller = Memory::default();
+    all[..300].iter().for_each(|entry| puller.add(entry));
+    let (mut session, request) =
+        Session::start("commons".into(), puller.items("commons").expect("items")).expect("start");
+    let mut request = request;
+    loop {
+        let response = respond(&server, Request::decode(&request).expect("request"));
+        if let Response::Entries { .. } = response {
+            let stranger = Response::Entries {
+                frames: vec![cairn_core::codec::Bytes(all[0].encode())],
+                next: None,
+                truncated: false,
+            };
+            assert!(
+                session
+                    .on_response(&stranger.encode().expect("encode"))
+                    .is_err()
+            );
+            break;
+        }
+        match session
+            .on_response(&response.encode().expect("encode"))
+            .expect("step")
+            .1
+        {
+            Step::Send(next) => request = next,
+            Step::Done => panic!("expected a fetch"),
+        }
+    }
+    // Range phase: a page whose position goes backwards.
+    let (mut session, _) = Session::start("commons".into(), Vec::new()).expect("start");
+    let use_range = Response::UseRange { count: 400 }.encode().expect("encode");
+    session.on_response(&use_range).expect("range");
+    let forward = Response::Entries {
+        frames: vec![cairn_core::codec::Bytes(all[5].encode())],
+        next: Some((10, all[5].id())),
+        truncated: false,
+    };
+    session
+        .on_response(&forward.encode().expect("encode"))
+        .expect("first page");
+    let backward = Response::Entries {
+        frames: vec![cairn_core::codec::Bytes(all[6].encode())],
+        next: Some((9, all[6].id())),
+        truncated: false,
+    };
+    assert!(
+        session
+            .on_response(&backward.encode().expect("encode"))
+            .is_err()
+    );
+}
