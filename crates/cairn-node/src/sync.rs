@@ -203,14 +203,27 @@ async fn space_from(
     let local = blocking(move || Ok(store.space_items(&name)?)).await?;
     let (mut session, mut request) =
         Session::start(space.to_string(), local).map_err(sync_error)?;
+    // One batch is stored while the next travels; at most one store is in flight.
+    let mut storing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;
     let result = loop {
         // Stay under the rate the peer serves (see `cairn_net::Config::sync_requests_per_second`).
         let paced = tokio::time::sleep(REQUEST_SPACING);
-        let response = shared.client.sync_request(peer, request).await?;
+        let response = shared.client.sync_request(peer, request).await;
         paced.await;
-        let (frames, step) = session.on_response(&response).map_err(sync_error)?;
+        let stored = match storing.take() {
+            Some(task) => task
+                .await
+                .map_err(|err| Error::Task(err.to_string()))
+                .and_then(|stored| stored),
+            None => Ok(()),
+        };
+        let (frames, step) = match (stored, response) {
+            (Err(err), _) => break Err(err),
+            (_, Err(err)) => break Err(err.into()),
+            (Ok(()), Ok(response)) => session.on_response(&response).map_err(sync_error)?,
+        };
         if !frames.is_empty() {
-            store_frames(shared, peer, frames).await?;
+            storing = Some(tokio::spawn(store_frames(shared.clone(), peer, frames)));
         }
         let stats = session.stats();
         if let Some(progress) = lock(&shared.syncs.running).get_mut(&peer) {
@@ -221,7 +234,15 @@ async fn space_from(
         }
         match step {
             Step::Send(next) => request = next,
-            Step::Done => break Ok(()),
+            Step::Done => {
+                break match storing.take() {
+                    Some(task) => task
+                        .await
+                        .map_err(|err| Error::Task(err.to_string()))
+                        .and_then(|stored| stored),
+                    None => Ok(()),
+                };
+            }
         }
     };
     let stats = session.stats();
@@ -237,7 +258,7 @@ async fn space_from(
 
 /// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.
 async fn store_frames(
-    shared: &Arc<Shared>,
+    shared: Arc<Shared>,
     peer: PeerId,
     frames: Vec<Vec<u8>>,
 ) -> Result<(), Error> {

@@ -183,6 +183,11 @@ pub struct Store {
     /// cannot both pass the fork check; holds each author's chain head as last written, so the
     /// common case (the next entry of a chain) needs no chain reads. Verification runs outside.
     write_lock: Mutex<Heads>,
+    /// Each space's (created, id) items as last read, for sync's repeated reconciliation
+    /// rounds; dropped whenever an entry of that space is written.
+    space_items: Mutex<HashMap<String, Vec<(u64, EntryId)>>>,
+    /// Counts entry writes, so a scan that raced a write is not cached.
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -270,6 +275,8 @@ impl Store {
             entries,
             verifier: Verifier::new(),
             write_lock: Mutex::new(Heads::default()),
+            space_items: Mutex::new(HashMap::new()),
+            writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -512,6 +519,13 @@ impl Store {
         // Last: the record that makes the entry exist.
         self.entries
             .insert(layout::entry_key(layout::RECORD, &id), entry.encode())?;
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut cache = lock(&self.space_items);
+        for space in &header.spaces {
+            cache.remove(space.as_str());
+        }
+        drop(cache);
         Ok(Inserted {
             id,
             outcome: Outcome::Stored,
@@ -720,6 +734,10 @@ impl Store {
     /// reconciles. Reads index keys only (fast); `open` has removed any a crash left without a
     /// record, so none hides an entry that a peer could send again.
     pub fn space_items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, Error> {
+        if let Some(items) = lock(&self.space_items).get(space) {
+            return Ok(items.clone());
+        }
+        let writes_before = self.writes.load(std::sync::atomic::Ordering::SeqCst);
         let prefix = layout::space_prefix(space);
         let mut items = Vec::new();
         for key in self.entries.scan_prefix(&prefix).keys() {
@@ -727,6 +745,14 @@ impl Store {
             let (created, id) = layout::created_and_id(&key[prefix.len()..])
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
             items.push((created, id));
+        }
+        let mut cache = lock(&self.space_items);
+        if self.writes.load(std::sync::atomic::Ordering::SeqCst) == writes_before {
+            // Bounded: a node joins a handful of spaces; start over if that ever changes.
+            if cache.len() >= 64 {
+                cache.clear();
+            }
+            cache.insert(space.to_string(), items.clone());
         }
         Ok(items)
     }
