@@ -136,6 +136,10 @@ pub struct NodeArgs {
     /// Do not look for peers on the local network [config: node.mdns = false]
     #[arg(long)]
     pub no_mdns: bool,
+    /// Do not look for peers of peers with Kademlia: talk only to the peers given and those
+    /// that connect [config: node.kademlia = false]
+    #[arg(long)]
+    pub no_kademlia: bool,
     /// Allow the API on a non-loopback address [config: node.allow_remote_api]
     #[arg(long)]
     pub allow_remote_api: bool,

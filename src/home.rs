@@ -63,6 +63,8 @@ pub struct NodeConfig {
     pub peers: Vec<String>,
     #[serde(default = "default_true")]
     pub mdns: bool,
+    #[serde(default = "default_true")]
+    pub kademlia: bool,
     #[serde(default)]
     pub allow_remote_api: bool,
     #[serde(default = "default_sync_interval")]
@@ -76,6 +78,7 @@ impl Default for NodeConfig {
             api: default_api(),
             peers: Vec::new(),
             mdns: true,
+            kademlia: true,
             allow_remote_api: false,
             sync_interval_secs: default_sync_interval(),
         }
@@ -163,6 +166,8 @@ allow_remote_api = false
 peers = []
 # Find other Cairn nodes on the local network automatically.
 mdns = true
+# Learn peers of peers (Kademlia) and connect to them.
+kademlia = true
 # Seconds between catch-up syncs with each connected peer (a sync also runs whenever a peer
 # connects, and on `cairn sync`).
 sync_interval_secs = 30

@@ -47,6 +47,7 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
     net.listen = parse_addresses("--listen", &listen)?;
     net.known_peers = parse_addresses("--peer", &peers)?;
     net.mdns = node_config.mdns && !args.no_mdns;
+    net.kademlia = node_config.kademlia && !args.no_kademlia;
 
     let store = Arc::new(home.open_store()?);
     let node = cairn_node::Config {

@@ -181,9 +181,10 @@ fn an_entry_published_at_a_reaches_c_through_b() {
         Node::init(dir.path(), "b"),
         Node::init(dir.path(), "c"),
     );
-    let a = Node::start(&a, &[]);
-    let b = Node::start(&b, &["--peer", &a.address()]);
-    let c = Node::start(&c, &["--peer", &b.address()]);
+    // Without Kademlia, C never learns of A from B: the entry must pass through B.
+    let a = Node::start(&a, &["--no-kademlia"]);
+    let b = Node::start(&b, &["--peer", &a.address(), "--no-kademlia"]);
+    let c = Node::start(&c, &["--peer", &b.address(), "--no-kademlia"]);
     let (a_id, b_id) = (a.peer_id(), b.peer_id());
     wait_for("B connected to A", || b.connected_to(&a_id));
     wait_for("C connected to B", || c.connected_to(&b_id));
@@ -530,10 +531,29 @@ fn in_a_line_the_middle_node_restarts_and_nothing_is_lost() {
         Node::init(dir.path(), "b"),
         Node::init(dir.path(), "c"),
     );
-    let a = Node::start(&a, &["--sync-interval", "1"]);
-    let mut b_node = Node::start(&b, &["--peer", &a.address(), "--sync-interval", "1"]);
+    // Without Kademlia, C never learns of A from B: everything must pass through B.
+    let a = Node::start(&a, &["--sync-interval", "1", "--no-kademlia"]);
+    let mut b_node = Node::start(
+        &b,
+        &[
+            "--peer",
+            &a.address(),
+            "--sync-interval",
+            "1",
+            "--no-kademlia",
+        ],
+    );
     let b_address = b_node.address();
-    let c = Node::start(&c, &["--peer", &b_address, "--sync-interval", "1"]);
+    let c = Node::start(
+        &c,
+        &[
+            "--peer",
+            &b_address,
+            "--sync-interval",
+            "1",
+            "--no-kademlia",
+        ],
+    );
     let before = publish_many(&a, 20, "Before the restart");
     wait_for("C holds the first entries", || entry_count(&c) == 20);
 
@@ -550,6 +570,7 @@ fn in_a_line_the_middle_node_restarts_and_nothing_is_lost() {
             &a.address(),
             "--sync-interval",
             "1",
+            "--no-kademlia",
         ],
     );
     wait_for("C holds every entry, through B", || entry_count(&c) == 50);

@@ -31,7 +31,7 @@ pub(crate) struct Behaviour {
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossip: gossipsub::Behaviour,
     pub sync: request_response::Behaviour<SyncCodec>,
@@ -49,12 +49,17 @@ impl Behaviour {
             .with_max_established_per_peer(Some(2))
             .with_max_pending_incoming(Some(32))
             .with_max_pending_outgoing(Some(32));
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            kad::store::MemoryStore::new(peer_id),
-            kad::Config::new(KAD_PROTOCOL),
-        );
-        kad.set_mode(Some(kad::Mode::Server));
+        // Kademlia finds peers of peers (and connects to them). Off, a node only ever talks to
+        // the peers it was given and the ones that dial it.
+        let kad = config.kademlia.then(|| {
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad::Config::new(KAD_PROTOCOL),
+            );
+            kad.set_mode(Some(kad::Mode::Server));
+            kad
+        });
         let mdns = if config.mdns {
             Some(
                 mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
@@ -71,7 +76,7 @@ impl Behaviour {
                 key.public(),
             )),
             ping: ping::Behaviour::new(ping::Config::new()),
-            kad,
+            kad: kad.into(),
             mdns: mdns.into(),
             gossip: gossip(config.mesh_degree)?.with_metrics(
                 metrics.sub_registry_with_prefix("gossipsub"),

@@ -440,10 +440,9 @@ impl EventLoop {
                             redial.backoff = FIRST_BACKOFF;
                         }
                     }
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, address.clone());
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer_id, address.clone());
+                    }
                 }
                 if num_established.get() == 1 {
                     tracing::info!(%peer_id, %address, "connected");
@@ -483,11 +482,10 @@ impl EventLoop {
                 ..
             })) => {
                 // Kademlia is for peer routing only: learn where identified peers listen.
-                for address in info.listen_addrs {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer_id, address);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    for address in info.listen_addrs {
+                        kad.add_address(&peer_id, address);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {

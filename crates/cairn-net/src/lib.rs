@@ -66,6 +66,8 @@ pub struct Config {
     pub known_peers: Vec<Multiaddr>,
     /// Find peers on the local network with mDNS (best effort).
     pub mdns: bool,
+    /// Run Kademlia, which learns peers of peers and connects to them.
+    pub kademlia: bool,
     /// The most established connections in total.
     pub max_connections: u32,
     /// How long a peer that sent an invalid entry stays blocked.
@@ -87,6 +89,7 @@ impl Config {
             listen: Vec::new(),
             known_peers: Vec::new(),
             mdns: false,
+            kademlia: true,
             max_connections: 128,
             ban_duration: Duration::from_secs(600),
             mesh_degree: 4,
