@@ -1,36 +1,11 @@
 //! Black-box tests of the real `cairn` binary, each in its own temporary home.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use serde_json::Value;
+mod common;
 
-fn cairn(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("CAIRN_HOME")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let output = cairn(home, args);
-    assert!(
-        output.status.success(),
-        "cairn {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(home, &all)).expect("valid JSON")
-}
+use common::{cairn, json, ok};
 
 fn initialised() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -4,51 +4,14 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const DEADLINE: Duration = Duration::from_secs(60);
+mod common;
 
-fn cairn(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("CAIRN_HOME")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the cairn binary runs")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let output = cairn(home, args);
-    assert!(
-        output.status.success(),
-        "cairn {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8")
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(home, &all)).expect("JSON output")
-}
-
-/// Waits for a condition, polling; panics with `what` after the deadline.
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::{DEADLINE, cairn, json, ok, wait_for};
 
 /// A `cairn node` process in its own home; stopped with SIGTERM when dropped.
 struct Node {

@@ -6,9 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod common;
 
 const NODES: usize = 5;
 const DEADLINE: Duration = Duration::from_secs(180);
@@ -163,17 +165,6 @@ impl Drop for Node {
     }
 }
 
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < DEADLINE,
-            "timed out after {DEADLINE:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn five_nodes_split_two_three_converge_when_the_split_heals() {
     let net = match TestNet::new() {
@@ -246,7 +237,7 @@ fn five_nodes_split_two_three_converge_when_the_split_heals() {
             child,
         });
     }
-    wait_for("every node connected to every other", || {
+    common::wait_until("every node connected to every other", DEADLINE, || {
         nodes.iter().all(|node| {
             node.status()
                 .and_then(|status| status["connected_peers"].as_array().map(Vec::len))
@@ -254,7 +245,7 @@ fn five_nodes_split_two_three_converge_when_the_split_heals() {
         })
     });
     nodes[0].publish("Before the split");
-    wait_for("the first entry everywhere", || {
+    common::wait_until("the first entry everywhere", DEADLINE, || {
         nodes.iter().all(|node| node.entries() == 1)
     });
 
@@ -268,7 +259,7 @@ fn five_nodes_split_two_three_converge_when_the_split_heals() {
     }
     let total = 1 + 4 * NODES as u64;
     // Each side converges on its own entries and lacks the other side's.
-    wait_for("each side to hold its own entries", || {
+    common::wait_until("each side to hold its own entries", DEADLINE, || {
         nodes[..2].iter().all(|node| node.entries() == 1 + 8)
             && nodes[2..].iter().all(|node| node.entries() == 1 + 12)
     });
@@ -280,7 +271,7 @@ fn five_nodes_split_two_three_converge_when_the_split_heals() {
     // Heal.
     net.attach(0, "br0");
     net.attach(1, "br0");
-    wait_for("all five nodes to converge", || {
+    common::wait_until("all five nodes to converge", DEADLINE, || {
         nodes.iter().all(|node| node.entries() == total)
     });
     let lists: Vec<Vec<String>> = nodes

@@ -209,11 +209,7 @@ impl EventLoop {
                     Verdict::Ignore => MessageAcceptance::Ignore,
                     Verdict::Reject => MessageAcceptance::Reject,
                 };
-                let id = MessageId::new(&message_id);
-                self.swarm
-                    .behaviour_mut()
-                    .gossip
-                    .report_message_validation_result(&id, &source, acceptance);
+                self.judge(&MessageId::new(&message_id), &source, acceptance);
                 if verdict == Verdict::Reject {
                     self.ban(source);
                 }
@@ -511,14 +507,7 @@ impl EventLoop {
                 message,
             } => {
                 let Some(space) = space_of_topic(message.topic.as_str()).map(str::to_string) else {
-                    self.swarm
-                        .behaviour_mut()
-                        .gossip
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Reject,
-                        );
+                    self.judge(&message_id, &propagation_source, MessageAcceptance::Reject);
                     return;
                 };
                 let event = Event::Message {
@@ -529,14 +518,7 @@ impl EventLoop {
                 };
                 if self.events.try_send(event).is_err() {
                     // The node is behind: drop without relaying. Catch-up sync fills the gap.
-                    self.swarm
-                        .behaviour_mut()
-                        .gossip
-                        .report_message_validation_result(
-                            &message_id,
-                            &propagation_source,
-                            MessageAcceptance::Ignore,
-                        );
+                    self.judge(&message_id, &propagation_source, MessageAcceptance::Ignore);
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
@@ -549,6 +531,14 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+
+    /// Tells gossipsub whether to relay a message it holds.
+    fn judge(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm
+            .behaviour_mut()
+            .gossip
+            .report_message_validation_result(id, source, acceptance);
     }
 
     /// Sends an event to the owner without waiting; if the owner is far behind the event is
