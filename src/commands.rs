@@ -13,6 +13,7 @@ use crate::cli::{
 };
 use crate::client::{self, NodeClient};
 use crate::home::Home;
+use crate::output::{say, say_raw};
 use crate::render::{self, EntryView};
 use crate::{editor, node};
 
@@ -35,19 +36,19 @@ pub fn run(cli: Cli) -> Result<()> {
             let added: cairn_node::api::PeerAddedView = NodeClient::require(&home)?
                 .post("/api/peers", &cairn_node::api::AddressRequest { address })?;
             print_or_json(json, &added, || {
-                println!("Connected to {} and remembered it.", added.peer_id)
+                say!("Connected to {} and remembered it.", added.peer_id)
             })
         }
         Command::Invite => {
             let ticket: cairn_node::api::TicketText =
                 NodeClient::require(&home)?.get("/api/invite", &[])?;
-            print_or_json(json, &ticket, || println!("{}", ticket.ticket))
+            print_or_json(json, &ticket, || say!("{}", ticket.ticket))
         }
         Command::Join { ticket } => {
             let joined: cairn_node::api::PeerAddedView = NodeClient::require(&home)?
                 .post("/api/join", &cairn_node::api::TicketText { ticket })?;
             print_or_json(json, &joined, || {
-                println!("Joined {} and its spaces.", joined.peer_id)
+                say!("Joined {} and its spaces.", joined.peer_id)
             })
         }
         Command::Sync { peer, space } => sync(&home, peer, space, json),
@@ -55,7 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let spaces: cairn_node::api::SpacesView =
                 NodeClient::require(&home)?.get("/api/spaces", &[])?;
             print_or_json(json, &spaces.spaces, || {
-                spaces.spaces.iter().for_each(|space| println!("{space}"))
+                spaces.spaces.iter().for_each(|space| say!("{space}"))
             })
         }
         Command::Space { action } => {
@@ -69,7 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             };
             print_or_json(json, &spaces.spaces, || {
-                println!("Spaces: {}", spaces.spaces.join(", "))
+                say!("Spaces: {}", spaces.spaces.join(", "))
             })
         }
     }
@@ -112,24 +113,24 @@ fn init(home: &Home, args: &InitArgs, json: bool) -> Result<()> {
             entries: 0,
         });
     }
-    println!("Created a Cairn identity in {}", home.root().display());
-    println!();
-    println!("  organisation  {}", claims.org_name);
-    println!("  org id        {}", claims.org);
-    println!("  you           {}", claims.member_name);
-    println!("  member id     {}", claims.member);
-    println!();
-    println!(
+    say!("Created a Cairn identity in {}", home.root().display());
+    say!();
+    say!("  organisation  {}", claims.org_name);
+    say!("  org id        {}", claims.org);
+    say!("  you           {}", claims.member_name);
+    say!("  member id     {}", claims.member);
+    say!();
+    say!(
         "Back up {} : the keys in it cannot be recovered.",
         home.root().join("keys").display()
     );
-    println!();
-    println!("Next, try:");
-    println!(
+    say!();
+    say!("Next, try:");
+    say!(
         "  cairn publish --kind learning --title \"What we learned\" --summary \"In plain words...\""
     );
-    println!("  cairn list");
-    println!("  cairn whoami");
+    say!("  cairn list");
+    say!("  cairn whoami");
     Ok(())
 }
 
@@ -162,7 +163,7 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
             let entry = client::entries(std::slice::from_ref(&published.frame))?;
             return print_json(&entry.iter().map(EntryView::new).next());
         }
-        println!("{}", published.id);
+        say!("{}", published.id);
         return Ok(());
     }
     let draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
@@ -182,7 +183,7 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
     if json {
         return print_json(&EntryView::new(&entry));
     }
-    println!("{}", inserted.id);
+    say!("{}", inserted.id);
     Ok(())
 }
 
@@ -304,10 +305,10 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
         return print_json(&entries.iter().map(EntryView::new).collect::<Vec<_>>());
     }
     if entries.is_empty() {
-        println!("No entries match. Publish one with `cairn publish`.");
+        say!("No entries match. Publish one with `cairn publish`.");
     }
     for entry in &entries {
-        println!("{}", render::list_item(entry));
+        say!("{}", render::list_item(entry));
     }
     Ok(())
 }
@@ -329,7 +330,7 @@ fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
     if json {
         return print_json(&EntryView::new(&entry));
     }
-    print!("{}", render::entry_text(&entry));
+    say_raw!("{}", render::entry_text(&entry));
     Ok(())
 }
 
@@ -355,11 +356,11 @@ fn whoami(home: &Home, json: bool) -> Result<()> {
     if json {
         return print_json(&view);
     }
-    println!("{}, member of {}", view.member_name, view.org_name);
-    println!("  member id  {}", view.member);
-    println!("  org id     {}", view.org);
-    println!("  home       {}", view.home);
-    println!("  entries    {} in the local store", view.entries);
+    say!("{}, member of {}", view.member_name, view.org_name);
+    say!("  member id  {}", view.member);
+    say!("  org id     {}", view.org);
+    say!("  home       {}", view.home);
+    say!("  entries    {} in the local store", view.entries);
     Ok(())
 }
 
@@ -370,12 +371,13 @@ fn rename(home: &Home, org: Option<&str>, name: Option<&str>, json: bool) -> Res
         json,
         &serde_json::json!({"org_name": claims.org_name, "member_name": claims.member_name}),
         || {
-            println!(
+            say!(
                 "From now on you publish as {} of {}.",
-                claims.member_name, claims.org_name
+                claims.member_name,
+                claims.org_name
             );
             if NodeClient::find(home).ok().flatten().is_some() {
-                println!("Restart the running node so that it uses the new names.");
+                say!("Restart the running node so that it uses the new names.");
             }
         },
     )
@@ -388,7 +390,7 @@ fn status(home: &Home, json: bool) -> Result<()> {
                 &serde_json::json!({"running": false, "home": home.root().display().to_string()}),
             );
         }
-        println!(
+        say!(
             "No node is running for {}. Start it with `cairn node`.",
             home.root().display()
         );
@@ -400,37 +402,40 @@ fn status(home: &Home, json: bool) -> Result<()> {
         value["running"] = serde_json::Value::Bool(true);
         return print_json(&value);
     }
-    println!(
+    say!(
         "Node running for {} ({} entries)",
-        status.org_name, status.entries
+        status.org_name,
+        status.entries
     );
-    println!("  peer id   {}", status.peer_id);
+    say!("  peer id   {}", status.peer_id);
     for address in &status.listen_addrs {
-        println!("  listening {address}");
+        say!("  listening {address}");
     }
-    println!("  api       {}", status.api);
-    println!("  spaces    {}", status.spaces.join(", "));
-    println!(
+    say!("  api       {}", status.api);
+    say!("  spaces    {}", status.spaces.join(", "));
+    say!(
         "  peers     {} connected, {} known",
         status.connected_peers.len(),
         status.known_peers.len()
     );
     for peer in &status.connected_peers {
-        println!(
+        say!(
             "    {} at {} ({})",
             peer.peer_id,
             peer.address,
             peer.spaces.join(", ")
         );
         if let Some(sync) = &peer.last_sync {
-            println!(
+            say!(
                 "      last sync {}: {} ({} fetched)",
-                sync.finished, sync.message, sync.fetched
+                sync.finished,
+                sync.message,
+                sync.fetched
             );
         }
     }
     if !status.blocked_peers.is_empty() {
-        println!(
+        say!(
             "  blocked   {} (sent invalid entries)",
             status.blocked_peers.join(", ")
         );
@@ -471,16 +476,19 @@ fn sync(home: &Home, peer: Option<String>, space: Option<String>, json: bool) ->
     }
     let fetched: u64 = view.syncs.iter().map(|sync| sync.fetched).sum();
     let bytes: u64 = view.syncs.iter().map(|sync| sync.bytes).sum();
-    println!(
+    say!(
         "Synced with {} peer(s): {fetched} entries fetched, {} KiB exchanged, in {:.1} s.",
         view.syncs.len(),
         bytes / 1024,
         started.elapsed().as_secs_f64()
     );
     for sync in &view.syncs {
-        println!(
+        say!(
             "  {}  {}  ({} fetched, {} round trips)",
-            sync.peer_id, sync.message, sync.fetched, sync.round_trips
+            sync.peer_id,
+            sync.message,
+            sync.fetched,
+            sync.round_trips
         );
     }
     if view.syncs.iter().any(|sync| !sync.ok) {
@@ -499,12 +507,10 @@ fn peers(home: &Home, json: bool) -> Result<()> {
         }));
     }
     if status.connected_peers.is_empty() {
-        println!(
-            "No peers connected. Add one with `cairn peer add ADDRESS` or `cairn join TICKET`."
-        );
+        say!("No peers connected. Add one with `cairn peer add ADDRESS` or `cairn join TICKET`.");
     }
     for peer in &status.connected_peers {
-        println!(
+        say!(
             "{}  {}  {}",
             peer.peer_id,
             peer.address,
@@ -512,15 +518,15 @@ fn peers(home: &Home, json: bool) -> Result<()> {
         );
     }
     for address in &status.known_peers {
-        println!("known: {address}");
+        say!("known: {address}");
     }
     for peer in &status.blocked_peers {
-        println!("blocked: {peer}");
+        say!("blocked: {peer}");
     }
     Ok(())
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

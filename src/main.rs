@@ -6,7 +6,8 @@
 //! - `render`: text and `--json` output;
 //! - `editor`: writing an entry in `$EDITOR`;
 //! - `client`: the client of a running node's local API;
-//! - `node`: `cairn node`, which runs the daemon.
+//! - `node`: `cairn node`, which runs the daemon;
+//! - `output`: standard output that ends quietly on a closed pipe.
 
 mod cli;
 mod client;
@@ -14,6 +15,7 @@ mod commands;
 mod editor;
 mod home;
 mod node;
+mod output;
 mod render;
 
 use std::process::ExitCode;
