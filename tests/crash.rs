@@ -14,7 +14,7 @@ use cairn_store::{Config, Filter, Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const ROUNDS: usize = 24;
+const ROUNDS: usize = 40;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 #[test]

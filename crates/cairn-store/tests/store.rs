@@ -351,3 +351,18 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
     store.insert(&chain[1].encode(), NOW).expect("insert again");
     assert_eq!(store.space_items("commons").expect("items").len(), 2);
 }
+
+#[test]
+fn a_half_written_snapshot_left_by_a_kill_does_not_stop_the_store_opening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let entry = &Author::ana().chain(1, EPOCH, 200).expect("chain")[0];
+    {
+        let store = Store::create(&path, Config::default()).expect("create");
+        store.insert(&entry.encode(), NOW).expect("insert");
+    }
+    // What sled leaves when killed while writing a snapshot: a newer, partial `.generating` file.
+    std::fs::write(path.join("snap.FFFFFFFFFFFFFFFF.generating"), [0x5a; 100]).expect("write");
+    let store = Store::open(&path, Config::default()).expect("opens despite the partial snapshot");
+    assert!(store.get(&entry.id()).expect("get").is_some());
+}
