@@ -316,7 +316,18 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
     // What a crash between an entry's index keys and its record leaves behind (the layout's
     // prefixes: `x` intent, `t` time, `s` space, `a` chain).
     {
-        let db = sled::open(&path).expect("sled");
+        // sled releases its file lock a moment after the store is dropped.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::open(&path) {
+                Ok(db) => break db,
+                Err(err) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                    assert!(err.to_string().contains("lock"), "{err}");
+                    std::thread::yield_now();
+                }
+                Err(err) => panic!("sled did not release the store: {err}"),
+            }
+        };
         let tree = db.open_tree("entries").expect("tree");
         let lost = &chain[1];
         let created = lost.header().created.0.to_be_bytes();
