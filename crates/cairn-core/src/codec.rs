@@ -14,95 +14,81 @@ use crate::Error;
 /// The most bytes any single decode may read. Callers check their own, tighter, limits first.
 pub const DECODE_LIMIT: usize = 1 << 20;
 
-type Canonical = Configuration<LittleEndian, Fixint, Limit<DECODE_LIMIT>>;
+/// The most bytes one protocol message (such as a sync response) may hold.
+pub const MESSAGE_LIMIT: usize = 16 << 20;
 
-fn config() -> Canonical {
+/// The one configuration, with a decode limit of `LIMIT` bytes.
+fn config<const LIMIT: usize>() -> Configuration<LittleEndian, Fixint, Limit<LIMIT>> {
     bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
-        .with_limit::<DECODE_LIMIT>()
+        .with_limit::<LIMIT>()
+}
+
+fn encode_within<const LIMIT: usize, T: Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, Error> {
+    let bytes = bincode::serde::encode_to_vec(value, config::<LIMIT>()).map_err(|err| {
+        Error::Malformed {
+            what,
+            detail: err.to_string(),
+        }
+    })?;
+    if bytes.len() > LIMIT {
+        return Err(Error::TooLarge {
+            what,
+            len: bytes.len(),
+            max: LIMIT,
+        });
+    }
+    Ok(bytes)
+}
+
+fn decode_within<const LIMIT: usize, T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, Error> {
+    if bytes.len() > LIMIT {
+        return Err(Error::TooLarge {
+            what,
+            len: bytes.len(),
+            max: LIMIT,
+        });
+    }
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config::<LIMIT>())
+        .map_err(|err| decode_error(what, err, LIMIT))?;
+    if used != bytes.len() {
+        return Err(Error::TrailingBytes {
+            what,
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
 }
 
 /// Encodes a value canonically. Fails only for values over [`DECODE_LIMIT`].
 pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Error> {
-    let bytes = bincode::serde::encode_to_vec(value, config()).map_err(|err| Error::Malformed {
-        what,
-        detail: err.to_string(),
-    })?;
-    if bytes.len() > DECODE_LIMIT {
-        return Err(Error::TooLarge {
-            what,
-            len: bytes.len(),
-            max: DECODE_LIMIT,
-        });
-    }
-    Ok(bytes)
+    encode_within::<DECODE_LIMIT, T>(what, value)
 }
 
-/// The most bytes one protocol message (such as a sync response) may hold.
-pub const MESSAGE_LIMIT: usize = 16 << 20;
-
-type CanonicalMessage = Configuration<LittleEndian, Fixint, Limit<MESSAGE_LIMIT>>;
-
-fn message_config() -> CanonicalMessage {
-    bincode::config::standard()
-        .with_little_endian()
-        .with_fixed_int_encoding()
-        .with_limit::<MESSAGE_LIMIT>()
+/// Decodes exactly one value that must fill `bytes` completely.
+pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    decode_within::<DECODE_LIMIT, T>(what, bytes)
 }
 
 /// Encodes a protocol message, which may be larger than an entry.
 pub fn encode_message<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Error> {
-    let bytes =
-        bincode::serde::encode_to_vec(value, message_config()).map_err(|err| Error::Malformed {
-            what,
-            detail: err.to_string(),
-        })?;
-    if bytes.len() > MESSAGE_LIMIT {
-        return Err(Error::TooLarge {
-            what,
-            len: bytes.len(),
-            max: MESSAGE_LIMIT,
-        });
-    }
-    Ok(bytes)
+    encode_within::<MESSAGE_LIMIT, T>(what, value)
 }
 
 /// Decodes a protocol message that must fill `bytes` completely; callers check their own,
 /// tighter, size limit first.
 pub fn decode_message<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    if bytes.len() > MESSAGE_LIMIT {
-        return Err(Error::TooLarge {
-            what,
-            len: bytes.len(),
-            max: MESSAGE_LIMIT,
-        });
-    }
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, message_config())
-        .map_err(|err| decode_error(what, err))?;
-    if used != bytes.len() {
-        return Err(Error::TrailingBytes {
-            what,
-            extra: bytes.len() - used,
-        });
-    }
-    Ok(value)
+    decode_within::<MESSAGE_LIMIT, T>(what, bytes)
 }
 
-/// Decodes exactly one value that must fill `bytes` completely.
-pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config())
-        .map_err(|err| decode_error(what, err))?;
-    if used != bytes.len() {
-        return Err(Error::TrailingBytes {
-            what,
-            extra: bytes.len() - used,
-        });
-    }
-    Ok(value)
-}
-
-fn decode_error(what: &'static str, err: DecodeError) -> Error {
+fn decode_error(what: &'static str, err: DecodeError, limit: usize) -> Error {
     match err {
         DecodeError::UnexpectedEnd { additional } => Error::Truncated {
             what,
@@ -111,7 +97,7 @@ fn decode_error(what: &'static str, err: DecodeError) -> Error {
         DecodeError::LimitExceeded => Error::TooLarge {
             what,
             len: usize::MAX,
-            max: DECODE_LIMIT,
+            max: limit,
         },
         other => Error::Malformed {
             what,

@@ -27,7 +27,6 @@ const STORED_WATCH_QUEUE: usize = 4_096;
 pub struct Shared {
     pub store: Arc<Store>,
     pub client: Client,
-    pub peer_id: PeerId,
     member_key: SecretKey,
     credential: Credential,
     /// Joined spaces and known peers, mirrored to the state file on every change.
@@ -370,7 +369,6 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let shared = Arc::new(Shared {
         store: config.store.clone(),
         client,
-        peer_id,
         member_key: config.member_key,
         credential: config.credential,
         state: RwLock::new(state),
