@@ -1,6 +1,8 @@
-//! The structured body of `learning`, `failure` and `question` entries: a title, a
-//! plain-language summary, free Markdown text, the optional reflective sections, tags, a
-//! language and links. Empty strings mean "not given", so every story has one encoding.
+//! Entry bodies. [`Story`] is the structured body of `learning`, `failure` and `question`
+//! entries: a title, a plain-language summary, free Markdown text, the optional reflective
+//! sections, tags, a language and links. [`Reply`] is a reply's Markdown text and [`Response`]
+//! a typed response with an optional note. Empty strings mean "not given", so every body has
+//! one encoding.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,8 @@ pub const MAX_TAG_LEN: usize = 48;
 pub const MAX_LINKS: usize = 16;
 pub const MAX_LINK_LEN: usize = 2_048;
 pub const MAX_LANGUAGE_LEN: usize = 35;
+pub const MAX_REPLY_LEN: usize = 16 * 1_024;
+pub const MAX_NOTE_LEN: usize = 1_000;
 
 /// A learning, failure or question entry's body.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,4 +162,138 @@ fn check_link(link: &str) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// A reply's body: Markdown text. The entry it answers is the header's `reply-to` reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub text: String,
+}
+
+impl Reply {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        codec::encode("reply body", self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let reply: Reply = codec::decode("reply body", bytes)?;
+        reply.check()?;
+        Ok(reply)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let reason = if self.text.trim().is_empty() {
+            "must not be empty".to_string()
+        } else if self.text.len() > MAX_REPLY_LEN {
+            format!("is over {MAX_REPLY_LEN} bytes")
+        } else {
+            return Ok(());
+        };
+        Err(Error::BadField {
+            field: "reply text",
+            reason,
+        })
+    }
+}
+
+/// What a response says. Support, not applause: there is no "like", and the types are about
+/// what the reader will do with the entry. Unknown codes are kept, as with kinds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResponseType(pub u8);
+
+impl ResponseType {
+    pub const THANK_YOU: ResponseType = ResponseType(1);
+    pub const ME_TOO: ResponseType = ResponseType(2);
+    pub const THIS_HELPED_US: ResponseType = ResponseType(3);
+    pub const CHALLENGE: ResponseType = ResponseType(4);
+    pub const OFFER_TO_TALK: ResponseType = ResponseType(5);
+
+    /// The known types with their command-line names and their plain-language labels.
+    pub const ALL: [(ResponseType, &'static str, &'static str); 5] = [
+        (ResponseType::THANK_YOU, "thank-you", "Thank you"),
+        (
+            ResponseType::ME_TOO,
+            "me-too",
+            "Me too: this happened to us",
+        ),
+        (
+            ResponseType::THIS_HELPED_US,
+            "this-helped-us",
+            "This helped us",
+        ),
+        (ResponseType::CHALLENGE, "challenge", "A friendly challenge"),
+        (
+            ResponseType::OFFER_TO_TALK,
+            "offer-to-talk",
+            "Happy to talk about it",
+        ),
+    ];
+
+    pub fn name(self) -> Option<&'static str> {
+        Self::ALL
+            .iter()
+            .find(|(kind, _, _)| *kind == self)
+            .map(|(_, name, _)| *name)
+    }
+
+    pub fn label(self) -> Option<&'static str> {
+        Self::ALL
+            .iter()
+            .find(|(kind, _, _)| *kind == self)
+            .map(|(_, _, label)| *label)
+    }
+
+    pub fn from_name(name: &str) -> Option<ResponseType> {
+        Self::ALL
+            .iter()
+            .find(|(_, known, _)| *known == name)
+            .map(|(kind, _, _)| *kind)
+    }
+}
+
+impl std::fmt::Display for ResponseType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.name() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "response-{}", self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for ResponseType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ResponseType({self})")
+    }
+}
+
+/// A typed response's body. The entry it responds to is the header's `responds-to` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    pub kind: ResponseType,
+    /// An optional short note, plain text.
+    pub note: String,
+}
+
+impl Response {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        codec::encode("response body", self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let response: Response = codec::decode("response body", bytes)?;
+        response.check()?;
+        Ok(response)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.note.len() > MAX_NOTE_LEN {
+            return Err(Error::BadField {
+                field: "response note",
+                reason: format!("is over {MAX_NOTE_LEN} bytes"),
+            });
+        }
+        Ok(())
+    }
 }

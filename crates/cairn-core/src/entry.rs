@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::body::{Reply, Response};
 use crate::codec::{self, Bytes};
 use crate::credential::Credential;
 use crate::keys::{EntryId, MemberId, SecretKey};
@@ -136,6 +137,39 @@ impl RefKind {
     pub const BUILDS_ON: RefKind = RefKind(5);
     pub const CONTRADICTS: RefKind = RefKind(6);
     pub const TRIED_TOO: RefKind = RefKind(7);
+
+    const NAMES: [(RefKind, &'static str); 7] = [
+        (RefKind::REPLY_TO, "reply-to"),
+        (RefKind::RESPONDS_TO, "responds-to"),
+        (RefKind::AMENDS, "amends"),
+        (RefKind::RETRACTS, "retracts"),
+        (RefKind::BUILDS_ON, "builds-on"),
+        (RefKind::CONTRADICTS, "contradicts"),
+        (RefKind::TRIED_TOO, "tried-too"),
+    ];
+
+    /// The reference kind's name, or `None` for a code this build does not know.
+    pub fn name(self) -> Option<&'static str> {
+        Self::NAMES
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map(|(_, name)| *name)
+    }
+
+    pub fn from_name(name: &str) -> Option<RefKind> {
+        Self::NAMES
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(kind, _)| *kind)
+    }
+
+    /// The links an author may add to a story when publishing.
+    pub fn is_story_link(self) -> bool {
+        matches!(
+            self,
+            RefKind::BUILDS_ON | RefKind::CONTRADICTS | RefKind::TRIED_TOO
+        )
+    }
 }
 
 /// A typed reference to another entry.
@@ -244,6 +278,44 @@ impl Draft {
             spaces,
             refs: Vec::new(),
             body: story.encode()?,
+            created,
+        })
+    }
+
+    /// A reply to `target`.
+    pub fn reply(
+        target: EntryId,
+        reply: &Reply,
+        spaces: Vec<Space>,
+        created: Timestamp,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            kind: Kind::REPLY,
+            spaces,
+            refs: vec![Ref {
+                kind: RefKind::REPLY_TO,
+                target,
+            }],
+            body: reply.encode()?,
+            created,
+        })
+    }
+
+    /// A typed response to `target`.
+    pub fn response(
+        target: EntryId,
+        response: &Response,
+        spaces: Vec<Space>,
+        created: Timestamp,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            kind: Kind::RESPONSE,
+            spaces,
+            refs: vec![Ref {
+                kind: RefKind::RESPONDS_TO,
+                target,
+            }],
+            body: response.encode()?,
             created,
         })
     }

@@ -6,7 +6,7 @@
 //!   bytes.
 //! - [`keys`]: ids for organisations, members and entries, and secret keys.
 //! - [`credential`]: the org-signed membership credential every entry carries.
-//! - [`body`]: the structured body of learning, failure and question entries.
+//! - [`body`]: entry bodies: stories (learning, failure, question), replies and responses.
 //! - [`entry`]: header, kinds, references, the entry frame and signing.
 //! - [`verify`]: the validation pipeline, cheapest check first, with caches for keys and
 //!   credentials.
@@ -24,7 +24,7 @@ pub mod keys;
 pub mod testkit;
 pub mod verify;
 
-pub use body::Story;
+pub use body::{Reply, Response, ResponseType, Story};
 pub use credential::{Credential, CredentialClaims};
 pub use entry::{
     BodyHash, Draft, Entry, FORMAT_VERSION, Header, Kind, Ref, RefKind, Space, Timestamp,

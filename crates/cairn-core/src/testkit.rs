@@ -47,6 +47,11 @@ impl Author {
         Self::from_seeds(1, 2, "Riverside Trust", "Ana Silva")
     }
 
+    /// Signs any draft as entry `seq` after `prev`.
+    pub fn sign(&self, seq: u64, prev: Option<EntryId>, draft: Draft) -> Result<Entry, Error> {
+        Entry::sign(&self.key, &self.credential, seq, prev, draft)
+    }
+
     /// A story entry at `seq` after `prev`, in `commons`.
     pub fn entry(
         &self,

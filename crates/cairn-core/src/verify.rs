@@ -15,10 +15,11 @@ use std::sync::RwLock;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
+use crate::body::{Reply, Response};
 use crate::credential::CREDENTIAL_DOMAIN;
 use crate::entry::{
-    BodyHash, ENTRY_DOMAIN, Entry, Header, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS, MAX_SPACES,
-    Timestamp, check_space,
+    BodyHash, ENTRY_DOMAIN, Entry, Header, Kind, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS,
+    MAX_SPACES, RefKind, Timestamp, check_space,
 };
 use crate::{Error, Story};
 
@@ -213,10 +214,55 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
     if BodyHash::of(body) != header.body_hash {
         return Err(Error::BodyHashMismatch);
     }
-    if header.kind.has_story() {
-        Story::decode(body)?;
+    match header.kind {
+        kind if kind.has_story() => {
+            Story::decode(body)?;
+            if let Some(link) = header.refs.iter().find(|r| !r.kind.is_story_link()) {
+                return Err(Error::BadField {
+                    field: "refs",
+                    reason: format!(
+                        "a {kind} entry may link only with builds-on, contradicts or tried-too, \
+                         not {}",
+                        ref_name(link.kind)
+                    ),
+                });
+            }
+        }
+        Kind::REPLY => {
+            Reply::decode(body)?;
+            exactly_one_ref(header, RefKind::REPLY_TO)?;
+        }
+        Kind::RESPONSE => {
+            Response::decode(body)?;
+            exactly_one_ref(header, RefKind::RESPONDS_TO)?;
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// Replies and responses point at exactly one entry, with the matching reference kind.
+fn exactly_one_ref(header: &Header, expected: RefKind) -> Result<(), Error> {
+    match header.refs.as_slice() {
+        [only] if only.kind == expected => Ok(()),
+        refs => Err(Error::BadField {
+            field: "refs",
+            reason: format!(
+                "a {} must have exactly one {} reference; it has {}",
+                header.kind,
+                ref_name(expected),
+                refs.iter()
+                    .map(|r| ref_name(r.kind))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+fn ref_name(kind: RefKind) -> String {
+    kind.name()
+        .map_or_else(|| format!("ref-{}", kind.0), str::to_string)
 }
 
 fn verify_strict(

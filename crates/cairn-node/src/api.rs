@@ -282,6 +282,7 @@ pub fn filter_from(query: &ListQuery) -> Result<Filter, Error> {
         author,
         org_name: query.org.clone().filter(|_| org.is_none()),
         author_name: query.author.clone().filter(|_| author.is_none()),
+        stories_only: kind.is_none(),
     })
 }
 

@@ -25,6 +25,10 @@ pub const SPACE: u8 = b's';
 pub const TAG: u8 = b'g';
 /// `o org created id` → ().
 pub const ORG: u8 = b'o';
+/// `r target created id` → reference kind (u16) and entry kind (u16): the entries that
+/// reference `target` (replies, responses, typed links). Written only for entries with
+/// references, so plain stories pay nothing for it.
+pub const REFERS: u8 = b'r';
 /// `f id` → frame of a second valid entry at an author and seq already held: a fork proof.
 pub const FORK: u8 = b'f';
 /// `x` → the ids of the entries being written now (an intent record). Written before their
@@ -91,6 +95,10 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
 
 pub fn tag_prefix(tag: &str) -> Vec<u8> {
     index_prefix(TAG, tag.as_bytes(), true)
+}
+
+pub fn refers_prefix(target: &EntryId) -> Vec<u8> {
+    index_prefix(REFERS, target.as_bytes(), false)
 }
 
 pub fn org_prefix(org: &OrgId) -> Vec<u8> {

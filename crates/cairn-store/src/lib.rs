@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, Timestamp, Verifier};
+use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
 
 /// The format marker written at creation and checked at every open.
 const FORMAT: &[u8] = b"cairn-store/1";
@@ -143,12 +143,16 @@ pub struct Filter {
     pub org_name: Option<String>,
     /// A member's name as in their credential, compared without regard to case.
     pub author_name: Option<String>,
+    /// Only learning, failure and question entries: what a timeline shows (replies and
+    /// responses appear under their entry instead).
+    pub stories_only: bool,
 }
 
 impl Filter {
     fn matches(&self, entry: &Entry) -> bool {
         let header = entry.header();
         self.kind.is_none_or(|kind| header.kind == kind)
+            && (!self.stories_only || header.kind.has_story())
             && self.author.is_none_or(|author| header.author == author)
             && self
                 .org
@@ -251,7 +255,13 @@ impl Store {
                 "repairing the index keys of {} entries whose writing was interrupted",
                 unfinished.len()
             ));
-            for prefix in [layout::TIME, layout::SPACE, layout::TAG, layout::ORG] {
+            for prefix in [
+                layout::TIME,
+                layout::SPACE,
+                layout::TAG,
+                layout::ORG,
+                layout::REFERS,
+            ] {
                 for key in self.entries.scan_prefix([prefix]).keys() {
                     let key = key?;
                     if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
@@ -512,6 +522,21 @@ impl Store {
                 ))?;
             }
         }
+        for reference in &header.refs {
+            let mut value = [0u8; 4];
+            value[..2].copy_from_slice(&reference.kind.0.to_be_bytes());
+            value[2..].copy_from_slice(&header.kind.0.to_be_bytes());
+            self.entries.insert(
+                layout::index_key(
+                    layout::REFERS,
+                    reference.target.as_bytes(),
+                    false,
+                    created,
+                    &id,
+                ),
+                &value[..],
+            )?;
+        }
         self.entries
             .insert(layout::chain_key(&author, seq), &id.as_bytes()[..])?;
         if let Some(prev) = wanted_prev {
@@ -580,6 +605,34 @@ impl Store {
             )));
         }
         Ok(Some(entry))
+    }
+
+    /// Up to `limit` entries that reference `target` (replies, responses, typed links), oldest
+    /// first, with how each refers to it.
+    pub fn referring(
+        &self,
+        target: &EntryId,
+        limit: usize,
+    ) -> Result<Vec<(RefKind, Entry)>, Error> {
+        let mut found = Vec::new();
+        for item in self.entries.scan_prefix(layout::refers_prefix(target)) {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            let (Some(id), Some(kind)) = (layout::trailing_id(&key), value.get(..2)) else {
+                return Err(Error::Corrupt(format!(
+                    "a reference key to {target} is {} bytes with a {}-byte value",
+                    key.len(),
+                    value.len()
+                )));
+            };
+            // A key without its record was left by an interrupted write: skip it.
+            if let Some(entry) = self.get(&id)? {
+                found.push((RefKind(u16::from_be_bytes([kind[0], kind[1]])), entry));
+            }
+        }
+        Ok(found)
     }
 
     /// The one id that starts with `prefix` (hex, any case), as in git.
@@ -653,12 +706,16 @@ impl Store {
             .filter_map(move |item| {
                 let result = (|| {
                     let (key, value) = item?;
-                    if by_time
-                        && filter
-                            .kind
-                            .is_some_and(|kind| *value != kind.0.to_be_bytes())
-                    {
-                        return Ok(None);
+                    if by_time {
+                        let kind =
+                            <[u8; 2]>::try_from(&*value).map(|b| Kind(u16::from_be_bytes(b)));
+                        let wanted = kind.is_ok_and(|kind| {
+                            filter.kind.is_none_or(|wanted| wanted == kind)
+                                && (!filter.stories_only || kind.has_story())
+                        });
+                        if !wanted {
+                            return Ok(None);
+                        }
                     }
                     let id = if by_chain {
                         id_from(&value)?
