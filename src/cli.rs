@@ -34,7 +34,7 @@ pub enum Command {
     Init(InitArgs),
     /// Publish a learning, failure or question entry; prints the new entry's id.
     #[command(after_help = EXIT_CODES)]
-    Publish(PublishArgs),
+    Publish(Box<PublishArgs>),
     /// List entries, newest first.
     #[command(after_help = EXIT_CODES)]
     List(ListArgs),
@@ -44,6 +44,50 @@ pub enum Command {
         /// The entry id, or enough of its first digits to be unique.
         id: String,
     },
+    /// Reply to an entry; prints the reply's id.
+    #[command(after_help = EXIT_CODES)]
+    Reply {
+        /// The entry to reply to (its id, or enough of its first digits to be unique).
+        id: String,
+        /// The reply (Markdown) [default: read from standard input]
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Respond to an entry with support rather than applause; prints the response's id.
+    #[command(after_help = EXIT_CODES)]
+    Respond {
+        /// The entry to respond to.
+        id: String,
+        /// What your response says.
+        #[arg(long = "type", value_enum)]
+        kind: ResponseKindArg,
+        /// A short note to go with it (plain text).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Search entries by their words, e.g. cairn search "volunteer rota".
+    #[command(after_help = EXIT_CODES)]
+    Search {
+        /// Words that must all appear; "quoted phrases", OR and -word also work.
+        query: String,
+        /// At most this many results.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rebuild the search index from the store.
+    #[command(after_help = EXIT_CODES)]
+    Reindex,
+    /// Open the node's web page: prints a one-time login link and opens it in a browser.
+    #[command(after_help = EXIT_CODES)]
+    Open {
+        /// Only print the link; do not start a browser.
+        #[arg(long)]
+        print_only: bool,
+    },
+    /// Start three organisations' nodes on this machine with sample entries, and print a link
+    /// to one node's web page. Ctrl-C stops them and removes everything they made.
+    #[command(after_help = EXIT_CODES)]
+    Demo,
     /// Show who you publish as.
     #[command(after_help = EXIT_CODES)]
     Whoami,
@@ -120,7 +164,7 @@ pub enum SpaceAction {
     Leave { name: String },
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct NodeArgs {
     /// Listen for peers on this address (repeat for more) [config: node.listen; default:
     /// TCP and QUIC on port 7411]
@@ -169,6 +213,20 @@ pub enum StoryKind {
     Question,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResponseKindArg {
+    /// Thank the author.
+    ThankYou,
+    /// This happened to us too.
+    MeToo,
+    /// It helped your organisation.
+    ThisHelpedUs,
+    /// You see it differently (kindly).
+    Challenge,
+    /// You are happy to talk about it.
+    OfferToTalk,
+}
+
 #[derive(Debug, Args)]
 pub struct PublishArgs {
     /// What kind of entry this is.
@@ -213,6 +271,32 @@ pub struct PublishArgs {
     /// A link to related material (repeat for more).
     #[arg(long = "link", value_name = "URL")]
     pub links: Vec<String>,
+    /// An entry this one builds on (repeat for more).
+    #[arg(long, value_name = "ID")]
+    pub builds_on: Vec<String>,
+    /// An entry this one contradicts (repeat for more).
+    #[arg(long, value_name = "ID")]
+    pub contradicts: Vec<String>,
+    /// An entry describing the same thing tried elsewhere (repeat for more).
+    #[arg(long, value_name = "ID")]
+    pub tried_too: Vec<String>,
+}
+
+impl PublishArgs {
+    /// The typed links as (link name, entry id or prefix).
+    pub fn typed_links(&self) -> Vec<(&'static str, String)> {
+        let named = |name: &'static str, ids: &[String]| {
+            ids.iter()
+                .map(move |id| (name, id.clone()))
+                .collect::<Vec<_>>()
+        };
+        [
+            named("builds-on", &self.builds_on),
+            named("contradicts", &self.contradicts),
+            named("tried-too", &self.tried_too),
+        ]
+        .concat()
+    }
 }
 
 #[derive(Debug, Args)]

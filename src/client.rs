@@ -23,13 +23,13 @@ impl NodeClient {
     /// The running node of this home, or `None` if none runs (no address file, or nothing
     /// answers at the address in it).
     pub fn find(home: &Home) -> Result<Option<Self>> {
-        let Some(address) = read_trimmed(&home.api_address_path())? else {
+        let Some(address) = read_trimmed(&home.node_files().api_address)? else {
             return Ok(None);
         };
-        let token = read_trimmed(&home.api_token_path())?.with_context(|| {
+        let token = read_trimmed(&home.node_files().api_token)?.with_context(|| {
             format!(
                 "{} is missing although a node seems to run; restart the node",
-                home.api_token_path().display()
+                home.node_files().api_token.display()
             )
         })?;
         let agent: ureq::Agent = ureq::Agent::config_builder()

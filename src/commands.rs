@@ -5,7 +5,8 @@ use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
 use cairn_core::body::normalize_tag;
-use cairn_core::{Draft, Entry, Kind, Space, Story, Timestamp};
+use cairn_core::{Draft, Entry, Kind, Ref, RefKind, Space, Story, Timestamp};
+use cairn_store::Store;
 use serde::Serialize;
 
 use crate::cli::{
@@ -15,17 +16,23 @@ use crate::client::{self, NodeClient};
 use crate::home::Home;
 use crate::output::{say, say_raw};
 use crate::render::{self, EntryView};
-use crate::{editor, node};
+use crate::{conversation, editor, node};
 
 pub fn run(cli: Cli) -> Result<()> {
     let home = Home::locate(cli.home)?;
     let json = cli.json;
     match cli.command {
         Command::Init(args) => init(&home, &args, json),
-        Command::Publish(args) => publish(&home, args, json),
+        Command::Publish(args) => publish(&home, *args, json),
         Command::List(args) => list(&home, &args, json),
         Command::Show { id } => show(&home, &id, json),
         Command::Whoami => whoami(&home, json),
+        Command::Reply { id, text } => conversation::reply(&home, &id, text, json),
+        Command::Respond { id, kind, note } => conversation::respond(&home, &id, kind, note, json),
+        Command::Search { query, limit } => conversation::search(&home, &query, limit, json),
+        Command::Reindex => conversation::reindex(&home, json),
+        Command::Open { print_only } => open(&home, print_only, json),
+        Command::Demo => crate::demo::run(),
         Command::Rename { org, name } => rename(&home, org.as_deref(), name.as_deref(), json),
         Command::Node(args) => node::run(&home, args),
         Command::Status => status(&home, json),
@@ -135,7 +142,7 @@ fn init(home: &Home, args: &InitArgs, json: bool) -> Result<()> {
 }
 
 fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
-    let identity = home.load()?;
+    home.load()?;
     let config = home.config()?;
     let story = story_from(args.clone_story_parts()?, &args)?;
     let space_names = if args.spaces.is_empty() {
@@ -157,6 +164,14 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
             kind: kind.0,
             story,
             spaces: spaces.iter().map(ToString::to_string).collect(),
+            links: args
+                .typed_links()
+                .into_iter()
+                .map(|(kind, target)| cairn_node::api::LinkRequest {
+                    kind: kind.into(),
+                    target,
+                })
+                .collect(),
         };
         let published: cairn_node::api::PublishedView = client.post("/api/publish", &request)?;
         if json {
@@ -166,9 +181,26 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
         say!("{}", published.id);
         return Ok(());
     }
-    let draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
-
     let store = home.open_store()?;
+    let mut draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
+    for (name, target) in args.typed_links() {
+        draft.refs.push(Ref {
+            kind: RefKind::from_name(name).context("typed link names are known")?,
+            target: store.resolve(&target)?,
+        });
+    }
+    let entry = publish_offline(home, &store, draft)?;
+    if json {
+        return print_json(&EntryView::new(&entry));
+    }
+    say!("{}", entry.id());
+    Ok(())
+}
+
+/// Signs a draft as this member's next entry and stores it while no node runs; it waits in the
+/// outbox and goes out when the node next starts and a peer is there.
+pub fn publish_offline(home: &Home, store: &Store, draft: Draft) -> Result<Entry> {
+    let identity = home.load()?;
     let author = identity.member_key.member_id();
     let (seq, prev) = match store.chain_head(&author)? {
         Some((seq, id)) => (seq + 1, Some(id)),
@@ -178,13 +210,8 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
     let inserted = store
         .insert(&entry.encode(), Timestamp::now())
         .context("the entry was not published")?;
-    // No node runs: the entry goes out when the node next starts and a peer is there.
     store.outbox_add(&inserted.id)?;
-    if json {
-        return print_json(&EntryView::new(&entry));
-    }
-    say!("{}", inserted.id);
-    Ok(())
+    Ok(entry)
 }
 
 /// Body text and sections as given on the command line, before the editor may fill them.
@@ -314,23 +341,70 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
 }
 
 fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
-    let entry = if let Some(client) = NodeClient::find(home)? {
+    let (entry, related) = if let Some(client) = NodeClient::find(home)? {
         let frames: cairn_node::api::FramesView =
             client.get(&format!("/api/entries/{}", prefix.trim()), &[])?;
-        client::entries(&frames.frames)?
-            .pop()
-            .context("the node sent no entry")?
+        let mut entries = client::entries(&frames.frames)?.into_iter();
+        let entry = entries.next().context("the node sent no entry")?;
+        (entry, entries.collect::<Vec<_>>())
     } else {
         let store = home.open_store()?;
         let id = store.resolve(prefix)?;
-        store
-            .get(&id)?
-            .with_context(|| format!("entry {id} disappeared while it was being read; try again"))?
+        let entry = store.get(&id)?.with_context(|| {
+            format!("entry {id} disappeared while it was being read; try again")
+        })?;
+        let related = store
+            .referring(&id, cairn_node::api::MAX_LIST)?
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect();
+        (entry, related)
     };
     if json {
-        return print_json(&EntryView::new(&entry));
+        return print_json(&render::ShowView {
+            entry: EntryView::new(&entry),
+            related: related.iter().map(EntryView::new).collect(),
+        });
     }
-    say_raw!("{}", render::entry_text(&entry));
+    let thread = cairn_node::thread::Thread::gather(entry.id(), related);
+    say_raw!(
+        "{}{}",
+        render::entry_text(&entry),
+        render::thread_text(&thread)
+    );
+    Ok(())
+}
+
+/// Asks the node for a one-time login link to its web page, prints it and opens a browser
+/// where there is a desktop to open it on.
+fn open(home: &Home, print_only: bool, json: bool) -> Result<()> {
+    let login: cairn_node::api::LoginView = NodeClient::require(home)?.post("/api/login", &())?;
+    if json {
+        return print_json(&login);
+    }
+    say!("Open this link in a browser on this computer (it works once, for 10 minutes):");
+    say!();
+    say!("  {}", login.url);
+    let desktop = std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || cfg!(target_os = "macos");
+    if !print_only && desktop {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        let started = std::process::Command::new(opener)
+            .arg(&login.url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if started.is_err() {
+            say!();
+            say!("(Could not start {opener}; copy the link into your browser.)");
+        }
+    }
     Ok(())
 }
 
@@ -526,7 +600,7 @@ fn peers(home: &Home, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

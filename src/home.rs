@@ -209,16 +209,9 @@ impl Home {
         self.keys_dir().join("node.key")
     }
 
-    pub fn api_address_path(&self) -> PathBuf {
-        self.root.join("api.address")
-    }
-
-    pub fn api_token_path(&self) -> PathBuf {
-        self.root.join("api.token")
-    }
-
-    pub fn state_path(&self) -> PathBuf {
-        self.root.join("node-state.json")
+    /// Where the node keeps its runtime files in this home.
+    pub fn node_files(&self) -> cairn_node::Files {
+        cairn_node::Files::in_home(&self.root)
     }
 
     /// The node's network key, created on first use.

@@ -2,6 +2,8 @@
 //!
 //! - `cli`: argument definitions;
 //! - `commands`: what each command does;
+//! - `conversation`: replies, responses and search;
+//! - `demo`: `cairn demo`, three nodes with sample entries;
 //! - `home`: the home directory, identity, keys and configuration;
 //! - `render`: text and `--json` output;
 //! - `editor`: writing an entry in `$EDITOR`;
@@ -12,6 +14,8 @@
 mod cli;
 mod client;
 mod commands;
+mod conversation;
+mod demo;
 mod editor;
 mod home;
 mod node;

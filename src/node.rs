@@ -21,6 +21,18 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
             home.root().display()
         );
     }
+    let node = config(home, args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(cairn_node::run(node, shutdown_signal()))?;
+    eprintln!("Node stopped.");
+    Ok(())
+}
+
+/// The node's configuration from the home, its `config.toml` and the flags.
+pub fn config(home: &Home, args: NodeArgs) -> Result<cairn_node::Config> {
     let identity = home.load()?;
     let config = home.config()?;
     let node_config = &config.node;
@@ -63,19 +75,9 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
                 .unwrap_or(node_config.sync_interval_secs)
                 .max(1),
         ),
-        files: cairn_node::Files {
-            api_address: home.api_address_path(),
-            api_token: home.api_token_path(),
-            state: home.state_path(),
-        },
+        files: home.node_files(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("could not start the async runtime")?;
-    runtime.block_on(cairn_node::run(node, shutdown_signal()))?;
-    eprintln!("Node stopped.");
-    Ok(())
+    Ok(node)
 }
 
 fn parse_addresses(flag: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
@@ -90,7 +92,7 @@ fn parse_addresses(flag: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, kill).
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -108,7 +110,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging() {
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
             "info,libp2p_gossipsub=warn,libp2p_mdns=warn,libp2p_kad=error",

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use cairn_core::{Entry, Story, Timestamp};
+use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
+use cairn_node::thread::Thread;
 use serde::Serialize;
 
 /// The `--json` shape of an entry. Fields are only ever added, never renamed or removed.
@@ -26,6 +27,31 @@ pub struct EntryView {
     pub seq: u64,
     pub prev: Option<String>,
     pub created: String,
+    /// References to other entries: replies, responses and typed links.
+    pub refs: Vec<RefView>,
+    /// For a response: its type and note.
+    pub response: Option<ResponseView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefView {
+    pub kind: String,
+    pub target: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResponseView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub note: String,
+}
+
+/// `cairn show --json`: the entry, and the entries that refer to it, oldest first.
+#[derive(Debug, Serialize)]
+pub struct ShowView {
+    #[serde(flatten)]
+    pub entry: EntryView,
+    pub related: Vec<EntryView>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -55,7 +81,15 @@ impl EntryView {
             },
             title: story.title,
             summary: story.summary,
-            body: story.text,
+            body: if header.kind == Kind::REPLY {
+                entry
+                    .body()
+                    .and_then(|body| Reply::decode(body).ok())
+                    .map(|reply| reply.text)
+                    .unwrap_or_default()
+            } else {
+                story.text
+            },
             tags: story.tags,
             spaces: header.spaces.iter().map(ToString::to_string).collect(),
             language: story.language,
@@ -67,6 +101,25 @@ impl EntryView {
             seq: header.seq,
             prev: header.prev.map(|prev| prev.to_string()),
             created: rfc3339(header.created),
+            refs: header
+                .refs
+                .iter()
+                .map(|r| RefView {
+                    kind: r
+                        .kind
+                        .name()
+                        .map_or_else(|| format!("ref-{}", r.kind.0), Into::into),
+                    target: r.target.to_string(),
+                })
+                .collect(),
+            response: (header.kind == Kind::RESPONSE)
+                .then(|| entry.body().map(Response::decode))
+                .flatten()
+                .and_then(Result::ok)
+                .map(|response| ResponseView {
+                    kind: response.kind.to_string(),
+                    note: response.note,
+                }),
         }
     }
 }
@@ -174,6 +227,64 @@ pub fn entry_text(entry: &Entry) -> String {
     }
     if !story.links.is_empty() {
         section("Links", &story.links.join("\n"));
+    }
+    out
+}
+
+/// Replies, responses grouped by type (no counts: support, not applause), and the stories
+/// that link here, as text under an entry.
+pub fn thread_text(thread: &Thread) -> String {
+    let mut out = String::new();
+    let who = |entry: &Entry| {
+        let claims = entry.credential().claims();
+        format!("{} of {}", claims.member_name, claims.org_name)
+    };
+    if !thread.responses.is_empty() {
+        let _ = writeln!(out, "\nResponses\n");
+        for group in &thread.responses {
+            let label = group
+                .kind
+                .label()
+                .map_or_else(|| group.kind.to_string(), Into::into);
+            let _ = writeln!(out, "  {label}");
+            for (entry, response) in &group.responses {
+                let note = if response.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", response.note)
+                };
+                let _ = writeln!(out, "    {}{note}", who(entry));
+            }
+        }
+    }
+    if !thread.replies.is_empty() {
+        let _ = writeln!(out, "\nReplies\n");
+        for item in &thread.replies {
+            let _ = writeln!(
+                out,
+                "  {} · {} · {}",
+                who(&item.entry),
+                short_time(item.entry.header().created),
+                item.entry.id().short(12)
+            );
+            for line in item.reply.text.trim_end().lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
+    if !thread.linked_from.is_empty() {
+        let _ = writeln!(out, "\nLinked from\n");
+        for (how, entry) in &thread.linked_from {
+            let title = entry.story().and_then(Result::ok).unwrap_or_default().title;
+            let _ = writeln!(
+                out,
+                "  {} {}: {} ({})",
+                entry.id().short(12),
+                how.name().unwrap_or("links to"),
+                title,
+                who(entry)
+            );
+        }
     }
     out
 }

@@ -104,11 +104,7 @@ async fn start_node(dir: &Path, index: usize, peers: Vec<Multiaddr>) -> Running 
         allow_remote_api: false,
         default_spaces: vec!["commons".into()],
         sync_interval: Duration::from_secs(3_600),
-        files: Files {
-            api_address: home.join("api.address"),
-            api_token: home.join("api.token"),
-            state: home.join("node-state.json"),
-        },
+        files: Files::in_home(&home),
     };
     cairn_node::start(config).await.expect("node starts")
 }
@@ -152,7 +148,12 @@ async fn wait_for_mesh(nodes: &[Running], peers: usize) {
 async fn publish(node: &Running, index: usize) -> EntryId {
     let (entry, _) = node
         .shared
-        .publish(Kind::LEARNING, story(index, 1_000), vec!["commons".into()])
+        .publish(
+            Kind::LEARNING,
+            story(index, 1_000),
+            vec!["commons".into()],
+            Vec::new(),
+        )
         .await
         .expect("publish");
     entry.id()

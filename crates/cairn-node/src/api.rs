@@ -13,7 +13,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cairn_core::{Kind, MemberId, OrgId, Space, Story};
+use cairn_core::{
+    Entry, EntryId, Kind, MemberId, OrgId, Ref, RefKind, Reply, ResponseType, Space, Story,
+};
 use cairn_store::Filter;
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +79,44 @@ pub struct PublishRequest {
     pub story: Story,
     /// Empty: the spaces the node joined.
     pub spaces: Vec<String>,
+    /// Typed links to entries this node holds.
+    #[serde(default)]
+    pub links: Vec<LinkRequest>,
+}
+
+/// A typed link from a new story: `kind` is builds-on, contradicts or tried-too; `target` an
+/// entry id or a unique prefix of one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRequest {
+    pub kind: String,
+    pub target: String,
+}
+
+/// `POST /api/entries/{id}/reply`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplyRequest {
+    pub text: String,
+}
+
+/// `POST /api/entries/{id}/respond`: `kind` is a response type name such as `me-too`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RespondRequest {
+    pub kind: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `GET /api/search`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub q: String,
+    pub limit: Option<usize>,
+}
+
+/// `POST /api/reindex`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReindexView {
+    pub entries: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -123,30 +163,53 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
+/// `POST /api/login`: a one-time link that logs a browser in to the web page.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginView {
+    pub url: String,
+}
+
 #[derive(Debug, Clone)]
 struct Api {
     shared: Arc<Shared>,
     token: Arc<str>,
     allowed_hosts: Arc<[String]>,
+    sessions: Arc<crate::web::session::Sessions>,
 }
 
 pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) -> Router {
     let port = address.port();
-    let allowed_hosts = [
+    let allowed_hosts: Arc<[String]> = [
         address.to_string(),
         format!("127.0.0.1:{port}"),
         format!("localhost:{port}"),
         format!("[::1]:{port}"),
-    ];
+    ]
+    .into();
+    let sessions = Arc::new(crate::web::session::Sessions::new(port));
+    let web = crate::web::Web {
+        shared: shared.clone(),
+        sessions: sessions.clone(),
+        origins: allowed_hosts
+            .iter()
+            .map(|host| format!("http://{host}"))
+            .collect(),
+        feed_key: crate::web::feed_key(&token).into(),
+    };
     let api = Api {
         shared,
         token: token.into(),
-        allowed_hosts: allowed_hosts.into(),
+        allowed_hosts: allowed_hosts.clone(),
+        sessions,
     };
-    Router::new()
+    let api_routes = Router::new()
         .route("/api/status", get(status))
         .route("/api/entries", get(list))
         .route("/api/entries/{id}", get(show))
+        .route("/api/entries/{id}/reply", post(reply))
+        .route("/api/entries/{id}/respond", post(respond))
+        .route("/api/search", get(search))
+        .route("/api/reindex", post(reindex))
         .route("/api/publish", post(publish))
         .route("/api/peers", post(add_peer))
         .route("/api/invite", get(invite))
@@ -155,15 +218,23 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/spaces/{name}", post(join_space).delete(leave_space))
         .route("/api/sync", post(sync_now))
         .route("/api/sync/progress", get(sync_progress))
+        .route("/api/login", post(login_link))
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(api.clone(), guard))
+        .layer(middleware::from_fn_with_state(api.clone(), require_token))
+        .with_state(api);
+    api_routes
+        .merge(crate::web::router(web))
+        .layer(middleware::from_fn_with_state(
+            allowed_hosts,
+            require_own_host,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(api)
 }
 
-/// Refuses requests with a foreign Host header (403) or without the token (401).
-async fn guard(
-    State(api): State<Api>,
+/// Refuses requests whose Host header names anything but this node's API address (403): a
+/// page on another site that resolves its own name to 127.0.0.1 cannot reach the node.
+async fn require_own_host(
+    State(allowed_hosts): State<Arc<[String]>>,
     headers: HeaderMap,
     request: Request,
     next: Next,
@@ -172,12 +243,22 @@ async fn guard(
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
         .unwrap_or("");
-    if !api.allowed_hosts.iter().any(|allowed| allowed == host) {
+    if !allowed_hosts.iter().any(|allowed| allowed == host) {
         return failure(
             StatusCode::FORBIDDEN,
             format!("Host {host:?} is not this node's API address"),
         );
     }
+    next.run(request).await
+}
+
+/// Refuses API requests without the token (401).
+async fn require_token(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -192,9 +273,22 @@ async fn guard(
     next.run(request).await
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// A one-time login link for the web page, on the address the CLI reached the API at.
+async fn login_link(State(api): State<Api>, headers: HeaderMap) -> Result<Json<LoginView>, Error> {
+    let code = api.sessions.new_login_code()?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .filter(|host| api.allowed_hosts.iter().any(|allowed| allowed == host))
+        .or_else(|| api.allowed_hosts.first().map(String::as_str))
+        .unwrap_or_default()
+        .to_string();
+    Ok(Json(LoginView {
+        url: format!("http://{host}/login?code={code}"),
+    }))
 }
+
+use crate::web::session::constant_time_eq;
 
 fn failure(status: StatusCode, error: String) -> Response {
     (status, Json(ErrorView { error })).into_response()
@@ -304,27 +398,122 @@ async fn list(
     Ok(Json(FramesView { frames }))
 }
 
+/// The entry first, then the entries that refer to it (replies, responses, links), oldest
+/// first.
 async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<FramesView>, Error> {
     let entry = resolve(&api.shared.store, id.clone()).await?;
     let entry = entry.ok_or(Error::Store(cairn_store::Error::NotFound(id)))?;
-    Ok(Json(FramesView {
-        frames: vec![hex::encode(entry.encode())],
-    }))
+    let store = api.shared.store.clone();
+    let target = entry.id();
+    let related = blocking(move || store.referring(&target, MAX_LIST).map_err(Error::from)).await?;
+    let frames = std::iter::once(&entry)
+        .chain(related.iter().map(|(_, entry)| entry))
+        .map(|entry| hex::encode(entry.encode()))
+        .collect();
+    Ok(Json(FramesView { frames }))
 }
 
 async fn publish(
     State(api): State<Api>,
     Json(request): Json<PublishRequest>,
 ) -> Result<Json<PublishedView>, Error> {
+    let mut links = Vec::with_capacity(request.links.len());
+    for link in request.links {
+        let kind = RefKind::from_name(&link.kind)
+            .filter(|kind| kind.is_story_link())
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "{:?} is not a link type; use builds-on, contradicts or tried-too",
+                    link.kind
+                ))
+            })?;
+        links.push(Ref {
+            kind,
+            target: resolve_id(&api, link.target).await?,
+        });
+    }
     let (entry, shared) = api
         .shared
-        .publish(Kind(request.kind), request.story, request.spaces)
+        .publish(Kind(request.kind), request.story, request.spaces, links)
         .await?;
-    Ok(Json(PublishedView {
+    Ok(published(&entry, shared))
+}
+
+async fn reply(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(request): Json<ReplyRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let target = resolve_id(&api, id).await?;
+    let (entry, shared) = api
+        .shared
+        .reply(target, Reply { text: request.text })
+        .await?;
+    Ok(published(&entry, shared))
+}
+
+async fn respond(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(request): Json<RespondRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let kind = ResponseType::from_name(request.kind.trim()).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "{:?} is not a response type; use thank-you, me-too, this-helped-us, challenge or offer-to-talk",
+            request.kind
+        ))
+    })?;
+    let target = resolve_id(&api, id).await?;
+    let response = cairn_core::Response {
+        kind,
+        note: request.note,
+    };
+    let (entry, shared) = api.shared.respond(target, response).await?;
+    Ok(published(&entry, shared))
+}
+
+fn published(entry: &Entry, shared: bool) -> Json<PublishedView> {
+    Json(PublishedView {
         id: entry.id().to_string(),
         frame: hex::encode(entry.encode()),
         shared,
+    })
+}
+
+/// The full id of the one held entry that an id or unique prefix names.
+async fn resolve_id(api: &Api, prefix: String) -> Result<EntryId, Error> {
+    let entry = resolve(&api.shared.store, prefix.clone()).await?;
+    Ok(entry
+        .ok_or(Error::Store(cairn_store::Error::NotFound(prefix)))?
+        .id())
+}
+
+/// Entries matching a full-text query, best first.
+async fn search(
+    State(api): State<Api>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<FramesView>, Error> {
+    let limit = query.limit.unwrap_or(20).min(MAX_LIST);
+    let entries = crate::search::find(&api.shared, query.q, limit).await?;
+    Ok(Json(FramesView {
+        frames: entries
+            .iter()
+            .map(|entry| hex::encode(entry.encode()))
+            .collect(),
     }))
+}
+
+/// Rebuilds the search index from the store.
+async fn reindex(State(api): State<Api>) -> Result<Json<ReindexView>, Error> {
+    let (store, index) = (api.shared.store.clone(), api.shared.search.clone());
+    let entries = blocking(move || -> Result<u64, Error> {
+        index.clear()?;
+        index.commit()?;
+        crate::search::catch_up(&store, &index)?;
+        Ok(index.len())
+    })
+    .await?;
+    Ok(Json(ReindexView { entries }))
 }
 
 async fn add_peer(

@@ -5,18 +5,24 @@
 //! - [`run`]: start everything and run until the shutdown future completes;
 //! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
 //! - `node`: the shared state and what the node does with entries (publish, gossip, outbox);
+//! - [`search`]: keeps the full-text index in step with the store;
 //! - `state`: the small persisted state file (joined spaces, known peers);
 //! - `sync`: catch-up sync with peers (driving `cairn-sync` over the network);
-//! - `ticket`: invite tickets.
+//! - [`thread`]: replies, responses and links gathered under an entry;
+//! - `ticket`: invite tickets;
+//! - `web`: the web page for members, with its login, sessions and CSRF checks.
 //!
 //! Invariant: an entry is relayed only after the store accepted it (`Verdict::Accept` is sent
 //! only for entries that were stored or kept as fork proofs).
 
 pub mod api;
 mod node;
+pub mod search;
 mod state;
 mod sync;
+pub mod thread;
 pub mod ticket;
+mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +47,9 @@ pub enum Error {
     #[error(transparent)]
     Entry(#[from] cairn_core::Error),
 
+    #[error(transparent)]
+    Search(#[from] cairn_search::Error),
+
     #[error("could not {action} {path}: {source}")]
     File {
         action: &'static str,
@@ -62,6 +71,9 @@ pub enum Error {
     #[error("{0}")]
     BadRequest(String),
 
+    #[error("refused: {0}")]
+    Forbidden(String),
+
     #[error("the invite ticket is not valid: {0}")]
     Ticket(String),
 
@@ -78,6 +90,20 @@ pub struct Files {
     pub api_token: PathBuf,
     /// Joined spaces and known peers.
     pub state: PathBuf,
+    /// The full-text search index (a directory; rebuilt from the store when missing).
+    pub search_index: PathBuf,
+}
+
+impl Files {
+    /// The standard places inside a node's home directory.
+    pub fn in_home(home: &std::path::Path) -> Self {
+        Self {
+            api_address: home.join("api.address"),
+            api_token: home.join("api.token"),
+            state: home.join("node-state.json"),
+            search_index: home.join("search"),
+        }
+    }
 }
 
 /// Everything the node needs to run.

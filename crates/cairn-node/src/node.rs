@@ -8,7 +8,10 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, RwLock};
 
-use cairn_core::{Credential, Draft, Entry, EntryId, Kind, SecretKey, Space, Story, Timestamp};
+use cairn_core::{
+    Credential, Draft, Entry, EntryId, Kind, Ref, Reply, Response, SecretKey, Space, Story,
+    Timestamp,
+};
 use cairn_net::{Client, Event, Multiaddr, PeerId, Verdict};
 use cairn_store::{Outcome, Store};
 use tokio::sync::{Mutex, mpsc};
@@ -27,6 +30,8 @@ const STORED_WATCH_QUEUE: usize = 4_096;
 pub struct Shared {
     pub store: Arc<Store>,
     pub client: Client,
+    /// The full-text index, kept in step with the store by `search::run_indexer`.
+    pub search: Arc<cairn_search::SearchIndex>,
     member_key: SecretKey,
     credential: Credential,
     /// Joined spaces and known peers, mirrored to the state file on every change.
@@ -128,17 +133,28 @@ impl Shared {
         read(&self.state).peers.iter().cloned().collect()
     }
 
-    /// Signs, stores and gossips a story entry; returns it and whether any peer received it.
+    /// Signs, stores and gossips a story entry with its typed links; returns it and whether
+    /// any peer received it.
     pub async fn publish(
         &self,
         kind: Kind,
         story: Story,
         spaces: Vec<String>,
+        links: Vec<Ref>,
     ) -> Result<(Entry, bool), Error> {
         if !kind.has_story() {
             return Err(Error::BadRequest(format!(
                 "kind {kind} cannot be published as a story"
             )));
+        }
+        if let Some(link) = links.iter().find(|link| !link.kind.is_story_link()) {
+            return Err(Error::BadRequest(format!(
+                "a story may link with builds-on, contradicts or tried-too, not {:?}",
+                link.kind
+            )));
+        }
+        for link in &links {
+            self.target(&link.target).await?;
         }
         let spaces = if spaces.is_empty() {
             self.spaces()
@@ -149,7 +165,45 @@ impl Shared {
             .iter()
             .map(|name| Space::new(name))
             .collect::<Result<Vec<_>, _>>()?;
-        let draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
+        let mut draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
+        draft.refs = links;
+        self.publish_draft(draft).await
+    }
+
+    /// Replies to an entry this node holds, in the spaces of that entry.
+    pub async fn reply(&self, target: EntryId, reply: Reply) -> Result<(Entry, bool), Error> {
+        let spaces = self.target(&target).await?.header().spaces.clone();
+        let draft = Draft::reply(target, &reply, spaces, Timestamp::now())?;
+        self.publish_draft(draft).await
+    }
+
+    /// Responds to an entry this node holds, in the spaces of that entry.
+    pub async fn respond(
+        &self,
+        target: EntryId,
+        response: Response,
+    ) -> Result<(Entry, bool), Error> {
+        let spaces = self.target(&target).await?.header().spaces.clone();
+        let draft = Draft::response(target, &response, spaces, Timestamp::now())?;
+        self.publish_draft(draft).await
+    }
+
+    /// The entry a reply, response or link points at; it must be held here.
+    async fn target(&self, id: &EntryId) -> Result<Entry, Error> {
+        let store = self.store.clone();
+        let id = *id;
+        blocking(move || store.get(&id).map_err(Error::from))
+            .await?
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "entry {id} is not held by this node; sync with its author's peers first"
+                ))
+            })
+    }
+
+    /// Signs a draft as the next entry of this member's chain, stores it and gossips it; an
+    /// entry no peer received waits in the outbox.
+    async fn publish_draft(&self, draft: Draft) -> Result<(Entry, bool), Error> {
         let _one_at_a_time = self.publish_lock.lock().await;
         let store = self.store.clone();
         let key = self.member_key.clone();
@@ -324,6 +378,7 @@ pub struct Running {
     stop_events: tokio::sync::oneshot::Sender<()>,
     events: tokio::task::JoinHandle<Result<(), Error>>,
     network: tokio::task::JoinHandle<()>,
+    indexer: tokio::task::JoinHandle<()>,
 }
 
 pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
@@ -366,9 +421,11 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     }
     state.save(&config.files.state)?;
 
+    let search = crate::search::open(&config.files.search_index)?;
     let shared = Arc::new(Shared {
         store: config.store.clone(),
         client,
+        search: Arc::new(search),
         member_key: config.member_key,
         credential: config.credential,
         state: RwLock::new(state),
@@ -403,6 +460,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .await
     });
 
+    let indexer = tokio::spawn(crate::search::run_indexer(shared.clone()));
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let handler = tokio::spawn(handle_network(
         shared.clone(),
@@ -422,6 +480,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         stop_events,
         events: handler,
         network,
+        indexer,
     })
 }
 
@@ -439,6 +498,9 @@ impl Running {
         if !self.events.is_finished() {
             let _ = self.events.await;
         }
+        // The indexer commits per batch; what it had not committed is caught up at next start.
+        self.indexer.abort();
+        let _ = self.indexer.await;
         // Dropping the last client ends the network task, which closes every connection.
         drop(self.shared);
         let _ = self.network.await;

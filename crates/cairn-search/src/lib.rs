@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use cairn_core::{Entry, EntryId, Kind, Reply};
-use tantivy::collector::TopDocs;
-use tantivy::query::QueryParser;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{QueryParser, TermQuery};
 use tantivy::schema::{
     Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
     Value,
@@ -172,6 +172,15 @@ impl SearchIndex {
             writer.add_document(self.document(entry, id))?;
         }
         Ok(())
+    }
+
+    /// Whether a searcher sees a document for this entry.
+    pub fn contains(&self, id: &EntryId) -> Result<bool, Error> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.id, &id.to_string()),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.reader.searcher().search(&query, &Count)? > 0)
     }
 
     /// Removes an entry's document. Visible after [`Self::commit`].

@@ -607,6 +607,42 @@ impl Store {
         Ok(Some(entry))
     }
 
+    /// Up to `limit` organisations with entries here, by id, each with its newest entry.
+    pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
+        let mut found = Vec::new();
+        let mut start = vec![layout::ORG];
+        while found.len() < limit {
+            let Some(item) = self.entries.range(start.clone()..).next() else {
+                break;
+            };
+            let (key, _) = item?;
+            if key.first() != Some(&layout::ORG) {
+                break;
+            }
+            let org_bytes: [u8; 32] = key
+                .get(1..33)
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("an organisation index key is too short".into()))?;
+            let org = OrgId(org_bytes);
+            let prefix = layout::org_prefix(&org);
+            for key in self.entries.scan_prefix(&prefix).keys().rev() {
+                let id = layout::trailing_id(&key?)
+                    .ok_or_else(|| Error::Corrupt("an index key is too short".into()))?;
+                // Keys without a record were left by an interrupted write: look further.
+                if let Some(entry) = self.get(&id)? {
+                    found.push((org, entry));
+                    break;
+                }
+            }
+            // The next organisation: the smallest key above every key of this one.
+            match next_prefix(&prefix) {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
     /// Up to `limit` entries that reference `target` (replies, responses, typed links), oldest
     /// first, with how each refers to it.
     pub fn referring(
@@ -952,6 +988,18 @@ impl Heads {
 type Prepared = (usize, Result<Entry, Error>);
 
 /// Locks a mutex; a poisoned one is still sound here (the data is a cache or a set of ids).
+/// The smallest byte string greater than every string that starts with `prefix`, if any.
+fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < u8::MAX {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

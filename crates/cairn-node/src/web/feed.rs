@@ -1,0 +1,153 @@
+//! The Atom feed of the newest stories, at `/feed.atom`. Feed readers cannot log in, so the
+//! feed also opens with its own key (`?key=…`, shown in the page footer): a key derived from
+//! the API token that can only read this feed.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_store::Filter;
+use serde::Deserialize;
+
+use super::session::constant_time_eq;
+use super::view::{iso, markdown};
+use super::{Web, message, session_cookie};
+use crate::node::blocking;
+
+/// Entries in the feed.
+const FEED_ENTRIES: usize = 50;
+
+#[derive(Debug, Deserialize)]
+pub struct FeedQuery {
+    key: Option<String>,
+}
+
+/// The feed key for an API token: its own hash, so it reveals nothing about the token.
+pub(crate) fn feed_key(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"cairn/feed-key/v1\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    hex::encode(&digest[..16])
+}
+
+pub async fn feed(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(query): Query<FeedQuery>,
+) -> Response {
+    let by_key = query
+        .key
+        .is_some_and(|key| constant_time_eq(key.as_bytes(), web.feed_key.as_bytes()));
+    let by_session = session_cookie(&headers, web.sessions.cookie_name())
+        .and_then(|id| web.sessions.session(&id))
+        .is_some();
+    if !by_key && !by_session {
+        return message(
+            StatusCode::UNAUTHORIZED,
+            "Feed key needed",
+            "Copy the feed link from the footer of the web page (run `cairn open`).",
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    let store = web.shared.store.clone();
+    let filter = Filter {
+        stories_only: true,
+        ..Filter::default()
+    };
+    let entries = blocking(move || {
+        Ok(store
+            .newest(&filter)
+            .take(FEED_ENTRIES)
+            .collect::<Result<Vec<_>, _>>()?)
+    })
+    .await;
+    let entries = match entries {
+        Ok(entries) => entries,
+        Err(err) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The feed could not be read",
+                &err.to_string(),
+            );
+        }
+    };
+    let claims = web.shared.credential().claims();
+    let updated = entries.first().map_or_else(
+        || "1970-01-01T00:00:00Z".into(),
+        |e| iso(e.header().created),
+    );
+    let mut xml = String::with_capacity(4_096 + entries.len() * 2_048);
+    xml.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    xml.push_str("<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    let _ = writeln!(
+        xml,
+        "<title>Cairn: learning shared with {}</title>",
+        escape(&claims.org_name)
+    );
+    let _ = writeln!(xml, "<id>urn:cairn:feed:{}</id>", claims.org);
+    let _ = writeln!(xml, "<updated>{updated}</updated>");
+    let _ = writeln!(xml, "<link href=\"http://{}/\"/>", escape(&host));
+    for entry in &entries {
+        let story = entry.story().and_then(Result::ok).unwrap_or_default();
+        let author = entry.credential().claims();
+        let mut body = String::new();
+        if !story.summary.is_empty() {
+            let _ = write!(body, "<p>{}</p>", escape(&story.summary));
+        }
+        body.push_str(&markdown(&story.text));
+        for (heading, text) in story.sections() {
+            if !text.trim().is_empty() {
+                let _ = write!(body, "<h2>{heading}</h2>{}", markdown(text));
+            }
+        }
+        let _ = write!(
+            xml,
+            "<entry>\n<title>{kind}: {title}</title>\n<id>urn:cairn:entry:{id}</id>\n\
+             <updated>{updated}</updated>\n<author><name>{who} ({org})</name></author>\n\
+             <link href=\"http://{host}/entries/{id}\"/>\n<summary>{summary}</summary>\n\
+             <content type=\"html\">{content}</content>\n",
+            kind = entry.header().kind,
+            title = escape(&story.title),
+            id = entry.id(),
+            updated = iso(entry.header().created),
+            who = escape(&author.member_name),
+            org = escape(&author.org_name),
+            host = escape(&host),
+            summary = escape(&story.summary),
+            content = escape(&body),
+        );
+        for tag in &story.tags {
+            let _ = writeln!(xml, "<category term=\"{}\"/>", escape(tag));
+        }
+        xml.push_str("</entry>\n");
+    }
+    xml.push_str("</feed>\n");
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

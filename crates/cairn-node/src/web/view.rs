@@ -1,0 +1,128 @@
+//! What the templates show: entry cards, Markdown made safe, and times for people.
+
+use std::time::SystemTime;
+
+use cairn_core::{Entry, Kind, Timestamp};
+
+/// An entry as a timeline card (and the head of the entry page). Strings are escaped by the
+/// templates.
+#[derive(Debug, Clone)]
+pub struct Card {
+    pub id: String,
+    /// `learning`, `failure`, `question` or another kind's name: a CSS class.
+    pub kind: String,
+    pub kind_label: String,
+    pub title: String,
+    pub summary: String,
+    pub author_name: String,
+    pub org: String,
+    pub org_name: String,
+    pub created_iso: String,
+    pub created_human: String,
+    pub spaces: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl Card {
+    pub fn new(entry: &Entry, now: SystemTime) -> Self {
+        let header = entry.header();
+        let claims = entry.credential().claims();
+        let story = entry.story().and_then(Result::ok).unwrap_or_default();
+        let kind_label = match header.kind {
+            Kind::LEARNING => "Learning".to_string(),
+            Kind::FAILURE => "Failure".to_string(),
+            Kind::QUESTION => "Question".to_string(),
+            other => other.to_string(),
+        };
+        Self {
+            id: entry.id().to_string(),
+            kind: header.kind.to_string(),
+            kind_label,
+            title: if story.title.is_empty() {
+                format!("({} entry)", header.kind)
+            } else {
+                story.title
+            },
+            summary: story.summary,
+            author_name: claims.member_name.clone(),
+            org: claims.org.to_string(),
+            org_name: claims.org_name.clone(),
+            created_iso: iso(header.created),
+            created_human: ago(header.created, now),
+            spaces: header.spaces.iter().map(ToString::to_string).collect(),
+            tags: story.tags,
+        }
+    }
+}
+
+/// Markdown to HTML that is safe to put in a page: raw HTML in the source is escaped by the
+/// renderer's output passing through ammonia, which keeps only harmless tags and attributes
+/// (links get `rel="noopener noreferrer"`; images are dropped, as the page loads nothing from
+/// elsewhere).
+pub fn markdown(source: &str) -> String {
+    use pulldown_cmark::{Options, Parser, html};
+    let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
+    let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
+    html::push_html(&mut unsafe_html, Parser::new_ext(source, options));
+    ammonia::Builder::default()
+        .rm_tags(["img"])
+        .clean(&unsafe_html)
+        .to_string()
+}
+
+/// RFC 3339, for `<time datetime>` and feeds.
+pub fn iso(time: Timestamp) -> String {
+    humantime::format_rfc3339_seconds(time.to_system_time()).to_string()
+}
+
+/// "just now", "5 minutes ago", "3 days ago", or the date for older times.
+pub fn ago(time: Timestamp, now: SystemTime) -> String {
+    let Ok(elapsed) = now.duration_since(time.to_system_time()) else {
+        return "just now".into();
+    };
+    let seconds = elapsed.as_secs();
+    let plural = |count: u64, unit: &str| {
+        if count == 1 {
+            format!("1 {unit} ago")
+        } else {
+            format!("{count} {unit}s ago")
+        }
+    };
+    match seconds {
+        0..60 => "just now".into(),
+        60..3_600 => plural(seconds / 60, "minute"),
+        3_600..86_400 => plural(seconds / 3_600, "hour"),
+        86_400..2_592_000 => plural(seconds / 86_400, "day"),
+        _ => iso(time).get(..10).unwrap_or_default().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_keeps_formatting_and_drops_scripts() {
+        let html = markdown(
+            "**bold** [ok](https://example.org) <script>alert(1)</script> \
+             [bad](javascript:alert(1)) <img src=x onerror=alert(1)>",
+        );
+        assert!(html.contains("<strong>bold</strong>"));
+        assert!(html.contains("href=\"https://example.org\""));
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("javascript:"));
+        assert!(!html.contains("onerror"));
+        assert!(!html.contains("<img"));
+    }
+
+    #[test]
+    fn times_read_naturally() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(10_000_000);
+        let at = |seconds_before: u64| Timestamp((10_000_000 - seconds_before) * 1_000);
+        assert_eq!(ago(at(5), now), "just now");
+        assert_eq!(ago(at(60), now), "1 minute ago");
+        assert_eq!(ago(at(7_200), now), "2 hours ago");
+        assert_eq!(ago(at(3 * 86_400), now), "3 days ago");
+        assert_eq!(ago(at(9_000_000), now), "1970-01-12");
+    }
+}
