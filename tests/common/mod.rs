@@ -3,8 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -57,4 +57,127 @@ pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() ->
 /// [`wait_until`] with the standard deadline.
 pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
     wait_until(what, DEADLINE, condition);
+}
+
+/// A `cairn node` process in its own home; stopped with SIGTERM when dropped.
+pub struct Node {
+    pub home: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl Node {
+    pub fn init(root: &Path, name: &str) -> PathBuf {
+        let home = root.join(name);
+        ok(&home, &["init", "--org", name]);
+        home
+    }
+
+    pub fn start(home: &Path, extra: &[&str]) -> Self {
+        let _ = std::fs::remove_file(home.join("api.address"));
+        let log = std::fs::File::create(home.with_extension("log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .arg("--home")
+            .arg(home)
+            .args([
+                "node",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+                "--api",
+                "127.0.0.1:0",
+                "--no-mdns",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start node");
+        let node = Self {
+            home: home.to_path_buf(),
+            child: Some(child),
+        };
+        wait_for("the node's API", || {
+            home.join("api.address").exists()
+                && cairn(home, &["--json", "status"]).status.success()
+                && node.status()["listen_addrs"]
+                    .as_array()
+                    .is_some_and(|addrs| !addrs.is_empty())
+        });
+        node
+    }
+
+    pub fn status(&self) -> Value {
+        json(&self.home, &["status"])
+    }
+
+    /// A dialable address of this node, with its peer id.
+    pub fn address(&self) -> String {
+        let status = self.status();
+        format!(
+            "{}/p2p/{}",
+            status["listen_addrs"][0].as_str().expect("address"),
+            status["peer_id"].as_str().expect("peer id")
+        )
+    }
+
+    pub fn peer_id(&self) -> String {
+        self.status()["peer_id"]
+            .as_str()
+            .expect("peer id")
+            .to_string()
+    }
+
+    pub fn has(&self, id: &str) -> bool {
+        json(&self.home, &["list", "--limit", "1000"])
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|entry| entry["id"] == id)
+    }
+
+    pub fn connected_to(&self, peer: &str) -> bool {
+        self.status()["connected_peers"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|p| p["peer_id"] == peer)
+    }
+
+    pub fn publish(&self, title: &str) -> String {
+        ok(
+            &self.home,
+            &["publish", "--kind", "learning", "--title", title],
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// Stops the node with SIGTERM and returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if started.elapsed() > DEADLINE {
+                let _ = child.kill();
+                panic!("the node did not stop within {DEADLINE:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -1,0 +1,502 @@
+//! The web page in a real headless Chromium, driven over WebDriver (chromedriver), against
+//! real `cairn node` processes: log in through the `cairn open` link, write a failure entry
+//! through the form, see it on the timeline and on a second node's page after gossip, find it
+//! by search, respond and reply to it; requests without a login or with a wrong CSRF token are
+//! refused. Every page is checked with axe-core (WCAG 2.1 A and AA rules): 0 violations.
+//!
+//! Needs `chromium`, `chromium-driver` and axe-core (`.ci/run` installs all three). Where they
+//! are missing the test says it was skipped, except under CI (`CI` set), where it fails.
+//! Set `CAIRN_SCREENSHOTS=DIR` to save screenshots of the main pages.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json as json_value};
+
+mod common;
+
+use common::{Node, json, wait_for};
+
+/// Browser steps are awaited with this deadline, polling the page.
+const PAGE_DEADLINE: Duration = Duration::from_secs(60);
+
+struct Tools {
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+    axe: Option<String>,
+}
+
+/// Finds the browser, its driver and axe-core, or explains why the test cannot run.
+fn tools() -> Option<Tools> {
+    let in_ci = std::env::var_os("CI").is_some();
+    let find = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(name))
+                    .find(|candidate| candidate.is_file())
+            })
+        })
+    };
+    let chromium = find(&["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = find(&["chromedriver"]);
+    let axe_path = std::env::var_os("CAIRN_AXE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/axe/node_modules/axe-core/axe.min.js")
+        });
+    let axe = std::fs::read_to_string(&axe_path).ok();
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) => {
+            if axe.is_none() {
+                assert!(
+                    !in_ci,
+                    "axe-core is missing at {}; .ci/run installs it with npm",
+                    axe_path.display()
+                );
+                eprintln!(
+                    "SKIPPED the accessibility checks: axe-core is not at {} (run `npm install --prefix .ci/axe axe-core@4`)",
+                    axe_path.display()
+                );
+            }
+            Some(Tools {
+                chromium,
+                chromedriver,
+                axe,
+            })
+        }
+        _ => {
+            assert!(
+                !in_ci,
+                "chromium and chromedriver must be installed under CI (apt-get install chromium chromium-driver)"
+            );
+            eprintln!(
+                "SKIPPED the browser tests: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
+/// A chromedriver process, killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(chromedriver: &Path, log: &Path) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("driver log"))
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for("chromedriver to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Self { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json_value!({
+            "binary": chromium.display().to_string(),
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-dev-shm-usage", "--window-size=1100,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::rustls()
+        .expect("TLS setup for the WebDriver client")
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// Polls the page until `css` matches an element whose text contains `text`.
+async fn wait_for_text(browser: &Client, css: &str, text: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(elements) = browser.find_all(Locator::Css(css)).await {
+            for element in elements {
+                if element.text().await.is_ok_and(|found| found.contains(text)) {
+                    return;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < PAGE_DEADLINE,
+            "no {css} containing {text:?} within {PAGE_DEADLINE:?}; the page was:\n{}",
+            browser.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn heading(browser: &Client) -> String {
+    browser
+        .find(Locator::Css("h1"))
+        .await
+        .expect("the page has a heading")
+        .text()
+        .await
+        .expect("heading text")
+}
+
+async fn fill(browser: &Client, css: &str, text: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("no {css}: {err}"))
+        .send_keys(text)
+        .await
+        .expect("typing works");
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("no {css}: {err}"))
+        .click()
+        .await
+        .expect("clicking works");
+}
+
+/// Runs axe-core's WCAG 2.1 A and AA rules on the current page; panics listing violations.
+async fn check_accessibility(browser: &Client, axe: Option<&str>, page: &str) {
+    let Some(axe) = axe else { return };
+    browser
+        .execute(&format!("{axe}\nreturn true;"), Vec::new())
+        .await
+        .expect("axe-core loads into the page");
+    let result = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { runOnly: { type: 'tag',
+                 values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })
+               .then(r => done(JSON.stringify({ violations: r.violations, passes: r.passes.length })))
+               .catch(e => done(JSON.stringify({ error: String(e) })));",
+            Vec::new(),
+        )
+        .await
+        .expect("axe-core runs");
+    let report: Value =
+        serde_json::from_str(result.as_str().expect("axe returns text")).expect("axe JSON");
+    assert!(report["error"].is_null(), "axe failed on {page}: {report}");
+    let violations = report["violations"].as_array().expect("violations list");
+    let described: Vec<String> = violations
+        .iter()
+        .map(|v| {
+            format!(
+                "{} ({}): {}",
+                v["id"],
+                v["impact"],
+                v["nodes"]
+                    .as_array()
+                    .map(|nodes| nodes
+                        .iter()
+                        .map(|n| n["html"].to_string())
+                        .collect::<Vec<_>>()
+                        .join(" | "))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        violations.is_empty(),
+        "accessibility violations on {page}:\n{}",
+        described.join("\n")
+    );
+    assert!(
+        report["passes"].as_u64().is_some_and(|passes| passes > 5),
+        "axe ran suspiciously few checks on {page}: {report}"
+    );
+}
+
+async fn screenshot(browser: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("CAIRN_SCREENSHOTS") else {
+        return;
+    };
+    browser
+        .execute("window.scrollTo(0, 0); return true;", Vec::new())
+        .await
+        .expect("scrolls");
+    let png = browser.screenshot().await.expect("screenshot");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("save screenshot");
+}
+
+fn login_url(node: &Node) -> String {
+    json(&node.home, &["open", "--print-only"])["url"]
+        .as_str()
+        .expect("a login URL")
+        .to_string()
+}
+
+fn base(url: &str) -> String {
+    url.split("/login").next().expect("a base URL").to_string()
+}
+
+#[test]
+fn members_log_in_write_find_and_respond_in_the_browser() {
+    let Some(tools) = tools() else { return };
+    let root = tempfile::tempdir().expect("temp dir");
+    let a_home = Node::init(root.path(), "Riverside Trust");
+    let b_home = Node::init(root.path(), "Hillside Carers");
+    let a = Node::start(&a_home, &["--no-kademlia"]);
+    let b = Node::start(&b_home, &["--no-kademlia", "--peer", &a.address()]);
+    wait_for("B to connect to A", || b.connected_to(&a.peer_id()));
+    // Something to read before the member writes.
+    a.publish("Volunteer rota collapsed in winter");
+
+    let driver = Driver::start(&tools.chromedriver, &root.path().join("chromedriver.log"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let feed_link = runtime.block_on(async {
+        let browser = browser(&driver, &tools.chromium, &root.path().join("profile")).await;
+        let axe = tools.axe.as_deref();
+        let a_login = login_url(&a);
+        let a_base = base(&a_login);
+        let b_login = login_url(&b);
+        let b_base = base(&b_login);
+
+        // Without logging in, pages are refused (and the refusal page is accessible too).
+        browser.goto(&format!("{a_base}/")).await.expect("goto");
+        assert_eq!(heading(&browser).await, "Please log in");
+        check_accessibility(&browser, axe, "the login-needed page").await;
+
+        // Log in through the one-time link; it works once.
+        browser.goto(&a_login).await.expect("goto login");
+        assert_eq!(heading(&browser).await, "What organisations are learning");
+        wait_for_text(&browser, "article h2", "Volunteer rota collapsed").await;
+        check_accessibility(&browser, axe, "the timeline").await;
+
+        // Write a failure entry through the form.
+        browser
+            .goto(&format!("{a_base}/compose"))
+            .await
+            .expect("goto");
+        check_accessibility(&browser, axe, "the compose page").await;
+        click(&browser, "#kind-failure").await;
+        fill(
+            &browser,
+            "#title",
+            "Our zebrafish consent leaflet confused everyone",
+        )
+        .await;
+        fill(
+            &browser,
+            "#summary",
+            "People signed without understanding; we rewrote it with a patient panel.",
+        )
+        .await;
+        fill(
+            &browser,
+            "#happened",
+            "Half the participants asked what they had agreed to.",
+        )
+        .await;
+        fill(
+            &browser,
+            "#learned",
+            "Test leaflets with the people who will read them.",
+        )
+        .await;
+        fill(&browser, "#tags", "consent, plain language").await;
+        screenshot(&browser, "compose").await;
+        click(&browser, "form.compose button[type=submit]").await;
+        wait_for_text(&browser, "h1", "zebrafish consent leaflet").await;
+        let entry_url = browser.current_url().await.expect("url").to_string();
+        let id = entry_url
+            .rsplit('/')
+            .next()
+            .expect("an id in the URL")
+            .to_string();
+        assert_eq!(
+            id.len(),
+            64,
+            "the entry page is at /entries/ID: {entry_url}"
+        );
+        wait_for_text(&browser, ".prose", "Test leaflets with the people").await;
+
+        // It is on the timeline, and the CLI sees the same entry.
+        browser.goto(&format!("{a_base}/")).await.expect("goto");
+        wait_for_text(&browser, "article h2", "zebrafish consent leaflet").await;
+        screenshot(&browser, "timeline").await;
+        let shown = json(&a.home, &["show", &id]);
+        assert_eq!(shown["kind"], "failure");
+        assert_eq!(shown["tags"], json_value!(["consent", "plain-language"]));
+
+        // Found by search (stemmed: "leaflets" finds "leaflet").
+        browser
+            .goto(&format!("{a_base}/search?q=zebrafish+leaflets"))
+            .await
+            .expect("goto");
+        wait_for_text(&browser, "article h2", "zebrafish consent leaflet").await;
+        check_accessibility(&browser, axe, "search results").await;
+        screenshot(&browser, "search").await;
+
+        // Respond and reply through the entry page's forms.
+        browser.goto(&entry_url).await.expect("goto");
+        check_accessibility(&browser, axe, "the entry page").await;
+        click(&browser, "#response-me-too").await;
+        fill(&browser, "#note", "Same with our diabetes study.").await;
+        click(&browser, "form.respond button[type=submit]").await;
+        wait_for_text(&browser, "h3", "Me too").await;
+        wait_for_text(&browser, "li", "Same with our diabetes study.").await;
+        fill(
+            &browser,
+            "#reply-text",
+            "We used *easy read* versions; happy to share.",
+        )
+        .await;
+        click(&browser, "#reply-text ~ button[type=submit]").await;
+        wait_for_text(&browser, ".reply", "easy read versions").await;
+        check_accessibility(&browser, axe, "the entry page with a thread").await;
+        screenshot(&browser, "entry").await;
+
+        // A form whose CSRF token was tampered with is refused, and nothing is published.
+        let before = json(&a.home, &["show", &id])["related"]
+            .as_array()
+            .expect("related")
+            .len();
+        browser
+            .execute(
+                "document.querySelector('form.respond input[name=csrf]').value = 'forged';
+                 return true;",
+                Vec::new(),
+            )
+            .await
+            .expect("script runs");
+        click(&browser, "form.respond button[type=submit]").await;
+        wait_for_text(&browser, "h1", "Refused").await;
+        let after = json(&a.home, &["show", &id])["related"]
+            .as_array()
+            .expect("related")
+            .len();
+        assert_eq!(before, after, "a refused form published nothing");
+
+        // The other pages, each checked for accessibility.
+        for (path, name, expect) in [
+            ("/orgs", "organisations", "Riverside Trust"),
+            ("/peers", "peers", "Connected to 1 other node"),
+            ("/?kind=failure", "timeline-filtered", "zebrafish"),
+        ] {
+            browser
+                .goto(&format!("{a_base}{path}"))
+                .await
+                .expect("goto");
+            wait_for_text(&browser, "main", expect).await;
+            check_accessibility(&browser, axe, path).await;
+            screenshot(&browser, name).await;
+        }
+
+        let feed_link = browser
+            .find(Locator::Css("footer a[href^='/feed.atom']"))
+            .await
+            .expect("a feed link in the footer")
+            .attr("href")
+            .await
+            .expect("href")
+            .expect("the link has an address");
+
+        // A compose error keeps what was written.
+        browser
+            .goto(&format!("{a_base}/compose"))
+            .await
+            .expect("goto");
+        fill(&browser, "#title", "A title with #bad, tags").await;
+        fill(&browser, "#tags", "fine, not/ok").await;
+        click(&browser, "form.compose button[type=submit]").await;
+        wait_for_text(&browser, "[role=alert]", "may use only letters").await;
+        let kept = browser
+            .find(Locator::Css("#title"))
+            .await
+            .expect("title field")
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(kept.as_deref(), Some("A title with #bad, tags"));
+        check_accessibility(&browser, axe, "the compose page with an error").await;
+
+        // After gossip, the entry and its thread are on the second node's page.
+        wait_for("the entry to reach B", || b.has(&id));
+        browser.goto(&format!("{b_base}/")).await.expect("goto");
+        assert_eq!(
+            heading(&browser).await,
+            "Please log in",
+            "B needs its own login"
+        );
+        browser.goto(&b_login).await.expect("goto login");
+        wait_for_text(&browser, "article h2", "zebrafish consent leaflet").await;
+        browser
+            .goto(&format!("{b_base}/entries/{id}"))
+            .await
+            .expect("goto");
+        wait_for_text(&browser, ".reply", "easy read versions").await;
+
+        // The login link was single use.
+        browser.goto(&a_login).await.expect("goto");
+        assert_eq!(heading(&browser).await, "This login link no longer works");
+
+        browser.close().await.expect("browser closes");
+        (a_base, feed_link)
+    });
+
+    // The Atom feed opens with the key from the page footer, and only with it.
+    let (a_base, feed_link) = feed_link;
+    let feed = http_get(&format!("{a_base}{feed_link}"));
+    assert!(feed.starts_with("HTTP/1.1 200"), "{feed}");
+    assert!(feed.contains("application/atom+xml"), "{feed}");
+    assert!(
+        feed.contains("<title>failure: Our zebrafish consent leaflet confused everyone</title>")
+    );
+    let refused = http_get(&format!("{a_base}/feed.atom"));
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let wrong_key = http_get(&format!("{a_base}/feed.atom?key=00"));
+    assert!(wrong_key.starts_with("HTTP/1.1 401"), "{wrong_key}");
+    drop(driver);
+}
+
+/// A plain HTTP GET with no cookies; returns the whole response.
+fn http_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_once('/').map_or((rest, "/"), |(h, p)| (h, p));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
