@@ -297,3 +297,166 @@ fn a_key_readable_by_others_is_refused() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("chmod 600"));
 }
+
+#[test]
+fn replies_responses_and_links_gather_under_the_entry_without_a_node() {
+    let (_dir, home) = initialised();
+    let target = ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "failure",
+            "--title",
+            "Online group went quiet",
+            "--body",
+            "x",
+        ],
+    )
+    .trim()
+    .to_string();
+    let reply = ok(
+        &home,
+        &[
+            "reply",
+            &target[..10],
+            "--text",
+            "We kept one *in-person* meeting a month.",
+        ],
+    );
+    assert_eq!(reply.trim().len(), 64, "reply prints its id: {reply}");
+    for (kind, note) in [("me-too", "Same here"), ("thank-you", ""), ("me-too", "")] {
+        let mut args = vec!["respond", target.as_str(), "--type", kind];
+        if !note.is_empty() {
+            args.extend(["--note", note]);
+        }
+        ok(&home, &args);
+    }
+    let linked = ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "Monthly tea fixed it",
+            "--body",
+            "y",
+            "--builds-on",
+            &target[..12],
+        ],
+    )
+    .trim()
+    .to_string();
+
+    // The list shows stories only; replies and responses sit under their entry.
+    let listed = json(&home, &["list"]);
+    let kinds: Vec<_> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["kind"].as_str().expect("kind").to_string())
+        .collect();
+    assert_eq!(kinds, ["learning", "failure"]);
+
+    let shown = json(&home, &["show", &target]);
+    let related = shown["related"].as_array().expect("related");
+    assert_eq!(related.len(), 5, "1 reply, 3 responses, 1 link: {shown}");
+    assert_eq!(related[0]["kind"], "reply");
+    assert_eq!(
+        related[0]["body"],
+        "We kept one *in-person* meeting a month."
+    );
+    assert_eq!(related[1]["response"]["type"], "me-too");
+    assert_eq!(related[1]["response"]["note"], "Same here");
+    assert_eq!(related[4]["id"], linked.as_str());
+    assert_eq!(related[4]["refs"][0]["kind"], "builds-on");
+
+    let text = ok(&home, &["show", &target]);
+    let me_too = text.find("Me too").expect("responses grouped by type");
+    let thank_you = text.find("Thank you").expect("thank-you group");
+    assert!(thank_you < me_too, "groups in their usual order:\n{text}");
+    assert_eq!(
+        text.matches("Me too").count(),
+        1,
+        "one heading per type:\n{text}"
+    );
+    assert!(text.contains("Replies") && text.contains("in-person"));
+    assert!(text.contains("builds-on: Monthly tea fixed it"), "{text}");
+
+    // Mistakes get clear errors and exit codes.
+    let unknown = cairn(&home, &["respond", &target, "--type", "like"]);
+    assert_eq!(
+        unknown.status.code(),
+        Some(2),
+        "a like is not a response type"
+    );
+    let missing = cairn(&home, &["reply", "abcdef", "--text", "hello"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("abcdef"));
+}
+
+#[test]
+fn search_finds_entries_and_reindex_rebuilds_the_index() {
+    let (_dir, home) = initialised();
+    let wanted = ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "Carers trained as peer researchers",
+            "--summary",
+            "They heard about money worries our staff never did.",
+            "--body",
+            "z",
+            "--tag",
+            "peer research",
+        ],
+    )
+    .trim()
+    .to_string();
+    ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "failure",
+            "--title",
+            "Grant reporting took over",
+            "--body",
+            "w",
+        ],
+    );
+    let found = json(&home, &["search", "researcher money"]);
+    let ids: Vec<_> = found
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids, [wanted.clone()]);
+    assert!(
+        ok(&home, &["search", "nothing-like-this"]).contains("Nothing matches"),
+        "an empty result says so"
+    );
+
+    // A damaged index is rebuilt from the store.
+    let index = home.join("search");
+    for file in std::fs::read_dir(&index).expect("index dir") {
+        let path = file.expect("entry").path();
+        if path.is_file() {
+            std::fs::write(&path, b"garbage").expect("damage the index");
+        }
+    }
+    let rebuilt = json(&home, &["reindex"]);
+    assert_eq!(rebuilt["entries"], 2);
+    assert_eq!(
+        json(&home, &["search", "grant"])
+            .as_array()
+            .expect("array")
+            .len(),
+        1
+    );
+}

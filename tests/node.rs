@@ -460,3 +460,46 @@ fn an_entry_in_two_spaces_reaches_members_of_either() {
         b.has(&id) && c.has(&id)
     });
 }
+
+#[test]
+fn a_reply_and_a_response_written_at_b_show_under_the_entry_at_a() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let a = Node::start(&Node::init(root.path(), "A"), &["--no-kademlia"]);
+    let b = Node::start(
+        &Node::init(root.path(), "B"),
+        &["--no-kademlia", "--peer", &a.address()],
+    );
+    wait_for("B to connect to A", || b.connected_to(&a.peer_id()));
+    let id = a.publish("Asking for help with our evaluation");
+    wait_for("the entry to reach B", || b.has(&id));
+    ok(
+        &b.home,
+        &["reply", &id, "--text", "We had the same problem."],
+    );
+    ok(
+        &b.home,
+        &[
+            "respond",
+            &id,
+            "--type",
+            "offer-to-talk",
+            "--note",
+            "Call us",
+        ],
+    );
+    wait_for("the reply and the response to reach A", || {
+        json(&a.home, &["show", &id])["related"]
+            .as_array()
+            .is_some_and(|related| related.len() == 2)
+    });
+    let shown = ok(&a.home, &["show", &id]);
+    assert!(shown.contains("Happy to talk about it"), "{shown}");
+    assert!(shown.contains("Member of B of B: Call us"), "{shown}");
+    assert!(shown.contains("We had the same problem."), "{shown}");
+    // Found by search at A as soon as it is indexed.
+    wait_for("A's search to find the reply", || {
+        json(&a.home, &["search", "same problem"])
+            .as_array()
+            .is_some_and(|hits| hits.len() == 1)
+    });
+}
