@@ -4,8 +4,8 @@
 
 use cairn_core::testkit::{Author, EPOCH};
 use cairn_core::{
-    Credential, CredentialClaims, Draft, Entry, Kind, Ref, RefKind, SecretKey, Space, Story,
-    Timestamp, Verifier,
+    Credential, CredentialClaims, Draft, Entry, Kind, Ref, RefKind, Reply, Response, ResponseType,
+    SecretKey, Space, Story, Timestamp, Verifier,
 };
 
 fn vectors() -> Vec<(&'static str, Entry)> {
@@ -85,10 +85,43 @@ fn vectors() -> Vec<(&'static str, Entry)> {
         },
     )
     .expect("vector 3");
+    let reply = ana
+        .sign(
+            3,
+            Some(second.id()),
+            Draft::reply(
+                second.id(),
+                &Reply {
+                    text: "We capped shifts at two a week; it held.".into(),
+                },
+                vec![Space::new("commons").expect("space")],
+                Timestamp(EPOCH.0 + 4_000),
+            )
+            .expect("reply draft"),
+        )
+        .expect("vector 4");
+    let response = ana
+        .sign(
+            4,
+            Some(reply.id()),
+            Draft::response(
+                second.id(),
+                &Response {
+                    kind: ResponseType::ME_TOO,
+                    note: "Same here.".into(),
+                },
+                vec![Space::new("commons").expect("space")],
+                Timestamp(EPOCH.0 + 5_000),
+            )
+            .expect("response draft"),
+        )
+        .expect("vector 5");
     vec![
         ("learning-seq1", first),
         ("failure-seq2", second),
         ("unknown-kind-by-org", unknown),
+        ("reply-seq3", reply),
+        ("response-seq4", response),
     ]
 }
 
@@ -156,12 +189,36 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
         .chain([Kind(11), Kind(999), Kind(u16::MAX)]);
     for (index, kind) in kinds.enumerate() {
         let seq = index as u64 + 1;
-        let body = if kind.has_story() {
-            cairn_core::testkit::story(index, 500)
+        // Each known kind with the body and the reference its rules ask for; other kinds with
+        // an opaque body and an arbitrary reference code.
+        let (body, ref_kind) = match kind {
+            Kind::LEARNING | Kind::FAILURE | Kind::QUESTION => (
+                cairn_core::testkit::story(index, 500)
+                    .encode()
+                    .expect("story"),
+                RefKind::BUILDS_ON,
+            ),
+            Kind::REPLY => (
+                Reply {
+                    text: "A reply.".into(),
+                }
                 .encode()
-                .expect("story")
-        } else {
-            format!("body of a {kind} entry").into_bytes()
+                .expect("reply"),
+                RefKind::REPLY_TO,
+            ),
+            Kind::RESPONSE => (
+                Response {
+                    kind: ResponseType::THANK_YOU,
+                    note: String::new(),
+                }
+                .encode()
+                .expect("response"),
+                RefKind::RESPONDS_TO,
+            ),
+            _ => (
+                format!("body of a {kind} entry").into_bytes(),
+                RefKind(index as u16),
+            ),
         };
         let draft = Draft {
             kind,
@@ -169,7 +226,7 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
             refs: prev
                 .map(|target| {
                     vec![Ref {
-                        kind: RefKind(index as u16),
+                        kind: ref_kind,
                         target,
                     }]
                 })

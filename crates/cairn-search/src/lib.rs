@@ -29,7 +29,7 @@ pub const MAX_HITS: usize = 1_000;
 /// The longest query accepted, in bytes.
 pub const MAX_QUERY_LEN: usize = 1_000;
 /// Memory the index writer may use before it writes a segment.
-const WRITER_MEMORY: usize = 32 * 1024 * 1024;
+const WRITER_MEMORY: usize = 16 * 1024 * 1024;
 /// The tokenizer: words split on non-alphanumerics, lowercased, English stems.
 const TOKENIZER: &str = "cairn_text";
 
