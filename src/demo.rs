@@ -171,7 +171,8 @@ const SEEDS: [Seed; 12] = [
 ];
 
 pub fn run() -> Result<()> {
-    init_logging();
+    // Only warnings unless RUST_LOG says otherwise: the demo's own lines tell the story.
+    init_logging(Some("warn"));
     let dirs: Vec<tempfile::TempDir> = (0..ORGS.len())
         .map(|_| tempfile::Builder::new().prefix("cairn-demo-").tempdir())
         .collect::<std::io::Result<_>>()
@@ -235,8 +236,10 @@ async fn start_and_seed(homes: &[Home]) -> Result<Vec<Running>> {
             first_address = Some(format!("{address}/p2p/{}", status.peer_id));
         }
         println!(
-            "Started {} (web and API on {})",
-            ORGS[index].0, node.api_address
+            "Started {} (web and API on {}, home {})",
+            ORGS[index].0,
+            node.api_address,
+            home.root().display()
         );
         nodes.push(node);
     }

@@ -13,7 +13,7 @@ use crate::home::Home;
 const DEFAULT_ORG: &str = "Unnamed organisation";
 
 pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
-    init_logging();
+    init_logging(None);
     if !home.is_initialised() {
         home.init(DEFAULT_ORG, &format!("Member of {DEFAULT_ORG}"))?;
         eprintln!(
@@ -110,10 +110,11 @@ pub async fn shutdown_signal() {
     }
 }
 
-pub fn init_logging() {
+/// Logs to stderr at `RUST_LOG`'s level, or else at `default` (info if `None`).
+pub fn init_logging(default: Option<&str>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "info,libp2p_gossipsub=warn,libp2p_mdns=warn,libp2p_kad=error",
+            default.unwrap_or("info,libp2p_gossipsub=warn,libp2p_mdns=warn,libp2p_kad=error"),
         )
     });
     let _ = tracing_subscriber::fmt()

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod common;
 
@@ -502,4 +502,86 @@ fn a_reply_and_a_response_written_at_b_show_under_the_entry_at_a() {
             .as_array()
             .is_some_and(|hits| hits.len() == 1)
     });
+}
+
+#[test]
+fn the_demo_starts_three_nodes_serves_a_login_link_and_cleans_up_on_ctrl_c() {
+    use std::io::BufRead;
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("demo")
+        .env_remove("CAIRN_HOME")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cairn demo starts");
+    let stdout = demo.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut homes = Vec::new();
+    let mut url = None;
+    let mut all_spread = false;
+    while url.is_none() {
+        let remaining = DEADLINE.saturating_sub(started.elapsed());
+        let line = lines_rx
+            .recv_timeout(remaining)
+            .expect("the demo prints a login link in time");
+        if let Some(home) = line.split(", home ").nth(1) {
+            homes.push(std::path::PathBuf::from(home.trim_end_matches(')')));
+        }
+        all_spread |= line.starts_with("Every node holds every entry");
+        if let Some(link) = line.trim().strip_prefix("http://") {
+            url = Some(link.to_string());
+        }
+    }
+    assert_eq!(homes.len(), 3, "three homes were announced");
+    assert!(all_spread, "the demo waited for the entries to spread");
+    assert!(homes.iter().all(|home| home.exists()));
+
+    // The link logs a browser in: a redirect that sets the session cookie.
+    let url = url.expect("a link");
+    let (host, path) = url.split_once('/').expect("host and path");
+    let mut stream = TcpStream::connect(host).expect("connect to the demo node");
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    assert!(
+        response
+            .to_lowercase()
+            .contains("set-cookie: cairn_session_")
+    );
+
+    // Ctrl-C stops everything and removes the homes.
+    let _ = Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = demo.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE * 2 {
+            let _ = demo.kill();
+            panic!("the demo did not stop after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "the demo exits cleanly: {status:?}");
+    for home in &homes {
+        assert!(!home.exists(), "{} was removed", home.display());
+    }
 }
