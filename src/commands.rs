@@ -1,6 +1,7 @@
 //! What each command does. Commands read the home, act on the store and print through
 //! `render`; all of them report failures as errors for `main` to print.
 
+use std::collections::HashSet;
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
@@ -306,7 +307,7 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
         limit: Some(args.limit),
     };
     let filter = cairn_node::api::filter_from(&query)?;
-    let entries = if let Some(client) = NodeClient::find(home)? {
+    let (entries, forked) = if let Some(client) = NodeClient::find(home)? {
         let mut params = vec![("limit", args.limit.to_string())];
         for (name, value) in [
             ("kind", &query.kind),
@@ -320,33 +321,52 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
             }
         }
         let frames: cairn_node::api::FramesView = client.get("/api/entries", &params)?;
-        client::entries(&frames.frames)?
+        (
+            client::entries(&frames.frames)?,
+            frames.forked_authors.into_iter().collect(),
+        )
     } else {
         let store = home.open_store()?;
-        store
+        let entries = store
             .newest(&filter)
             .take(args.limit)
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        (entries, forked_authors(&store)?)
     };
     if json {
-        return print_json(&entries.iter().map(EntryView::new).collect::<Vec<_>>());
+        let views: Vec<_> = entries
+            .iter()
+            .map(|entry| EntryView::new(entry).flagged(&forked))
+            .collect();
+        return print_json(&views);
     }
     if entries.is_empty() {
         say!("No entries match. Publish one with `cairn publish`.");
     }
     for entry in &entries {
-        say!("{}", render::list_item(entry));
+        let flagged = forked.contains(&entry.header().author.to_string());
+        say!("{}", render::list_item(entry, flagged));
     }
     Ok(())
 }
 
+/// The authors with fork proofs against them, as hex member ids.
+pub fn forked_authors(store: &Store) -> Result<HashSet<String>> {
+    Ok(store
+        .forked_authors()?
+        .iter()
+        .map(ToString::to_string)
+        .collect())
+}
+
 fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
-    let (entry, related) = if let Some(client) = NodeClient::find(home)? {
+    let (entry, related, forked) = if let Some(client) = NodeClient::find(home)? {
         let frames: cairn_node::api::FramesView =
             client.get(&format!("/api/entries/{}", prefix.trim()), &[])?;
         let mut entries = client::entries(&frames.frames)?.into_iter();
         let entry = entries.next().context("the node sent no entry")?;
-        (entry, entries.collect::<Vec<_>>())
+        let forked: HashSet<String> = frames.forked_authors.into_iter().collect();
+        (entry, entries.collect::<Vec<_>>(), forked)
     } else {
         let store = home.open_store()?;
         let id = store.resolve(prefix)?;
@@ -358,18 +378,22 @@ fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
             .into_iter()
             .map(|(_, entry)| entry)
             .collect();
-        (entry, related)
+        (entry, related, forked_authors(&store)?)
     };
     if json {
         return print_json(&render::ShowView {
-            entry: EntryView::new(&entry),
-            related: related.iter().map(EntryView::new).collect(),
+            entry: EntryView::new(&entry).flagged(&forked),
+            related: related
+                .iter()
+                .map(|entry| EntryView::new(entry).flagged(&forked))
+                .collect(),
         });
     }
+    let author_forked = forked.contains(&entry.header().author.to_string());
     let thread = cairn_node::thread::Thread::gather(entry.id(), related);
     say_raw!(
         "{}{}",
-        render::entry_text(&entry),
+        render::entry_text(&entry, author_forked),
         render::thread_text(&thread)
     );
     Ok(())
@@ -512,6 +536,16 @@ fn status(home: &Home, json: bool) -> Result<()> {
         say!(
             "  blocked   {} (sent invalid entries)",
             status.blocked_peers.join(", ")
+        );
+    }
+    for fork in &status.forked_authors {
+        let seqs: Vec<String> = fork.seqs.iter().map(ToString::to_string).collect();
+        say!(
+            "  forked    {} of {} signed two different entries with the same number ({}): {}",
+            fork.author_name,
+            fork.org_name,
+            seqs.join(", "),
+            fork.author
         );
     }
     Ok(())

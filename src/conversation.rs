@@ -10,7 +10,7 @@ use cairn_node::api::{FramesView, PublishedView, ReindexView, ReplyRequest, Resp
 
 use crate::cli::ResponseKindArg;
 use crate::client::{self, NodeClient};
-use crate::commands::{print_json, publish_offline};
+use crate::commands::{forked_authors, print_json, publish_offline};
 use crate::home::Home;
 use crate::output::say;
 use crate::render::{self, EntryView};
@@ -89,12 +89,15 @@ pub fn respond(
 }
 
 pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> {
-    let entries = if let Some(client) = NodeClient::find(home)? {
+    let (entries, forked) = if let Some(client) = NodeClient::find(home)? {
         let frames: FramesView = client.get(
             "/api/search",
             &[("q", query.to_string()), ("limit", limit.to_string())],
         )?;
-        client::entries(&frames.frames)?
+        (
+            client::entries(&frames.frames)?,
+            frames.forked_authors.into_iter().collect(),
+        )
     } else {
         home.load()?;
         let store = home.open_store()?;
@@ -109,16 +112,21 @@ pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> 
                 entries.push(entry);
             }
         }
-        entries
+        (entries, forked_authors(&store)?)
     };
     if json {
-        return print_json(&entries.iter().map(EntryView::new).collect::<Vec<_>>());
+        let views: Vec<_> = entries
+            .iter()
+            .map(|entry| EntryView::new(entry).flagged(&forked))
+            .collect();
+        return print_json(&views);
     }
     if entries.is_empty() {
         say!("Nothing matches {query:?}. Try fewer or different words.");
     }
     for entry in &entries {
-        say!("{}", render::list_item(entry));
+        let flagged = forked.contains(&entry.header().author.to_string());
+        say!("{}", render::list_item(entry, flagged));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! How entries and identities look on the terminal: the stable `--json` shapes and the text
 //! views. Nothing else serialises for output.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
@@ -31,6 +32,9 @@ pub struct EntryView {
     pub refs: Vec<RefView>,
     /// For a response: its type and note.
     pub response: Option<ResponseView>,
+    /// Whether this node holds a fork proof against the author: they signed two different
+    /// entries with the same sequence number, so their history cannot be trusted in full.
+    pub author_forked: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -120,9 +124,20 @@ impl EntryView {
                     kind: response.kind.to_string(),
                     note: response.note,
                 }),
+            author_forked: false,
         }
     }
+
+    /// Marks the entry if its author is one of `forked` (hex member ids).
+    pub fn flagged(mut self, forked: &HashSet<String>) -> Self {
+        self.author_forked = forked.contains(&self.author);
+        self
+    }
 }
+
+/// The warning shown beside entries of an author who forked their chain.
+pub const FORK_WARNING: &str = "warning: this author signed two different entries with the same number (a fork); \
+     their history is disputed";
 
 pub fn rfc3339(time: Timestamp) -> String {
     humantime::format_rfc3339_millis(time.to_system_time()).to_string()
@@ -136,8 +151,9 @@ fn short_time(time: Timestamp) -> String {
         .unwrap_or(full)
 }
 
-/// Two lines per entry: id, time, kind and title; then who, where and tags.
-pub fn list_item(entry: &Entry) -> String {
+/// Two lines per entry: id, time, kind and title; then who, where and tags (and a third with
+/// the fork warning, if the author forked).
+pub fn list_item(entry: &Entry, forked: bool) -> String {
     let header = entry.header();
     let claims = entry.credential().claims();
     let story = entry.story().and_then(Result::ok).unwrap_or_default();
@@ -148,7 +164,7 @@ pub fn list_item(entry: &Entry) -> String {
         let tags: Vec<_> = story.tags.iter().map(|tag| format!("#{tag}")).collect();
         let _ = write!(second, " · {}", tags.join(" "));
     }
-    format!(
+    let mut item = format!(
         "{}  {}  {:<8}  {}\n{:14}{}",
         entry.id().short(12),
         short_time(header.created),
@@ -156,11 +172,15 @@ pub fn list_item(entry: &Entry) -> String {
         story.title,
         "",
         second
-    )
+    );
+    if forked {
+        let _ = write!(item, "\n{:14}{FORK_WARNING}", "");
+    }
+    item
 }
 
 /// The full text view of one entry.
-pub fn entry_text(entry: &Entry) -> String {
+pub fn entry_text(entry: &Entry, forked: bool) -> String {
     let header = entry.header();
     let claims = entry.credential().claims();
     let story = entry.story().and_then(Result::ok).unwrap_or_else(|| Story {
@@ -209,6 +229,9 @@ pub fn entry_text(entry: &Entry) -> String {
     let _ = writeln!(out, "  id       {}", entry.id());
     let _ = writeln!(out, "  author   {} (seq {})", header.author, header.seq);
     let _ = writeln!(out, "  org      {}", claims.org);
+    if forked {
+        let _ = writeln!(out, "\n  {FORK_WARNING}");
+    }
     let mut section = |heading: &str, text: &str| {
         if !text.trim().is_empty() {
             let _ = writeln!(out);

@@ -436,7 +436,7 @@ fn search_finds_entries_and_reindex_rebuilds_the_index() {
         .iter()
         .map(|e| e["id"].as_str().expect("id").to_string())
         .collect();
-    assert_eq!(ids, [wanted.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&wanted));
     assert!(
         ok(&home, &["search", "nothing-like-this"]).contains("Nothing matches"),
         "an empty result says so"

@@ -585,3 +585,84 @@ fn the_demo_starts_three_nodes_serves_a_login_link_and_cleans_up_on_ctrl_c() {
         assert!(!home.exists(), "{} was removed", home.display());
     }
 }
+
+/// Copies a folder tree (a stopped or never-started home).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for item in std::fs::read_dir(from).expect("read dir") {
+        let item = item.expect("entry");
+        let target = to.join(item.file_name());
+        if item.file_type().expect("type").is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_fork_proof_reaches_every_node_and_flags_the_author() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let a_home = Node::init(root.path(), "A");
+    // A second copy of A's keys and store: publishing from both signs two entries with the
+    // same sequence number, which is what a fork is.
+    let twin_home = root.path().join("A-twin");
+    copy_dir(&a_home, &twin_home);
+    let author = json(&a_home, &["whoami"])["member"]
+        .as_str()
+        .expect("member id")
+        .to_string();
+
+    let b = Node::start(&Node::init(root.path(), "B"), &["--no-kademlia"]);
+    let a = Node::start(&a_home, &["--no-kademlia", "--peer", &b.address()]);
+    let c = Node::start(
+        &Node::init(root.path(), "C"),
+        &["--no-kademlia", "--peer", &b.address()],
+    );
+    wait_for("A and C to connect to B", || {
+        b.connected_to(&a.peer_id()) && b.connected_to(&c.peer_id())
+    });
+    let first = a.publish("The first entry number one");
+    wait_for("the first entry to reach C", || c.has(&first));
+
+    // The twin signs its own entry number one offline, then joins through C.
+    let second = ok(
+        &twin_home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "A different entry number one",
+        ],
+    )
+    .trim()
+    .to_string();
+    assert_ne!(first, second);
+    let _ = std::fs::remove_file(twin_home.join("keys/node.key"));
+    let _ = std::fs::remove_file(twin_home.join("node-state.json"));
+    let twin = Node::start(&twin_home, &["--no-kademlia", "--peer", &c.address()]);
+    wait_for("the twin to connect to C", || {
+        twin.connected_to(&c.peer_id())
+    });
+
+    for node in [&a, &b, &c] {
+        wait_for("every node to hold the fork proof", || {
+            node.status()["forked_authors"]
+                .as_array()
+                .is_some_and(|forked| forked.iter().any(|f| f["author"] == author.as_str()))
+        });
+        // The entry in the chain stays; it is flagged in list and show.
+        let listed = json(&node.home, &["list"]);
+        let entry = listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|entry| entry["author"] == author.as_str())
+            .expect("the author's entry is listed")
+            .clone();
+        assert_eq!(entry["author_forked"], true);
+        assert!(ok(&node.home, &["show", entry["id"].as_str().expect("id")]).contains("fork"));
+    }
+    assert!(ok(&b.home, &["status"]).contains("signed two different entries"));
+}

@@ -43,6 +43,19 @@ pub struct StatusView {
     pub blocked_peers: Vec<String>,
     pub entries: usize,
     pub api: String,
+    /// Authors against whom this node holds fork proofs.
+    #[serde(default)]
+    pub forked_authors: Vec<ForkedAuthorView>,
+}
+
+/// An author who signed two different entries with the same sequence number.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ForkedAuthorView {
+    pub author: String,
+    pub author_name: String,
+    pub org_name: String,
+    /// The sequence numbers at which the author forked.
+    pub seqs: Vec<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,6 +83,31 @@ pub struct SyncView {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FramesView {
     pub frames: Vec<String>,
+    /// Authors (member ids) of these entries against whom this node holds a fork proof.
+    #[serde(default)]
+    pub forked_authors: Vec<String>,
+}
+
+impl FramesView {
+    /// Hex frames of `entries`, flagging authors who forked their chain.
+    fn of<'a>(
+        entries: impl IntoIterator<Item = &'a Entry>,
+        forked: &std::collections::HashSet<MemberId>,
+    ) -> Self {
+        let mut view = FramesView {
+            frames: Vec::new(),
+            forked_authors: Vec::new(),
+        };
+        for entry in entries {
+            view.frames.push(hex::encode(entry.encode()));
+            let author = entry.header().author;
+            let name = author.to_string();
+            if forked.contains(&author) && !view.forked_authors.contains(&name) {
+                view.forked_authors.push(name);
+            }
+        }
+        view
+    }
 }
 
 /// `POST /api/publish`.
@@ -312,7 +350,23 @@ impl IntoResponse for Error {
 async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
     let net = api.shared.client.status().await?;
     let store = api.shared.store.clone();
-    let entries = blocking(move || Ok(store.count()?)).await?;
+    let (entries, forks) = blocking(move || Ok((store.count()?, store.forks(None)?))).await?;
+    let mut forked_authors: Vec<ForkedAuthorView> = Vec::new();
+    for fork in forks {
+        let author = fork.author.to_string();
+        match forked_authors.iter_mut().find(|view| view.author == author) {
+            Some(view) => view.seqs.push(fork.seq),
+            None => {
+                let claims = fork.other.credential().claims();
+                forked_authors.push(ForkedAuthorView {
+                    author,
+                    author_name: claims.member_name.clone(),
+                    org_name: claims.org_name.clone(),
+                    seqs: vec![fork.seq],
+                });
+            }
+        }
+    }
     let claims = api.shared.credential().claims();
     Ok(Json(StatusView {
         peer_id: net.peer_id.to_string(),
@@ -336,6 +390,7 @@ async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
         blocked_peers: net.blocked.iter().map(ToString::to_string).collect(),
         entries,
         api: api.allowed_hosts.first().cloned().unwrap_or_default(),
+        forked_authors,
     }))
 }
 
@@ -387,15 +442,15 @@ async fn list(
     let filter = filter_from(&query)?;
     let limit = query.limit.unwrap_or(20).min(MAX_LIST);
     let store = api.shared.store.clone();
-    let frames = blocking(move || {
-        store
+    let view = blocking(move || {
+        let entries = store
             .newest(&filter)
             .take(limit)
-            .map(|entry| Ok(hex::encode(entry?.encode())))
-            .collect::<Result<Vec<_>, Error>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FramesView::of(&entries, &store.forked_authors()?))
     })
     .await?;
-    Ok(Json(FramesView { frames }))
+    Ok(Json(view))
 }
 
 /// The entry first, then the entries that refer to it (replies, responses, links), oldest
@@ -405,12 +460,11 @@ async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fra
     let entry = entry.ok_or(Error::Store(cairn_store::Error::NotFound(id)))?;
     let store = api.shared.store.clone();
     let target = entry.id();
-    let related = blocking(move || store.referring(&target, MAX_LIST).map_err(Error::from)).await?;
-    let frames = std::iter::once(&entry)
-        .chain(related.iter().map(|(_, entry)| entry))
-        .map(|entry| hex::encode(entry.encode()))
-        .collect();
-    Ok(Json(FramesView { frames }))
+    let (related, forked) =
+        blocking(move || Ok((store.referring(&target, MAX_LIST)?, store.forked_authors()?)))
+            .await?;
+    let entries = std::iter::once(&entry).chain(related.iter().map(|(_, entry)| entry));
+    Ok(Json(FramesView::of(entries, &forked)))
 }
 
 async fn publish(
@@ -495,12 +549,9 @@ async fn search(
 ) -> Result<Json<FramesView>, Error> {
     let limit = query.limit.unwrap_or(20).min(MAX_LIST);
     let entries = crate::search::find(&api.shared, query.q, limit).await?;
-    Ok(Json(FramesView {
-        frames: entries
-            .iter()
-            .map(|entry| hex::encode(entry.encode()))
-            .collect(),
-    }))
+    let store = api.shared.store.clone();
+    let forked = blocking(move || Ok(store.forked_authors()?)).await?;
+    Ok(Json(FramesView::of(&entries, &forked)))
 }
 
 /// Rebuilds the search index from the store.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cairn_core::EntryId;
 use cairn_search::SearchIndex;
-use cairn_store::{Filter, Store};
+use cairn_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Error;
@@ -18,6 +18,8 @@ use crate::node::{Shared, blocking};
 const INDEX_BATCH: usize = 2_048;
 /// How long the indexer waits for more ids before committing what it has.
 const INDEX_LINGER: Duration = Duration::from_millis(100);
+/// How often an index that fell behind checks whether it can catch up.
+const BEHIND_RECHECK: Duration = Duration::from_secs(1);
 
 /// Opens the index in `dir`; an unreadable index is deleted and recreated empty (the caller
 /// then catches it up from the store).
@@ -38,16 +40,21 @@ pub(crate) fn open(dir: &Path) -> Result<SearchIndex, Error> {
 }
 
 /// Indexes every stored entry the index lacks; returns how many it added. Cheap when the
-/// index is current: it compares counts first.
+/// index is current: it compares counts first, then compares id sets without loading
+/// documents or entries that are already indexed.
 pub fn catch_up(store: &Store, index: &SearchIndex) -> Result<usize, Error> {
     if index.len() == store.count()? as u64 {
         return Ok(0);
     }
+    let indexed = index.ids()?;
     let mut added = 0;
     let mut batch = Vec::with_capacity(INDEX_BATCH);
-    for entry in store.newest(&Filter::default()) {
-        let entry = entry?;
-        if !index.contains(&entry.id())? {
+    for id in store.ids() {
+        let id = id?;
+        if indexed.contains(&id) {
+            continue;
+        }
+        if let Some(entry) = store.get(&id)? {
             batch.push(entry);
         }
         if batch.len() == INDEX_BATCH {
@@ -97,39 +104,47 @@ pub fn reindex(store: &Store, dir: &Path) -> Result<u64, Error> {
 }
 
 /// Indexes entries as the node stores them, committing in batches, until the node stops.
+///
+/// While a large catch-up sync runs, ids are not indexed one batch at a time: indexing
+/// would compete with verification for the cores. The index catches up in one pass when the
+/// sync ends (and likewise if the stored-entry feed dropped ids because the indexer lagged).
 pub(crate) async fn run_indexer(shared: Arc<Shared>) {
     let mut stored = shared.watch_stored();
-    let first = {
-        let (store, index) = (shared.store.clone(), shared.search.clone());
-        blocking(move || catch_up(&store, &index)).await
-    };
-    match first {
-        Ok(0) => {}
-        Ok(added) => tracing::info!(added, "search index caught up with the store"),
-        Err(err) => tracing::warn!("could not catch the search index up: {err}"),
-    }
+    let mut behind = true; // Compare with the store at start.
     loop {
         let mut ids: Vec<EntryId> = Vec::new();
-        let mut lagged = false;
-        match stored.recv().await {
-            Ok(id) => ids.push(id),
-            Err(RecvError::Lagged(_)) => lagged = true,
-            Err(RecvError::Closed) => return,
+        if behind {
+            // Wake up now and then to catch up once the bulk sync is over.
+            match tokio::time::timeout(BEHIND_RECHECK, stored.recv()).await {
+                Ok(Ok(id)) => ids.push(id),
+                Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+                Ok(Err(RecvError::Closed)) => return,
+            }
+        } else {
+            match stored.recv().await {
+                Ok(id) => ids.push(id),
+                Err(RecvError::Lagged(_)) => behind = true,
+                Err(RecvError::Closed) => return,
+            }
         }
         let deadline = tokio::time::Instant::now() + INDEX_LINGER;
-        while ids.len() < INDEX_BATCH && !lagged {
+        while ids.len() < INDEX_BATCH {
             match tokio::time::timeout_at(deadline, stored.recv()).await {
                 Ok(Ok(id)) => ids.push(id),
-                Ok(Err(RecvError::Lagged(_))) => lagged = true,
+                Ok(Err(RecvError::Lagged(_))) => behind = true,
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
         }
+        let progress = shared.sync_progress();
+        if progress.running > 0 && progress.expected > INDEX_BATCH as u64 {
+            behind = true;
+            continue;
+        }
         let (store, index) = (shared.store.clone(), shared.search.clone());
-        let result = blocking(move || -> Result<(), Error> {
-            if lagged {
-                // Ids were dropped while the indexer was busy: compare with the store.
-                catch_up(&store, &index)?;
-                return Ok(());
+        let catching_up = behind;
+        let result = blocking(move || -> Result<usize, Error> {
+            if catching_up {
+                return catch_up(&store, &index);
             }
             let mut entries = Vec::with_capacity(ids.len());
             for id in ids {
@@ -139,11 +154,18 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
             }
             index.add(&entries)?;
             index.commit()?;
-            Ok(())
+            Ok(entries.len())
         })
         .await;
-        if let Err(err) = result {
-            tracing::warn!("could not update the search index: {err}");
+        match result {
+            Ok(added) if catching_up => {
+                behind = false;
+                if added > 0 {
+                    tracing::info!(added, "search index caught up with the store");
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!("could not update the search index: {err}"),
         }
     }
 }

@@ -183,6 +183,30 @@ impl SearchIndex {
         Ok(self.reader.searcher().search(&query, &Count)? > 0)
     }
 
+    /// The ids of every indexed entry, read from the id field's term dictionaries (fast: no
+    /// document is loaded). An id whose documents were all removed may still be listed until
+    /// segments merge.
+    pub fn ids(&self) -> Result<std::collections::HashSet<EntryId>, Error> {
+        let searcher = self.reader.searcher();
+        let mut ids = std::collections::HashSet::with_capacity(searcher.num_docs() as usize);
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.fields.id)?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(tantivy::TantivyError::from)?;
+            while terms.advance() {
+                if let Some(id) = std::str::from_utf8(terms.key())
+                    .ok()
+                    .and_then(|hex| hex.parse::<EntryId>().ok())
+                {
+                    ids.insert(id);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Removes an entry's document. Visible after [`Self::commit`].
     pub fn remove(&self, id: &EntryId) -> Result<(), Error> {
         self.writer()?

@@ -239,10 +239,8 @@ impl Store {
         let mut unfinished = HashSet::new();
         for chunk in intent.chunks_exact(32) {
             let id = id_from(chunk)?;
-            if !self
-                .entries
-                .contains_key(layout::entry_key(layout::RECORD, &id))?
-            {
+            // A finished write left a record, or a fork proof (which has index keys too).
+            if !self.contains(&id)? {
                 unfinished.insert(id);
             }
         }
@@ -434,8 +432,22 @@ impl Store {
                 // Stored by a concurrent batch since this one checked for duplicates.
                 return Err(cairn_core::Error::Duplicate(id).into());
             }
+            // The proof goes in its spaces' indexes too, so catch-up sync passes it on.
+            for space in &header.spaces {
+                self.entries.insert(
+                    layout::index_key(
+                        layout::SPACE,
+                        space.as_str().as_bytes(),
+                        true,
+                        header.created,
+                        &id,
+                    ),
+                    &[][..],
+                )?;
+            }
             self.entries
                 .insert(layout::entry_key(layout::FORK, &id), entry.encode())?;
+            self.forget_space_items(&header.spaces);
             return Ok(Inserted {
                 id,
                 outcome: Outcome::ForkProof,
@@ -548,17 +560,29 @@ impl Store {
         // Last: the record that makes the entry exist.
         self.entries
             .insert(layout::entry_key(layout::RECORD, &id), entry.encode())?;
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut cache = lock(&self.space_items);
-        for space in &header.spaces {
-            cache.remove(space.as_str());
-        }
-        drop(cache);
+        self.forget_space_items(&header.spaces);
         Ok(Inserted {
             id,
             outcome: Outcome::Stored,
         })
+    }
+
+    /// Drops the cached item lists of spaces that just gained an entry.
+    fn forget_space_items(&self, spaces: &[cairn_core::Space]) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut cache = lock(&self.space_items);
+        for space in spaces {
+            cache.remove(space.as_str());
+        }
+    }
+
+    /// The frame stored under an id: the entry's record, or else a fork proof.
+    fn frame_of(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
+        match self.entries.get(layout::entry_key(layout::RECORD, id))? {
+            Some(frame) => Ok(Some(frame)),
+            None => Ok(self.entries.get(layout::entry_key(layout::FORK, id))?),
+        }
     }
 
     /// The id in the author's chain at `seq`, if that entry's record exists. A chain key whose
@@ -827,6 +851,27 @@ impl Store {
         Ok(forks)
     }
 
+    /// The id of every stored entry, in id order (fork proofs are not included).
+    pub fn ids(&self) -> impl Iterator<Item = Result<EntryId, Error>> + '_ {
+        self.entries
+            .scan_prefix([layout::RECORD])
+            .keys()
+            .map(|key| {
+                layout::trailing_id(&key?)
+                    .ok_or_else(|| Error::Corrupt("a record key is too short".into()))
+            })
+    }
+
+    /// Authors with at least one fork proof against them: they signed two different entries
+    /// with the same seq.
+    pub fn forked_authors(&self) -> Result<HashSet<MemberId>, Error> {
+        Ok(self
+            .forks(None)?
+            .into_iter()
+            .map(|fork| fork.author)
+            .collect())
+    }
+
     /// Every stored entry of a space as (created, id), in that order: what catch-up sync
     /// reconciles. Reads index keys only (fast); `open` has removed any a crash left without a
     /// record, so none hides an entry that a peer could send again.
@@ -888,7 +933,7 @@ impl Store {
             }
             let (created, id) = layout::created_and_id(&key[prefix.len()..])
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
-            let Some(frame) = self.entries.get(layout::entry_key(layout::RECORD, &id))? else {
+            let Some(frame) = self.frame_of(&id)? else {
                 continue;
             };
             if frames.len() == limit || bytes + frame.len() > max_bytes {
@@ -907,7 +952,7 @@ impl Store {
         let mut frames = Vec::new();
         let mut bytes = 0;
         for id in ids {
-            if let Some(frame) = self.entries.get(layout::entry_key(layout::RECORD, id))? {
+            if let Some(frame) = self.frame_of(id)? {
                 if bytes + frame.len() > max_bytes {
                     return Ok((frames, true));
                 }

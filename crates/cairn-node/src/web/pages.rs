@@ -320,12 +320,12 @@ pub async fn timeline(
     // The timeline shows stories only, even when a kind is chosen.
     filter.stories_only = true;
     let store = web.shared.store.clone();
-    let (entries, orgs) = blocking(move || {
+    let (entries, orgs, forked) = blocking(move || {
         let entries = store
             .newest(&filter)
             .take(PAGE_SIZE)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((entries, store.orgs(MAX_ORGS)?))
+        Ok((entries, store.orgs(MAX_ORGS)?, store.forked_authors()?))
     })
     .await?;
     let now = SystemTime::now();
@@ -374,7 +374,10 @@ pub async fn timeline(
         spaces,
         orgs: org_choices,
         tag: list.tag.unwrap_or_default(),
-        cards: entries.iter().map(|entry| Card::new(entry, now)).collect(),
+        cards: entries
+            .iter()
+            .map(|entry| Card::flagged(entry, now, &forked))
+            .collect(),
     })
 }
 
@@ -404,13 +407,13 @@ pub async fn entry(
         .filter(|r| r.kind.is_story_link())
         .map(|r| (r.kind, r.target))
         .collect();
-    let (related, linked) = blocking(move || {
+    let (related, linked, forked) = blocking(move || {
         let related = store.referring(&target, MAX_RELATED)?;
         let mut linked = Vec::new();
         for (how, id) in outgoing {
             linked.push((how, id, store.get(&id)?));
         }
-        Ok((related, linked))
+        Ok((related, linked, store.forked_authors()?))
     })
     .await?;
     let thread = Thread::gather(target, related.into_iter().map(|(_, entry)| entry));
@@ -421,7 +424,7 @@ pub async fn entry(
         format!("{} of {}", claims.member_name, claims.org_name)
     };
     let title_of = |entry: &Entry| Card::new(entry, now).title;
-    let card = Card::new(&entry, now);
+    let card = Card::flagged(&entry, now, &forked);
     let page = EntryPage {
         chrome: Chrome::new(&web, &session, &card.title, ""),
         text_html: if story.text.trim().is_empty() {
@@ -705,13 +708,15 @@ pub async fn search(
     } else {
         crate::search::find(&web.shared, query.clone(), PAGE_SIZE).await?
     };
+    let store = web.shared.store.clone();
+    let forked = blocking(move || Ok(store.forked_authors()?)).await?;
     let now = SystemTime::now();
     render(&SearchPage {
         chrome: Chrome::new(&web, &session, "Search", "/search"),
         cards: entries
             .iter()
             .filter(|entry| entry.header().kind.has_story())
-            .map(|entry| Card::new(entry, now))
+            .map(|entry| Card::flagged(entry, now, &forked))
             .collect(),
         query,
     })

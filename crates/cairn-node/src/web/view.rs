@@ -1,8 +1,9 @@
 //! What the templates show: entry cards, Markdown made safe, and times for people.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
-use cairn_core::{Entry, Kind, Timestamp};
+use cairn_core::{Entry, Kind, MemberId, Timestamp};
 
 /// An entry as a timeline card (and the head of the entry page). Strings are escaped by the
 /// templates.
@@ -21,9 +22,19 @@ pub struct Card {
     pub created_human: String,
     pub spaces: Vec<String>,
     pub tags: Vec<String>,
+    /// The author signed two different entries with the same number (a fork proof is held).
+    pub forked: bool,
 }
 
 impl Card {
+    /// The card of `entry`, flagged if its author is in `forked`.
+    pub fn flagged(entry: &Entry, now: SystemTime, forked: &HashSet<MemberId>) -> Self {
+        Self {
+            forked: forked.contains(&entry.header().author),
+            ..Self::new(entry, now)
+        }
+    }
+
     pub fn new(entry: &Entry, now: SystemTime) -> Self {
         let header = entry.header();
         let claims = entry.credential().claims();
@@ -51,6 +62,7 @@ impl Card {
             created_human: ago(header.created, now),
             spaces: header.spaces.iter().map(ToString::to_string).collect(),
             tags: story.tags,
+            forked: false,
         }
     }
 }
