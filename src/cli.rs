@@ -65,6 +65,16 @@ pub enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Withdraw one of your own entries: every node that holds it drops its text and keeps a
+    /// signed note that you retracted it, with your reason.
+    #[command(after_help = EXIT_CODES)]
+    Retract {
+        /// The entry to retract.
+        id: String,
+        /// Why, in a sentence readers will see in its place.
+        #[arg(long)]
+        reason: String,
+    },
     /// Search entries by their words, e.g. cairn search "volunteer rota".
     #[command(after_help = EXIT_CODES)]
     Search {

@@ -1,7 +1,6 @@
 //! What each command does. Commands read the home, act on the store and print through
 //! `render`; all of them report failures as errors for `main` to print.
 
-use std::collections::HashSet;
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
@@ -16,7 +15,7 @@ use crate::cli::{
 use crate::client::{self, NodeClient};
 use crate::home::Home;
 use crate::output::{say, say_raw};
-use crate::render::{self, EntryView};
+use crate::render::{self, EntryView, Notes};
 use crate::{conversation, editor, node};
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -30,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Whoami => whoami(&home, json),
         Command::Reply { id, text } => conversation::reply(&home, &id, text, json),
         Command::Respond { id, kind, note } => conversation::respond(&home, &id, kind, note, json),
+        Command::Retract { id, reason } => conversation::retract(&home, &id, reason, json),
         Command::Search { query, limit } => conversation::search(&home, &query, limit, json),
         Command::Reindex => conversation::reindex(&home, json),
         Command::Open { print_only } => open(&home, print_only, json),
@@ -307,7 +307,7 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
         limit: Some(args.limit),
     };
     let filter = cairn_node::api::filter_from(&query)?;
-    let (entries, forked) = if let Some(client) = NodeClient::find(home)? {
+    let (entries, notes) = if let Some(client) = NodeClient::find(home)? {
         let mut params = vec![("limit", args.limit.to_string())];
         for (name, value) in [
             ("kind", &query.kind),
@@ -321,22 +321,20 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
             }
         }
         let frames: cairn_node::api::FramesView = client.get("/api/entries", &params)?;
-        (
-            client::entries(&frames.frames)?,
-            frames.forked_authors.into_iter().collect(),
-        )
+        (client::entries(&frames.frames)?, Notes::from_view(&frames))
     } else {
         let store = home.open_store()?;
         let entries = store
             .newest(&filter)
             .take(args.limit)
             .collect::<Result<Vec<_>, _>>()?;
-        (entries, forked_authors(&store)?)
+        let notes = Notes::read(&store, &entries)?;
+        (entries, notes)
     };
     if json {
         let views: Vec<_> = entries
             .iter()
-            .map(|entry| EntryView::new(entry).flagged(&forked))
+            .map(|entry| EntryView::new(entry).noted(&notes))
             .collect();
         return print_json(&views);
     }
@@ -344,29 +342,22 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
         say!("No entries match. Publish one with `cairn publish`.");
     }
     for entry in &entries {
-        let flagged = forked.contains(&entry.header().author.to_string());
-        say!("{}", render::list_item(entry, flagged));
+        say!("{}", render::list_item(entry, &notes));
     }
     Ok(())
 }
 
-/// The authors with fork proofs against them, as hex member ids.
-pub fn forked_authors(store: &Store) -> Result<HashSet<String>> {
-    Ok(store
-        .forked_authors()?
-        .iter()
-        .map(ToString::to_string)
-        .collect())
-}
-
 fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
-    let (entry, related, forked) = if let Some(client) = NodeClient::find(home)? {
+    let (entry, related, notes) = if let Some(client) = NodeClient::find(home)? {
         let frames: cairn_node::api::FramesView =
             client.get(&format!("/api/entries/{}", prefix.trim()), &[])?;
         let mut entries = client::entries(&frames.frames)?.into_iter();
         let entry = entries.next().context("the node sent no entry")?;
-        let forked: HashSet<String> = frames.forked_authors.into_iter().collect();
-        (entry, entries.collect::<Vec<_>>(), forked)
+        (
+            entry,
+            entries.collect::<Vec<_>>(),
+            Notes::from_view(&frames),
+        )
     } else {
         let store = home.open_store()?;
         let id = store.resolve(prefix)?;
@@ -378,22 +369,22 @@ fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
             .into_iter()
             .map(|(_, entry)| entry)
             .collect();
-        (entry, related, forked_authors(&store)?)
+        let notes = Notes::read(&store, std::slice::from_ref(&entry))?;
+        (entry, related, notes)
     };
     if json {
         return print_json(&render::ShowView {
-            entry: EntryView::new(&entry).flagged(&forked),
+            entry: EntryView::new(&entry).noted(&notes),
             related: related
                 .iter()
-                .map(|entry| EntryView::new(entry).flagged(&forked))
+                .map(|entry| EntryView::new(entry).noted(&notes))
                 .collect(),
         });
     }
-    let author_forked = forked.contains(&entry.header().author.to_string());
-    let thread = cairn_node::thread::Thread::gather(entry.id(), related);
+    let thread = cairn_node::thread::Thread::gather(&entry, related);
     say_raw!(
         "{}{}",
-        render::entry_text(&entry, author_forked),
+        render::entry_text(&entry, &notes),
         render::thread_text(&thread)
     );
     Ok(())

@@ -5,15 +5,17 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use cairn_core::{Draft, Reply, Response, ResponseType, Timestamp};
-use cairn_node::api::{FramesView, PublishedView, ReindexView, ReplyRequest, RespondRequest};
+use cairn_core::{Draft, Reply, Response, ResponseType, Retraction, Timestamp};
+use cairn_node::api::{
+    FramesView, PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest,
+};
 
 use crate::cli::ResponseKindArg;
 use crate::client::{self, NodeClient};
-use crate::commands::{forked_authors, print_json, publish_offline};
+use crate::commands::{print_json, publish_offline};
 use crate::home::Home;
 use crate::output::say;
-use crate::render::{self, EntryView};
+use crate::render::{self, EntryView, Notes};
 
 pub fn reply(home: &Home, prefix: &str, text: Option<String>, json: bool) -> Result<()> {
     let text = match text {
@@ -88,16 +90,42 @@ pub fn respond(
     print_entry(&entry, json)
 }
 
+pub fn retract(home: &Home, prefix: &str, reason: String, json: bool) -> Result<()> {
+    if let Some(client) = NodeClient::find(home)? {
+        let path = format!("/api/entries/{}/retract", prefix.trim());
+        let published: PublishedView = client.post(&path, &RetractRequest { reason })?;
+        return print_published(&published, json);
+    }
+    let identity = home.load()?;
+    let store = home.open_store()?;
+    let target = store
+        .get(&store.resolve(prefix)?)?
+        .context("the entry disappeared while it was being read; try again")?;
+    if target.header().author != identity.member_key.member_id() {
+        bail!(
+            "entry {} was written by {} of {}; only its author can retract it",
+            target.id(),
+            target.credential().claims().member_name,
+            target.credential().claims().org_name
+        );
+    }
+    let draft = Draft::retraction(
+        target.id(),
+        &Retraction { reason },
+        target.header().spaces.clone(),
+        Timestamp::now(),
+    )?;
+    let entry = publish_offline(home, &store, draft)?;
+    print_entry(&entry, json)
+}
+
 pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> {
-    let (entries, forked) = if let Some(client) = NodeClient::find(home)? {
+    let (entries, notes) = if let Some(client) = NodeClient::find(home)? {
         let frames: FramesView = client.get(
             "/api/search",
             &[("q", query.to_string()), ("limit", limit.to_string())],
         )?;
-        (
-            client::entries(&frames.frames)?,
-            frames.forked_authors.into_iter().collect(),
-        )
+        (client::entries(&frames.frames)?, Notes::from_view(&frames))
     } else {
         home.load()?;
         let store = home.open_store()?;
@@ -112,12 +140,13 @@ pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> 
                 entries.push(entry);
             }
         }
-        (entries, forked_authors(&store)?)
+        let notes = Notes::read(&store, &entries)?;
+        (entries, notes)
     };
     if json {
         let views: Vec<_> = entries
             .iter()
-            .map(|entry| EntryView::new(entry).flagged(&forked))
+            .map(|entry| EntryView::new(entry).noted(&notes))
             .collect();
         return print_json(&views);
     }
@@ -125,8 +154,7 @@ pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> 
         say!("Nothing matches {query:?}. Try fewer or different words.");
     }
     for entry in &entries {
-        let flagged = forked.contains(&entry.header().author.to_string());
-        say!("{}", render::list_item(entry, flagged));
+        say!("{}", render::list_item(entry, &notes));
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! How entries and identities look on the terminal: the stable `--json` shapes and the text
 //! views. Nothing else serialises for output.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+
+use cairn_node::api::FramesView;
 use std::fmt::Write as _;
 
 use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
@@ -35,6 +37,40 @@ pub struct EntryView {
     /// Whether this node holds a fork proof against the author: they signed two different
     /// entries with the same sequence number, so their history cannot be trusted in full.
     pub author_forked: bool,
+    /// If the author retracted the entry: their reason. Its text is gone from every node.
+    pub retracted: Option<String>,
+}
+
+/// What readers must be told beside entries: authors with fork proofs against them, and
+/// retractions with their reasons; as the node reported them, or read from the store.
+#[derive(Debug, Default)]
+pub struct Notes {
+    forked: HashSet<String>,
+    retracted: BTreeMap<String, String>,
+}
+
+impl Notes {
+    pub fn from_view(view: &FramesView) -> Self {
+        Self {
+            forked: view.forked_authors.iter().cloned().collect(),
+            retracted: view.retracted.clone(),
+        }
+    }
+
+    /// The notes for `entries`, read from the store when no node runs.
+    pub fn read(store: &cairn_store::Store, entries: &[Entry]) -> anyhow::Result<Self> {
+        Ok(Self::from_view(&FramesView::of(store, entries)?))
+    }
+
+    pub fn forked(&self, entry: &Entry) -> bool {
+        self.forked.contains(&entry.header().author.to_string())
+    }
+
+    pub fn retracted(&self, entry: &Entry) -> Option<&str> {
+        self.retracted
+            .get(&entry.id().to_string())
+            .map(String::as_str)
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -125,12 +161,14 @@ impl EntryView {
                     note: response.note,
                 }),
             author_forked: false,
+            retracted: None,
         }
     }
 
-    /// Marks the entry if its author is one of `forked` (hex member ids).
-    pub fn flagged(mut self, forked: &HashSet<String>) -> Self {
-        self.author_forked = forked.contains(&self.author);
+    /// Adds what readers must be told: a fork by the author, a retraction.
+    pub fn noted(mut self, notes: &Notes) -> Self {
+        self.author_forked = notes.forked.contains(&self.author);
+        self.retracted = notes.retracted.get(&self.id).cloned();
         self
     }
 }
@@ -153,7 +191,7 @@ fn short_time(time: Timestamp) -> String {
 
 /// Two lines per entry: id, time, kind and title; then who, where and tags (and a third with
 /// the fork warning, if the author forked).
-pub fn list_item(entry: &Entry, forked: bool) -> String {
+pub fn list_item(entry: &Entry, notes: &Notes) -> String {
     let header = entry.header();
     let claims = entry.credential().claims();
     let story = entry.story().and_then(Result::ok).unwrap_or_default();
@@ -164,23 +202,27 @@ pub fn list_item(entry: &Entry, forked: bool) -> String {
         let tags: Vec<_> = story.tags.iter().map(|tag| format!("#{tag}")).collect();
         let _ = write!(second, " · {}", tags.join(" "));
     }
+    let title = match notes.retracted(entry) {
+        Some(reason) => format!("(retracted by the author: {reason})"),
+        None => story.title,
+    };
     let mut item = format!(
         "{}  {}  {:<8}  {}\n{:14}{}",
         entry.id().short(12),
         short_time(header.created),
         header.kind.to_string(),
-        story.title,
+        title,
         "",
         second
     );
-    if forked {
+    if notes.forked(entry) {
         let _ = write!(item, "\n{:14}{FORK_WARNING}", "");
     }
     item
 }
 
 /// The full text view of one entry.
-pub fn entry_text(entry: &Entry, forked: bool) -> String {
+pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
     let header = entry.header();
     let claims = entry.credential().claims();
     let story = entry.story().and_then(Result::ok).unwrap_or_else(|| Story {
@@ -229,8 +271,14 @@ pub fn entry_text(entry: &Entry, forked: bool) -> String {
     let _ = writeln!(out, "  id       {}", entry.id());
     let _ = writeln!(out, "  author   {} (seq {})", header.author, header.seq);
     let _ = writeln!(out, "  org      {}", claims.org);
-    if forked {
+    if notes.forked(entry) {
         let _ = writeln!(out, "\n  {FORK_WARNING}");
+    }
+    if let Some(reason) = notes.retracted(entry) {
+        let _ = writeln!(
+            out,
+            "\n  Retracted by the author: {reason}\n  (its text is no longer kept or shared)"
+        );
     }
     let mut section = |heading: &str, text: &str| {
         if !text.trim().is_empty() {

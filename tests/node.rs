@@ -666,3 +666,82 @@ fn a_fork_proof_reaches_every_node_and_flags_the_author() {
     }
     assert!(ok(&b.home, &["status"]).contains("signed two different entries"));
 }
+
+#[test]
+fn a_retraction_removes_the_body_everywhere_including_a_node_that_was_offline() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let b = Node::start(&Node::init(root.path(), "B"), &["--no-kademlia"]);
+    let a = Node::start(
+        &Node::init(root.path(), "A"),
+        &["--no-kademlia", "--peer", &b.address()],
+    );
+    let c_home = Node::init(root.path(), "C");
+    let mut c = Node::start(&c_home, &["--no-kademlia", "--peer", &b.address()]);
+    wait_for("A and C to connect to B", || {
+        b.connected_to(&a.peer_id()) && b.connected_to(&c.peer_id())
+    });
+    let id = ok(
+        &a.home,
+        &[
+            "publish",
+            "--kind",
+            "failure",
+            "--title",
+            "Named a participant by mistake",
+            "--body",
+            "The kumquat incident details.",
+        ],
+    )
+    .trim()
+    .to_string();
+    wait_for("every node to hold the entry", || b.has(&id) && c.has(&id));
+    assert!(c.stop().success());
+
+    // B refuses to retract someone else's entry; A retracts its own.
+    let refused = cairn(&b.home, &["retract", &id, "--reason", "not mine"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only its author"));
+    ok(
+        &a.home,
+        &["retract", &id, "--reason", "It named a participant."],
+    );
+
+    let retracted = |home: &std::path::Path| {
+        let output = cairn(home, &["--json", "show", &id]);
+        let Ok(shown) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
+            return false; // Not held yet.
+        };
+        shown["retracted"] == "It named a participant."
+            && shown["body"] == ""
+            && shown["title"] == ""
+    };
+    wait_for("A and B to drop the body", || {
+        retracted(&a.home) && retracted(&b.home)
+    });
+    wait_for("B's search to forget the text", || {
+        json(&b.home, &["search", "kumquat"])
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    });
+
+    // C was offline: it learns of the retraction by sync when it returns.
+    let c = Node::start(&c_home, &["--no-kademlia", "--peer", &b.address()]);
+    wait_for("C to drop the body after catching up", || {
+        retracted(&c.home)
+    });
+    assert!(ok(&c.home, &["list"]).contains("retracted by the author: It named a participant."));
+
+    // A new node gets the header without its body, plus the retraction, and blocks nobody.
+    let d = Node::start(
+        &Node::init(root.path(), "D"),
+        &["--no-kademlia", "--peer", &b.address()],
+    );
+    wait_for("D to hold the retracted entry", || retracted(&d.home));
+    assert!(
+        d.status()["blocked_peers"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "serving a retracted entry is not misbehaviour"
+    );
+    assert!(d.connected_to(&b.peer_id()));
+}

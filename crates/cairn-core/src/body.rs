@@ -1,7 +1,8 @@
 //! Entry bodies. [`Story`] is the structured body of `learning`, `failure` and `question`
 //! entries: a title, a plain-language summary, free Markdown text, the optional reflective
 //! sections, tags, a language and links. [`Reply`] is a reply's Markdown text and [`Response`]
-//! a typed response with an optional note. Empty strings mean "not given", so every body has
+//! a typed response with an optional note, and [`Retraction`] the reason an author withdrew an
+//! entry. Empty strings mean "not given", so every body has
 //! one encoding.
 
 use serde::{Deserialize, Serialize};
@@ -295,5 +296,39 @@ impl Response {
             });
         }
         Ok(())
+    }
+}
+
+/// A retraction's body: why the author withdrew the entry named by the header's `retracts`
+/// reference. Nodes then drop that entry's body and keep its signed header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retraction {
+    pub reason: String,
+}
+
+impl Retraction {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        codec::encode("retraction body", self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let retraction: Retraction = codec::decode("retraction body", bytes)?;
+        retraction.check()?;
+        Ok(retraction)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let reason = if self.reason.trim().is_empty() {
+            "must not be empty: say why, so readers understand".to_string()
+        } else if self.reason.len() > MAX_NOTE_LEN {
+            format!("is over {MAX_NOTE_LEN} bytes")
+        } else {
+            return Ok(());
+        };
+        Err(Error::BadField {
+            field: "retraction reason",
+            reason,
+        })
     }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::body::{Reply, Response};
+use crate::body::{Reply, Response, Retraction};
 use crate::codec::{self, Bytes};
 use crate::credential::Credential;
 use crate::keys::{EntryId, MemberId, SecretKey};
@@ -297,6 +297,25 @@ impl Draft {
                 target,
             }],
             body: reply.encode()?,
+            created,
+        })
+    }
+
+    /// Withdraws `target`, which must be the same author's.
+    pub fn retraction(
+        target: EntryId,
+        retraction: &Retraction,
+        spaces: Vec<Space>,
+        created: Timestamp,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            kind: Kind::RETRACT,
+            spaces,
+            refs: vec![Ref {
+                kind: RefKind::RETRACTS,
+                target,
+            }],
+            body: retraction.encode()?,
             created,
         })
     }

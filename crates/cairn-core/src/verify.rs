@@ -15,7 +15,7 @@ use std::sync::RwLock;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::body::{Reply, Response};
+use crate::body::{Reply, Response, Retraction};
 use crate::credential::CREDENTIAL_DOMAIN;
 use crate::entry::{
     BodyHash, ENTRY_DOMAIN, Entry, Header, Kind, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS,
@@ -235,6 +235,10 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
         Kind::RESPONSE => {
             Response::decode(body)?;
             exactly_one_ref(header, RefKind::RESPONDS_TO)?;
+        }
+        Kind::RETRACT => {
+            Retraction::decode(body)?;
+            exactly_one_ref(header, RefKind::RETRACTS)?;
         }
         _ => {}
     }

@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cairn_core::{
-    Entry, EntryId, Kind, MemberId, OrgId, Ref, RefKind, Reply, ResponseType, Space, Story,
+    Entry, EntryId, Kind, MemberId, OrgId, Ref, RefKind, Reply, ResponseType, Retraction, Space,
+    Story,
 };
 use cairn_store::Filter;
 use serde::{Deserialize, Serialize};
@@ -86,28 +87,79 @@ pub struct FramesView {
     /// Authors (member ids) of these entries against whom this node holds a fork proof.
     #[serde(default)]
     pub forked_authors: Vec<String>,
+    /// Entries among these that their author retracted: id → the reason given.
+    #[serde(default)]
+    pub retracted: std::collections::BTreeMap<String, String>,
 }
 
 impl FramesView {
-    /// Hex frames of `entries`, flagging authors who forked their chain.
-    fn of<'a>(
-        entries: impl IntoIterator<Item = &'a Entry>,
-        forked: &std::collections::HashSet<MemberId>,
-    ) -> Self {
+    /// Hex frames of `entries`, flagging authors who forked their chain and entries their
+    /// authors retracted. Reads the store: call it on a blocking thread.
+    pub fn of<'a>(
+        store: &cairn_store::Store,
+        entries: impl IntoIterator<Item = &'a Entry> + Clone,
+    ) -> Result<Self, Error> {
+        let notes = EntryNotes::read(store, entries.clone())?;
         let mut view = FramesView {
             frames: Vec::new(),
             forked_authors: Vec::new(),
+            retracted: std::collections::BTreeMap::new(),
         };
         for entry in entries {
             view.frames.push(hex::encode(entry.encode()));
-            let author = entry.header().author;
-            let name = author.to_string();
-            if forked.contains(&author) && !view.forked_authors.contains(&name) {
+            let name = entry.header().author.to_string();
+            if notes.forked(entry) && !view.forked_authors.contains(&name) {
                 view.forked_authors.push(name);
             }
+            if let Some(reason) = notes.retracted.get(&entry.id()) {
+                view.retracted
+                    .insert(entry.id().to_string(), reason.clone());
+            }
         }
-        view
+        Ok(view)
     }
+}
+
+/// What a reader must be told beside some entries: authors with fork proofs against them, and
+/// entries their authors retracted (with the reason).
+#[derive(Debug, Default)]
+pub struct EntryNotes {
+    pub forked_authors: std::collections::HashSet<MemberId>,
+    pub retracted: std::collections::HashMap<EntryId, String>,
+}
+
+impl EntryNotes {
+    /// Reads the notes for `entries` from the store (on a blocking thread).
+    pub fn read<'a>(
+        store: &cairn_store::Store,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<Self, Error> {
+        let mut notes = EntryNotes {
+            forked_authors: store.forked_authors()?,
+            retracted: std::collections::HashMap::new(),
+        };
+        for entry in entries {
+            let reason = store
+                .retraction_of(entry)?
+                .and_then(|retraction| retraction.body().map(Retraction::decode))
+                .and_then(Result::ok)
+                .map(|retraction| retraction.reason);
+            if let Some(reason) = reason {
+                notes.retracted.insert(entry.id(), reason);
+            }
+        }
+        Ok(notes)
+    }
+
+    pub fn forked(&self, entry: &Entry) -> bool {
+        self.forked_authors.contains(&entry.header().author)
+    }
+}
+
+/// `POST /api/entries/{id}/retract`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RetractRequest {
+    pub reason: String,
 }
 
 /// `POST /api/publish`.
@@ -246,6 +298,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/entries/{id}", get(show))
         .route("/api/entries/{id}/reply", post(reply))
         .route("/api/entries/{id}/respond", post(respond))
+        .route("/api/entries/{id}/retract", post(retract))
         .route("/api/search", get(search))
         .route("/api/reindex", post(reindex))
         .route("/api/publish", post(publish))
@@ -447,7 +500,7 @@ async fn list(
             .newest(&filter)
             .take(limit)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(FramesView::of(&entries, &store.forked_authors()?))
+        FramesView::of(&store, &entries)
     })
     .await?;
     Ok(Json(view))
@@ -460,11 +513,13 @@ async fn show(State(api): State<Api>, Path(id): Path<String>) -> Result<Json<Fra
     let entry = entry.ok_or(Error::Store(cairn_store::Error::NotFound(id)))?;
     let store = api.shared.store.clone();
     let target = entry.id();
-    let (related, forked) =
-        blocking(move || Ok((store.referring(&target, MAX_LIST)?, store.forked_authors()?)))
-            .await?;
-    let entries = std::iter::once(&entry).chain(related.iter().map(|(_, entry)| entry));
-    Ok(Json(FramesView::of(entries, &forked)))
+    let view = blocking(move || {
+        let related = store.referring(&target, MAX_LIST)?;
+        let entries = std::iter::once(&entry).chain(related.iter().map(|(_, entry)| entry));
+        FramesView::of(&store, entries)
+    })
+    .await?;
+    Ok(Json(view))
 }
 
 async fn publish(
@@ -526,6 +581,16 @@ async fn respond(
     Ok(published(&entry, shared))
 }
 
+async fn retract(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(request): Json<RetractRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let target = resolve_id(&api, id).await?;
+    let (entry, shared) = api.shared.retract(target, request.reason).await?;
+    Ok(published(&entry, shared))
+}
+
 fn published(entry: &Entry, shared: bool) -> Json<PublishedView> {
     Json(PublishedView {
         id: entry.id().to_string(),
@@ -550,8 +615,9 @@ async fn search(
     let limit = query.limit.unwrap_or(20).min(MAX_LIST);
     let entries = crate::search::find(&api.shared, query.q, limit).await?;
     let store = api.shared.store.clone();
-    let forked = blocking(move || Ok(store.forked_authors()?)).await?;
-    Ok(Json(FramesView::of(&entries, &forked)))
+    Ok(Json(
+        blocking(move || FramesView::of(&store, &entries)).await?,
+    ))
 }
 
 /// Rebuilds the search index from the store.

@@ -9,8 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, RwLock};
 
 use cairn_core::{
-    Credential, Draft, Entry, EntryId, Kind, Ref, Reply, Response, SecretKey, Space, Story,
-    Timestamp,
+    Credential, Draft, Entry, EntryId, Kind, Ref, Reply, Response, Retraction, SecretKey, Space,
+    Story, Timestamp,
 };
 use cairn_net::{Client, Event, Multiaddr, PeerId, Verdict};
 use cairn_store::{Outcome, Store};
@@ -185,6 +185,22 @@ impl Shared {
     ) -> Result<(Entry, bool), Error> {
         let spaces = self.target(&target).await?.header().spaces.clone();
         let draft = Draft::response(target, &response, spaces, Timestamp::now())?;
+        self.publish_draft(draft).await
+    }
+
+    /// Withdraws one of this member's own entries: publishes a retraction, after which every
+    /// node that holds the entry drops its body and keeps its signed header.
+    pub async fn retract(&self, target: EntryId, reason: String) -> Result<(Entry, bool), Error> {
+        let held = self.target(&target).await?;
+        if held.header().author != self.member_key.member_id() {
+            return Err(Error::BadRequest(format!(
+                "entry {target} was written by {} of {}; only its author can retract it",
+                held.credential().claims().member_name,
+                held.credential().claims().org_name
+            )));
+        }
+        let spaces = held.header().spaces.clone();
+        let draft = Draft::retraction(target, &Retraction { reason }, spaces, Timestamp::now())?;
         self.publish_draft(draft).await
     }
 
@@ -644,12 +660,15 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
         .map(|(index, check)| match check {
             Err(err) => verdict_for(&err),
             Ok(()) => match stored.next() {
-                Some(Ok(inserted)) => {
-                    if inserted.outcome == Outcome::ForkProof {
+                Some(Ok(inserted)) => match inserted.outcome {
+                    Outcome::ForkProof => {
                         tracing::warn!(id = %inserted.id, "received a fork proof: an author signed two entries at one seq");
+                        Verdict::Accept
                     }
-                    Verdict::Accept
-                }
+                    Outcome::Stored => Verdict::Accept,
+                    // Its author withdrew it: keep the header, never pass the body on.
+                    Outcome::Retracted => Verdict::Ignore,
+                },
                 // Already held, e.g. from the same entry's gossip in another space: relay it in
                 // this space too, if it is byte for byte the entry that was verified.
                 Some(Err(cairn_store::Error::Rejected(cairn_core::Error::Duplicate(id)))) => {
@@ -673,9 +692,13 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
 /// an honest peer can relay: ignored. Everything else is forged or broken: rejected.
 pub(crate) fn verdict_for(err: &cairn_core::Error) -> Verdict {
     match err.code() {
-        "duplicate:id" | "invalid:version" | "invalid:clock-skew" | "invalid:chain-conflict" => {
-            Verdict::Ignore
-        }
+        // A body can be missing because the entry was retracted and the retraction has not
+        // arrived yet: an honest peer serves such entries, so they are only ignored.
+        "duplicate:id"
+        | "invalid:version"
+        | "invalid:clock-skew"
+        | "invalid:chain-conflict"
+        | "invalid:body-missing" => Verdict::Ignore,
         code => {
             tracing::warn!(reason = code, "refused a gossiped entry: {err}");
             Verdict::Reject

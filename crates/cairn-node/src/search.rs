@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_core::EntryId;
+use cairn_core::{EntryId, Kind, RefKind};
 use cairn_search::SearchIndex;
 use cairn_store::Store;
 use tokio::sync::broadcast::error::RecvError;
@@ -149,7 +149,22 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
             let mut entries = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(entry) = store.get(&id)? {
+                    // A retraction removed its target's text: index the target again.
+                    let retracted = entry
+                        .header()
+                        .refs
+                        .iter()
+                        .filter(|r| {
+                            entry.header().kind == Kind::RETRACT && r.kind == RefKind::RETRACTS
+                        })
+                        .map(|r| r.target)
+                        .next();
                     entries.push(entry);
+                    if let Some(target) = retracted
+                        && let Some(target) = store.get(&target)?
+                    {
+                        entries.push(target);
+                    }
                 }
             }
             index.add(&entries)?;

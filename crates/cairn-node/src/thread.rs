@@ -1,7 +1,7 @@
-//! What gathers under an entry: replies in time order, responses grouped by type, and the
-//! stories that link to it. One grouping, shared by the web page and the CLI.
+//! What gathers under an entry: replies in time order, responses grouped by type, the
+//! stories that link to it, and its author's retraction. One grouping, shared by the web page and the CLI.
 
-use cairn_core::{Entry, EntryId, Kind, RefKind, Reply, Response, ResponseType};
+use cairn_core::{Entry, Kind, RefKind, Reply, Response, ResponseType, Retraction};
 
 /// A reply with its decoded text.
 #[derive(Debug, Clone)]
@@ -25,12 +25,15 @@ pub struct Thread {
     pub responses: Vec<ResponseGroup>,
     /// Stories that link to the entry, with how.
     pub linked_from: Vec<(RefKind, Entry)>,
+    /// The author's retraction of the entry, if they withdrew it.
+    pub retraction: Option<(Entry, Retraction)>,
 }
 
 impl Thread {
     /// Groups the entries that refer to `target` (as `Store::referring` returns them), oldest
     /// first. Entries whose body cannot be read (not held, unknown kinds) are left out.
-    pub fn gather(target: EntryId, related: impl IntoIterator<Item = Entry>) -> Self {
+    pub fn gather(target: &Entry, related: impl IntoIterator<Item = Entry>) -> Self {
+        let (author, target) = (target.header().author, target.id());
         let mut thread = Thread::default();
         for entry in related {
             let Some(how) = entry
@@ -52,6 +55,12 @@ impl Thread {
                 (RefKind::RESPONDS_TO, Kind::RESPONSE) => {
                     if let Some(Ok(response)) = entry.body().map(Response::decode) {
                         thread.add_response(entry, response);
+                    }
+                }
+                // Only the entry's own author can withdraw it.
+                (RefKind::RETRACTS, Kind::RETRACT) if entry.header().author == author => {
+                    if let Some(Ok(retraction)) = entry.body().map(Retraction::decode) {
+                        thread.retraction = Some((entry, retraction));
                     }
                 }
                 (how, kind) if how.is_story_link() && kind.has_story() => {

@@ -103,6 +103,8 @@ pub enum Outcome {
     Stored,
     /// Another entry already holds its author and seq: kept as a fork proof only.
     ForkProof,
+    /// Stored without its body, because its author retracted it. Never relay it.
+    Retracted,
 }
 
 /// A successful insert.
@@ -192,6 +194,10 @@ pub struct Store {
     space_items: Mutex<HashMap<String, Vec<(u64, EntryId)>>>,
     /// Counts entry writes, so a scan that raced a write is not cached.
     writes: std::sync::atomic::AtomicU64,
+    /// (target, retraction's author) of every retraction held here. A retraction takes
+    /// effect only on its author's own entry, so a stranger's cannot undo or fake one.
+    /// Loaded at open; retractions are rare.
+    retracted: Mutex<HashSet<(EntryId, MemberId)>>,
 }
 
 impl Store {
@@ -281,7 +287,7 @@ impl Store {
 
     fn from_db(path: &Path, db: sled::Db) -> Result<Self, Error> {
         let entries = db.open_tree(ENTRIES_TREE)?;
-        Ok(Self {
+        let store = Self {
             path: path.to_path_buf(),
             db,
             entries,
@@ -289,7 +295,55 @@ impl Store {
             write_lock: Mutex::new(Heads::default()),
             space_items: Mutex::new(HashMap::new()),
             writes: std::sync::atomic::AtomicU64::new(0),
-        })
+            retracted: Mutex::new(HashSet::new()),
+        };
+        store.load_retractions()?;
+        Ok(store)
+    }
+
+    /// Reads every held retraction into the in-memory map (one pass over the reference index).
+    fn load_retractions(&self) -> Result<(), Error> {
+        let mut found = HashSet::new();
+        for item in self.entries.scan_prefix([layout::REFERS]) {
+            let (key, value) = item?;
+            let is_retraction = value.get(..2) == Some(&RefKind::RETRACTS.0.to_be_bytes()[..])
+                && value.get(2..4) == Some(&Kind::RETRACT.0.to_be_bytes()[..]);
+            if !is_retraction {
+                continue;
+            }
+            let (Some(target), Some(id)) = (
+                key.get(1..33).and_then(|bytes| id_from(bytes).ok()),
+                layout::trailing_id(&key),
+            ) else {
+                return Err(Error::Corrupt("a reference key is too short".into()));
+            };
+            if let Some(retraction) = self.get(&id)? {
+                found.insert((target, retraction.header().author));
+            }
+        }
+        *lock(&self.retracted) = found;
+        Ok(())
+    }
+
+    /// Whether `author` retracted their entry `id` (a retraction is held here).
+    pub fn is_retracted(&self, id: &EntryId, author: &MemberId) -> bool {
+        lock(&self.retracted).contains(&(*id, *author))
+    }
+
+    /// The retraction that withdrew `id`, if one by the entry's author is held.
+    pub fn retraction_of(&self, entry: &Entry) -> Result<Option<Entry>, Error> {
+        if !self.is_retracted(&entry.id(), &entry.header().author) {
+            return Ok(None);
+        }
+        Ok(self
+            .referring(&entry.id(), usize::MAX)?
+            .into_iter()
+            .find(|(how, by)| {
+                *how == RefKind::RETRACTS
+                    && by.header().kind == Kind::RETRACT
+                    && by.header().author == entry.header().author
+            })
+            .map(|(_, by)| by))
     }
 
     pub fn path(&self) -> &Path {
@@ -318,6 +372,7 @@ impl Store {
         let mut results: Vec<Option<Result<Inserted, Error>>> =
             (0..frames.len()).map(|_| None).collect();
         let seen = Mutex::new(HashSet::with_capacity(frames.len()));
+        let deferred: Mutex<Vec<(usize, Entry)>> = Mutex::new(Vec::new());
         // Cheapest first: size and decoding, then duplicates by id, before any signature work.
         // Runs for the next chunk on other threads while the current chunk is written.
         let prepare = |first_slot: usize, chunk: &[F]| -> Result<Vec<Prepared>, Error> {
@@ -341,6 +396,12 @@ impl Store {
             let entries: Vec<&Entry> = to_verify.iter().map(|(_, entry)| entry).collect();
             let verdicts = self.verifier.verify_all(&entries, now);
             for ((slot, entry), verdict) in to_verify.into_iter().zip(verdicts) {
+                let verdict = match verdict {
+                    // The body check runs last, so everything else about this entry is valid;
+                    // whether it may lack its body (a retraction) is decided when writing.
+                    Err(cairn_core::Error::BodyMissing) => Ok(()),
+                    other => other,
+                };
                 prepared.push((slot, verdict.map(|()| entry).map_err(Error::from)));
             }
             Ok(prepared)
@@ -372,6 +433,14 @@ impl Store {
                     return Some(Err(Error::from(err)));
                 }
                 for (slot, entry) in prepared.drain(..) {
+                    // A body-less entry may depend on a retraction later in this batch.
+                    if let Ok(entry) = &entry
+                        && entry.body().is_none()
+                        && !self.is_retracted(&entry.id(), &entry.header().author)
+                    {
+                        lock(&deferred).push((slot, entry.clone()));
+                        continue;
+                    }
                     results[slot] = Some(entry.and_then(|entry| self.write(&entry, &mut heads)));
                 }
                 drop(heads);
@@ -383,6 +452,20 @@ impl Store {
                 })
             });
             prepared = next_prepared.transpose()?.unwrap_or_default();
+        }
+        let deferred = deferred
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !deferred.is_empty() {
+            let mut heads = lock(&self.write_lock);
+            let intent: Vec<u8> = deferred
+                .iter()
+                .flat_map(|(_, entry)| *entry.id().as_bytes())
+                .collect();
+            self.entries.insert([layout::INTENT], intent)?;
+            for (slot, entry) in deferred {
+                results[slot] = Some(self.write(&entry, &mut heads));
+            }
         }
         self.db.flush()?;
         Ok(results
@@ -399,6 +482,10 @@ impl Store {
     fn write(&self, entry: &Entry, heads: &mut Heads) -> Result<Inserted, Error> {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
+        // Only a retracted entry may come without its body.
+        if entry.body().is_none() && !self.is_retracted(&id, &author) {
+            return Err(cairn_core::Error::BodyMissing.into());
+        }
         let head = match heads.get(&author) {
             Some(head) => head,
             None => self.chain_head(&author)?,
@@ -557,14 +644,56 @@ impl Store {
                 layout::chain_key(&author, seq),
             )?;
         }
-        // Last: the record that makes the entry exist.
+        if header.kind == Kind::RETRACT {
+            self.apply_retraction(entry)?;
+        }
+        // Last: the record that makes the entry exist. A retracted entry keeps only its
+        // signed header.
+        let retracted = self.is_retracted(&id, &author);
+        let frame = if retracted {
+            cairn_core::entry::frame(entry.signed_header(), None)
+        } else {
+            entry.encode()
+        };
         self.entries
-            .insert(layout::entry_key(layout::RECORD, &id), entry.encode())?;
+            .insert(layout::entry_key(layout::RECORD, &id), frame)?;
         self.forget_space_items(&header.spaces);
         Ok(Inserted {
             id,
-            outcome: Outcome::Stored,
+            outcome: if retracted {
+                Outcome::Retracted
+            } else {
+                Outcome::Stored
+            },
         })
+    }
+
+    /// Records a retraction and drops the body of its target if held (same author only).
+    fn apply_retraction(&self, retraction: &Entry) -> Result<(), Error> {
+        let author = retraction.header().author;
+        let Some(target) = retraction
+            .header()
+            .refs
+            .iter()
+            .find(|r| r.kind == RefKind::RETRACTS)
+            .map(|r| r.target)
+        else {
+            return Ok(());
+        };
+        if let Some(held) = self.get(&target)? {
+            if held.header().author != author {
+                // Only an entry's own author can withdraw it.
+                return Ok(());
+            }
+            if held.body().is_some() {
+                self.entries.insert(
+                    layout::entry_key(layout::RECORD, &target),
+                    cairn_core::entry::frame(held.signed_header(), None),
+                )?;
+            }
+        }
+        lock(&self.retracted).insert((target, author));
+        Ok(())
     }
 
     /// Drops the cached item lists of spaces that just gained an entry.

@@ -377,3 +377,94 @@ fn a_half_written_snapshot_left_by_a_kill_does_not_stop_the_store_opening() {
     let store = Store::open(&path, Config::default()).expect("opens despite the partial snapshot");
     assert!(store.get(&entry.id()).expect("get").is_some());
 }
+
+#[test]
+fn a_retraction_drops_the_body_only_for_its_own_author_and_survives_reopening() {
+    use cairn_core::{Draft, Retraction, Space};
+    let (dir, store) = new_store();
+    let ana = Author::ana();
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let chain = ana.chain(1, EPOCH, 600).expect("chain");
+    let target = &chain[0];
+    let commons = || vec![Space::new("commons").expect("space")];
+    let retraction = |author: &Author, seq, prev| {
+        author
+            .sign(
+                seq,
+                prev,
+                Draft::retraction(
+                    target.id(),
+                    &Retraction {
+                        reason: "Named someone.".into(),
+                    },
+                    commons(),
+                    Timestamp(EPOCH.0 + 5_000),
+                )
+                .expect("draft"),
+            )
+            .expect("signs")
+    };
+    let header_only = cairn_core::entry::frame(target.signed_header(), None);
+
+    // Without a retraction, a body-less frame is refused.
+    assert_eq!(
+        code(store.insert(&header_only, NOW)),
+        "invalid:body-missing"
+    );
+
+    // A stranger's retraction is stored but changes nothing.
+    store
+        .insert(&retraction(&ben, 1, None).encode(), NOW)
+        .expect("a stranger's retraction is a valid entry");
+    store.insert(&target.encode(), NOW).expect("target stored");
+    assert!(
+        store
+            .get(&target.id())
+            .expect("get")
+            .expect("held")
+            .body()
+            .is_some()
+    );
+
+    // The author's retraction drops the held body.
+    let own = retraction(&ana, 2, Some(target.id()));
+    store.insert(&own.encode(), NOW).expect("retraction stored");
+    let held = store.get(&target.id()).expect("get").expect("held");
+    assert!(held.body().is_none(), "the body is gone");
+    assert_eq!(
+        store.retraction_of(&held).expect("lookup").map(|r| r.id()),
+        Some(own.id())
+    );
+    let (served, _) = store.frames(&[target.id()], usize::MAX).expect("frames");
+    assert_eq!(
+        served,
+        vec![header_only.clone()],
+        "only the header is ever served"
+    );
+    drop(store);
+
+    // Another store receives the header before the retraction, in one batch: accepted.
+    let other = Store::create(&dir.path().join("other"), Config::default()).expect("create");
+    let results = other
+        .insert_batch(&[header_only.clone(), own.encode()], NOW)
+        .expect("batch");
+    assert_eq!(
+        results[0].as_ref().map(|inserted| inserted.outcome).ok(),
+        Some(Outcome::Retracted)
+    );
+    // The full entry arriving later is a duplicate; the body never comes back.
+    assert_eq!(code(other.insert(&target.encode(), NOW)), "duplicate:id");
+    drop(other);
+
+    let reopened = Store::open(&dir.path().join("store"), Config::default()).expect("reopen");
+    assert!(reopened.is_retracted(&target.id(), &target.header().author));
+    let held = reopened.get(&target.id()).expect("get").expect("held");
+    assert_eq!(
+        reopened
+            .retraction_of(&held)
+            .expect("lookup")
+            .map(|r| r.id()),
+        Some(own.id()),
+        "the author's retraction counts, not the stranger's"
+    );
+}

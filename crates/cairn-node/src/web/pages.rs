@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::view::{Card, ago, iso, markdown};
 use super::{Session, Web, message};
 use crate::Error;
-use crate::api::{ListQuery, filter_from};
+use crate::api::{EntryNotes, ListQuery, filter_from};
 use crate::node::{blocking, resolve};
 use crate::thread::Thread;
 
@@ -320,12 +320,13 @@ pub async fn timeline(
     // The timeline shows stories only, even when a kind is chosen.
     filter.stories_only = true;
     let store = web.shared.store.clone();
-    let (entries, orgs, forked) = blocking(move || {
+    let (entries, orgs, notes) = blocking(move || {
         let entries = store
             .newest(&filter)
             .take(PAGE_SIZE)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((entries, store.orgs(MAX_ORGS)?, store.forked_authors()?))
+        let notes = EntryNotes::read(&store, &entries)?;
+        Ok((entries, store.orgs(MAX_ORGS)?, notes))
     })
     .await?;
     let now = SystemTime::now();
@@ -376,7 +377,7 @@ pub async fn timeline(
         tag: list.tag.unwrap_or_default(),
         cards: entries
             .iter()
-            .map(|entry| Card::flagged(entry, now, &forked))
+            .map(|entry| Card::noted(entry, now, &notes))
             .collect(),
     })
 }
@@ -407,16 +408,18 @@ pub async fn entry(
         .filter(|r| r.kind.is_story_link())
         .map(|r| (r.kind, r.target))
         .collect();
-    let (related, linked, forked) = blocking(move || {
+    let held = entry.clone();
+    let (related, linked, notes) = blocking(move || {
         let related = store.referring(&target, MAX_RELATED)?;
         let mut linked = Vec::new();
         for (how, id) in outgoing {
             linked.push((how, id, store.get(&id)?));
         }
-        Ok((related, linked, store.forked_authors()?))
+        let notes = EntryNotes::read(&store, [&held])?;
+        Ok((related, linked, notes))
     })
     .await?;
-    let thread = Thread::gather(target, related.into_iter().map(|(_, entry)| entry));
+    let thread = Thread::gather(&entry, related.into_iter().map(|(_, entry)| entry));
     let now = SystemTime::now();
     let story = entry.story().and_then(Result::ok).unwrap_or_default();
     let who = |entry: &Entry| {
@@ -424,7 +427,7 @@ pub async fn entry(
         format!("{} of {}", claims.member_name, claims.org_name)
     };
     let title_of = |entry: &Entry| Card::new(entry, now).title;
-    let card = Card::flagged(&entry, now, &forked);
+    let card = Card::noted(&entry, now, &notes);
     let page = EntryPage {
         chrome: Chrome::new(&web, &session, &card.title, ""),
         text_html: if story.text.trim().is_empty() {
@@ -709,14 +712,18 @@ pub async fn search(
         crate::search::find(&web.shared, query.clone(), PAGE_SIZE).await?
     };
     let store = web.shared.store.clone();
-    let forked = blocking(move || Ok(store.forked_authors()?)).await?;
+    let (entries, notes) = blocking(move || {
+        let notes = EntryNotes::read(&store, &entries)?;
+        Ok((entries, notes))
+    })
+    .await?;
     let now = SystemTime::now();
     render(&SearchPage {
         chrome: Chrome::new(&web, &session, "Search", "/search"),
         cards: entries
             .iter()
             .filter(|entry| entry.header().kind.has_story())
-            .map(|entry| Card::flagged(entry, now, &forked))
+            .map(|entry| Card::noted(entry, now, &notes))
             .collect(),
         query,
     })

@@ -1,9 +1,10 @@
 //! What the templates show: entry cards, Markdown made safe, and times for people.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
-use cairn_core::{Entry, Kind, MemberId, Timestamp};
+use cairn_core::{Entry, Kind, Timestamp};
+
+use crate::api::EntryNotes;
 
 /// An entry as a timeline card (and the head of the entry page). Strings are escaped by the
 /// templates.
@@ -24,15 +25,21 @@ pub struct Card {
     pub tags: Vec<String>,
     /// The author signed two different entries with the same number (a fork proof is held).
     pub forked: bool,
+    /// The author retracted it, for this reason (empty if not retracted).
+    pub retracted: String,
 }
 
 impl Card {
-    /// The card of `entry`, flagged if its author is in `forked`.
-    pub fn flagged(entry: &Entry, now: SystemTime, forked: &HashSet<MemberId>) -> Self {
-        Self {
-            forked: forked.contains(&entry.header().author),
-            ..Self::new(entry, now)
+    /// The card of `entry` with what readers must be told about it.
+    pub fn noted(entry: &Entry, now: SystemTime, notes: &EntryNotes) -> Self {
+        let mut card = Self::new(entry, now);
+        card.forked = notes.forked(entry);
+        if let Some(reason) = notes.retracted.get(&entry.id()) {
+            card.retracted = reason.clone();
+            card.title = "Retracted by its author".into();
+            card.summary = String::new();
         }
+        card
     }
 
     pub fn new(entry: &Entry, now: SystemTime) -> Self {
@@ -63,6 +70,7 @@ impl Card {
             spaces: header.spaces.iter().map(ToString::to_string).collect(),
             tags: story.tags,
             forked: false,
+            retracted: String::new(),
         }
     }
 }
