@@ -52,6 +52,9 @@ pub enum Command {
         /// The reply (Markdown) [default: read from standard input]
         #[arg(long)]
         text: Option<String>,
+        /// Reply as this member of your organisation (see `cairn member list`).
+        #[arg(long = "as", value_name = "MEMBER")]
+        as_member: Option<String>,
     },
     /// Respond to an entry with support rather than applause; prints the response's id.
     #[command(after_help = EXIT_CODES)]
@@ -64,6 +67,9 @@ pub enum Command {
         /// A short note to go with it (plain text).
         #[arg(long)]
         note: Option<String>,
+        /// Respond as this member of your organisation.
+        #[arg(long = "as", value_name = "MEMBER")]
+        as_member: Option<String>,
     },
     /// Withdraw one of your own entries: every node that holds it drops its text and keeps a
     /// signed note that you retracted it, with your reason.
@@ -74,6 +80,15 @@ pub enum Command {
         /// Why, in a sentence readers will see in its place.
         #[arg(long)]
         reason: String,
+        /// Retract as this member (it must be their entry).
+        #[arg(long = "as", value_name = "MEMBER")]
+        as_member: Option<String>,
+    },
+    /// Manage your organisation's members: add, list, revoke.
+    #[command(after_help = EXIT_CODES)]
+    Member {
+        #[command(subcommand)]
+        action: MemberAction,
     },
     /// Search entries by their words, e.g. cairn search "volunteer rota".
     #[command(after_help = EXIT_CODES)]
@@ -154,6 +169,26 @@ pub enum Command {
     Space {
         #[command(subcommand)]
         action: SpaceAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberAction {
+    /// Create a key for a new member, vouched for by your organisation's key. They publish
+    /// with `--as NAME`.
+    Add {
+        /// Their name, as readers will see it.
+        name: String,
+    },
+    /// List the members added to this home, and whether each was revoked.
+    List,
+    /// Remove a member: their entries so far stay (shown as by a former member); every later
+    /// entry signed with their key is refused by every node.
+    Revoke {
+        name: String,
+        /// Why, for the record (optional).
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -290,6 +325,13 @@ pub struct PublishArgs {
     /// An entry describing the same thing tried elsewhere (repeat for more).
     #[arg(long, value_name = "ID")]
     pub tried_too: Vec<String>,
+    /// Publish as this member of your organisation (see `cairn member list`).
+    #[arg(long = "as", value_name = "MEMBER")]
+    pub as_member: Option<String>,
+    /// Publish on behalf of the organisation: readers see the organisation, and the author
+    /// is withheld (the organisation stays accountable).
+    #[arg(long, conflicts_with = "as_member")]
+    pub on_behalf: bool,
 }
 
 impl PublishArgs {

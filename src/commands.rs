@@ -27,9 +27,23 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List(args) => list(&home, &args, json),
         Command::Show { id } => show(&home, &id, json),
         Command::Whoami => whoami(&home, json),
-        Command::Reply { id, text } => conversation::reply(&home, &id, text, json),
-        Command::Respond { id, kind, note } => conversation::respond(&home, &id, kind, note, json),
-        Command::Retract { id, reason } => conversation::retract(&home, &id, reason, json),
+        Command::Reply {
+            id,
+            text,
+            as_member,
+        } => conversation::reply(&home, &id, text, as_member, json),
+        Command::Respond {
+            id,
+            kind,
+            note,
+            as_member,
+        } => conversation::respond(&home, &id, kind, note, as_member, json),
+        Command::Retract {
+            id,
+            reason,
+            as_member,
+        } => conversation::retract(&home, &id, reason, as_member, json),
+        Command::Member { action } => conversation::member(&home, action, json),
         Command::Search { query, limit } => conversation::search(&home, &query, limit, json),
         Command::Reindex => conversation::reindex(&home, json),
         Command::Open { print_only } => open(&home, print_only, json),
@@ -173,6 +187,8 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
                     target,
                 })
                 .collect(),
+            as_member: args.as_member.clone(),
+            on_behalf: args.on_behalf,
         };
         let published: cairn_node::api::PublishedView = client.post("/api/publish", &request)?;
         if json {
@@ -190,7 +206,8 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
             target: store.resolve(&target)?,
         });
     }
-    let entry = publish_offline(home, &store, draft)?;
+    let publish_as = cairn_node::PublishAs::from_request(args.as_member.clone(), args.on_behalf)?;
+    let entry = publish_offline(home, &store, draft, &publish_as)?;
     if json {
         return print_json(&EntryView::new(&entry));
     }
@@ -198,16 +215,40 @@ fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The key and credential to sign with when no node runs.
+pub fn offline_signer(
+    home: &Home,
+    publish_as: &cairn_node::PublishAs,
+) -> Result<cairn_node::keystore::Signer> {
+    let identity = home.load()?;
+    let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
+    Ok(match publish_as {
+        cairn_node::PublishAs::Me => cairn_node::keystore::Signer {
+            key: identity.member_key,
+            credential: identity.credential,
+        },
+        cairn_node::PublishAs::Member(name) => keystore.member(name)?,
+        cairn_node::PublishAs::Organisation => {
+            keystore.organisation(&identity.credential.claims().org_name)?
+        }
+    })
+}
+
 /// Signs a draft as this member's next entry and stores it while no node runs; it waits in the
 /// outbox and goes out when the node next starts and a peer is there.
-pub fn publish_offline(home: &Home, store: &Store, draft: Draft) -> Result<Entry> {
-    let identity = home.load()?;
-    let author = identity.member_key.member_id();
+pub fn publish_offline(
+    home: &Home,
+    store: &Store,
+    draft: Draft,
+    publish_as: &cairn_node::PublishAs,
+) -> Result<Entry> {
+    let signer = offline_signer(home, publish_as)?;
+    let author = signer.key.member_id();
     let (seq, prev) = match store.chain_head(&author)? {
         Some((seq, id)) => (seq + 1, Some(id)),
         None => (1, None),
     };
-    let entry = Entry::sign(&identity.member_key, &identity.credential, seq, prev, draft)?;
+    let entry = Entry::sign(&signer.key, &signer.credential, seq, prev, draft)?;
     let inserted = store
         .insert(&entry.encode(), Timestamp::now())
         .context("the entry was not published")?;

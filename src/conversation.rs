@@ -5,19 +5,28 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use cairn_core::{Draft, Reply, Response, ResponseType, Retraction, Timestamp};
+use cairn_core::{Draft, Reply, Response, ResponseType, Retraction, Revocation, Space, Timestamp};
 use cairn_node::api::{
-    FramesView, PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest,
+    FramesView, MemberRequest, MemberView, PublishedView, ReindexView, ReplyRequest,
+    RespondRequest, RetractRequest, RevokeRequest,
 };
 
-use crate::cli::ResponseKindArg;
+use crate::cli::{MemberAction, ResponseKindArg};
 use crate::client::{self, NodeClient};
-use crate::commands::{print_json, publish_offline};
+use cairn_node::PublishAs;
+
+use crate::commands::{offline_signer, print_json, publish_offline};
 use crate::home::Home;
 use crate::output::say;
 use crate::render::{self, EntryView, Notes};
 
-pub fn reply(home: &Home, prefix: &str, text: Option<String>, json: bool) -> Result<()> {
+pub fn reply(
+    home: &Home,
+    prefix: &str,
+    text: Option<String>,
+    as_member: Option<String>,
+    json: bool,
+) -> Result<()> {
     let text = match text {
         Some(text) => text,
         None if !std::io::stdin().is_terminal() => {
@@ -32,7 +41,12 @@ pub fn reply(home: &Home, prefix: &str, text: Option<String>, json: bool) -> Res
     let reply = Reply { text };
     if let Some(client) = NodeClient::find(home)? {
         let path = format!("/api/entries/{}/reply", prefix.trim());
-        let published: PublishedView = client.post(&path, &ReplyRequest { text: reply.text })?;
+        let request = ReplyRequest {
+            text: reply.text,
+            as_member,
+            on_behalf: false,
+        };
+        let published: PublishedView = client.post(&path, &request)?;
         return print_published(&published, json);
     }
     let store = home.open_store()?;
@@ -45,7 +59,12 @@ pub fn reply(home: &Home, prefix: &str, text: Option<String>, json: bool) -> Res
         target.header().spaces.clone(),
         Timestamp::now(),
     )?;
-    let entry = publish_offline(home, &store, draft)?;
+    let entry = publish_offline(
+        home,
+        &store,
+        draft,
+        &PublishAs::from_request(as_member, false)?,
+    )?;
     print_entry(&entry, json)
 }
 
@@ -54,6 +73,7 @@ pub fn respond(
     prefix: &str,
     kind: ResponseKindArg,
     note: Option<String>,
+    as_member: Option<String>,
     json: bool,
 ) -> Result<()> {
     let kind = match kind {
@@ -72,6 +92,8 @@ pub fn respond(
         let request = RespondRequest {
             kind: kind.to_string(),
             note: response.note,
+            as_member,
+            on_behalf: false,
         };
         let published: PublishedView = client.post(&path, &request)?;
         return print_published(&published, json);
@@ -86,22 +108,39 @@ pub fn respond(
         target.header().spaces.clone(),
         Timestamp::now(),
     )?;
-    let entry = publish_offline(home, &store, draft)?;
+    let entry = publish_offline(
+        home,
+        &store,
+        draft,
+        &PublishAs::from_request(as_member, false)?,
+    )?;
     print_entry(&entry, json)
 }
 
-pub fn retract(home: &Home, prefix: &str, reason: String, json: bool) -> Result<()> {
+pub fn retract(
+    home: &Home,
+    prefix: &str,
+    reason: String,
+    as_member: Option<String>,
+    json: bool,
+) -> Result<()> {
     if let Some(client) = NodeClient::find(home)? {
         let path = format!("/api/entries/{}/retract", prefix.trim());
-        let published: PublishedView = client.post(&path, &RetractRequest { reason })?;
+        let request = RetractRequest {
+            reason,
+            as_member,
+            on_behalf: false,
+        };
+        let published: PublishedView = client.post(&path, &request)?;
         return print_published(&published, json);
     }
-    let identity = home.load()?;
+    let publish_as = PublishAs::from_request(as_member, false)?;
+    let signer = offline_signer(home, &publish_as)?;
     let store = home.open_store()?;
     let target = store
         .get(&store.resolve(prefix)?)?
         .context("the entry disappeared while it was being read; try again")?;
-    if target.header().author != identity.member_key.member_id() {
+    if target.header().author != signer.key.member_id() {
         bail!(
             "entry {} was written by {} of {}; only its author can retract it",
             target.id(),
@@ -115,7 +154,7 @@ pub fn retract(home: &Home, prefix: &str, reason: String, json: bool) -> Result<
         target.header().spaces.clone(),
         Timestamp::now(),
     )?;
-    let entry = publish_offline(home, &store, draft)?;
+    let entry = publish_offline(home, &store, draft, &publish_as)?;
     print_entry(&entry, json)
 }
 
@@ -190,4 +229,117 @@ fn print_entry(entry: &cairn_core::Entry, json: bool) -> Result<()> {
     }
     say!("{}", entry.id());
     Ok(())
+}
+
+pub fn member(home: &Home, action: MemberAction, json: bool) -> Result<()> {
+    match action {
+        MemberAction::Add { name } => {
+            let view: MemberView = match NodeClient::find(home)? {
+                Some(client) => client.post("/api/members", &MemberRequest { name })?,
+                None => {
+                    let identity = home.load()?;
+                    let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
+                    let signer =
+                        keystore.add_member(&name, &identity.credential.claims().org_name)?;
+                    MemberView {
+                        name: signer.credential.claims().member_name.clone(),
+                        member: signer.key.member_id().to_string(),
+                        revoked_after: None,
+                    }
+                }
+            };
+            if json {
+                return print_json(&view);
+            }
+            say!("Added {} (member id {}).", view.name, view.member);
+            say!(
+                "They publish with `cairn publish --as \"{}\" ...`.",
+                view.name
+            );
+            Ok(())
+        }
+        MemberAction::List => {
+            let members: Vec<MemberView> = match NodeClient::find(home)? {
+                Some(client) => client.get("/api/members", &[])?,
+                None => {
+                    let identity = home.load()?;
+                    let org = identity.credential.claims().org;
+                    let store = home.open_store()?;
+                    let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
+                    keystore
+                        .members()?
+                        .into_iter()
+                        .map(|member| {
+                            Ok(MemberView {
+                                revoked_after: store.revoked_after(&org, &member.member)?,
+                                name: member.name,
+                                member: member.member.to_string(),
+                            })
+                        })
+                        .collect::<Result<_>>()?
+                }
+            };
+            if json {
+                return print_json(&members);
+            }
+            if members.is_empty() {
+                say!("No members added yet. Add one with `cairn member add NAME`.");
+            }
+            for member in &members {
+                match member.revoked_after {
+                    Some(seq) => say!(
+                        "{}  {}  (revoked; entries after number {seq} are refused)",
+                        member.member,
+                        member.name
+                    ),
+                    None => say!("{}  {}", member.member, member.name),
+                }
+            }
+            Ok(())
+        }
+        MemberAction::Revoke { name, reason } => {
+            let request = RevokeRequest {
+                name: name.clone(),
+                reason: reason.unwrap_or_default(),
+            };
+            let id = match NodeClient::find(home)? {
+                Some(client) => {
+                    let published: PublishedView = client.post("/api/members/revoke", &request)?;
+                    if json {
+                        return print_published(&published, json);
+                    }
+                    published.id
+                }
+                None => {
+                    let store = home.open_store()?;
+                    let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
+                    let member = keystore.member(&name)?.key.member_id();
+                    let last_valid_seq = store.chain_head(&member)?.map_or(0, |(seq, _)| seq);
+                    let spaces = home
+                        .config()?
+                        .publish
+                        .default_spaces
+                        .iter()
+                        .map(|space| Space::new(space))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let revocation = Revocation {
+                        member,
+                        last_valid_seq,
+                        reason: request.reason,
+                    };
+                    let draft = Draft::revocation(&revocation, spaces, Timestamp::now())?;
+                    let entry = publish_offline(home, &store, draft, &PublishAs::Organisation)?;
+                    if json {
+                        return print_entry(&entry, json);
+                    }
+                    entry.id().to_string()
+                }
+            };
+            say!(
+                "Revoked {name}: every node that receives revocation {} refuses their later entries.",
+                &id[..12]
+            );
+            Ok(())
+        }
+    }
 }

@@ -261,6 +261,7 @@ async fn start_and_seed(homes: &[Home]) -> Result<Vec<Running>> {
                 story,
                 vec![SPACES[seed.space].into()],
                 Vec::new(),
+                &cairn_node::PublishAs::Me,
             )
             .await
             .context("could not publish a demo entry")?;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use cairn_node::api::FramesView;
 use std::fmt::Write as _;
 
-use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
+use cairn_core::{Entry, Kind, MemberId, Reply, Response, Story, Timestamp};
 use cairn_node::thread::Thread;
 use serde::Serialize;
 
@@ -39,6 +39,11 @@ pub struct EntryView {
     pub author_forked: bool,
     /// If the author retracted the entry: their reason. Its text is gone from every node.
     pub retracted: Option<String>,
+    /// Published on behalf of the organisation: `author_name` is the organisation's, and the
+    /// person who wrote it is withheld.
+    pub on_behalf: bool,
+    /// The organisation has since revoked the author (this entry stays valid).
+    pub former_member: bool,
 }
 
 /// What readers must be told beside entries: authors with fork proofs against them, and
@@ -47,6 +52,7 @@ pub struct EntryView {
 pub struct Notes {
     forked: HashSet<String>,
     retracted: BTreeMap<String, String>,
+    former: HashSet<String>,
 }
 
 impl Notes {
@@ -54,6 +60,7 @@ impl Notes {
         Self {
             forked: view.forked_authors.iter().cloned().collect(),
             retracted: view.retracted.clone(),
+            former: view.former_authors.iter().cloned().collect(),
         }
     }
 
@@ -64,6 +71,21 @@ impl Notes {
 
     pub fn forked(&self, entry: &Entry) -> bool {
         self.forked.contains(&entry.header().author.to_string())
+    }
+
+    /// "Ana Silva of Riverside Trust", "Ana Silva (former member) of ...", or for an entry
+    /// published on behalf of the organisation "Riverside Trust (author withheld)".
+    pub fn byline(&self, entry: &Entry) -> String {
+        let claims = entry.credential().claims();
+        if entry.header().author == MemberId::from(claims.org) {
+            return format!("{} (author withheld)", claims.org_name);
+        }
+        let former = if self.former.contains(&entry.header().author.to_string()) {
+            " (former member)"
+        } else {
+            ""
+        };
+        format!("{}{former} of {}", claims.member_name, claims.org_name)
     }
 
     pub fn retracted(&self, entry: &Entry) -> Option<&str> {
@@ -162,6 +184,8 @@ impl EntryView {
                 }),
             author_forked: false,
             retracted: None,
+            on_behalf: header.author == MemberId::from(claims.org),
+            former_member: false,
         }
     }
 
@@ -169,6 +193,7 @@ impl EntryView {
     pub fn noted(mut self, notes: &Notes) -> Self {
         self.author_forked = notes.forked.contains(&self.author);
         self.retracted = notes.retracted.get(&self.id).cloned();
+        self.former_member = notes.former.contains(&self.author);
         self
     }
 }
@@ -193,9 +218,8 @@ fn short_time(time: Timestamp) -> String {
 /// the fork warning, if the author forked).
 pub fn list_item(entry: &Entry, notes: &Notes) -> String {
     let header = entry.header();
-    let claims = entry.credential().claims();
     let story = entry.story().and_then(Result::ok).unwrap_or_default();
-    let mut second = format!("{} · {}", claims.org_name, claims.member_name);
+    let mut second = notes.byline(entry);
     let spaces: Vec<_> = header.spaces.iter().map(ToString::to_string).collect();
     let _ = write!(second, " · {}", spaces.join(", "));
     if !story.tags.is_empty() {
@@ -237,11 +261,7 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
         story.title
     );
     let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "  by       {} of {}",
-        claims.member_name, claims.org_name
-    );
+    let _ = writeln!(out, "  by       {}", notes.byline(entry));
     let _ = writeln!(out, "  created  {}", rfc3339(header.created));
     let _ = writeln!(
         out,

@@ -460,3 +460,113 @@ fn search_finds_entries_and_reindex_rebuilds_the_index() {
         1
     );
 }
+
+#[test]
+fn members_and_entries_published_on_behalf_of_the_organisation() {
+    let (_dir, home) = initialised();
+    let added = json(&home, &["member", "add", "Kofi Mensah"]);
+    assert_eq!(added["name"], "Kofi Mensah");
+    let again = cairn(&home, &["member", "add", "kofi mensah"]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "the same name twice is refused"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(home.join("keys/members/kofi-mensah.key"))
+        .expect("key file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let by_kofi = json(
+        &home,
+        &[
+            "publish",
+            "--as",
+            "Kofi Mensah",
+            "--kind",
+            "learning",
+            "--title",
+            "From Kofi",
+            "--body",
+            "x",
+        ],
+    );
+    assert_eq!(by_kofi["author_name"], "Kofi Mensah");
+    assert_eq!(by_kofi["author"], added["member"]);
+
+    let by_org = json(
+        &home,
+        &[
+            "publish",
+            "--on-behalf",
+            "--kind",
+            "failure",
+            "--title",
+            "From all of us",
+            "--body",
+            "y",
+        ],
+    );
+    assert_eq!(by_org["on_behalf"], true);
+    assert_eq!(
+        by_org["author"], by_org["org"],
+        "signed by the organisation's key"
+    );
+    let listed = ok(&home, &["list"]);
+    assert!(
+        listed.contains("Riverside Trust (author withheld)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("Kofi Mensah of Riverside Trust"),
+        "{listed}"
+    );
+
+    let unknown = cairn(
+        &home,
+        &[
+            "publish", "--as", "Nobody", "--kind", "learning", "--title", "t",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("cairn member add"));
+    let both = cairn(
+        &home,
+        &[
+            "publish",
+            "--as",
+            "Kofi Mensah",
+            "--on-behalf",
+            "--kind",
+            "learning",
+            "--title",
+            "t",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2), "--as and --on-behalf conflict");
+
+    // Revoking without a node: earlier entries stay, marked; later ones are refused.
+    ok(
+        &home,
+        &["member", "revoke", "Kofi Mensah", "--reason", "Moved on"],
+    );
+    assert_eq!(json(&home, &["member", "list"])[0]["revoked_after"], 1);
+    let shown = json(&home, &["show", by_kofi["id"].as_str().expect("id")]);
+    assert_eq!(shown["former_member"], true);
+    let refused = cairn(
+        &home,
+        &[
+            "publish",
+            "--as",
+            "Kofi Mensah",
+            "--kind",
+            "learning",
+            "--title",
+            "t",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("removed by their organisation"));
+}

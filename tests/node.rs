@@ -745,3 +745,119 @@ fn a_retraction_removes_the_body_everywhere_including_a_node_that_was_offline() 
     );
     assert!(d.connected_to(&b.peer_id()));
 }
+
+#[test]
+fn a_revoked_members_later_entry_is_refused_by_every_peer() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let a_home = Node::init(root.path(), "A");
+    ok(&a_home, &["member", "add", "Sam Example"]);
+    let first = ok(
+        &a_home,
+        &[
+            "publish",
+            "--as",
+            "Sam Example",
+            "--kind",
+            "learning",
+            "--title",
+            "Sam's first",
+        ],
+    )
+    .trim()
+    .to_string();
+    // Sam's own copy of the keys (say, a laptop), holding Sam's entry number 1.
+    let sams_laptop = root.path().join("sams-laptop");
+    copy_dir(&a_home, &sams_laptop);
+
+    let b = Node::start(&Node::init(root.path(), "B"), &["--no-kademlia"]);
+    let a = Node::start(&a_home, &["--no-kademlia", "--peer", &b.address()]);
+    let c = Node::start(
+        &Node::init(root.path(), "C"),
+        &["--no-kademlia", "--peer", &b.address()],
+    );
+    wait_for("Sam's first entry to reach C", || c.has(&first));
+    let members = json(&a.home, &["member", "list"]);
+    assert_eq!(members[0]["name"], "Sam Example");
+    assert!(members[0]["revoked_after"].is_null());
+
+    ok(
+        &a.home,
+        &[
+            "member",
+            "revoke",
+            "Sam Example",
+            "--reason",
+            "Left the charity",
+        ],
+    );
+    assert_eq!(json(&a.home, &["member", "list"])[0]["revoked_after"], 1);
+    let former = |node: &Node| json(&node.home, &["show", &first])["former_member"] == true;
+    wait_for("every node to learn of the revocation", || {
+        former(&a) && former(&b) && former(&c)
+    });
+
+    // Sam signs entry number 2 afterwards and tries to share it through C.
+    let later = ok(
+        &sams_laptop,
+        &[
+            "publish",
+            "--as",
+            "Sam Example",
+            "--kind",
+            "failure",
+            "--title",
+            "After leaving",
+        ],
+    )
+    .trim()
+    .to_string();
+    let _ = std::fs::remove_file(sams_laptop.join("keys/node.key"));
+    let _ = std::fs::remove_file(sams_laptop.join("node-state.json"));
+    let laptop = Node::start(&sams_laptop, &["--no-kademlia", "--peer", &c.address()]);
+    wait_for("the laptop to connect to C", || {
+        laptop.connected_to(&c.peer_id())
+    });
+    wait_for("C to finish a sync with the laptop", || {
+        c.status()["connected_peers"]
+            .as_array()
+            .is_some_and(|peers| {
+                peers.iter().any(|peer| {
+                    peer["peer_id"] == laptop.peer_id().as_str() && peer["last_sync"]["ok"] == true
+                })
+            })
+    });
+    ok(&a.home, &["sync"]);
+    ok(&b.home, &["sync"]);
+    assert!(
+        c.status()["blocked_peers"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "sending a revoked member's entry is not misbehaviour: the sender may not know yet"
+    );
+    for node in [&a, &b, &c] {
+        assert!(
+            !node.has(&later),
+            "{} holds the revoked member's later entry",
+            node.home.display()
+        );
+        assert!(
+            node.has(&first),
+            "the entry from before the revocation stays"
+        );
+    }
+    // Publishing as Sam from the organisation's own node is refused too, with a reason.
+    let refused = cairn(
+        &a.home,
+        &[
+            "publish",
+            "--as",
+            "Sam Example",
+            "--kind",
+            "learning",
+            "--title",
+            "x",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("removed by their organisation"));
+}

@@ -2,7 +2,7 @@
 //! entries: a title, a plain-language summary, free Markdown text, the optional reflective
 //! sections, tags, a language and links. [`Reply`] is a reply's Markdown text and [`Response`]
 //! a typed response with an optional note, and [`Retraction`] the reason an author withdrew an
-//! entry. Empty strings mean "not given", so every body has
+//! entry, and [`Revocation`] an organisation's removal of a member. Empty strings mean "not given", so every body has
 //! one encoding.
 
 use serde::{Deserialize, Serialize};
@@ -330,5 +330,40 @@ impl Retraction {
             field: "retraction reason",
             reason,
         })
+    }
+}
+
+/// A revocation's body: the organisation removes a member. The member's entries up to and
+/// including `last_valid_seq` stay valid (shown as by a former member); later ones are refused
+/// by every node that holds the revocation. Only the organisation's own key may sign one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub member: crate::MemberId,
+    /// The last of the member's sequence numbers that stays valid; 0 revokes everything.
+    pub last_valid_seq: u64,
+    /// Why, for readers (may be empty).
+    pub reason: String,
+}
+
+impl Revocation {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        codec::encode("revocation body", self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let revocation: Revocation = codec::decode("revocation body", bytes)?;
+        revocation.check()?;
+        Ok(revocation)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.reason.len() > MAX_NOTE_LEN {
+            return Err(Error::BadField {
+                field: "revocation reason",
+                reason: format!("is over {MAX_NOTE_LEN} bytes"),
+            });
+        }
+        Ok(())
     }
 }

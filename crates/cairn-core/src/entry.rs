@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::body::{Reply, Response, Retraction};
+use crate::body::{Reply, Response, Retraction, Revocation};
 use crate::codec::{self, Bytes};
 use crate::credential::Credential;
 use crate::keys::{EntryId, MemberId, SecretKey};
@@ -316,6 +316,21 @@ impl Draft {
                 target,
             }],
             body: retraction.encode()?,
+            created,
+        })
+    }
+
+    /// The organisation's removal of a member (sign it with the org key).
+    pub fn revocation(
+        revocation: &Revocation,
+        spaces: Vec<Space>,
+        created: Timestamp,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            kind: Kind::REVOKE,
+            spaces,
+            refs: Vec::new(),
+            body: revocation.encode()?,
             created,
         })
     }

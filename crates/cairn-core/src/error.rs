@@ -1,7 +1,7 @@
 //! The crate's error type. Each variant is one reason an entry or credential is refused, with a
 //! short stable code (see [`Error::code`]) that peers and tests can match on.
 
-use crate::keys::EntryId;
+use crate::keys::{EntryId, MemberId};
 
 /// Why an entry, a credential or a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,6 +83,15 @@ pub enum Error {
 
     #[error("invalid: the entry arrived without its body; fetch it again with the body")]
     BodyMissing,
+
+    /// The organisation revoked the author's membership before this entry.
+    #[error(
+        "refused: member {member} was removed by their organisation; only their entries up to number {last_valid_seq} stay valid"
+    )]
+    Revoked {
+        member: MemberId,
+        last_valid_seq: u64,
+    },
 }
 
 impl Error {
@@ -108,6 +117,7 @@ impl Error {
             Error::BodyLengthMismatch { .. } => "invalid:body-length",
             Error::BodyHashMismatch => "invalid:body-hash",
             Error::BodyMissing => "invalid:body-missing",
+            Error::Revoked { .. } => "revoked:member",
         }
     }
 }

@@ -15,13 +15,13 @@ use std::sync::RwLock;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::body::{Reply, Response, Retraction};
+use crate::body::{Reply, Response, Retraction, Revocation};
 use crate::credential::CREDENTIAL_DOMAIN;
 use crate::entry::{
     BodyHash, ENTRY_DOMAIN, Entry, Header, Kind, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS,
     MAX_SPACES, RefKind, Timestamp, check_space,
 };
-use crate::{Error, Story};
+use crate::{Error, MemberId, Story};
 
 /// How many keys and credentials each cache holds before it starts over.
 const CACHE_LIMIT: usize = 65_536;
@@ -239,6 +239,23 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
         Kind::RETRACT => {
             Retraction::decode(body)?;
             exactly_one_ref(header, RefKind::RETRACTS)?;
+        }
+        Kind::REVOKE => {
+            let revocation = Revocation::decode(body)?;
+            // Only the organisation itself, signing with its own key, removes members.
+            let claims = entry.credential().claims();
+            if header.author != MemberId::from(claims.org) {
+                return Err(Error::BadField {
+                    field: "author",
+                    reason: "a revocation must be signed by the organisation's own key".into(),
+                });
+            }
+            if revocation.member == header.author {
+                return Err(Error::BadField {
+                    field: "revocation member",
+                    reason: "an organisation cannot revoke itself".into(),
+                });
+            }
         }
         _ => {}
     }

@@ -178,3 +178,45 @@ fn response_types_have_names_and_unknown_codes_survive() {
     assert_eq!(Response::decode(&bytes).expect("and decode"), unknown);
     assert_eq!(ResponseType(200).to_string(), "response-200");
 }
+
+#[test]
+fn only_the_organisations_own_key_signs_a_revocation() {
+    use cairn_core::{Credential, CredentialClaims, Revocation};
+    let ana = Author::ana();
+    let revocation = Revocation {
+        member: ana.key.member_id(),
+        last_valid_seq: 3,
+        reason: "Left the charity.".into(),
+    };
+    let draft = || Draft::revocation(&revocation, commons(), EPOCH).expect("draft");
+    let org_credential = Credential::issue(
+        &ana.org_key,
+        CredentialClaims {
+            org: ana.org_key.org_id(),
+            org_name: "Riverside Trust".into(),
+            member: ana.org_key.member_id(),
+            member_name: "Riverside Trust".into(),
+            issued: EPOCH,
+            expires: None,
+        },
+    )
+    .expect("org credential");
+    let by_org = Entry::sign(&ana.org_key, &org_credential, 1, None, draft()).expect("org signs");
+    let verifier = Verifier::new();
+    verifier
+        .verify(&by_org, now())
+        .expect("the org's revocation is valid");
+    assert_eq!(
+        Revocation::decode(by_org.body().expect("body")).expect("decodes"),
+        revocation
+    );
+
+    let by_member = ana.sign(1, None, draft()).expect("member signs");
+    assert!(matches!(
+        verifier.verify(&by_member, now()),
+        Err(Error::BadField {
+            field: "author",
+            ..
+        })
+    ));
+}

@@ -5,7 +5,7 @@
 use cairn_core::testkit::{Author, EPOCH};
 use cairn_core::{
     Credential, CredentialClaims, Draft, Entry, Kind, Ref, RefKind, Reply, Response, ResponseType,
-    SecretKey, Space, Story, Timestamp, Verifier,
+    Retraction, SecretKey, Space, Story, Timestamp, Verifier,
 };
 
 fn vectors() -> Vec<(&'static str, Entry)> {
@@ -215,6 +215,16 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
                 .expect("response"),
                 RefKind::RESPONDS_TO,
             ),
+            Kind::RETRACT => (
+                Retraction {
+                    reason: "Withdrawn.".into(),
+                }
+                .encode()
+                .expect("retraction"),
+                RefKind::RETRACTS,
+            ),
+            // Only an organisation's own key signs revocations: tests/threads.rs covers them.
+            Kind::REVOKE => continue,
             _ => (
                 format!("body of a {kind} entry").into_bytes(),
                 RefKind(index as u16),

@@ -153,6 +153,7 @@ async fn publish(node: &Running, index: usize) -> EntryId {
             story(index, 1_000),
             vec!["commons".into()],
             Vec::new(),
+            &cairn_node::PublishAs::Me,
         )
         .await
         .expect("publish");

@@ -21,7 +21,7 @@ use cairn_store::Filter;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::node::{Shared, blocking, resolve};
+use crate::node::{PublishAs, Shared, blocking, resolve};
 use crate::ticket::Ticket;
 
 /// The most entries one list request returns.
@@ -90,6 +90,9 @@ pub struct FramesView {
     /// Entries among these that their author retracted: id → the reason given.
     #[serde(default)]
     pub retracted: std::collections::BTreeMap<String, String>,
+    /// Authors of these entries whose organisation has since revoked them.
+    #[serde(default)]
+    pub former_authors: Vec<String>,
 }
 
 impl FramesView {
@@ -104,12 +107,16 @@ impl FramesView {
             frames: Vec::new(),
             forked_authors: Vec::new(),
             retracted: std::collections::BTreeMap::new(),
+            former_authors: Vec::new(),
         };
         for entry in entries {
             view.frames.push(hex::encode(entry.encode()));
             let name = entry.header().author.to_string();
             if notes.forked(entry) && !view.forked_authors.contains(&name) {
-                view.forked_authors.push(name);
+                view.forked_authors.push(name.clone());
+            }
+            if notes.former(entry) && !view.former_authors.contains(&name) {
+                view.former_authors.push(name);
             }
             if let Some(reason) = notes.retracted.get(&entry.id()) {
                 view.retracted
@@ -120,12 +127,14 @@ impl FramesView {
     }
 }
 
-/// What a reader must be told beside some entries: authors with fork proofs against them, and
-/// entries their authors retracted (with the reason).
+/// What a reader must be told beside some entries: authors with fork proofs against them,
+/// entries their authors retracted (with the reason), and authors revoked since.
 #[derive(Debug, Default)]
 pub struct EntryNotes {
     pub forked_authors: std::collections::HashSet<MemberId>,
     pub retracted: std::collections::HashMap<EntryId, String>,
+    /// Authors whose organisation revoked them since (their earlier entries stay valid).
+    pub former_authors: std::collections::HashSet<MemberId>,
 }
 
 impl EntryNotes {
@@ -137,8 +146,16 @@ impl EntryNotes {
         let mut notes = EntryNotes {
             forked_authors: store.forked_authors()?,
             retracted: std::collections::HashMap::new(),
+            former_authors: std::collections::HashSet::new(),
         };
         for entry in entries {
+            let author = entry.header().author;
+            if store
+                .revoked_after(&entry.credential().claims().org, &author)?
+                .is_some()
+            {
+                notes.former_authors.insert(author);
+            }
             let reason = store
                 .retraction_of(entry)?
                 .and_then(|retraction| retraction.body().map(Retraction::decode))
@@ -154,12 +171,45 @@ impl EntryNotes {
     pub fn forked(&self, entry: &Entry) -> bool {
         self.forked_authors.contains(&entry.header().author)
     }
+
+    pub fn former(&self, entry: &Entry) -> bool {
+        self.former_authors.contains(&entry.header().author)
+    }
 }
 
 /// `POST /api/entries/{id}/retract`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RetractRequest {
     pub reason: String,
+    /// Publish as this member of the home's keystore instead of the node's own member.
+    #[serde(default)]
+    pub as_member: Option<String>,
+    /// Publish as the organisation itself (the author is withheld from readers).
+    #[serde(default)]
+    pub on_behalf: bool,
+}
+
+/// `POST /api/members`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemberRequest {
+    pub name: String,
+}
+
+/// `POST /api/members/revoke`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    pub name: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A member of this home's keystore.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemberView {
+    pub name: String,
+    pub member: String,
+    /// Set once the organisation revoked them: their last valid entry number.
+    pub revoked_after: Option<u64>,
 }
 
 /// `POST /api/publish`.
@@ -172,6 +222,12 @@ pub struct PublishRequest {
     /// Typed links to entries this node holds.
     #[serde(default)]
     pub links: Vec<LinkRequest>,
+    /// Publish as this member of the home's keystore instead of the node's own member.
+    #[serde(default)]
+    pub as_member: Option<String>,
+    /// Publish as the organisation itself (the author is withheld from readers).
+    #[serde(default)]
+    pub on_behalf: bool,
 }
 
 /// A typed link from a new story: `kind` is builds-on, contradicts or tried-too; `target` an
@@ -186,6 +242,12 @@ pub struct LinkRequest {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ReplyRequest {
     pub text: String,
+    /// Publish as this member of the home's keystore instead of the node's own member.
+    #[serde(default)]
+    pub as_member: Option<String>,
+    /// Publish as the organisation itself (the author is withheld from readers).
+    #[serde(default)]
+    pub on_behalf: bool,
 }
 
 /// `POST /api/entries/{id}/respond`: `kind` is a response type name such as `me-too`.
@@ -194,6 +256,12 @@ pub struct RespondRequest {
     pub kind: String,
     #[serde(default)]
     pub note: String,
+    /// Publish as this member of the home's keystore instead of the node's own member.
+    #[serde(default)]
+    pub as_member: Option<String>,
+    /// Publish as the organisation itself (the author is withheld from readers).
+    #[serde(default)]
+    pub on_behalf: bool,
 }
 
 /// `GET /api/search`.
@@ -310,6 +378,8 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/sync", post(sync_now))
         .route("/api/sync/progress", get(sync_progress))
         .route("/api/login", post(login_link))
+        .route("/api/members", get(members).post(add_member))
+        .route("/api/members/revoke", post(revoke_member))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api);
@@ -543,7 +613,13 @@ async fn publish(
     }
     let (entry, shared) = api
         .shared
-        .publish(Kind(request.kind), request.story, request.spaces, links)
+        .publish(
+            Kind(request.kind),
+            request.story,
+            request.spaces,
+            links,
+            &PublishAs::from_request(request.as_member, request.on_behalf)?,
+        )
         .await?;
     Ok(published(&entry, shared))
 }
@@ -556,7 +632,11 @@ async fn reply(
     let target = resolve_id(&api, id).await?;
     let (entry, shared) = api
         .shared
-        .reply(target, Reply { text: request.text })
+        .reply(
+            target,
+            Reply { text: request.text },
+            &PublishAs::from_request(request.as_member, request.on_behalf)?,
+        )
         .await?;
     Ok(published(&entry, shared))
 }
@@ -575,9 +655,10 @@ async fn respond(
     let target = resolve_id(&api, id).await?;
     let response = cairn_core::Response {
         kind,
-        note: request.note,
+        note: request.note.clone(),
     };
-    let (entry, shared) = api.shared.respond(target, response).await?;
+    let publish_as = PublishAs::from_request(request.as_member, request.on_behalf)?;
+    let (entry, shared) = api.shared.respond(target, response, &publish_as).await?;
     Ok(published(&entry, shared))
 }
 
@@ -587,7 +668,45 @@ async fn retract(
     Json(request): Json<RetractRequest>,
 ) -> Result<Json<PublishedView>, Error> {
     let target = resolve_id(&api, id).await?;
-    let (entry, shared) = api.shared.retract(target, request.reason).await?;
+    let publish_as = PublishAs::from_request(request.as_member, request.on_behalf)?;
+    let (entry, shared) = api
+        .shared
+        .retract(target, request.reason, &publish_as)
+        .await?;
+    Ok(published(&entry, shared))
+}
+
+async fn members(State(api): State<Api>) -> Result<Json<Vec<MemberView>>, Error> {
+    let members = api.shared.members().await?;
+    Ok(Json(
+        members
+            .into_iter()
+            .map(|(member, revoked_after)| MemberView {
+                name: member.name,
+                member: member.member.to_string(),
+                revoked_after,
+            })
+            .collect(),
+    ))
+}
+
+async fn add_member(
+    State(api): State<Api>,
+    Json(request): Json<MemberRequest>,
+) -> Result<Json<MemberView>, Error> {
+    let member = api.shared.add_member(&request.name)?;
+    Ok(Json(MemberView {
+        name: member.name,
+        member: member.member.to_string(),
+        revoked_after: None,
+    }))
+}
+
+async fn revoke_member(
+    State(api): State<Api>,
+    Json(request): Json<RevokeRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let (entry, shared) = api.shared.revoke(&request.name, request.reason).await?;
     Ok(published(&entry, shared))
 }
 

@@ -5,6 +5,7 @@
 //! - [`run`]: start everything and run until the shutdown future completes;
 //! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
 //! - `node`: the shared state and what the node does with entries (publish, gossip, outbox);
+//! - [`keystore`]: the keys the node signs with (members, the organisation);
 //! - [`search`]: keeps the full-text index in step with the store;
 //! - `state`: the small persisted state file (joined spaces, known peers);
 //! - `sync`: catch-up sync with peers (driving `cairn-sync` over the network);
@@ -16,6 +17,7 @@
 //! only for entries that were stored or kept as fork proofs).
 
 pub mod api;
+pub mod keystore;
 mod node;
 pub mod search;
 mod state;
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
-pub use node::{Running, Shared, start};
+pub use node::{PublishAs, Running, Shared, start};
 pub use sync::{Progress, SyncRecord};
 
 /// What can go wrong running the node.
@@ -92,6 +94,8 @@ pub struct Files {
     pub state: PathBuf,
     /// The full-text search index (a directory; rebuilt from the store when missing).
     pub search_index: PathBuf,
+    /// The home's `keys/` folder: members' keys and the organisation's key.
+    pub keys: PathBuf,
 }
 
 impl Files {
@@ -102,6 +106,7 @@ impl Files {
             api_token: home.join("api.token"),
             state: home.join("node-state.json"),
             search_index: home.join("search"),
+            keys: home.join("keys"),
         }
     }
 }

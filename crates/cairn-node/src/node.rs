@@ -45,6 +45,34 @@ pub struct Shared {
     /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
     /// two publishes can never take the same seq (which would be a fork of our own making).
     publish_lock: Mutex<()>,
+    /// Other members' keys and the organisation's key, read when needed.
+    keystore: crate::keystore::Keystore,
+}
+
+/// Whose name an entry goes out under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PublishAs {
+    /// The node's own member.
+    #[default]
+    Me,
+    /// A member added with `cairn member add`, by name.
+    Member(String),
+    /// The organisation itself: readers see the organisation, and the author is withheld.
+    Organisation,
+}
+
+impl PublishAs {
+    /// From the API's `as_member` and `on_behalf` fields.
+    pub fn from_request(as_member: Option<String>, on_behalf: bool) -> Result<Self, Error> {
+        match (as_member, on_behalf) {
+            (Some(_), true) => Err(Error::BadRequest(
+                "choose either a member to publish as or the organisation, not both".into(),
+            )),
+            (Some(name), false) => Ok(Self::Member(name)),
+            (None, true) => Ok(Self::Organisation),
+            (None, false) => Ok(Self::Me),
+        }
+    }
 }
 
 impl Shared {
@@ -141,6 +169,7 @@ impl Shared {
         story: Story,
         spaces: Vec<String>,
         links: Vec<Ref>,
+        publish_as: &PublishAs,
     ) -> Result<(Entry, bool), Error> {
         if !kind.has_story() {
             return Err(Error::BadRequest(format!(
@@ -167,14 +196,19 @@ impl Shared {
             .collect::<Result<Vec<_>, _>>()?;
         let mut draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
         draft.refs = links;
-        self.publish_draft(draft).await
+        self.publish_draft(draft, publish_as).await
     }
 
     /// Replies to an entry this node holds, in the spaces of that entry.
-    pub async fn reply(&self, target: EntryId, reply: Reply) -> Result<(Entry, bool), Error> {
+    pub async fn reply(
+        &self,
+        target: EntryId,
+        reply: Reply,
+        publish_as: &PublishAs,
+    ) -> Result<(Entry, bool), Error> {
         let spaces = self.target(&target).await?.header().spaces.clone();
         let draft = Draft::reply(target, &reply, spaces, Timestamp::now())?;
-        self.publish_draft(draft).await
+        self.publish_draft(draft, publish_as).await
     }
 
     /// Responds to an entry this node holds, in the spaces of that entry.
@@ -182,17 +216,24 @@ impl Shared {
         &self,
         target: EntryId,
         response: Response,
+        publish_as: &PublishAs,
     ) -> Result<(Entry, bool), Error> {
         let spaces = self.target(&target).await?.header().spaces.clone();
         let draft = Draft::response(target, &response, spaces, Timestamp::now())?;
-        self.publish_draft(draft).await
+        self.publish_draft(draft, publish_as).await
     }
 
     /// Withdraws one of this member's own entries: publishes a retraction, after which every
     /// node that holds the entry drops its body and keeps its signed header.
-    pub async fn retract(&self, target: EntryId, reason: String) -> Result<(Entry, bool), Error> {
+    pub async fn retract(
+        &self,
+        target: EntryId,
+        reason: String,
+        publish_as: &PublishAs,
+    ) -> Result<(Entry, bool), Error> {
         let held = self.target(&target).await?;
-        if held.header().author != self.member_key.member_id() {
+        let signer = self.signer(publish_as)?;
+        if held.header().author != signer.key.member_id() {
             return Err(Error::BadRequest(format!(
                 "entry {target} was written by {} of {}; only its author can retract it",
                 held.credential().claims().member_name,
@@ -201,7 +242,73 @@ impl Shared {
         }
         let spaces = held.header().spaces.clone();
         let draft = Draft::retraction(target, &Retraction { reason }, spaces, Timestamp::now())?;
-        self.publish_draft(draft).await
+        self.publish_draft(draft, publish_as).await
+    }
+
+    /// The key and credential for `publish_as`.
+    fn signer(&self, publish_as: &PublishAs) -> Result<crate::keystore::Signer, Error> {
+        match publish_as {
+            PublishAs::Me => Ok(crate::keystore::Signer {
+                key: self.member_key.clone(),
+                credential: self.credential.clone(),
+            }),
+            PublishAs::Member(name) => self.keystore.member(name),
+            PublishAs::Organisation => self
+                .keystore
+                .organisation(&self.credential.claims().org_name),
+        }
+    }
+
+    /// Adds a member key with its org-signed credential to this home's keystore.
+    pub fn add_member(&self, name: &str) -> Result<crate::keystore::MemberKey, Error> {
+        let signer = self
+            .keystore
+            .add_member(name, &self.credential.claims().org_name)?;
+        let claims = signer.credential.claims();
+        Ok(crate::keystore::MemberKey {
+            handle: name.to_string(),
+            member: claims.member,
+            name: claims.member_name.clone(),
+        })
+    }
+
+    /// The members in this home's keystore, each with the seq after which they were revoked.
+    pub async fn members(&self) -> Result<Vec<(crate::keystore::MemberKey, Option<u64>)>, Error> {
+        let members = self.keystore.members()?;
+        let store = self.store.clone();
+        let org = self.credential.claims().org;
+        blocking(move || {
+            members
+                .into_iter()
+                .map(|member| {
+                    let revoked = store.revoked_after(&org, &member.member)?;
+                    Ok((member, revoked))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Publishes the organisation's revocation of a member: their entries so far stay valid,
+    /// every later one is refused by every node that holds the revocation.
+    pub async fn revoke(&self, name: &str, reason: String) -> Result<(Entry, bool), Error> {
+        let member = self.keystore.member(name)?.key.member_id();
+        let store = self.store.clone();
+        let last_valid_seq = blocking(move || Ok(store.chain_head(&member)?))
+            .await?
+            .map_or(0, |(seq, _)| seq);
+        let spaces = self
+            .spaces()
+            .iter()
+            .map(|name| Space::new(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let revocation = cairn_core::Revocation {
+            member,
+            last_valid_seq,
+            reason,
+        };
+        let draft = Draft::revocation(&revocation, spaces, Timestamp::now())?;
+        self.publish_draft(draft, &PublishAs::Organisation).await
     }
 
     /// The entry a reply, response or link points at; it must be held here.
@@ -219,11 +326,14 @@ impl Shared {
 
     /// Signs a draft as the next entry of this member's chain, stores it and gossips it; an
     /// entry no peer received waits in the outbox.
-    async fn publish_draft(&self, draft: Draft) -> Result<(Entry, bool), Error> {
+    async fn publish_draft(
+        &self,
+        draft: Draft,
+        publish_as: &PublishAs,
+    ) -> Result<(Entry, bool), Error> {
+        let crate::keystore::Signer { key, credential } = self.signer(publish_as)?;
         let _one_at_a_time = self.publish_lock.lock().await;
         let store = self.store.clone();
-        let key = self.member_key.clone();
-        let credential = self.credential.clone();
         let entry = blocking(move || -> Result<Entry, Error> {
             let (seq, prev) = match store.chain_head(&key.member_id())? {
                 Some((seq, id)) => (seq + 1, Some(id)),
@@ -449,6 +559,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         stored: tokio::sync::broadcast::channel(STORED_WATCH_QUEUE).0,
         syncs: crate::sync::Syncs::default(),
         publish_lock: Mutex::new(()),
+        keystore: crate::keystore::Keystore::new(config.files.keys.clone()),
     });
 
     let listener = tokio::net::TcpListener::bind(config.api_address)
@@ -698,7 +809,9 @@ pub(crate) fn verdict_for(err: &cairn_core::Error) -> Verdict {
         | "invalid:version"
         | "invalid:clock-skew"
         | "invalid:chain-conflict"
-        | "invalid:body-missing" => Verdict::Ignore,
+        | "invalid:body-missing"
+        // Entries of a revoked member are relayed by peers that have not seen the revocation.
+        | "revoked:member" => Verdict::Ignore,
         code => {
             tracing::warn!(reason = code, "refused a gossiped entry: {err}");
             Verdict::Reject

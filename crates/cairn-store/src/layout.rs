@@ -29,6 +29,9 @@ pub const ORG: u8 = b'o';
 /// reference `target` (replies, responses, typed links). Written only for entries with
 /// references, so plain stories pay nothing for it.
 pub const REFERS: u8 = b'r';
+/// `v org member` → last valid seq (u64): the organisation revoked the member, and their
+/// entries after that seq are refused (and removed if held).
+pub const REVOKED: u8 = b'v';
 /// `f id` → frame of a second valid entry at an author and seq already held: a fork proof.
 pub const FORK: u8 = b'f';
 /// `x` → the ids of the entries being written now (an intent record). Written before their
@@ -95,6 +98,14 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
 
 pub fn tag_prefix(tag: &str) -> Vec<u8> {
     index_prefix(TAG, tag.as_bytes(), true)
+}
+
+pub fn revocation_key(org: &OrgId, member: &MemberId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(65);
+    key.push(REVOKED);
+    key.extend_from_slice(org.as_bytes());
+    key.extend_from_slice(member.as_bytes());
+    key
 }
 
 pub fn refers_prefix(target: &EntryId) -> Vec<u8> {

@@ -486,6 +486,16 @@ impl Store {
         if entry.body().is_none() && !self.is_retracted(&id, &author) {
             return Err(cairn_core::Error::BodyMissing.into());
         }
+        let org = entry.credential().claims().org;
+        if let Some(last_valid_seq) = self.revoked_after(&org, &author)?
+            && seq > last_valid_seq
+        {
+            return Err(cairn_core::Error::Revoked {
+                member: author,
+                last_valid_seq,
+            }
+            .into());
+        }
         let head = match heads.get(&author) {
             Some(head) => head,
             None => self.chain_head(&author)?,
@@ -507,6 +517,12 @@ impl Store {
             _ => Some((seq, id)),
         };
         heads.insert(author, new_head);
+        if header.kind == Kind::REVOKE
+            && let Some(Ok(revocation)) = entry.body().map(cairn_core::Revocation::decode)
+        {
+            // Its later entries may have been removed: read that chain's head afresh.
+            heads.forget(&revocation.member);
+        }
         Ok(inserted)
     }
 
@@ -647,6 +663,9 @@ impl Store {
         if header.kind == Kind::RETRACT {
             self.apply_retraction(entry)?;
         }
+        if header.kind == Kind::REVOKE {
+            self.apply_revocation(entry)?;
+        }
         // Last: the record that makes the entry exist. A retracted entry keeps only its
         // signed header.
         let retracted = self.is_retracted(&id, &author);
@@ -666,6 +685,120 @@ impl Store {
                 Outcome::Stored
             },
         })
+    }
+
+    /// The last valid seq of `member` if `org` revoked them.
+    pub fn revoked_after(&self, org: &OrgId, member: &MemberId) -> Result<Option<u64>, Error> {
+        let Some(value) = self.entries.get(layout::revocation_key(org, member))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = value
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::Corrupt("a revocation record is not 8 bytes".into()))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    /// Records a revocation (the earliest cut-off wins) and removes the member's entries held
+    /// after it.
+    fn apply_revocation(&self, revocation_entry: &Entry) -> Result<(), Error> {
+        let Some(Ok(revocation)) = revocation_entry.body().map(cairn_core::Revocation::decode)
+        else {
+            return Ok(());
+        };
+        let org = revocation_entry.credential().claims().org;
+        let member = revocation.member;
+        let last_valid_seq = match self.revoked_after(&org, &member)? {
+            Some(held) => held.min(revocation.last_valid_seq),
+            None => revocation.last_valid_seq,
+        };
+        self.entries.insert(
+            layout::revocation_key(&org, &member),
+            &last_valid_seq.to_be_bytes()[..],
+        )?;
+        let mut later = Vec::new();
+        for item in self
+            .entries
+            .range(layout::chain_key(&member, last_valid_seq.saturating_add(1))..)
+        {
+            let (key, value) = item?;
+            if !key.starts_with(&layout::chain_prefix(&member)) {
+                break;
+            }
+            let id = id_from(&value)?;
+            if let Some(entry) = self.get(&id)?
+                && entry.credential().claims().org == org
+            {
+                later.push(entry);
+            }
+        }
+        self.remove_entries(&later)
+    }
+
+    /// Removes entries and every index key of theirs. The record goes first, so a crash
+    /// midway leaves index keys without a record, which the intent key makes `open` remove.
+    fn remove_entries(&self, entries: &[Entry]) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let intent: Vec<u8> = entries.iter().flat_map(|e| *e.id().as_bytes()).collect();
+        self.entries.insert([layout::INTENT], intent)?;
+        for entry in entries {
+            let header = entry.header();
+            let id = entry.id();
+            self.entries
+                .remove(layout::entry_key(layout::RECORD, &id))?;
+            self.entries.remove(layout::time_key(header.created, &id))?;
+            let org = entry.credential().claims().org;
+            self.entries.remove(layout::index_key(
+                layout::ORG,
+                org.as_bytes(),
+                false,
+                header.created,
+                &id,
+            ))?;
+            for space in &header.spaces {
+                self.entries.remove(layout::index_key(
+                    layout::SPACE,
+                    space.as_str().as_bytes(),
+                    true,
+                    header.created,
+                    &id,
+                ))?;
+            }
+            if let Some(Ok(story)) = entry.story() {
+                for tag in &story.tags {
+                    self.entries.remove(layout::index_key(
+                        layout::TAG,
+                        tag.as_bytes(),
+                        true,
+                        header.created,
+                        &id,
+                    ))?;
+                }
+            }
+            for reference in &header.refs {
+                self.entries.remove(layout::index_key(
+                    layout::REFERS,
+                    reference.target.as_bytes(),
+                    false,
+                    header.created,
+                    &id,
+                ))?;
+            }
+            let chain_key = layout::chain_key(&header.author, header.seq);
+            if self
+                .entries
+                .get(&chain_key)?
+                .is_some_and(|held| held == id.as_bytes())
+            {
+                self.entries.remove(chain_key)?;
+            }
+            self.entries
+                .remove(layout::entry_key(layout::OUTBOX, &id))?;
+            self.forget_space_items(&header.spaces);
+        }
+        Ok(())
     }
 
     /// Records a retraction and drops the body of its target if held (same author only).
@@ -1155,13 +1288,17 @@ impl Heads {
         }
         self.map.insert(author, head);
     }
+
+    /// Forgets an author's head, so it is read from the chain again.
+    fn forget(&mut self, author: &MemberId) {
+        self.map.remove(author);
+    }
 }
 
 /// A frame after decoding, the duplicate check and verification: its slot in the batch and
 /// the entry, or why it was refused.
 type Prepared = (usize, Result<Entry, Error>);
 
-/// Locks a mutex; a poisoned one is still sound here (the data is a cache or a set of ids).
 /// The smallest byte string greater than every string that starts with `prefix`, if any.
 fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut next = prefix.to_vec();
@@ -1174,6 +1311,7 @@ fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Locks a mutex; a poisoned one is still sound here (the data is a cache or a set of ids).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

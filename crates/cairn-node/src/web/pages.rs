@@ -16,7 +16,7 @@ use super::view::{Card, ago, iso, markdown};
 use super::{Session, Web, message};
 use crate::Error;
 use crate::api::{EntryNotes, ListQuery, filter_from};
-use crate::node::{blocking, resolve};
+use crate::node::{PublishAs, blocking, resolve};
 use crate::thread::Thread;
 
 /// Entries on one timeline or search page.
@@ -527,7 +527,9 @@ pub async fn reply(
     check_csrf(&session, &form)?;
     let target = held_id(&web, id).await?;
     let text = form.get("text").unwrap_or_default().to_string();
-    web.shared.reply(target, Reply { text }).await?;
+    web.shared
+        .reply(target, Reply { text }, &PublishAs::Me)
+        .await?;
     Ok(Redirect::to(&format!("/entries/{target}#replies-heading")).into_response())
 }
 
@@ -547,7 +549,7 @@ pub async fn respond(
         kind,
         note: form.get("note").unwrap_or_default().trim().to_string(),
     };
-    web.shared.respond(target, response).await?;
+    web.shared.respond(target, response, &PublishAs::Me).await?;
     Ok(Redirect::to(&format!("/entries/{target}#responses-heading")).into_response())
 }
 
@@ -690,7 +692,7 @@ async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Erro
     };
     let (entry, _) = web
         .shared
-        .publish(kind, story, form.spaces.clone(), Vec::new())
+        .publish(kind, story, form.spaces.clone(), Vec::new(), &PublishAs::Me)
         .await?;
     Ok(entry.id())
 }

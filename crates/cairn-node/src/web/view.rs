@@ -27,6 +27,10 @@ pub struct Card {
     pub forked: bool,
     /// The author retracted it, for this reason (empty if not retracted).
     pub retracted: String,
+    /// Published on behalf of the organisation: the author is withheld.
+    pub on_behalf: bool,
+    /// The organisation has since revoked the author (the entry stays valid).
+    pub former: bool,
 }
 
 impl Card {
@@ -34,6 +38,7 @@ impl Card {
     pub fn noted(entry: &Entry, now: SystemTime, notes: &EntryNotes) -> Self {
         let mut card = Self::new(entry, now);
         card.forked = notes.forked(entry);
+        card.former = notes.former(entry);
         if let Some(reason) = notes.retracted.get(&entry.id()) {
             card.retracted = reason.clone();
             card.title = "Retracted by its author".into();
@@ -71,6 +76,8 @@ impl Card {
             tags: story.tags,
             forked: false,
             retracted: String::new(),
+            on_behalf: header.author == cairn_core::MemberId::from(claims.org),
+            former: false,
         }
     }
 }
