@@ -427,31 +427,7 @@ fn key_file_text(owner: &str, key: &SecretKey) -> String {
 }
 
 fn read_key(path: &Path) -> Result<SecretKey> {
-    let metadata =
-        fs::metadata(path).with_context(|| format!("could not read {}", path.display()))?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        bail!(
-            "the secret key {} can be read by other users (mode {mode:o}); run `chmod 600 {}` and try again",
-            path.display(),
-            path.display()
-        );
-    }
-    let text =
-        fs::read_to_string(path).with_context(|| format!("could not read {}", path.display()))?;
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with('#'))
-        .unwrap_or("");
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(line, &mut seed).with_context(|| {
-        format!(
-            "{} is damaged (no 64-digit key found); restore it from a backup",
-            path.display()
-        )
-    })?;
-    Ok(SecretKey::from_seed(seed))
+    Ok(cairn_node::keystore::read_key(path)?)
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {
