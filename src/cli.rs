@@ -84,6 +84,33 @@ pub enum Command {
         #[arg(long = "as", value_name = "MEMBER")]
         as_member: Option<String>,
     },
+    /// Accept entries from an organisation when this node follows only those it follows.
+    #[command(after_help = EXIT_CODES)]
+    Follow {
+        /// The organisation's name (as in its entries) or 64-digit id.
+        org: String,
+    },
+    /// Stop following an organisation.
+    #[command(after_help = EXIT_CODES)]
+    Unfollow { org: String },
+    /// Block an organisation: remove its entries from this node and refuse them from now on.
+    #[command(after_help = EXIT_CODES)]
+    Block {
+        org: String,
+        /// Why, for your own records.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a block: the organisation's entries are accepted, and fetched, again.
+    #[command(after_help = EXIT_CODES)]
+    Unblock { org: String },
+    /// Show this node's policy, or set it: `open` accepts every organisation not blocked,
+    /// `follow` only those followed.
+    #[command(after_help = EXIT_CODES)]
+    Policy {
+        #[arg(value_enum)]
+        mode: Option<PolicyMode>,
+    },
     /// Manage your organisation's members: add, list, revoke.
     #[command(after_help = EXIT_CODES)]
     Member {
@@ -170,6 +197,14 @@ pub enum Command {
         #[command(subcommand)]
         action: SpaceAction,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyMode {
+    /// Accept every organisation that is not blocked.
+    Open,
+    /// Accept only organisations you follow (and your own).
+    Follow,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,8 +9,10 @@ use cairn_core::{Draft, Entry, Kind, Ref, RefKind, Space, Story, Timestamp};
 use cairn_store::Store;
 use serde::Serialize;
 
+use cairn_node::policy::{PolicyChange, PolicyView};
+
 use crate::cli::{
-    Cli, Command, InitArgs, ListArgs, PeerAction, PublishArgs, SpaceAction, StoryKind,
+    Cli, Command, InitArgs, ListArgs, PeerAction, PolicyMode, PublishArgs, SpaceAction, StoryKind,
 };
 use crate::client::{self, NodeClient};
 use crate::home::Home;
@@ -44,6 +46,22 @@ pub fn run(cli: Cli) -> Result<()> {
             as_member,
         } => conversation::retract(&home, &id, reason, as_member, json),
         Command::Member { action } => conversation::member(&home, action, json),
+        Command::Follow { org } => policy(&home, PolicyChange::Follow { org }, json),
+        Command::Unfollow { org } => policy(&home, PolicyChange::Unfollow { org }, json),
+        Command::Block { org, reason } => policy(
+            &home,
+            PolicyChange::Block {
+                org,
+                reason: reason.unwrap_or_default(),
+            },
+            json,
+        ),
+        Command::Unblock { org } => policy(&home, PolicyChange::Unblock { org }, json),
+        Command::Policy { mode } => match mode {
+            None => show_policy(&home, json),
+            Some(PolicyMode::Open) => policy(&home, PolicyChange::Open, json),
+            Some(PolicyMode::Follow) => policy(&home, PolicyChange::FollowOnly, json),
+        },
         Command::Search { query, limit } => conversation::search(&home, &query, limit, json),
         Command::Reindex => conversation::reindex(&home, json),
         Command::Open { print_only } => open(&home, print_only, json),
@@ -429,6 +447,73 @@ fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
         render::thread_text(&thread)
     );
     Ok(())
+}
+
+/// Applies a policy change, through the node when it runs, else to the store directly.
+fn policy(home: &Home, change: PolicyChange, json: bool) -> Result<()> {
+    let view: PolicyView = match NodeClient::find(home)? {
+        Some(client) => client.post("/api/policy", &change)?,
+        None => {
+            let own_org = home.load()?.credential.claims().org;
+            cairn_node::policy::apply(&home.open_store()?, own_org, &change)?
+        }
+    };
+    if json {
+        return print_json(&view);
+    }
+    match &change {
+        PolicyChange::Block { .. } => say!(
+            "Blocked. Removed {} of their entries; their entries will be refused from now on.",
+            view.removed
+        ),
+        PolicyChange::Unblock { .. } => say!("Unblocked: their entries are accepted again."),
+        PolicyChange::Follow { .. } => say!("Following."),
+        PolicyChange::Unfollow { .. } => say!("No longer following."),
+        PolicyChange::Open | PolicyChange::FollowOnly => {}
+    }
+    print_policy(&view);
+    Ok(())
+}
+
+fn show_policy(home: &Home, json: bool) -> Result<()> {
+    let view: PolicyView = match NodeClient::find(home)? {
+        Some(client) => client.get("/api/policy", &[])?,
+        None => cairn_node::policy::view(&home.open_store()?)?,
+    };
+    if json {
+        return print_json(&view);
+    }
+    print_policy(&view);
+    Ok(())
+}
+
+fn print_policy(view: &PolicyView) {
+    let name = |org: &cairn_node::policy::OrgView| {
+        if org.name.is_empty() {
+            org.org.clone()
+        } else {
+            format!("{} ({})", org.name, &org.org[..12])
+        }
+    };
+    match view.mode.as_str() {
+        "follow" => say!("Policy: follow (entries only from the organisations followed)"),
+        _ => say!("Policy: open (entries from every organisation not blocked)"),
+    }
+    for org in &view.followed {
+        say!("  following {}", name(org));
+    }
+    for org in &view.blocked {
+        let reason = if org.reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", org.reason)
+        };
+        say!("  blocked   {}{reason}", name(org));
+    }
+    say!(
+        "  at most {} entries kept per organisation",
+        view.max_entries_per_org
+    );
 }
 
 /// Asks the node for a one-time login link to its web page, prints it and opens a browser

@@ -124,12 +124,15 @@ impl Default for PublishConfig {
 pub struct StoreConfig {
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    #[serde(default = "default_max_entries_per_org")]
+    pub max_entries_per_org: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             cache_mb: default_cache_mb(),
+            max_entries_per_org: default_max_entries_per_org(),
         }
     }
 }
@@ -140,6 +143,10 @@ fn default_spaces() -> Vec<String> {
 
 fn default_cache_mb() -> u64 {
     64
+}
+
+fn default_max_entries_per_org() -> u64 {
+    cairn_store::Config::default().max_entries_per_org
 }
 
 const CONFIG_TEMPLATE: &str = r#"# Cairn configuration. Lines starting with '#' are comments.
@@ -153,6 +160,8 @@ default_spaces = ["commons"]
 [store]
 # Memory the entry store may use for its cache, in MiB.
 cache_mb = 64
+# The most entries kept from any one organisation; more are refused (a storage quota).
+max_entries_per_org = 1000000
 
 [node]
 # Addresses `cairn node` listens on for other organisations' nodes (TCP and QUIC).
@@ -409,6 +418,7 @@ fn store_config(config: &Config) -> cairn_store::Config {
     cairn_store::Config {
         cache_capacity: config.store.cache_mb.saturating_mul(1024 * 1024),
         lock_wait: Duration::from_secs(10),
+        max_entries_per_org: config.store.max_entries_per_org,
     }
 }
 

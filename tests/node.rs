@@ -861,3 +861,67 @@ fn a_revoked_members_later_entry_is_refused_by_every_peer() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("removed by their organisation"));
 }
+
+#[test]
+fn a_block_purges_an_organisations_entries_and_they_stay_purged_across_syncs() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let b = Node::start(&Node::init(root.path(), "Hub"), &["--no-kademlia"]);
+    let x = Node::start(
+        &Node::init(root.path(), "Spam Org"),
+        &["--no-kademlia", "--peer", &b.address()],
+    );
+    let a = Node::start(
+        &Node::init(root.path(), "Careful Trust"),
+        &["--no-kademlia", "--peer", &b.address()],
+    );
+    wait_for("X and A to connect to B", || {
+        b.connected_to(&x.peer_id()) && b.connected_to(&a.peer_id())
+    });
+    let spam = publish_many(&x, 5, "Spam");
+    let kept = a.publish("Careful Trust's own entry");
+    wait_for("X's entries to reach A", || spam.iter().all(|id| a.has(id)));
+
+    let blocked = json(&a.home, &["block", "spam org", "--reason", "Off topic"]);
+    assert_eq!(blocked["removed"], 5);
+    assert_eq!(blocked["blocked"][0]["reason"], "Off topic");
+    assert!(
+        spam.iter().all(|id| !a.has(id)),
+        "the block removed every entry"
+    );
+    assert!(a.has(&kept));
+
+    // X keeps publishing; B relays; A refuses, and syncs never bring anything back.
+    let more = x.publish("Spam after the block");
+    wait_for("B to hold X's new entry", || b.has(&more));
+    for round in 0..3 {
+        let synced = json(&a.home, &["sync"]);
+        let from_b = synced
+            .as_array()
+            .expect("records")
+            .iter()
+            .find(|record| record["peer_id"] == b.peer_id().as_str())
+            .expect("a sync with B")
+            .clone();
+        assert_eq!(from_b["ok"], true, "round {round}: {from_b}");
+        if round > 0 {
+            assert_eq!(
+                from_b["fetched"], 0,
+                "refused entries are not fetched again: {from_b}"
+            );
+        }
+    }
+    assert!(!a.has(&more) && spam.iter().all(|id| !a.has(id)));
+    assert!(
+        a.status()["blocked_peers"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "relaying a blocked organisation's entries is not misbehaviour"
+    );
+
+    // Lifting the block lets them back in.
+    ok(&a.home, &["unblock", "spam org"]);
+    ok(&a.home, &["sync"]);
+    wait_for("X's entries to return after unblocking", || {
+        a.has(&more) && spam.iter().all(|id| a.has(id))
+    });
+}

@@ -1,7 +1,7 @@
 //! The crate's error type. Each variant is one reason an entry or credential is refused, with a
 //! short stable code (see [`Error::code`]) that peers and tests can match on.
 
-use crate::keys::{EntryId, MemberId};
+use crate::keys::{EntryId, MemberId, OrgId};
 
 /// Why an entry, a credential or a key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +92,20 @@ pub enum Error {
         member: MemberId,
         last_valid_seq: u64,
     },
+
+    /// This node blocked the entry's organisation.
+    #[error("blocked: this node blocked organisation {org} ({reason})")]
+    Blocked { org: OrgId, reason: String },
+
+    /// This node accepts only organisations it follows, and does not follow this one.
+    #[error(
+        "blocked: this node accepts only organisations it follows, and not {0}; `cairn follow` it to accept its entries"
+    )]
+    NotFollowed(OrgId),
+
+    /// This node already keeps as many entries from the organisation as it allows.
+    #[error("blocked: this node keeps at most {max} entries from organisation {org}")]
+    OverQuota { org: OrgId, max: u64 },
 }
 
 impl Error {
@@ -118,6 +132,9 @@ impl Error {
             Error::BodyHashMismatch => "invalid:body-hash",
             Error::BodyMissing => "invalid:body-missing",
             Error::Revoked { .. } => "revoked:member",
+            Error::Blocked { .. } => "blocked:org",
+            Error::NotFollowed(_) => "blocked:not-followed",
+            Error::OverQuota { .. } => "blocked:quota",
         }
     }
 }

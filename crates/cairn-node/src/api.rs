@@ -380,6 +380,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/login", post(login_link))
         .route("/api/members", get(members).post(add_member))
         .route("/api/members/revoke", post(revoke_member))
+        .route("/api/policy", get(policy).post(change_policy))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api);
@@ -674,6 +675,22 @@ async fn retract(
         .retract(target, request.reason, &publish_as)
         .await?;
     Ok(published(&entry, shared))
+}
+
+async fn policy(State(api): State<Api>) -> Result<Json<crate::policy::PolicyView>, Error> {
+    let store = api.shared.store.clone();
+    Ok(Json(blocking(move || crate::policy::view(&store)).await?))
+}
+
+async fn change_policy(
+    State(api): State<Api>,
+    Json(change): Json<crate::policy::PolicyChange>,
+) -> Result<Json<crate::policy::PolicyView>, Error> {
+    let store = api.shared.store.clone();
+    let own_org = api.shared.credential().claims().org;
+    Ok(Json(
+        blocking(move || crate::policy::apply(&store, own_org, &change)).await?,
+    ))
 }
 
 async fn members(State(api): State<Api>) -> Result<Json<Vec<MemberView>>, Error> {

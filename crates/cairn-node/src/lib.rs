@@ -6,6 +6,7 @@
 //! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
 //! - `node`: the shared state and what the node does with entries (publish, gossip, outbox);
 //! - [`keystore`]: the keys the node signs with (members, the organisation);
+//! - [`policy`]: block, follow and follow-only changes, shared by the API and the CLI;
 //! - [`search`]: keeps the full-text index in step with the store;
 //! - `state`: the small persisted state file (joined spaces, known peers);
 //! - `sync`: catch-up sync with peers (driving `cairn-sync` over the network);
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod keystore;
 mod node;
+pub mod policy;
 pub mod search;
 mod state;
 mod sync;

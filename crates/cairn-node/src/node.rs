@@ -810,6 +810,10 @@ pub(crate) fn verdict_for(err: &cairn_core::Error) -> Verdict {
         | "invalid:clock-skew"
         | "invalid:chain-conflict"
         | "invalid:body-missing"
+        // This node's own policy refused it; the sender did nothing wrong.
+        | "blocked:org"
+        | "blocked:not-followed"
+        | "blocked:quota"
         // Entries of a revoked member are relayed by peers that have not seen the revocation.
         | "revoked:member" => Verdict::Ignore,
         code => {

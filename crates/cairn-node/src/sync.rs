@@ -200,7 +200,8 @@ async fn space_from(
 ) -> Result<(), Error> {
     let store = shared.store.clone();
     let name = space.to_string();
-    let local = blocking(move || Ok(store.space_items(&name)?)).await?;
+    // Entries refused by this node's policy count as held, so they are not fetched again.
+    let local = blocking(move || Ok(store.space_items_known(&name)?)).await?;
     let (mut session, mut request) =
         Session::start(space.to_string(), local).map_err(sync_error)?;
     // One batch is stored while the next travels; at most one store is in flight.

@@ -32,6 +32,10 @@ pub const REFERS: u8 = b'r';
 /// `v org member` → last valid seq (u64): the organisation revoked the member, and their
 /// entries after that seq are refused (and removed if held).
 pub const REVOKED: u8 = b'v';
+/// `p ...` → this node's policy on organisations (see `policy.rs`).
+pub const POLICY: u8 = b'p';
+/// `z space 0 created id` → org: an entry refused by policy, so sync does not fetch it again.
+pub const TOMBSTONE: u8 = b'z';
 /// `f id` → frame of a second valid entry at an author and seq already held: a fork proof.
 pub const FORK: u8 = b'f';
 /// `x` → the ids of the entries being written now (an intent record). Written before their

@@ -15,6 +15,9 @@
 //!   [`Error::Corrupt`] instead of wrong data.
 
 mod layout;
+mod policy;
+
+pub use policy::{Blocked, Policy};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -85,6 +88,8 @@ pub struct Config {
     pub cache_capacity: u64,
     /// How long to wait for another process to release the store before giving up.
     pub lock_wait: Duration,
+    /// The most entries kept from any one organisation; more are refused.
+    pub max_entries_per_org: u64,
 }
 
 impl Default for Config {
@@ -92,6 +97,7 @@ impl Default for Config {
         Self {
             cache_capacity: 64 * 1024 * 1024,
             lock_wait: Duration::from_secs(5),
+            max_entries_per_org: 1_000_000,
         }
     }
 }
@@ -198,6 +204,8 @@ pub struct Store {
     /// effect only on its author's own entry, so a stranger's cannot undo or fake one.
     /// Loaded at open; retractions are rare.
     retracted: Mutex<HashSet<(EntryId, MemberId)>>,
+    /// This node's policy on organisations, and per-organisation counts for the quota.
+    policy: Mutex<policy::PolicyState>,
 }
 
 impl Store {
@@ -211,7 +219,7 @@ impl Store {
         let db = open_db(path, config)?;
         db.open_tree(META_TREE)?.insert(FORMAT_KEY, FORMAT)?;
         db.flush()?;
-        Self::from_db(path, db)
+        Self::from_db(path, db, config.max_entries_per_org)
     }
 
     /// Opens an existing store. A missing, foreign or damaged store is an error, never a fresh
@@ -229,7 +237,7 @@ impl Store {
                 found: String::from_utf8_lossy(&found).into_owned(),
             }),
             Some(_) => {
-                let store = Self::from_db(path, db)?;
+                let store = Self::from_db(path, db, config.max_entries_per_org)?;
                 store.repair()?;
                 Ok(store)
             }
@@ -285,7 +293,7 @@ impl Store {
         Ok(())
     }
 
-    fn from_db(path: &Path, db: sled::Db) -> Result<Self, Error> {
+    fn from_db(path: &Path, db: sled::Db, max_entries_per_org: u64) -> Result<Self, Error> {
         let entries = db.open_tree(ENTRIES_TREE)?;
         let store = Self {
             path: path.to_path_buf(),
@@ -296,8 +304,10 @@ impl Store {
             space_items: Mutex::new(HashMap::new()),
             writes: std::sync::atomic::AtomicU64::new(0),
             retracted: Mutex::new(HashSet::new()),
+            policy: Mutex::new(policy::PolicyState::default()),
         };
         store.load_retractions()?;
+        store.load_policy(max_entries_per_org)?;
         Ok(store)
     }
 
@@ -487,6 +497,10 @@ impl Store {
             return Err(cairn_core::Error::BodyMissing.into());
         }
         let org = entry.credential().claims().org;
+        if let Some(refusal) = self.refusal(&org)? {
+            self.tombstone(entry)?;
+            return Err(refusal.into());
+        }
         if let Some(last_valid_seq) = self.revoked_after(&org, &author)?
             && seq > last_valid_seq
         {
@@ -677,6 +691,7 @@ impl Store {
         self.entries
             .insert(layout::entry_key(layout::RECORD, &id), frame)?;
         self.forget_space_items(&header.spaces);
+        self.count_for_quota(&org);
         Ok(Inserted {
             id,
             outcome: if retracted {
@@ -827,6 +842,13 @@ impl Store {
         }
         lock(&self.retracted).insert((target, author));
         Ok(())
+    }
+
+    /// Drops every cached item list.
+    fn forget_all_space_items(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        lock(&self.space_items).clear();
     }
 
     /// Drops the cached item lists of spaces that just gained an entry.
@@ -1287,6 +1309,10 @@ impl Heads {
             self.map.clear();
         }
         self.map.insert(author, head);
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
     }
 
     /// Forgets an author's head, so it is read from the chain again.

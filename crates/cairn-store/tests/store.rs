@@ -468,3 +468,47 @@ fn a_retraction_drops_the_body_only_for_its_own_author_and_survives_reopening() 
         "the author's retraction counts, not the stranger's"
     );
 }
+
+#[test]
+fn policy_refuses_by_quota_and_follow_only_and_remembers_what_it_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        max_entries_per_org: 3,
+        ..Config::default()
+    };
+    let store = Store::create(&dir.path().join("store"), config).expect("create");
+    let ana = Author::ana();
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let chain = ana.chain(5, EPOCH, 300).expect("chain");
+    let codes: Vec<String> = chain
+        .iter()
+        .map(|entry| code(store.insert(&entry.encode(), NOW)))
+        .collect();
+    assert!(
+        codes[..3].iter().all(|code| code.contains("Stored")),
+        "{codes:?}"
+    );
+    assert_eq!(codes[3..], ["blocked:quota", "blocked:quota"]);
+    // Refused entries count as known to sync, so they are not fetched again.
+    let known = store.space_items_known("commons").expect("items");
+    assert_eq!(known.len(), 5);
+    assert_eq!(store.space_items("commons").expect("items").len(), 3);
+
+    let ben_first = ben.chain(1, EPOCH, 300).expect("chain");
+    store.set_follow_only(true).expect("policy");
+    assert_eq!(
+        code(store.insert(&ben_first[0].encode(), NOW)),
+        "blocked:not-followed"
+    );
+    store.follow_org(&ben.org_key.org_id()).expect("follow");
+    store
+        .insert(&ben_first[0].encode(), NOW)
+        .expect("a followed organisation is accepted");
+    drop(store);
+
+    let reopened = Store::open(&dir.path().join("store"), config).expect("reopen");
+    let policy = reopened.policy();
+    assert!(policy.follow_only);
+    assert!(policy.followed.contains(&ben.org_key.org_id()));
+    assert_eq!(policy.max_entries_per_org, 3);
+}

@@ -1,0 +1,166 @@
+//! Changing and showing this node's policy on organisations (block, follow, follow only),
+//! the same way from the API and from the CLI when no node runs. The rules themselves live in
+//! the store, which refuses what the policy excludes.
+
+use cairn_core::OrgId;
+use cairn_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Organisations looked at when resolving a name.
+const MAX_ORGS: usize = 10_000;
+
+/// One change to the policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum PolicyChange {
+    /// Remove the organisation's entries and refuse them from now on.
+    Block {
+        org: String,
+        #[serde(default)]
+        reason: String,
+    },
+    Unblock {
+        org: String,
+    },
+    Follow {
+        org: String,
+    },
+    Unfollow {
+        org: String,
+    },
+    /// Accept every organisation that is not blocked.
+    Open,
+    /// Accept only followed organisations (and this node's own).
+    FollowOnly,
+}
+
+/// `GET /api/policy`: the policy as set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// `open` or `follow`.
+    pub mode: String,
+    pub followed: Vec<OrgView>,
+    pub blocked: Vec<OrgView>,
+    pub max_entries_per_org: u64,
+    /// For a block: how many entries it removed.
+    #[serde(default)]
+    pub removed: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrgView {
+    pub org: String,
+    /// The name in its newest entry held here, if any.
+    pub name: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The name of an organisation as in its newest entry held here (empty if none is held).
+fn org_name(store: &Store, org: &OrgId) -> Result<String, Error> {
+    Ok(store
+        .orgs(MAX_ORGS)?
+        .into_iter()
+        .find(|(known, _)| known == org)
+        .map(|(_, entry)| entry.credential().claims().org_name.clone())
+        .unwrap_or_default())
+}
+
+/// Applies a change; `own_org` is always followed when following only.
+pub fn apply(store: &Store, own_org: OrgId, change: &PolicyChange) -> Result<PolicyView, Error> {
+    let mut removed = 0;
+    match change {
+        PolicyChange::Block { org, reason } => {
+            let org = resolve_org(store, org)?;
+            if org == own_org {
+                return Err(Error::BadRequest(
+                    "a node cannot block its own organisation".into(),
+                ));
+            }
+            let name = org_name(store, &org)?;
+            removed = store.block_org(&org, &name, reason.trim())?;
+        }
+        PolicyChange::Unblock { org } => store.unblock_org(&resolve_org(store, org)?)?,
+        PolicyChange::Follow { org } => store.follow_org(&resolve_org(store, org)?)?,
+        PolicyChange::Unfollow { org } => store.unfollow_org(&resolve_org(store, org)?)?,
+        PolicyChange::Open => store.set_follow_only(false)?,
+        PolicyChange::FollowOnly => {
+            store.follow_org(&own_org)?;
+            store.set_follow_only(true)?;
+        }
+    }
+    let mut view = view(store)?;
+    view.removed = removed;
+    Ok(view)
+}
+
+/// The policy as set, with the organisations' names where known.
+pub fn view(store: &Store) -> Result<PolicyView, Error> {
+    let policy = store.policy();
+    let names = store.orgs(MAX_ORGS)?;
+    let name_of = |org: &OrgId| {
+        names
+            .iter()
+            .find(|(known, _)| known == org)
+            .map(|(_, entry)| entry.credential().claims().org_name.clone())
+            .or_else(|| policy.blocked.get(org).map(|blocked| blocked.name.clone()))
+            .unwrap_or_default()
+    };
+    Ok(PolicyView {
+        mode: if policy.follow_only { "follow" } else { "open" }.into(),
+        followed: policy
+            .followed
+            .iter()
+            .map(|org| OrgView {
+                org: org.to_string(),
+                name: name_of(org),
+                reason: String::new(),
+            })
+            .collect(),
+        blocked: policy
+            .blocked
+            .iter()
+            .map(|(org, blocked)| OrgView {
+                org: org.to_string(),
+                name: name_of(org),
+                reason: blocked.reason.clone(),
+            })
+            .collect(),
+        max_entries_per_org: policy.max_entries_per_org,
+        removed: 0,
+    })
+}
+
+/// An organisation by its 64-digit id, or by a name (any letter case) that exactly one
+/// organisation with entries here uses.
+pub fn resolve_org(store: &Store, text: &str) -> Result<OrgId, Error> {
+    let text = text.trim();
+    if let Ok(org) = text.parse::<OrgId>() {
+        return Ok(org);
+    }
+    let wanted = text.to_lowercase();
+    let mut matches: Vec<OrgId> = store
+        .orgs(MAX_ORGS)?
+        .into_iter()
+        .filter(|(_, entry)| entry.credential().claims().org_name.to_lowercase() == wanted)
+        .map(|(org, _)| org)
+        .collect();
+    // Blocked organisations' entries are gone; their names were kept with the block.
+    for (org, blocked) in store.policy().blocked {
+        if blocked.name.to_lowercase() == wanted && !matches.contains(&org) {
+            matches.push(org);
+        }
+    }
+    match matches.as_slice() {
+        [org] => Ok(*org),
+        [] => Err(Error::BadRequest(format!(
+            "no organisation called {text:?} has entries here; use its 64-digit id (see `cairn list --json`)"
+        ))),
+        _ => Err(Error::BadRequest(format!(
+            "{} organisations are called {text:?}; use the 64-digit id of the one you mean",
+            matches.len()
+        ))),
+    }
+}

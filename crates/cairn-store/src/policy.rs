@@ -1,0 +1,264 @@
+//! This node's own policy on organisations: which it blocks (their entries are removed and
+//! never stored again), whether it accepts only organisations it follows, and how many
+//! entries it keeps from any one organisation. Each node decides for itself; nothing here is
+//! shared with peers.
+//!
+//! A refused entry leaves a *tombstone* (`z space 0 created id`), and catch-up sync counts
+//! tombstones as held when this node asks a peer for what it lacks, so a peer that still holds
+//! the refused entries is not asked for them again at every round.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use cairn_core::{Entry, EntryId, OrgId};
+
+use crate::{Error, Store, layout, lock};
+
+/// The policy as set, for display.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Accept entries only from followed organisations.
+    pub follow_only: bool,
+    pub followed: BTreeSet<OrgId>,
+    /// Blocked organisations, with their name when blocked and the reason given.
+    pub blocked: BTreeMap<OrgId, Blocked>,
+    /// The most entries kept from one organisation.
+    pub max_entries_per_org: u64,
+}
+
+/// A blocked organisation: its name as last seen (its entries are gone) and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Blocked {
+    pub name: String,
+    pub reason: String,
+}
+
+/// The policy in memory (loaded at open), plus per-organisation entry counts, computed on
+/// first use.
+#[derive(Debug, Default)]
+pub(crate) struct PolicyState {
+    pub policy: Policy,
+    pub counts: HashMap<OrgId, u64>,
+}
+
+const MODE: &[u8] = b"pm";
+const BLOCKED: u8 = b'b';
+const FOLLOWED: u8 = b'f';
+
+fn policy_key(kind: u8, org: &OrgId) -> Vec<u8> {
+    let mut key = vec![layout::POLICY, kind];
+    key.extend_from_slice(org.as_bytes());
+    key
+}
+
+fn org_of(key: &[u8]) -> Option<OrgId> {
+    let bytes: [u8; 32] = key.get(2..34)?.try_into().ok()?;
+    Some(OrgId(bytes))
+}
+
+impl Store {
+    pub(crate) fn load_policy(&self, max_entries_per_org: u64) -> Result<(), Error> {
+        let mut policy = Policy {
+            follow_only: self.entries.get(MODE)?.is_some_and(|mode| *mode == [1]),
+            max_entries_per_org,
+            ..Policy::default()
+        };
+        for item in self.entries.scan_prefix([layout::POLICY, BLOCKED]) {
+            let (key, value) = item?;
+            let org = org_of(&key).ok_or_else(|| Error::Corrupt("a policy key is short".into()))?;
+            let value = String::from_utf8_lossy(&value);
+            let (name, reason) = value.split_once('\0').unwrap_or(("", &value));
+            policy.blocked.insert(
+                org,
+                Blocked {
+                    name: name.to_string(),
+                    reason: reason.to_string(),
+                },
+            );
+        }
+        for key in self.entries.scan_prefix([layout::POLICY, FOLLOWED]).keys() {
+            let key = key?;
+            let org = org_of(&key).ok_or_else(|| Error::Corrupt("a policy key is short".into()))?;
+            policy.followed.insert(org);
+        }
+        lock(&self.policy).policy = policy;
+        Ok(())
+    }
+
+    pub fn policy(&self) -> Policy {
+        lock(&self.policy).policy.clone()
+    }
+
+    /// Why an entry from `org` is refused by this node's policy, if it is.
+    pub(crate) fn refusal(&self, org: &OrgId) -> Result<Option<cairn_core::Error>, Error> {
+        let mut state = lock(&self.policy);
+        if let Some(blocked) = state.policy.blocked.get(org) {
+            return Ok(Some(cairn_core::Error::Blocked {
+                org: *org,
+                reason: blocked.reason.clone(),
+            }));
+        }
+        if state.policy.follow_only && !state.policy.followed.contains(org) {
+            return Ok(Some(cairn_core::Error::NotFollowed(*org)));
+        }
+        let max = state.policy.max_entries_per_org;
+        let count = match state.counts.get(org) {
+            Some(count) => *count,
+            None => {
+                let count = self.entries.scan_prefix(layout::org_prefix(org)).count() as u64;
+                state.counts.insert(*org, count);
+                count
+            }
+        };
+        if count >= max {
+            return Ok(Some(cairn_core::Error::OverQuota { org: *org, max }));
+        }
+        Ok(None)
+    }
+
+    /// Counts a stored entry against its organisation's quota.
+    pub(crate) fn count_for_quota(&self, org: &OrgId) {
+        if let Some(count) = lock(&self.policy).counts.get_mut(org) {
+            *count += 1;
+        }
+    }
+
+    /// Notes that an entry was refused, so sync does not fetch it again.
+    pub(crate) fn tombstone(&self, entry: &Entry) -> Result<(), Error> {
+        let header = entry.header();
+        let org = entry.credential().claims().org;
+        for space in &header.spaces {
+            self.entries.insert(
+                layout::index_key(
+                    layout::TOMBSTONE,
+                    space.as_str().as_bytes(),
+                    true,
+                    header.created,
+                    &entry.id(),
+                ),
+                org.as_bytes().as_slice(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Blocks an organisation: removes every entry of theirs held here and refuses their
+    /// entries from now on. Returns how many entries were removed.
+    pub fn block_org(&self, org: &OrgId, name: &str, reason: &str) -> Result<usize, Error> {
+        let mut heads = lock(&self.write_lock);
+        // Names and reasons cannot hold a 0 byte from here on, so it separates them.
+        let (name, reason) = (name.replace('\0', ""), reason.replace('\0', ""));
+        self.entries.insert(
+            policy_key(BLOCKED, org),
+            format!("{name}\0{reason}").as_bytes(),
+        )?;
+        lock(&self.policy)
+            .policy
+            .blocked
+            .insert(*org, Blocked { name, reason });
+        let mut ids: Vec<EntryId> = Vec::new();
+        for key in self.entries.scan_prefix(layout::org_prefix(org)).keys() {
+            if let Some(id) = layout::trailing_id(&key?) {
+                ids.push(id);
+            }
+        }
+        let mut removed = 0;
+        for chunk in ids.chunks(512) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                if let Some(entry) = self.get(id)? {
+                    self.tombstone(&entry)?;
+                    entries.push(entry);
+                }
+            }
+            removed += entries.len();
+            self.remove_entries(&entries)?;
+        }
+        lock(&self.policy).counts.remove(org);
+        heads.clear();
+        drop(heads);
+        self.db.flush()?;
+        Ok(removed)
+    }
+
+    /// Lifts a block: the organisation's entries are accepted again, and sync fetches them
+    /// again from peers (their tombstones are removed).
+    pub fn unblock_org(&self, org: &OrgId) -> Result<(), Error> {
+        self.entries.remove(policy_key(BLOCKED, org))?;
+        lock(&self.policy).policy.blocked.remove(org);
+        self.clear_tombstones(org)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Accepts entries from `org` when following only followed organisations.
+    pub fn follow_org(&self, org: &OrgId) -> Result<(), Error> {
+        self.entries.insert(policy_key(FOLLOWED, org), &[][..])?;
+        lock(&self.policy).policy.followed.insert(*org);
+        self.clear_tombstones(org)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn unfollow_org(&self, org: &OrgId) -> Result<(), Error> {
+        self.entries.remove(policy_key(FOLLOWED, org))?;
+        lock(&self.policy).policy.followed.remove(org);
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// `true`: accept only followed organisations (and those already held stay); `false`:
+    /// accept every organisation that is not blocked.
+    pub fn set_follow_only(&self, follow_only: bool) -> Result<(), Error> {
+        self.entries.insert(MODE, &[u8::from(follow_only)][..])?;
+        lock(&self.policy).policy.follow_only = follow_only;
+        if !follow_only {
+            // Everything refused for not being followed may be fetched again.
+            let blocked: HashSet<OrgId> =
+                lock(&self.policy).policy.blocked.keys().copied().collect();
+            for item in self.entries.scan_prefix([layout::TOMBSTONE]) {
+                let (key, org) = item?;
+                let blocked_org = org
+                    .as_ref()
+                    .try_into()
+                    .is_ok_and(|bytes: [u8; 32]| blocked.contains(&OrgId(bytes)));
+                if !blocked_org {
+                    self.entries.remove(key)?;
+                }
+            }
+            self.forget_all_space_items();
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn clear_tombstones(&self, org: &OrgId) -> Result<(), Error> {
+        for item in self.entries.scan_prefix([layout::TOMBSTONE]) {
+            let (key, value) = item?;
+            if *value == org.as_bytes()[..] {
+                self.entries.remove(key)?;
+            }
+        }
+        self.forget_all_space_items();
+        Ok(())
+    }
+
+    /// What this node has in a space *as far as fetching goes*: its stored entries plus the
+    /// entries it refused. Sync uses it when asking peers, so refused entries are not fetched
+    /// again; when serving, it uses [`Store::space_items`], so it never offers what it lacks.
+    pub fn space_items_known(&self, space: &str) -> Result<Vec<(u64, EntryId)>, Error> {
+        let mut items = self.space_items(space)?;
+        let prefix = layout::index_prefix(layout::TOMBSTONE, space.as_bytes(), true);
+        let before = items.len();
+        for key in self.entries.scan_prefix(&prefix).keys() {
+            let key = key?;
+            if let Some(item) = layout::created_and_id(&key[prefix.len()..]) {
+                items.push(item);
+            }
+        }
+        if items.len() > before {
+            items.sort_unstable();
+            items.dedup();
+        }
+        Ok(items)
+    }
+}
