@@ -71,6 +71,10 @@ pub enum Command {
         #[arg(long = "as", value_name = "MEMBER")]
         as_member: Option<String>,
     },
+    /// Publish a new revision of one of your own entries. Only the parts you give change;
+    /// earlier versions stay visible as its history.
+    #[command(after_help = EXIT_CODES)]
+    Amend(Box<AmendArgs>),
     /// Withdraw one of your own entries: every node that holds it drops its text and keeps a
     /// signed note that you retracted it, with your reason.
     #[command(after_help = EXIT_CODES)]
@@ -197,6 +201,35 @@ pub enum Command {
         #[command(subcommand)]
         action: SpaceAction,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    /// The entry to revise.
+    pub id: String,
+    #[arg(long)]
+    pub title: Option<String>,
+    #[arg(long)]
+    pub summary: Option<String>,
+    /// The body text (Markdown).
+    #[arg(long)]
+    pub body: Option<String>,
+    #[arg(long)]
+    pub context: Option<String>,
+    #[arg(long)]
+    pub tried: Option<String>,
+    #[arg(long)]
+    pub happened: Option<String>,
+    #[arg(long)]
+    pub learned: Option<String>,
+    #[arg(long)]
+    pub next: Option<String>,
+    /// Replaces all tags (repeat for more).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Amend as this member (it must be their entry).
+    #[arg(long = "as", value_name = "MEMBER")]
+    pub as_member: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,20 +1,21 @@
-//! `cairn reply`, `cairn respond`, `cairn search` and `cairn reindex`: writing under an entry,
-//! and finding entries. Each goes through the node's API when a node runs, and works on the
-//! store directly when none does.
+//! The life of an entry after publishing and the people behind it: `cairn reply`, `respond`,
+//! `amend`, `retract` and `member`, plus `search` and `reindex`. Each goes through the node's
+//! API when a node runs, and works on the store directly when none does.
 
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use cairn_core::{Draft, Reply, Response, ResponseType, Retraction, Revocation, Space, Timestamp};
+use cairn_core::{
+    Draft, Entry, Reply, Response, ResponseType, Retraction, Revocation, Space, Story, Timestamp,
+};
+use cairn_node::PublishAs;
 use cairn_node::api::{
-    FramesView, MemberRequest, MemberView, PublishedView, ReindexView, ReplyRequest,
+    AmendRequest, FramesView, MemberRequest, MemberView, PublishedView, ReindexView, ReplyRequest,
     RespondRequest, RetractRequest, RevokeRequest,
 };
 
-use crate::cli::{MemberAction, ResponseKindArg};
+use crate::cli::{AmendArgs, MemberAction, ResponseKindArg};
 use crate::client::{self, NodeClient};
-use cairn_node::PublishAs;
-
 use crate::commands::{offline_signer, print_json, publish_offline};
 use crate::home::Home;
 use crate::output::say;
@@ -117,6 +118,93 @@ pub fn respond(
     print_entry(&entry, json)
 }
 
+/// Revises a story: the current version's fields, with the ones given replaced.
+pub fn amend(home: &Home, args: AmendArgs, json: bool) -> Result<()> {
+    let current = |entry: &Entry, notes: &Notes| -> Result<Story> {
+        notes
+            .story(entry)
+            .context("only learning, failure and question entries can be amended")
+    };
+    let merge = |mut story: Story| -> Result<Story> {
+        let replace = |field: &mut String, given: &Option<String>| {
+            if let Some(given) = given {
+                *field = given.trim().to_string();
+            }
+        };
+        replace(&mut story.title, &args.title);
+        replace(&mut story.summary, &args.summary);
+        replace(&mut story.text, &args.body);
+        replace(&mut story.context, &args.context);
+        replace(&mut story.tried, &args.tried);
+        replace(&mut story.happened, &args.happened);
+        replace(&mut story.learned, &args.learned);
+        replace(&mut story.next, &args.next);
+        if !args.tags.is_empty() {
+            story.tags = Vec::new();
+            for tag in &args.tags {
+                let tag = cairn_core::body::normalize_tag(tag)?;
+                if !story.tags.contains(&tag) {
+                    story.tags.push(tag);
+                }
+            }
+        }
+        Ok(story)
+    };
+    if let Some(client) = NodeClient::find(home)? {
+        let frames: FramesView = client.get(&format!("/api/entries/{}", args.id.trim()), &[])?;
+        let entry = client::entries(&frames.frames)?
+            .into_iter()
+            .next()
+            .context("the node sent no entry")?;
+        let story = merge(current(&entry, &Notes::from_view(&frames))?)?;
+        let request = AmendRequest {
+            story,
+            as_member: args.as_member.clone(),
+            on_behalf: false,
+        };
+        let path = format!("/api/entries/{}/amend", args.id.trim());
+        let published: PublishedView = client.post(&path, &request)?;
+        return print_published(&published, json);
+    }
+    let publish_as = PublishAs::from_request(args.as_member.clone(), false)?;
+    let signer = offline_signer(home, &publish_as)?;
+    let store = home.open_store()?;
+    let mut entry = store
+        .get(&store.resolve(&args.id)?)?
+        .context("the entry disappeared while it was being read; try again")?;
+    // An earlier revision's id stands for the story it revises.
+    if entry.header().kind == cairn_core::Kind::AMEND
+        && let Some(original) = entry.header().refs.first().map(|r| r.target)
+        && let Some(original) = store.get(&original)?
+    {
+        entry = original;
+    }
+    if !entry.header().kind.has_story() {
+        bail!(
+            "only learning, failure and question entries can be amended (this is a {})",
+            entry.header().kind
+        );
+    }
+    if entry.header().author != signer.key.member_id() {
+        bail!(
+            "entry {} was written by {} of {}; only its author can amend it",
+            entry.id(),
+            entry.credential().claims().member_name,
+            entry.credential().claims().org_name
+        );
+    }
+    let notes = Notes::read(&store, std::slice::from_ref(&entry))?;
+    let story = merge(current(&entry, &notes)?)?;
+    let draft = Draft::amendment(
+        entry.id(),
+        &story,
+        entry.header().spaces.clone(),
+        Timestamp::now(),
+    )?;
+    let revision = publish_offline(home, &store, draft, &publish_as)?;
+    print_entry(&revision, json)
+}
+
 pub fn retract(
     home: &Home,
     prefix: &str,
@@ -173,12 +261,7 @@ pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> 
         let index = cairn_search::SearchIndex::open(&dir)
             .with_context(|| format!("the search index in {} cannot be used", dir.display()))?;
         cairn_node::search::catch_up(&store, &index)?;
-        let mut entries = Vec::new();
-        for hit in index.search(query, limit)? {
-            if let Some(entry) = store.get(&hit.id)? {
-                entries.push(entry);
-            }
-        }
+        let entries = cairn_node::search::matching(&store, &index, query, limit)?;
         let notes = Notes::read(&store, &entries)?;
         (entries, notes)
     };

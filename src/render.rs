@@ -53,6 +53,8 @@ pub struct Notes {
     forked: HashSet<String>,
     retracted: BTreeMap<String, String>,
     former: HashSet<String>,
+    /// Latest revisions of amended stories, by the original's id.
+    revisions: BTreeMap<String, Entry>,
 }
 
 impl Notes {
@@ -61,7 +63,29 @@ impl Notes {
             forked: view.forked_authors.iter().cloned().collect(),
             retracted: view.retracted.clone(),
             former: view.former_authors.iter().cloned().collect(),
+            revisions: view
+                .revisions
+                .iter()
+                .filter_map(|(id, frame)| {
+                    let bytes = hex::decode(frame).ok()?;
+                    Some((id.clone(), Entry::decode(&bytes).ok()?))
+                })
+                .collect(),
         }
+    }
+
+    /// The story to show for `entry`: its latest revision's, or its own.
+    pub fn story(&self, entry: &Entry) -> Option<Story> {
+        self.revisions
+            .get(&entry.id().to_string())
+            .unwrap_or(entry)
+            .story()
+            .and_then(Result::ok)
+    }
+
+    /// The latest revision of `entry`, if its author revised it.
+    pub fn revision(&self, entry: &Entry) -> Option<&Entry> {
+        self.revisions.get(&entry.id().to_string())
     }
 
     /// The notes for `entries`, read from the store when no node runs.
@@ -218,7 +242,7 @@ fn short_time(time: Timestamp) -> String {
 /// the fork warning, if the author forked).
 pub fn list_item(entry: &Entry, notes: &Notes) -> String {
     let header = entry.header();
-    let story = entry.story().and_then(Result::ok).unwrap_or_default();
+    let story = notes.story(entry).unwrap_or_default();
     let mut second = notes.byline(entry);
     let spaces: Vec<_> = header.spaces.iter().map(ToString::to_string).collect();
     let _ = write!(second, " · {}", spaces.join(", "));
@@ -249,7 +273,7 @@ pub fn list_item(entry: &Entry, notes: &Notes) -> String {
 pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
     let header = entry.header();
     let claims = entry.credential().claims();
-    let story = entry.story().and_then(Result::ok).unwrap_or_else(|| Story {
+    let story = notes.story(entry).unwrap_or_else(|| Story {
         title: format!("({} entry)", header.kind),
         ..Story::default()
     });
@@ -293,6 +317,14 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
     let _ = writeln!(out, "  org      {}", claims.org);
     if notes.forked(entry) {
         let _ = writeln!(out, "\n  {FORK_WARNING}");
+    }
+    if let Some(revision) = notes.revision(entry) {
+        let _ = writeln!(
+            out,
+            "\n  Revised by the author {} (revision {}); this is the latest version.",
+            rfc3339(revision.header().created),
+            revision.id().short(12)
+        );
     }
     if let Some(reason) = notes.retracted(entry) {
         let _ = writeln!(

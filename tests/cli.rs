@@ -570,3 +570,88 @@ fn members_and_entries_published_on_behalf_of_the_organisation() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("removed by their organisation"));
 }
+
+#[test]
+fn amend_publishes_a_revision_that_supersedes_and_keeps_history() {
+    let (_dir, home) = initialised();
+    let original = ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "failure",
+            "--title",
+            "Rota collapsed",
+            "--summary",
+            "First telling.",
+            "--body",
+            "x",
+            "--tag",
+            "volunteers",
+        ],
+    )
+    .trim()
+    .to_string();
+    let revision = ok(
+        &home,
+        &[
+            "amend",
+            &original[..10],
+            "--summary",
+            "Second telling, with numbers.",
+            "--tag",
+            "rota",
+        ],
+    )
+    .trim()
+    .to_string();
+    assert_ne!(revision, original);
+    // Amending an earlier revision's id revises the same story.
+    ok(
+        &home,
+        &["amend", &revision, "--title", "Rota collapsed in winter"],
+    );
+
+    let listed = json(&home, &["list"]);
+    let listed = listed.as_array().expect("array");
+    assert_eq!(
+        listed.len(),
+        1,
+        "revisions are not listed as entries of their own"
+    );
+    let shown = ok(&home, &["show", &original]);
+    assert!(shown.contains("Rota collapsed in winter"), "{shown}");
+    assert!(shown.contains("Second telling, with numbers."), "{shown}");
+    assert!(shown.contains("Revised by the author"), "{shown}");
+    assert!(ok(&home, &["list"]).contains("Rota collapsed in winter"));
+    let related = json(&home, &["show", &original])["related"].clone();
+    assert_eq!(
+        related
+            .as_array()
+            .expect("related")
+            .iter()
+            .filter(|entry| entry["kind"] == "amend")
+            .count(),
+        2,
+        "both revisions stay visible"
+    );
+    // Search finds the story by its revised words and shows the story, not the revision.
+    let found = json(&home, &["search", "numbers"]);
+    assert_eq!(found[0]["id"], original.as_str());
+
+    // Only the author may amend.
+    ok(&home, &["member", "add", "Other Person"]);
+    let refused = cairn(
+        &home,
+        &[
+            "amend",
+            &original,
+            "--as",
+            "Other Person",
+            "--title",
+            "Mine now",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("only its author"));
+}

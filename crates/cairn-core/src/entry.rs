@@ -104,9 +104,14 @@ impl Kind {
             .map(|(kind, _)| *kind)
     }
 
-    /// Whether the body is a [`Story`].
+    /// Whether this is a story of its own: learning, failure or question (what timelines list).
     pub fn has_story(self) -> bool {
         matches!(self, Kind::LEARNING | Kind::FAILURE | Kind::QUESTION)
+    }
+
+    /// Whether the body is a [`Story`]: a story, or an amendment (a story's new revision).
+    pub fn carries_story(self) -> bool {
+        self.has_story() || self == Kind::AMEND
     }
 }
 
@@ -297,6 +302,25 @@ impl Draft {
                 target,
             }],
             body: reply.encode()?,
+            created,
+        })
+    }
+
+    /// A new revision of the story `target` (the original entry), by the same author.
+    pub fn amendment(
+        target: EntryId,
+        story: &Story,
+        spaces: Vec<Space>,
+        created: Timestamp,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            kind: Kind::AMEND,
+            spaces,
+            refs: vec![Ref {
+                kind: RefKind::AMENDS,
+                target,
+            }],
+            body: story.encode()?,
             created,
         })
     }
@@ -531,7 +555,7 @@ impl Entry {
 
     /// The story, for kinds that carry one and entries whose body is held.
     pub fn story(&self) -> Option<Result<Story, Error>> {
-        if !self.header.kind.has_story() {
+        if !self.header.kind.carries_story() {
             return None;
         }
         self.body.as_deref().map(Story::decode)

@@ -228,6 +228,10 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
                 });
             }
         }
+        Kind::AMEND => {
+            Story::decode(body)?;
+            exactly_one_ref(header, RefKind::AMENDS)?;
+        }
         Kind::REPLY => {
             Reply::decode(body)?;
             exactly_one_ref(header, RefKind::REPLY_TO)?;

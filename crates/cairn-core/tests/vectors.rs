@@ -215,6 +215,12 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
                 .expect("response"),
                 RefKind::RESPONDS_TO,
             ),
+            Kind::AMEND => (
+                cairn_core::testkit::story(index, 500)
+                    .encode()
+                    .expect("story"),
+                RefKind::AMENDS,
+            ),
             Kind::RETRACT => (
                 Retraction {
                     reason: "Withdrawn.".into(),

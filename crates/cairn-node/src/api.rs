@@ -93,6 +93,9 @@ pub struct FramesView {
     /// Authors of these entries whose organisation has since revoked them.
     #[serde(default)]
     pub former_authors: Vec<String>,
+    /// Stories among these that their author revised: id → the latest revision (hex frame).
+    #[serde(default)]
+    pub revisions: std::collections::BTreeMap<String, String>,
 }
 
 impl FramesView {
@@ -108,8 +111,13 @@ impl FramesView {
             forked_authors: Vec::new(),
             retracted: std::collections::BTreeMap::new(),
             former_authors: Vec::new(),
+            revisions: std::collections::BTreeMap::new(),
         };
         for entry in entries {
+            if let Some(revision) = notes.revisions.get(&entry.id()) {
+                view.revisions
+                    .insert(entry.id().to_string(), hex::encode(revision.encode()));
+            }
             view.frames.push(hex::encode(entry.encode()));
             let name = entry.header().author.to_string();
             if notes.forked(entry) && !view.forked_authors.contains(&name) {
@@ -135,6 +143,8 @@ pub struct EntryNotes {
     pub retracted: std::collections::HashMap<EntryId, String>,
     /// Authors whose organisation revoked them since (their earlier entries stay valid).
     pub former_authors: std::collections::HashSet<MemberId>,
+    /// The latest revision of stories their author amended.
+    pub revisions: std::collections::HashMap<EntryId, Entry>,
 }
 
 impl EntryNotes {
@@ -147,8 +157,14 @@ impl EntryNotes {
             forked_authors: store.forked_authors()?,
             retracted: std::collections::HashMap::new(),
             former_authors: std::collections::HashSet::new(),
+            revisions: std::collections::HashMap::new(),
         };
         for entry in entries {
+            if entry.header().kind.has_story()
+                && let Some(latest) = store.revisions(entry)?.pop()
+            {
+                notes.revisions.insert(entry.id(), latest);
+            }
             let author = entry.header().author;
             if store
                 .revoked_after(&entry.credential().claims().org, &author)?
@@ -172,6 +188,11 @@ impl EntryNotes {
         self.forked_authors.contains(&entry.header().author)
     }
 
+    /// The entry whose story to show for `entry`: its latest revision, or itself.
+    pub fn current<'a>(&'a self, entry: &'a Entry) -> &'a Entry {
+        self.revisions.get(&entry.id()).unwrap_or(entry)
+    }
+
     pub fn former(&self, entry: &Entry) -> bool {
         self.former_authors.contains(&entry.header().author)
     }
@@ -185,6 +206,16 @@ pub struct RetractRequest {
     #[serde(default)]
     pub as_member: Option<String>,
     /// Publish as the organisation itself (the author is withheld from readers).
+    #[serde(default)]
+    pub on_behalf: bool,
+}
+
+/// `POST /api/entries/{id}/amend`: the whole new revision of the story.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AmendRequest {
+    pub story: Story,
+    #[serde(default)]
+    pub as_member: Option<String>,
     #[serde(default)]
     pub on_behalf: bool,
 }
@@ -367,6 +398,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/entries/{id}/reply", post(reply))
         .route("/api/entries/{id}/respond", post(respond))
         .route("/api/entries/{id}/retract", post(retract))
+        .route("/api/entries/{id}/amend", post(amend))
         .route("/api/search", get(search))
         .route("/api/reindex", post(reindex))
         .route("/api/publish", post(publish))
@@ -724,6 +756,17 @@ async fn revoke_member(
     Json(request): Json<RevokeRequest>,
 ) -> Result<Json<PublishedView>, Error> {
     let (entry, shared) = api.shared.revoke(&request.name, request.reason).await?;
+    Ok(published(&entry, shared))
+}
+
+async fn amend(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(request): Json<AmendRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let target = resolve_id(&api, id).await?;
+    let publish_as = PublishAs::from_request(request.as_member, request.on_behalf)?;
+    let (entry, shared) = api.shared.amend(target, request.story, &publish_as).await?;
     Ok(published(&entry, shared))
 }
 

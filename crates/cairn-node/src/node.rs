@@ -245,6 +245,46 @@ impl Shared {
         self.publish_draft(draft, publish_as).await
     }
 
+    /// Publishes a new revision of one of the signer's own stories. The revision names the
+    /// original entry (also when `target` is an earlier revision), so every revision of a
+    /// story hangs off the same entry.
+    pub async fn amend(
+        &self,
+        target: EntryId,
+        story: Story,
+        publish_as: &PublishAs,
+    ) -> Result<(Entry, bool), Error> {
+        let mut held = self.target(&target).await?;
+        if held.header().kind == Kind::AMEND
+            && let Some(original) = held
+                .header()
+                .refs
+                .iter()
+                .find(|r| r.kind == cairn_core::RefKind::AMENDS)
+                .map(|r| r.target)
+        {
+            held = self.target(&original).await?;
+        }
+        if !held.header().kind.has_story() {
+            return Err(Error::BadRequest(format!(
+                "entry {target} is a {}, not a learning, failure or question entry; only those can be amended",
+                held.header().kind
+            )));
+        }
+        let signer = self.signer(publish_as)?;
+        if held.header().author != signer.key.member_id() {
+            return Err(Error::BadRequest(format!(
+                "entry {} was written by {} of {}; only its author can amend it",
+                held.id(),
+                held.credential().claims().member_name,
+                held.credential().claims().org_name
+            )));
+        }
+        let spaces = held.header().spaces.clone();
+        let draft = Draft::amendment(held.id(), &story, spaces, Timestamp::now())?;
+        self.publish_draft(draft, publish_as).await
+    }
+
     /// The key and credential for `publish_as`.
     fn signer(&self, publish_as: &PublishAs) -> Result<crate::keystore::Signer, Error> {
         match publish_as {

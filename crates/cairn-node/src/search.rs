@@ -70,23 +70,39 @@ pub fn catch_up(store: &Store, index: &SearchIndex) -> Result<usize, Error> {
 }
 
 /// The stored entries that best match `query`, best first. Hits whose entry is no longer
-/// held are left out.
+/// held are left out; a hit in a story's revision stands for the story.
 pub(crate) async fn find(
     shared: &Shared,
     query: String,
     limit: usize,
 ) -> Result<Vec<cairn_core::Entry>, Error> {
     let (store, index) = (shared.store.clone(), shared.search.clone());
-    blocking(move || {
-        let mut entries = Vec::new();
-        for hit in index.search(&query, limit)? {
-            if let Some(entry) = store.get(&hit.id)? {
-                entries.push(entry);
-            }
+    blocking(move || matching(&store, &index, &query, limit)).await
+}
+
+/// [`find`] without a running node: for the CLI.
+pub fn matching(
+    store: &Store,
+    index: &SearchIndex,
+    query: &str,
+    limit: usize,
+) -> Result<Vec<cairn_core::Entry>, Error> {
+    let mut entries: Vec<cairn_core::Entry> = Vec::new();
+    for hit in index.search(query, limit)? {
+        let Some(mut entry) = store.get(&hit.id)? else {
+            continue;
+        };
+        if entry.header().kind == Kind::AMEND
+            && let Some(original) = entry.header().refs.first().map(|r| r.target)
+            && let Some(original) = store.get(&original)?
+        {
+            entry = original;
         }
-        Ok(entries)
-    })
-    .await
+        if !entries.iter().any(|held| held.id() == entry.id()) {
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
 }
 
 /// Rebuilds the index in `dir` from the store, from nothing. Returns the number of entries.

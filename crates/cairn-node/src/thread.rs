@@ -27,6 +27,8 @@ pub struct Thread {
     pub linked_from: Vec<(RefKind, Entry)>,
     /// The author's retraction of the entry, if they withdrew it.
     pub retraction: Option<(Entry, Retraction)>,
+    /// The author's later revisions of the story, oldest first (the last is current).
+    pub revisions: Vec<Entry>,
 }
 
 impl Thread {
@@ -56,6 +58,10 @@ impl Thread {
                     if let Some(Ok(response)) = entry.body().map(Response::decode) {
                         thread.add_response(entry, response);
                     }
+                }
+                // Only the entry's own author can revise it.
+                (RefKind::AMENDS, Kind::AMEND) if entry.header().author == author => {
+                    thread.revisions.push(entry);
                 }
                 // Only the entry's own author can withdraw it.
                 (RefKind::RETRACTS, Kind::RETRACT) if entry.header().author == author => {

@@ -340,6 +340,21 @@ impl Store {
         lock(&self.retracted).contains(&(*id, *author))
     }
 
+    /// The revisions of a story by its own author (amendments), oldest first.
+    pub fn revisions(&self, entry: &Entry) -> Result<Vec<Entry>, Error> {
+        let author = entry.header().author;
+        Ok(self
+            .referring(&entry.id(), usize::MAX)?
+            .into_iter()
+            .filter(|(how, by)| {
+                *how == RefKind::AMENDS
+                    && by.header().kind == Kind::AMEND
+                    && by.header().author == author
+            })
+            .map(|(_, by)| by)
+            .collect())
+    }
+
     /// The retraction that withdrew `id`, if one by the entry's author is held.
     pub fn retraction_of(&self, entry: &Entry) -> Result<Option<Entry>, Error> {
         if !self.is_retracted(&entry.id(), &entry.header().author) {

@@ -104,6 +104,8 @@ struct TimelinePage {
 struct EntryPage {
     chrome: Chrome,
     card: Card,
+    /// Every version of the story, oldest first, when there was more than one.
+    history: Vec<String>,
     text_html: String,
     sections: Vec<SectionView>,
     web_links: Vec<String>,
@@ -421,7 +423,22 @@ pub async fn entry(
     .await?;
     let thread = Thread::gather(&entry, related.into_iter().map(|(_, entry)| entry));
     let now = SystemTime::now();
-    let story = entry.story().and_then(Result::ok).unwrap_or_default();
+    // The latest revision's text, if the author revised the story.
+    let story = notes
+        .current(&entry)
+        .story()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let history: Vec<String> = std::iter::once(&entry)
+        .chain(&thread.revisions)
+        .map(|version| {
+            format!(
+                "{} ({})",
+                ago(version.header().created, now),
+                version.id().short(12)
+            )
+        })
+        .collect();
     let who = |entry: &Entry| {
         let claims = entry.credential().claims();
         format!("{} of {}", claims.member_name, claims.org_name)
@@ -502,6 +519,11 @@ pub async fn entry(
             })
             .collect(),
         card,
+        history: if thread.revisions.is_empty() {
+            Vec::new()
+        } else {
+            history
+        },
     };
     render(&page)
 }

@@ -31,12 +31,21 @@ pub struct Card {
     pub on_behalf: bool,
     /// The organisation has since revoked the author (the entry stays valid).
     pub former: bool,
+    /// When the author last revised the story (empty if never).
+    pub revised: String,
 }
 
 impl Card {
     /// The card of `entry` with what readers must be told about it.
     pub fn noted(entry: &Entry, now: SystemTime, notes: &EntryNotes) -> Self {
         let mut card = Self::new(entry, now);
+        if let Some(revision) = notes.revisions.get(&entry.id()) {
+            let current = Self::new(revision, now);
+            card.title = current.title;
+            card.summary = current.summary;
+            card.tags = current.tags;
+            card.revised = current.created_human;
+        }
         card.forked = notes.forked(entry);
         card.former = notes.former(entry);
         if let Some(reason) = notes.retracted.get(&entry.id()) {
@@ -78,6 +87,7 @@ impl Card {
             retracted: String::new(),
             on_behalf: header.author == cairn_core::MemberId::from(claims.org),
             former: false,
+            revised: String::new(),
         }
     }
 }
