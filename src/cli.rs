@@ -115,6 +115,12 @@ pub enum Command {
         #[arg(value_enum)]
         mode: Option<PolicyMode>,
     },
+    /// Say who your organisation (or you) are, for readers elsewhere; or show a profile.
+    #[command(after_help = EXIT_CODES)]
+    Profile {
+        #[command(subcommand)]
+        action: ProfileAction,
+    },
     /// Manage your organisation's members: add, list, revoke.
     #[command(after_help = EXIT_CODES)]
     Member {
@@ -230,6 +236,30 @@ pub struct AmendArgs {
     /// Amend as this member (it must be their entry).
     #[arg(long = "as", value_name = "MEMBER")]
     pub as_member: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileAction {
+    /// Publish a profile: of your organisation with --org, otherwise of you (or --as MEMBER).
+    Set {
+        /// The organisation's profile (signed with the organisation's key).
+        #[arg(long, conflicts_with = "as_member")]
+        org: bool,
+        #[arg(long = "as", value_name = "MEMBER")]
+        as_member: Option<String>,
+        /// A few plain-language sentences.
+        #[arg(long, default_value = "")]
+        about: String,
+        /// An http(s) address.
+        #[arg(long, default_value = "")]
+        website: String,
+        /// How to get in touch.
+        #[arg(long, default_value = "")]
+        contact: String,
+    },
+    /// Show the newest profile of an organisation or member (by 64-digit id) [default: your
+    /// organisation's]
+    Show { id: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

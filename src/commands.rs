@@ -47,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => conversation::retract(&home, &id, reason, as_member, json),
         Command::Member { action } => conversation::member(&home, action, json),
         Command::Amend(args) => conversation::amend(&home, *args, json),
+        Command::Profile { action } => conversation::profile(&home, action, json),
         Command::Follow { org } => policy(&home, PolicyChange::Follow { org }, json),
         Command::Unfollow { org } => policy(&home, PolicyChange::Unfollow { org }, json),
         Command::Block { org, reason } => policy(

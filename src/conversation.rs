@@ -10,11 +10,11 @@ use cairn_core::{
 };
 use cairn_node::PublishAs;
 use cairn_node::api::{
-    AmendRequest, FramesView, MemberRequest, MemberView, PublishedView, ReindexView, ReplyRequest,
-    RespondRequest, RetractRequest, RevokeRequest,
+    AmendRequest, FramesView, MemberRequest, MemberView, ProfileRequest, ProfileView,
+    PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest, RevokeRequest,
 };
 
-use crate::cli::{AmendArgs, MemberAction, ResponseKindArg};
+use crate::cli::{AmendArgs, MemberAction, ProfileAction, ResponseKindArg};
 use crate::client::{self, NodeClient};
 use crate::commands::{offline_signer, print_json, publish_offline};
 use crate::home::Home;
@@ -422,6 +422,87 @@ pub fn member(home: &Home, action: MemberAction, json: bool) -> Result<()> {
                 "Revoked {name}: every node that receives revocation {} refuses their later entries.",
                 &id[..12]
             );
+            Ok(())
+        }
+    }
+}
+
+pub fn profile(home: &Home, action: ProfileAction, json: bool) -> Result<()> {
+    match action {
+        ProfileAction::Set {
+            org,
+            as_member,
+            about,
+            website,
+            contact,
+        } => {
+            let profile = cairn_core::Profile {
+                about: about.trim().to_string(),
+                website: website.trim().to_string(),
+                contact: contact.trim().to_string(),
+            };
+            if let Some(client) = NodeClient::find(home)? {
+                let request = ProfileRequest {
+                    profile,
+                    as_member,
+                    on_behalf: org,
+                };
+                let published: PublishedView = client.post("/api/profile", &request)?;
+                return print_published(&published, json);
+            }
+            let publish_as = PublishAs::from_request(as_member, org)?;
+            let store = home.open_store()?;
+            let spaces = home
+                .config()?
+                .publish
+                .default_spaces
+                .iter()
+                .map(|space| Space::new(space))
+                .collect::<Result<Vec<_>, _>>()?;
+            let draft = Draft {
+                kind: cairn_core::Kind::PROFILE,
+                spaces,
+                refs: Vec::new(),
+                body: profile.encode()?,
+                created: Timestamp::now(),
+            };
+            let entry = publish_offline(home, &store, draft, &publish_as)?;
+            print_entry(&entry, json)
+        }
+        ProfileAction::Show { id } => {
+            let author = match id {
+                Some(id) => id.trim().to_string(),
+                None => {
+                    cairn_core::MemberId::from(home.load()?.credential.claims().org).to_string()
+                }
+            };
+            let view: Option<ProfileView> = match NodeClient::find(home)? {
+                Some(client) => client.get("/api/profile", &[("author", author.clone())])?,
+                None => {
+                    let member = author
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("{author:?} is not a 64-digit id"))?;
+                    cairn_node::api::profile_view(&home.open_store()?, &member)?
+                }
+            };
+            if json {
+                return print_json(&view);
+            }
+            match view {
+                None => say!("No profile from {author} yet. Publish one with `cairn profile set`."),
+                Some(view) => {
+                    say!("{} (updated {})", view.name, view.updated);
+                    if !view.about.is_empty() {
+                        say!("  {}", view.about);
+                    }
+                    if !view.website.is_empty() {
+                        say!("  website  {}", view.website);
+                    }
+                    if !view.contact.is_empty() {
+                        say!("  contact  {}", view.contact);
+                    }
+                }
+            }
             Ok(())
         }
     }

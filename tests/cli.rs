@@ -655,3 +655,52 @@ fn amend_publishes_a_revision_that_supersedes_and_keeps_history() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("only its author"));
 }
+
+#[test]
+fn profiles_of_the_organisation_and_of_members() {
+    let (_dir, home) = initialised();
+    ok(
+        &home,
+        &[
+            "profile",
+            "set",
+            "--org",
+            "--about",
+            "A housing charity in Leeds.",
+            "--website",
+            "https://example.org",
+        ],
+    );
+    ok(&home, &["profile", "set", "--about", "Peer researcher."]);
+    ok(
+        &home,
+        &[
+            "profile",
+            "set",
+            "--org",
+            "--about",
+            "A housing charity in Leeds and Bradford.",
+        ],
+    );
+    let org = json(&home, &["profile", "show"]);
+    assert_eq!(org["name"], "Riverside Trust");
+    assert_eq!(
+        org["about"], "A housing charity in Leeds and Bradford.",
+        "the newest wins"
+    );
+    let me = json(&home, &["whoami"])["member"]
+        .as_str()
+        .expect("member")
+        .to_string();
+    assert_eq!(
+        json(&home, &["profile", "show", &me])["about"],
+        "Peer researcher."
+    );
+    let bad = cairn(
+        &home,
+        &["profile", "set", "--website", "javascript:alert(1)"],
+    );
+    assert_eq!(bad.status.code(), Some(1), "only http(s) and mailto links");
+    // Profiles are not stories: the timeline stays empty.
+    assert_eq!(json(&home, &["list"]).as_array().expect("array").len(), 0);
+}

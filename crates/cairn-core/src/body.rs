@@ -2,7 +2,8 @@
 //! entries: a title, a plain-language summary, free Markdown text, the optional reflective
 //! sections, tags, a language and links. [`Reply`] is a reply's Markdown text and [`Response`]
 //! a typed response with an optional note, and [`Retraction`] the reason an author withdrew an
-//! entry, and [`Revocation`] an organisation's removal of a member. Empty strings mean "not given", so every body has
+//! entry, [`Revocation`] an organisation's removal of a member, and [`Profile`] who an
+//! organisation or member is. Empty strings mean "not given", so every body has
 //! one encoding.
 
 use serde::{Deserialize, Serialize};
@@ -363,6 +364,49 @@ impl Revocation {
                 field: "revocation reason",
                 reason: format!("is over {MAX_NOTE_LEN} bytes"),
             });
+        }
+        Ok(())
+    }
+}
+
+/// A profile's body: who an organisation or member is, for readers elsewhere. Signed by the
+/// organisation's own key it describes the organisation; by a member's key, that member. The
+/// newest profile of an author replaces the earlier ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// A few plain-language sentences.
+    pub about: String,
+    /// An http(s) address, or empty.
+    pub website: String,
+    /// How to get in touch (an email address, a phone number), or empty.
+    pub contact: String,
+}
+
+impl Profile {
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        codec::encode("profile body", self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let profile: Profile = codec::decode("profile body", bytes)?;
+        profile.check()?;
+        Ok(profile)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, reason: String| Err(Error::BadField { field, reason });
+        if self.about.len() > MAX_SUMMARY_LEN {
+            return bad("profile about", format!("is over {MAX_SUMMARY_LEN} bytes"));
+        }
+        if !self.website.is_empty() {
+            check_link(&self.website)?;
+        }
+        if self.contact.len() > MAX_TITLE_LEN || self.contact.chars().any(char::is_control) {
+            return bad(
+                "profile contact",
+                format!("must be one line of at most {MAX_TITLE_LEN} bytes"),
+            );
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ pub mod keys;
 pub mod testkit;
 pub mod verify;
 
-pub use body::{Reply, Response, ResponseType, Retraction, Revocation, Story};
+pub use body::{Profile, Reply, Response, ResponseType, Retraction, Revocation, Story};
 pub use credential::{Credential, CredentialClaims};
 pub use entry::{
     BodyHash, Draft, Entry, FORMAT_VERSION, Header, Kind, Ref, RefKind, Space, Timestamp,

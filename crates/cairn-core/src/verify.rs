@@ -15,7 +15,7 @@ use std::sync::RwLock;
 use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::body::{Reply, Response, Retraction, Revocation};
+use crate::body::{Profile, Reply, Response, Retraction, Revocation};
 use crate::credential::CREDENTIAL_DOMAIN;
 use crate::entry::{
     BodyHash, ENTRY_DOMAIN, Entry, Header, Kind, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS,
@@ -243,6 +243,9 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
         Kind::RETRACT => {
             Retraction::decode(body)?;
             exactly_one_ref(header, RefKind::RETRACTS)?;
+        }
+        Kind::PROFILE => {
+            Profile::decode(body)?;
         }
         Kind::REVOKE => {
             let revocation = Revocation::decode(body)?;

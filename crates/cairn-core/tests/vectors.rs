@@ -229,6 +229,15 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
                 .expect("retraction"),
                 RefKind::RETRACTS,
             ),
+            Kind::PROFILE => (
+                cairn_core::Profile {
+                    about: "A member.".into(),
+                    ..cairn_core::Profile::default()
+                }
+                .encode()
+                .expect("profile"),
+                RefKind(index as u16),
+            ),
             // Only an organisation's own key signs revocations: tests/threads.rs covers them.
             Kind::REVOKE => continue,
             _ => (

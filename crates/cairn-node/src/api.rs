@@ -220,6 +220,33 @@ pub struct AmendRequest {
     pub on_behalf: bool,
 }
 
+/// `POST /api/profile`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    pub profile: cairn_core::Profile,
+    #[serde(default)]
+    pub as_member: Option<String>,
+    #[serde(default)]
+    pub on_behalf: bool,
+}
+
+/// `GET /api/profile?author=ID`: the newest profile of an organisation (its id) or member.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileQuery {
+    pub author: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileView {
+    pub author: String,
+    pub name: String,
+    pub about: String,
+    pub website: String,
+    pub contact: String,
+    /// When it was published (RFC 3339).
+    pub updated: String,
+}
+
 /// `POST /api/members`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MemberRequest {
@@ -413,6 +440,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/members", get(members).post(add_member))
         .route("/api/members/revoke", post(revoke_member))
         .route("/api/policy", get(policy).post(change_policy))
+        .route("/api/profile", get(profile).post(set_profile))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(api.clone(), require_token))
         .with_state(api);
@@ -707,6 +735,51 @@ async fn retract(
         .retract(target, request.reason, &publish_as)
         .await?;
     Ok(published(&entry, shared))
+}
+
+async fn set_profile(
+    State(api): State<Api>,
+    Json(request): Json<ProfileRequest>,
+) -> Result<Json<PublishedView>, Error> {
+    let publish_as = PublishAs::from_request(request.as_member, request.on_behalf)?;
+    let (entry, shared) = api.shared.set_profile(request.profile, &publish_as).await?;
+    Ok(published(&entry, shared))
+}
+
+async fn profile(
+    State(api): State<Api>,
+    Query(query): Query<ProfileQuery>,
+) -> Result<Json<Option<ProfileView>>, Error> {
+    let author: MemberId = query
+        .author
+        .trim()
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("{:?} is not a 64-digit id", query.author)))?;
+    let store = api.shared.store.clone();
+    Ok(Json(blocking(move || profile_view(&store, &author)).await?))
+}
+
+/// The newest profile of an author, as shown to readers.
+pub fn profile_view(
+    store: &cairn_store::Store,
+    author: &MemberId,
+) -> Result<Option<ProfileView>, Error> {
+    Ok(store.profile_of(author)?.map(|(entry, profile)| {
+        let claims = entry.credential().claims();
+        ProfileView {
+            author: author.to_string(),
+            name: if entry.header().author == MemberId::from(claims.org) {
+                claims.org_name.clone()
+            } else {
+                claims.member_name.clone()
+            },
+            about: profile.about,
+            website: profile.website,
+            contact: profile.contact,
+            updated: humantime::format_rfc3339_seconds(entry.header().created.to_system_time())
+                .to_string(),
+        }
+    }))
 }
 
 async fn policy(State(api): State<Api>) -> Result<Json<crate::policy::PolicyView>, Error> {

@@ -285,6 +285,28 @@ impl Shared {
         self.publish_draft(draft, publish_as).await
     }
 
+    /// Publishes a profile of the organisation (`PublishAs::Organisation`) or of a member, in
+    /// every joined space. The newest profile of an author is the one shown.
+    pub async fn set_profile(
+        &self,
+        profile: cairn_core::Profile,
+        publish_as: &PublishAs,
+    ) -> Result<(Entry, bool), Error> {
+        let spaces = self
+            .spaces()
+            .iter()
+            .map(|name| Space::new(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let draft = Draft {
+            kind: Kind::PROFILE,
+            spaces,
+            refs: Vec::new(),
+            body: profile.encode()?,
+            created: Timestamp::now(),
+        };
+        self.publish_draft(draft, publish_as).await
+    }
+
     /// The key and credential for `publish_as`.
     fn signer(&self, publish_as: &PublishAs) -> Result<crate::keystore::Signer, Error> {
         match publish_as {

@@ -32,6 +32,8 @@ pub const REFERS: u8 = b'r';
 /// `v org member` → last valid seq (u64): the organisation revoked the member, and their
 /// entries after that seq are refused (and removed if held).
 pub const REVOKED: u8 = b'v';
+/// `q author` → id of the author's newest profile entry.
+pub const PROFILE: u8 = b'q';
 /// `p ...` → this node's policy on organisations (see `policy.rs`).
 pub const POLICY: u8 = b'p';
 /// `z space 0 created id` → org: an entry refused by policy, so sync does not fetch it again.
@@ -102,6 +104,13 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
 
 pub fn tag_prefix(tag: &str) -> Vec<u8> {
     index_prefix(TAG, tag.as_bytes(), true)
+}
+
+pub fn profile_key(author: &MemberId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(33);
+    key.push(PROFILE);
+    key.extend_from_slice(author.as_bytes());
+    key
 }
 
 pub fn revocation_key(org: &OrgId, member: &MemberId) -> Vec<u8> {

@@ -340,6 +340,24 @@ impl Store {
         lock(&self.retracted).contains(&(*id, *author))
     }
 
+    /// The newest profile an author (an organisation's own key, or a member) published.
+    pub fn profile_of(
+        &self,
+        author: &MemberId,
+    ) -> Result<Option<(Entry, cairn_core::Profile)>, Error> {
+        let key = layout::profile_key(author);
+        let Some(id) = self.entries.get(key)? else {
+            return Ok(None);
+        };
+        let Some(entry) = self.get(&id_from(&id)?)? else {
+            return Ok(None);
+        };
+        let profile = entry.body().map(cairn_core::Profile::decode).transpose();
+        Ok(profile
+            .map_err(|err| Error::Corrupt(format!("a stored profile does not decode: {err}")))?
+            .map(|profile| (entry, profile)))
+    }
+
     /// The revisions of a story by its own author (amendments), oldest first.
     pub fn revisions(&self, entry: &Entry) -> Result<Vec<Entry>, Error> {
         let author = entry.header().author;
@@ -694,6 +712,18 @@ impl Store {
         }
         if header.kind == Kind::REVOKE {
             self.apply_revocation(entry)?;
+        }
+        if header.kind == Kind::PROFILE {
+            let key = layout::profile_key(&author);
+            let newer = match self.entries.get(&key)? {
+                Some(held) => self
+                    .get(&id_from(&held)?)?
+                    .is_none_or(|held| held.header().created <= created),
+                None => true,
+            };
+            if newer {
+                self.entries.insert(key, &id.as_bytes()[..])?;
+            }
         }
         // Last: the record that makes the entry exist. A retracted entry keeps only its
         // signed header.

@@ -191,6 +191,8 @@ struct OrgsPage {
 struct OrgView {
     id: String,
     name: String,
+    /// From the organisation's own profile, if it published one.
+    about: String,
     latest_iso: String,
     latest_human: String,
 }
@@ -755,13 +757,25 @@ pub async fn search(
 
 pub async fn orgs(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
     let store = web.shared.store.clone();
-    let orgs = blocking(move || Ok(store.orgs(MAX_ORGS)?)).await?;
+    let orgs = blocking(move || {
+        let mut orgs = Vec::new();
+        for (org, entry) in store.orgs(MAX_ORGS)? {
+            let about = store
+                .profile_of(&cairn_core::MemberId::from(org))?
+                .map(|(_, profile)| profile.about)
+                .unwrap_or_default();
+            orgs.push((org, entry, about));
+        }
+        Ok(orgs)
+    })
+    .await?;
     let now = SystemTime::now();
     let mut orgs: Vec<OrgView> = orgs
         .iter()
-        .map(|(org, entry)| OrgView {
+        .map(|(org, entry, about)| OrgView {
             id: org.to_string(),
             name: entry.credential().claims().org_name.clone(),
+            about: about.clone(),
             latest_iso: iso(entry.header().created),
             latest_human: ago(entry.header().created, now),
         })
