@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
-use cairn_core::body::normalize_tag;
+use cairn_core::body::normalize_tags;
 use cairn_core::{Draft, Entry, Kind, Ref, RefKind, Space, Story, Timestamp};
 use cairn_store::Store;
 use serde::Serialize;
@@ -335,13 +335,7 @@ fn story_from(parts: StoryParts, args: &PublishArgs) -> Result<Story> {
             parts.sections.map(Option::unwrap_or_default),
         )
     };
-    let mut tags = Vec::new();
-    for raw in &args.tags {
-        let tag = normalize_tag(raw)?;
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
+    let tags = normalize_tags(args.tags.iter().map(String::as_str))?;
     let [context, tried, happened, learned, next] = sections;
     Ok(Story {
         title: args.title.trim().to_string(),
@@ -392,18 +386,28 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
         let notes = Notes::read(&store, &entries)?;
         (entries, notes)
     };
+    print_entries(
+        &entries,
+        &notes,
+        json,
+        "No entries match. Publish one with `cairn publish`.",
+    )
+}
+
+/// A list of entries as text (or JSON), with `when_empty` if there are none.
+pub fn print_entries(entries: &[Entry], notes: &Notes, json: bool, when_empty: &str) -> Result<()> {
     if json {
         let views: Vec<_> = entries
             .iter()
-            .map(|entry| EntryView::new(entry).noted(&notes))
+            .map(|entry| EntryView::new(entry).noted(notes))
             .collect();
         return print_json(&views);
     }
     if entries.is_empty() {
-        say!("No entries match. Publish one with `cairn publish`.");
+        say!("{when_empty}");
     }
-    for entry in &entries {
-        say!("{}", render::list_item(entry, &notes));
+    for entry in entries {
+        say!("{}", render::list_item(entry, notes));
     }
     Ok(())
 }

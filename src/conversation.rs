@@ -16,10 +16,10 @@ use cairn_node::api::{
 
 use crate::cli::{AmendArgs, MemberAction, ProfileAction, ResponseKindArg};
 use crate::client::{self, NodeClient};
-use crate::commands::{offline_signer, print_json, publish_offline};
+use crate::commands::{offline_signer, print_entries, print_json, publish_offline};
 use crate::home::Home;
 use crate::output::say;
-use crate::render::{self, EntryView, Notes};
+use crate::render::{EntryView, Notes};
 
 pub fn reply(
     home: &Home,
@@ -51,9 +51,7 @@ pub fn reply(
         return print_published(&published, json);
     }
     let store = home.open_store()?;
-    let target = store
-        .get(&store.resolve(prefix)?)?
-        .context("the entry disappeared while it was being read; try again")?;
+    let target = held(&store, prefix)?;
     let draft = Draft::reply(
         target.id(),
         &reply,
@@ -100,9 +98,7 @@ pub fn respond(
         return print_published(&published, json);
     }
     let store = home.open_store()?;
-    let target = store
-        .get(&store.resolve(prefix)?)?
-        .context("the entry disappeared while it was being read; try again")?;
+    let target = held(&store, prefix)?;
     let draft = Draft::response(
         target.id(),
         &response,
@@ -140,13 +136,7 @@ pub fn amend(home: &Home, args: AmendArgs, json: bool) -> Result<()> {
         replace(&mut story.learned, &args.learned);
         replace(&mut story.next, &args.next);
         if !args.tags.is_empty() {
-            story.tags = Vec::new();
-            for tag in &args.tags {
-                let tag = cairn_core::body::normalize_tag(tag)?;
-                if !story.tags.contains(&tag) {
-                    story.tags.push(tag);
-                }
-            }
+            story.tags = cairn_core::body::normalize_tags(args.tags.iter().map(String::as_str))?;
         }
         Ok(story)
     };
@@ -169,9 +159,7 @@ pub fn amend(home: &Home, args: AmendArgs, json: bool) -> Result<()> {
     let publish_as = PublishAs::from_request(args.as_member.clone(), false)?;
     let signer = offline_signer(home, &publish_as)?;
     let store = home.open_store()?;
-    let mut entry = store
-        .get(&store.resolve(&args.id)?)?
-        .context("the entry disappeared while it was being read; try again")?;
+    let mut entry = held(&store, &args.id)?;
     // An earlier revision's id stands for the story it revises.
     if entry.header().kind == cairn_core::Kind::AMEND
         && let Some(original) = entry.header().refs.first().map(|r| r.target)
@@ -225,9 +213,7 @@ pub fn retract(
     let publish_as = PublishAs::from_request(as_member, false)?;
     let signer = offline_signer(home, &publish_as)?;
     let store = home.open_store()?;
-    let target = store
-        .get(&store.resolve(prefix)?)?
-        .context("the entry disappeared while it was being read; try again")?;
+    let target = held(&store, prefix)?;
     if target.header().author != signer.key.member_id() {
         bail!(
             "entry {} was written by {} of {}; only its author can retract it",
@@ -265,20 +251,12 @@ pub fn search(home: &Home, query: &str, limit: usize, json: bool) -> Result<()> 
         let notes = Notes::read(&store, &entries)?;
         (entries, notes)
     };
-    if json {
-        let views: Vec<_> = entries
-            .iter()
-            .map(|entry| EntryView::new(entry).noted(&notes))
-            .collect();
-        return print_json(&views);
-    }
-    if entries.is_empty() {
-        say!("Nothing matches {query:?}. Try fewer or different words.");
-    }
-    for entry in &entries {
-        say!("{}", render::list_item(entry, &notes));
-    }
-    Ok(())
+    print_entries(
+        &entries,
+        &notes,
+        json,
+        &format!("Nothing matches {query:?}. Try fewer or different words."),
+    )
 }
 
 pub fn reindex(home: &Home, json: bool) -> Result<()> {
@@ -295,6 +273,13 @@ pub fn reindex(home: &Home, json: bool) -> Result<()> {
     }
     say!("Rebuilt the search index: {} entries.", view.entries);
     Ok(())
+}
+
+/// The entry an id or unique prefix names, read from the store.
+fn held(store: &cairn_store::Store, prefix: &str) -> Result<Entry> {
+    store
+        .get(&store.resolve(prefix)?)?
+        .context("the entry disappeared while it was being read; try again")
 }
 
 fn print_published(published: &PublishedView, json: bool) -> Result<()> {

@@ -152,6 +152,19 @@ pub fn normalize_tag(raw: &str) -> Result<String, Error> {
     })
 }
 
+/// Normalises tags as given by a person (see [`normalize_tag`]), dropping repeats and keeping
+/// the first-given order.
+pub fn normalize_tags<'a>(raw: impl IntoIterator<Item = &'a str>) -> Result<Vec<String>, Error> {
+    let mut tags: Vec<String> = Vec::new();
+    for raw in raw {
+        let tag = normalize_tag(raw)?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
+}
+
 fn check_link(link: &str) -> Result<(), Error> {
     let allowed = ["https://", "http://", "mailto:"];
     if link.len() > MAX_LINK_LEN

@@ -693,13 +693,9 @@ async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Erro
             "Choose at least one space to share the entry with.".into(),
         ));
     }
-    let mut tags: Vec<String> = Vec::new();
-    for raw in form.tags.split(',').filter(|tag| !tag.trim().is_empty()) {
-        let tag = cairn_core::body::normalize_tag(raw)?;
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
+    let tags = cairn_core::body::normalize_tags(
+        form.tags.split(',').filter(|tag| !tag.trim().is_empty()),
+    )?;
     let [context, tried, happened, learned, next] =
         form.sections.clone().map(|s| s.trim().to_string());
     let story = Story {
