@@ -206,6 +206,8 @@ pub struct Store {
     retracted: Mutex<HashSet<(EntryId, MemberId)>>,
     /// This node's policy on organisations, and per-organisation counts for the quota.
     policy: Mutex<policy::PolicyState>,
+    /// (org, member) → last valid seq, for every revocation held. Loaded at open.
+    revocations: Mutex<HashMap<(OrgId, MemberId), u64>>,
 }
 
 impl Store {
@@ -305,8 +307,10 @@ impl Store {
             writes: std::sync::atomic::AtomicU64::new(0),
             retracted: Mutex::new(HashSet::new()),
             policy: Mutex::new(policy::PolicyState::default()),
+            revocations: Mutex::new(HashMap::new()),
         };
         store.load_retractions()?;
+        store.load_revocations()?;
         store.load_policy(max_entries_per_org)?;
         Ok(store)
     }
@@ -749,14 +753,26 @@ impl Store {
 
     /// The last valid seq of `member` if `org` revoked them.
     pub fn revoked_after(&self, org: &OrgId, member: &MemberId) -> Result<Option<u64>, Error> {
-        let Some(value) = self.entries.get(layout::revocation_key(org, member))? else {
-            return Ok(None);
-        };
-        let bytes: [u8; 8] = value
-            .as_ref()
-            .try_into()
-            .map_err(|_| Error::Corrupt("a revocation record is not 8 bytes".into()))?;
-        Ok(Some(u64::from_be_bytes(bytes)))
+        Ok(lock(&self.revocations).get(&(*org, *member)).copied())
+    }
+
+    /// Reads every revocation into memory (they are few), so writes check them without a read.
+    fn load_revocations(&self) -> Result<(), Error> {
+        let mut found = HashMap::new();
+        for item in self.entries.scan_prefix([layout::REVOKED]) {
+            let (key, value) = item?;
+            let parse = || -> Option<((OrgId, MemberId), u64)> {
+                let org: [u8; 32] = key.get(1..33)?.try_into().ok()?;
+                let member: [u8; 32] = key.get(33..65)?.try_into().ok()?;
+                let seq: [u8; 8] = value.as_ref().try_into().ok()?;
+                Some(((OrgId(org), MemberId(member)), u64::from_be_bytes(seq)))
+            };
+            let (pair, seq) =
+                parse().ok_or_else(|| Error::Corrupt("a revocation record is malformed".into()))?;
+            found.insert(pair, seq);
+        }
+        *lock(&self.revocations) = found;
+        Ok(())
     }
 
     /// Records a revocation (the earliest cut-off wins) and removes the member's entries held
@@ -776,6 +792,7 @@ impl Store {
             layout::revocation_key(&org, &member),
             &last_valid_seq.to_be_bytes()[..],
         )?;
+        lock(&self.revocations).insert((org, member), last_valid_seq);
         let mut later = Vec::new();
         for item in self
             .entries
