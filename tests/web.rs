@@ -18,7 +18,7 @@ use serde_json::{Value, json as json_value};
 
 mod common;
 
-use common::{Node, json, wait_for};
+use common::{Node, json, ok, wait_for};
 
 /// Browser steps are awaited with this deadline, polling the page.
 const PAGE_DEADLINE: Duration = Duration::from_secs(60);
@@ -268,6 +268,8 @@ fn members_log_in_write_find_and_respond_in_the_browser() {
     let root = tempfile::tempdir().expect("temp dir");
     let a_home = Node::init(root.path(), "Riverside Trust");
     let b_home = Node::init(root.path(), "Hillside Carers");
+    ok(&a_home, &["rename", "--name", "Ana Silva"]);
+    ok(&b_home, &["rename", "--name", "Bethan Jones"]);
     let a = Node::start(&a_home, &["--no-kademlia"]);
     let b = Node::start(&b_home, &["--no-kademlia", "--peer", &a.address()]);
     wait_for("B to connect to A", || b.connected_to(&a.peer_id()));
