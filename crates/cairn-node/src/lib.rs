@@ -1,6 +1,6 @@
 //! The Cairn daemon: it wires the store to the network, validates every gossiped entry before
-//! it is stored or relayed, serves the local HTTP API that the CLI (and later the web page)
-//! uses, and shuts down cleanly.
+//! it is stored or relayed, serves the local HTTP API that the CLI uses and the web page for
+//! members, keeps the search index, and shuts down cleanly.
 //!
 //! - [`run`]: start everything and run until the shutdown future completes;
 //! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
@@ -15,7 +15,7 @@
 //! - `web`: the web page for members, with its login, sessions and CSRF checks.
 //!
 //! Invariant: an entry is relayed only after the store accepted it (`Verdict::Accept` is sent
-//! only for entries that were stored or kept as fork proofs).
+//! only for entries that were stored with their body or kept as fork proofs).
 
 pub mod api;
 pub mod keystore;

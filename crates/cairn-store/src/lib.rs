@@ -1,14 +1,18 @@
-//! Cairn's entry store: an append-only record of verified entries on sled, with indexes for
-//! reading them back by time, author and sequence, space, kind, tag and organisation.
+//! Cairn's entry store: a record of verified entries on sled, with indexes for reading them
+//! back by time, author and sequence, space, kind, tag, organisation and reference.
 //!
 //! This is the only crate that names sled. It owns:
-//! - [`Store`]: opening (never silently empty), validated insertion, reads and index scans;
-//! - `layout`: the key layout of the single tree that holds everything.
+//! - [`Store`]: opening (never silently empty), validated insertion, reads and index scans,
+//!   and the effects of retractions (bodies dropped) and revocations (later entries removed);
+//! - `layout`: the key layout of the single tree that holds everything;
+//! - `policy`: this node's own policy on organisations (block, follow, quota) and the
+//!   tombstones refused entries leave.
 //!
 //! Invariants:
-//! - Every stored entry passed the full validation pipeline; nothing is updated in place.
-//! - An entry and all its index keys are written in one atomic batch, and an insert is reported
-//!   only after that batch is flushed to disk.
+//! - Every stored entry passed the full validation pipeline. Nothing is updated in place
+//!   except a retracted entry's record, which loses its body (its signed header stays).
+//! - An entry's index keys are written before its record, under an intent key that `open`
+//!   uses to repair an interrupted write; an insert is reported only after the flush.
 //! - Each (author, seq) has at most one entry in the chain; a second valid entry there is kept
 //!   aside as a fork proof and never replaces the first.
 //! - Reads re-check each entry's id and body hash, so on-disk damage surfaces as
