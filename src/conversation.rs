@@ -167,6 +167,12 @@ pub fn amend(home: &Home, args: AmendArgs, json: bool) -> Result<()> {
     {
         entry = original;
     }
+    if entry.body().is_none() {
+        bail!(
+            "entry {} was retracted by its author; it cannot be amended",
+            entry.id()
+        );
+    }
     if !entry.header().kind.has_story() {
         bail!(
             "only learning, failure and question entries can be amended (this is a {})",
@@ -214,6 +220,12 @@ pub fn retract(
     let signer = offline_signer(home, &publish_as)?;
     let store = home.open_store()?;
     let target = held(&store, prefix)?;
+    if matches!(
+        target.header().kind,
+        cairn_core::Kind::RETRACT | cairn_core::Kind::REVOKE
+    ) {
+        bail!("retractions and revocations cannot be retracted");
+    }
     if target.header().author != signer.key.member_id() {
         bail!(
             "entry {} was written by {} of {}; only its author can retract it",
@@ -382,7 +394,7 @@ pub fn member(home: &Home, action: MemberAction, json: bool) -> Result<()> {
                     let store = home.open_store()?;
                     let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
                     let member = keystore.member(&name)?.key.member_id();
-                    let last_valid_seq = store.chain_head(&member)?.map_or(0, |(seq, _)| seq);
+                    let last_valid_seq = store.contiguous_head(&member)?;
                     let spaces = home
                         .config()?
                         .publish

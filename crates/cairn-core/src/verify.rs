@@ -144,10 +144,18 @@ impl Verifier {
     }
 }
 
+/// Sequence numbers at or above this are refused, so `seq + 1` never overflows.
+pub const MAX_SEQ: u64 = 1 << 62;
+
 /// Header checks that need no keys: chain fields, clock, spaces, references, body length.
 pub fn check_header(header: &Header, now: Timestamp) -> Result<(), Error> {
     match (header.seq, header.prev) {
         (0, _) => return Err(Error::BadChain("seq must start at 1")),
+        (MAX_SEQ.., _) => {
+            return Err(Error::BadChain(
+                "seq is implausibly large (2^62 or more); no chain is that long",
+            ));
+        }
         (1, Some(_)) => {
             return Err(Error::BadChain(
                 "the first entry (seq 1) must not name a previous entry",

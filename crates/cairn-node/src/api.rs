@@ -160,7 +160,9 @@ impl EntryNotes {
             revisions: std::collections::HashMap::new(),
         };
         for entry in entries {
+            // A retracted story shows nothing, not even its revisions.
             if entry.header().kind.has_story()
+                && entry.body().is_some()
                 && let Some(latest) = store.revisions(entry)?.pop()
             {
                 notes.revisions.insert(entry.id(), latest);

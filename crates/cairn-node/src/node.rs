@@ -232,6 +232,12 @@ impl Shared {
         publish_as: &PublishAs,
     ) -> Result<(Entry, bool), Error> {
         let held = self.target(&target).await?;
+        if matches!(held.header().kind, Kind::RETRACT | Kind::REVOKE) {
+            return Err(Error::BadRequest(format!(
+                "entry {target} is a {}; retractions and revocations cannot be retracted",
+                held.header().kind
+            )));
+        }
         let signer = self.signer(publish_as)?;
         if held.header().author != signer.key.member_id() {
             return Err(Error::BadRequest(format!(
@@ -269,6 +275,12 @@ impl Shared {
             return Err(Error::BadRequest(format!(
                 "entry {target} is a {}, not a learning, failure or question entry; only those can be amended",
                 held.header().kind
+            )));
+        }
+        if held.body().is_none() {
+            return Err(Error::BadRequest(format!(
+                "entry {} was retracted by its author; it cannot be amended",
+                held.id()
             )));
         }
         let signer = self.signer(publish_as)?;
@@ -356,9 +368,8 @@ impl Shared {
     pub async fn revoke(&self, name: &str, reason: String) -> Result<(Entry, bool), Error> {
         let member = self.keystore.member(name)?.key.member_id();
         let store = self.store.clone();
-        let last_valid_seq = blocking(move || Ok(store.chain_head(&member)?))
-            .await?
-            .map_or(0, |(seq, _)| seq);
+        // Only the gap-free start of the chain: a stolen key could claim a huge seq.
+        let last_valid_seq = blocking(move || Ok(store.contiguous_head(&member)?)).await?;
         let spaces = self
             .spaces()
             .iter()
@@ -834,11 +845,17 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
             Err(err) => verdict_for(&err),
             Ok(()) => match stored.next() {
                 Some(Ok(inserted)) => match inserted.outcome {
-                    Outcome::ForkProof => {
-                        tracing::warn!(id = %inserted.id, "received a fork proof: an author signed two entries at one seq");
-                        Verdict::Accept
+                    Outcome::ForkProof | Outcome::Stored => {
+                        if inserted.outcome == Outcome::ForkProof {
+                            tracing::warn!(id = %inserted.id, "received a fork proof: an author signed two entries at one seq");
+                        }
+                        // Relay only what is still held exactly as received: a retraction or
+                        // revocation later in the same batch may have changed or removed it.
+                        match store.frames(&[inserted.id], usize::MAX) {
+                            Ok((held, _)) if held.first() == frames.get(index) => Verdict::Accept,
+                            _ => Verdict::Ignore,
+                        }
                     }
-                    Outcome::Stored => Verdict::Accept,
                     // Its author withdrew it: keep the header, never pass the body on.
                     Outcome::Retracted => Verdict::Ignore,
                 },

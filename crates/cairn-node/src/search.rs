@@ -39,34 +39,63 @@ pub(crate) fn open(dir: &Path) -> Result<SearchIndex, Error> {
     }
 }
 
-/// Indexes every stored entry the index lacks; returns how many it added. Cheap when the
-/// index is current: it compares counts first, then compares id sets without loading
-/// documents or entries that are already indexed.
+/// Brings the index in line with the store: indexes every stored entry it lacks (with the
+/// targets of retractions among them, whose text must go) and drops documents of entries the
+/// store no longer holds. Returns how many entries it indexed. Compares id sets, so it loads
+/// only what differs.
 pub fn catch_up(store: &Store, index: &SearchIndex) -> Result<usize, Error> {
-    if index.len() == store.count()? as u64 {
-        return Ok(0);
-    }
-    let indexed = index.ids()?;
+    let mut indexed = index.ids()?;
     let mut added = 0;
     let mut batch = Vec::with_capacity(INDEX_BATCH);
     for id in store.ids() {
         let id = id?;
-        if indexed.contains(&id) {
+        if indexed.remove(&id) {
             continue;
         }
         if let Some(entry) = store.get(&id)? {
             batch.push(entry);
         }
-        if batch.len() == INDEX_BATCH {
+        if batch.len() >= INDEX_BATCH {
             added += batch.len();
-            index.add(&batch)?;
-            batch.clear();
+            index.add(&with_retracted_targets(store, std::mem::take(&mut batch))?)?;
         }
     }
     added += batch.len();
-    index.add(&batch)?;
+    index.add(&with_retracted_targets(store, batch)?)?;
+    // What is left was indexed once but is no longer held (blocked, revoked).
+    for gone in &indexed {
+        index.remove(gone)?;
+    }
     index.commit()?;
     Ok(added)
+}
+
+/// `entries`, plus the entries that retractions among them withdrew (to be indexed again
+/// without their text).
+fn with_retracted_targets(
+    store: &Store,
+    entries: Vec<cairn_core::Entry>,
+) -> Result<Vec<cairn_core::Entry>, Error> {
+    let mut all = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let target = (entry.header().kind == Kind::RETRACT)
+            .then(|| {
+                entry
+                    .header()
+                    .refs
+                    .iter()
+                    .find(|r| r.kind == RefKind::RETRACTS)
+                    .map(|r| r.target)
+            })
+            .flatten();
+        all.push(entry);
+        if let Some(target) = target
+            && let Some(target) = store.get(&target)?
+        {
+            all.push(target);
+        }
+    }
+    Ok(all)
 }
 
 /// The stored entries that best match `query`, best first. Hits whose entry is no longer
@@ -165,24 +194,10 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
             let mut entries = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(entry) = store.get(&id)? {
-                    // A retraction removed its target's text: index the target again.
-                    let retracted = entry
-                        .header()
-                        .refs
-                        .iter()
-                        .filter(|r| {
-                            entry.header().kind == Kind::RETRACT && r.kind == RefKind::RETRACTS
-                        })
-                        .map(|r| r.target)
-                        .next();
                     entries.push(entry);
-                    if let Some(target) = retracted
-                        && let Some(target) = store.get(&target)?
-                    {
-                        entries.push(target);
-                    }
                 }
             }
+            let entries = with_retracted_targets(&store, entries)?;
             index.add(&entries)?;
             index.commit()?;
             Ok(entries.len())

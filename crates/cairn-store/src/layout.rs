@@ -106,6 +106,15 @@ pub fn tag_prefix(tag: &str) -> Vec<u8> {
     index_prefix(TAG, tag.as_bytes(), true)
 }
 
+/// `F author seq` → id of the one fork proof kept for that (author, seq).
+pub const FORK_MARKER: u8 = b'F';
+
+pub fn fork_marker_key(author: &MemberId, seq: u64) -> Vec<u8> {
+    let mut key = chain_key(author, seq);
+    key[0] = FORK_MARKER;
+    key
+}
+
 pub fn profile_key(author: &MemberId) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
     key.push(PROFILE);

@@ -370,14 +370,9 @@ impl Store {
     pub fn revisions(&self, entry: &Entry) -> Result<Vec<Entry>, Error> {
         let author = entry.header().author;
         Ok(self
-            .referring(&entry.id(), usize::MAX)?
+            .referring_as(&entry.id(), RefKind::AMENDS, Kind::AMEND, MAX_REVISIONS)?
             .into_iter()
-            .filter(|(how, by)| {
-                *how == RefKind::AMENDS
-                    && by.header().kind == Kind::AMEND
-                    && by.header().author == author
-            })
-            .map(|(_, by)| by)
+            .filter(|by| by.header().author == author)
             .collect())
     }
 
@@ -387,14 +382,9 @@ impl Store {
             return Ok(None);
         }
         Ok(self
-            .referring(&entry.id(), usize::MAX)?
+            .referring_as(&entry.id(), RefKind::RETRACTS, Kind::RETRACT, MAX_REVISIONS)?
             .into_iter()
-            .find(|(how, by)| {
-                *how == RefKind::RETRACTS
-                    && by.header().kind == Kind::RETRACT
-                    && by.header().author == entry.header().author
-            })
-            .map(|(_, by)| by))
+            .find(|by| by.header().author == entry.header().author))
     }
 
     pub fn path(&self) -> &Path {
@@ -487,7 +477,7 @@ impl Store {
                     // A body-less entry may depend on a retraction later in this batch.
                     if let Ok(entry) = &entry
                         && entry.body().is_none()
-                        && !self.is_retracted(&entry.id(), &entry.header().author)
+                        && !self.withdrawn(entry)
                     {
                         lock(&deferred).push((slot, entry.clone()));
                         continue;
@@ -534,7 +524,7 @@ impl Store {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
         // Only a retracted entry may come without its body.
-        if entry.body().is_none() && !self.is_retracted(&id, &author) {
+        if entry.body().is_none() && !self.withdrawn(entry) {
             return Err(cairn_core::Error::BodyMissing.into());
         }
         let org = entry.credential().claims().org;
@@ -590,6 +580,12 @@ impl Store {
                 // Stored by a concurrent batch since this one checked for duplicates.
                 return Err(cairn_core::Error::Duplicate(id).into());
             }
+            // One proof per (author, seq) is enough; more would only fill the disk.
+            let marker = layout::fork_marker_key(&author, seq);
+            if self.entries.contains_key(&marker)? {
+                return Err(cairn_core::Error::Duplicate(id).into());
+            }
+            self.entries.insert(marker, &id.as_bytes()[..])?;
             // The proof goes in its spaces' indexes too, so catch-up sync passes it on.
             for space in &header.spaces {
                 self.entries.insert(
@@ -603,8 +599,13 @@ impl Store {
                     &[][..],
                 )?;
             }
+            let frame = if self.withdrawn(entry) {
+                cairn_core::entry::frame(entry.signed_header(), None)
+            } else {
+                entry.encode()
+            };
             self.entries
-                .insert(layout::entry_key(layout::FORK, &id), entry.encode())?;
+                .insert(layout::entry_key(layout::FORK, &id), frame)?;
             self.forget_space_items(&header.spaces);
             return Ok(Inserted {
                 id,
@@ -735,7 +736,10 @@ impl Store {
         }
         // Last: the record that makes the entry exist. A retracted entry keeps only its
         // signed header.
-        let retracted = self.is_retracted(&id, &author);
+        let retracted = self.withdrawn(entry);
+        if retracted {
+            lock(&self.retracted).insert((id, author));
+        }
         let frame = if retracted {
             cairn_core::entry::frame(entry.signed_header(), None)
         } else {
@@ -813,6 +817,11 @@ impl Store {
                 later.push(entry);
             }
         }
+        self.remove_forks(|other| {
+            other.header().author == member
+                && other.credential().claims().org == org
+                && other.header().seq > last_valid_seq
+        })?;
         self.remove_entries(&later)
     }
 
@@ -822,11 +831,19 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let intent: Vec<u8> = entries.iter().flat_map(|e| *e.id().as_bytes()).collect();
+        // Added to the intent of the writes in progress, which may still name entries of
+        // this batch that are not written yet.
+        let mut intent = self
+            .entries
+            .get([layout::INTENT])?
+            .map(|held| held.to_vec())
+            .unwrap_or_default();
+        intent.extend(entries.iter().flat_map(|e| *e.id().as_bytes()));
         self.entries.insert([layout::INTENT], intent)?;
         for entry in entries {
             let header = entry.header();
             let id = entry.id();
+            self.uncount_for_quota(&entry.credential().claims().org);
             self.entries
                 .remove(layout::entry_key(layout::RECORD, &id))?;
             self.entries.remove(layout::time_key(header.created, &id))?;
@@ -882,7 +899,9 @@ impl Store {
         Ok(())
     }
 
-    /// Records a retraction and drops the body of its target if held (same author only).
+    /// Records a retraction and drops the body of its target, and of the author's revisions of
+    /// it, if held (same author only). Retractions and revocations cannot be retracted: their
+    /// bodies are what other nodes act on.
     fn apply_retraction(&self, retraction: &Entry) -> Result<(), Error> {
         let author = retraction.header().author;
         let Some(target) = retraction
@@ -895,19 +914,36 @@ impl Store {
             return Ok(());
         };
         if let Some(held) = self.get(&target)? {
-            if held.header().author != author {
-                // Only an entry's own author can withdraw it.
+            if held.header().author != author || !retractable(held.header().kind) {
                 return Ok(());
             }
-            if held.body().is_some() {
-                self.entries.insert(
-                    layout::entry_key(layout::RECORD, &target),
-                    cairn_core::entry::frame(held.signed_header(), None),
-                )?;
+            let revisions = self.revisions(&held)?;
+            for entry in std::iter::once(&held).chain(&revisions) {
+                if entry.body().is_some() {
+                    self.entries.insert(
+                        layout::entry_key(layout::RECORD, &entry.id()),
+                        cairn_core::entry::frame(entry.signed_header(), None),
+                    )?;
+                }
+                lock(&self.retracted).insert((entry.id(), author));
             }
         }
         lock(&self.retracted).insert((target, author));
         Ok(())
+    }
+
+    /// Whether this entry must be kept without its body: its author retracted it, or it is the
+    /// author's revision of a story they retracted.
+    fn withdrawn(&self, entry: &Entry) -> bool {
+        let header = entry.header();
+        if self.is_retracted(&entry.id(), &header.author) {
+            return true;
+        }
+        header.kind == Kind::AMEND
+            && header
+                .refs
+                .iter()
+                .any(|r| r.kind == RefKind::AMENDS && self.is_retracted(&r.target, &header.author))
     }
 
     /// Drops every cached item list.
@@ -1045,6 +1081,36 @@ impl Store {
         Ok(found)
     }
 
+    /// Up to `limit` entries of `kind` that reference `target` with `how`, oldest first. Reads
+    /// only the matching entries (the reference index carries both kinds).
+    pub fn referring_as(
+        &self,
+        target: &EntryId,
+        how: RefKind,
+        kind: Kind,
+        limit: usize,
+    ) -> Result<Vec<Entry>, Error> {
+        let mut wanted = [0u8; 4];
+        wanted[..2].copy_from_slice(&how.0.to_be_bytes());
+        wanted[2..].copy_from_slice(&kind.0.to_be_bytes());
+        let mut found = Vec::new();
+        for item in self.entries.scan_prefix(layout::refers_prefix(target)) {
+            if found.len() >= limit {
+                break;
+            }
+            let (key, value) = item?;
+            if value.get(..4) != Some(&wanted[..]) {
+                continue;
+            }
+            let id = layout::trailing_id(&key)
+                .ok_or_else(|| Error::Corrupt("a reference key is too short".into()))?;
+            if let Some(entry) = self.get(&id)? {
+                found.push(entry);
+            }
+        }
+        Ok(found)
+    }
+
     /// The one id that starts with `prefix` (hex, any case), as in git.
     pub fn resolve(&self, prefix: &str) -> Result<EntryId, Error> {
         let prefix = prefix.trim().to_ascii_lowercase();
@@ -1144,6 +1210,59 @@ impl Store {
             })
     }
 
+    /// The highest seq reachable from seq 1 without a gap: the end of the chain as far as it
+    /// can be checked (entries after a gap may be anyone's claims).
+    pub fn contiguous_head(&self, author: &MemberId) -> Result<u64, Error> {
+        let mut expected = 1u64;
+        for key in self
+            .entries
+            .scan_prefix(layout::chain_prefix(author))
+            .keys()
+        {
+            let key = key?;
+            let seq_bytes: [u8; 8] = key
+                .get(33..41)
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| Error::Corrupt("a chain key is malformed".into()))?;
+            if u64::from_be_bytes(seq_bytes) != expected {
+                break;
+            }
+            expected += 1;
+        }
+        Ok(expected - 1)
+    }
+
+    /// Removes the fork proofs that `matches` selects, with their space index keys.
+    fn remove_forks(&self, matches: impl Fn(&Entry) -> bool) -> Result<(), Error> {
+        let mut doomed = Vec::new();
+        for item in self.entries.scan_prefix([layout::FORK]) {
+            let (_, frame) = item?;
+            if let Ok(other) = Entry::decode(&frame)
+                && matches(&other)
+            {
+                doomed.push(other);
+            }
+        }
+        for other in doomed {
+            let header = other.header();
+            self.entries
+                .remove(layout::entry_key(layout::FORK, &other.id()))?;
+            self.entries
+                .remove(layout::fork_marker_key(&header.author, header.seq))?;
+            for space in &header.spaces {
+                self.entries.remove(layout::index_key(
+                    layout::SPACE,
+                    space.as_str().as_bytes(),
+                    true,
+                    header.created,
+                    &other.id(),
+                ))?;
+            }
+            self.forget_space_items(&header.spaces);
+        }
+        Ok(())
+    }
+
     /// The author's highest seq held and its id: where their next entry goes.
     pub fn chain_head(&self, author: &MemberId) -> Result<Option<(u64, EntryId)>, Error> {
         // Newest first, skipping chain keys whose record a crash kept from being written.
@@ -1186,11 +1305,11 @@ impl Store {
             if author.is_some_and(|author| *author != header.author) {
                 continue;
             }
-            let kept = self
-                .chain_lookup(&header.author, header.seq)?
-                .ok_or_else(|| {
-                    Error::Corrupt("a fork proof has no chain entry beside it".into())
-                })?;
+            // The chain entry may have been removed (a block or a revocation); then the proof
+            // has nothing left to stand beside.
+            let Some(kept) = self.chain_lookup(&header.author, header.seq)? else {
+                continue;
+            };
             forks.push(Fork {
                 author: header.author,
                 seq: header.seq,
@@ -1385,6 +1504,15 @@ impl Heads {
     fn forget(&mut self, author: &MemberId) {
         self.map.remove(author);
     }
+}
+
+/// Revisions, retractions and the like read under one entry at most.
+const MAX_REVISIONS: usize = 1_000;
+
+/// Whether an entry of this kind can be retracted. Retractions and revocations cannot: other
+/// nodes act on their bodies.
+fn retractable(kind: Kind) -> bool {
+    kind != Kind::RETRACT && kind != Kind::REVOKE
 }
 
 /// A frame after decoding, the duplicate check and verification: its slot in the batch and

@@ -122,6 +122,13 @@ impl Store {
         }
     }
 
+    /// Takes a removed entry off its organisation's count.
+    pub(crate) fn uncount_for_quota(&self, org: &OrgId) {
+        if let Some(count) = lock(&self.policy).counts.get_mut(org) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
     /// Notes that an entry was refused, so sync does not fetch it again.
     pub(crate) fn tombstone(&self, entry: &Entry) -> Result<(), Error> {
         let header = entry.header();
@@ -173,6 +180,7 @@ impl Store {
             removed += entries.len();
             self.remove_entries(&entries)?;
         }
+        self.remove_forks(|other| other.credential().claims().org == *org)?;
         lock(&self.policy).counts.remove(org);
         heads.clear();
         drop(heads);

@@ -512,3 +512,80 @@ fn policy_refuses_by_quota_and_follow_only_and_remembers_what_it_refused() {
     assert!(policy.followed.contains(&ben.org_key.org_id()));
     assert_eq!(policy.max_entries_per_org, 3);
 }
+
+#[test]
+fn retraction_reaches_revisions_forks_stay_bounded_and_blocks_leave_no_orphans() {
+    use cairn_core::{Draft, Retraction, Space, Story};
+    let (_dir, store) = new_store();
+    let ana = Author::ana();
+    let commons = || vec![Space::new("commons").expect("space")];
+    let chain = ana.chain(1, EPOCH, 400).expect("chain");
+    let original = &chain[0];
+    let revision = ana
+        .sign(
+            2,
+            Some(original.id()),
+            Draft::amendment(
+                original.id(),
+                &Story {
+                    title: "Revised".into(),
+                    text: "Still secret.".into(),
+                    ..Story::default()
+                },
+                commons(),
+                Timestamp(EPOCH.0 + 1_000),
+            )
+            .expect("draft"),
+        )
+        .expect("signs");
+    let retraction = ana
+        .sign(
+            3,
+            Some(revision.id()),
+            Draft::retraction(
+                original.id(),
+                &Retraction {
+                    reason: "Withdrawn.".into(),
+                },
+                commons(),
+                Timestamp(EPOCH.0 + 2_000),
+            )
+            .expect("draft"),
+        )
+        .expect("signs");
+    for entry in [original, &revision, &retraction] {
+        store.insert(&entry.encode(), NOW).expect("stored");
+    }
+    for id in [original.id(), revision.id()] {
+        let held = store.get(&id).expect("get").expect("held");
+        assert!(
+            held.body().is_none(),
+            "the retraction took the revision's text too"
+        );
+    }
+    assert_eq!(
+        store.contiguous_head(&ana.key.member_id()).expect("head"),
+        3
+    );
+
+    // Forks: one proof per (author, seq); more are duplicates.
+    let twin_a = ana
+        .entry(1, None, Kind::LEARNING, &story(7, 200), EPOCH)
+        .expect("signs");
+    let twin_b = ana
+        .entry(1, None, Kind::LEARNING, &story(8, 200), EPOCH)
+        .expect("signs");
+    assert_eq!(
+        store.insert(&twin_a.encode(), NOW).expect("proof").outcome,
+        Outcome::ForkProof
+    );
+    assert_eq!(code(store.insert(&twin_b.encode(), NOW)), "duplicate:id");
+
+    // Blocking the organisation removes entries and proofs; nothing dangles.
+    store
+        .block_org(&ana.org_key.org_id(), "Riverside Trust", "test")
+        .expect("block");
+    assert!(store.forks(None).expect("forks").is_empty());
+    assert!(store.space_items("commons").expect("items").is_empty());
+    assert!(store.forked_authors().expect("forked").is_empty());
+}

@@ -62,14 +62,18 @@ pub async fn feed(
         ..Filter::default()
     };
     let entries = blocking(move || {
-        Ok(store
+        let entries = store
             .newest(&filter)
+            // A retracted entry has nothing left to show.
+            .filter(|entry| entry.as_ref().map_or(true, |entry| entry.body().is_some()))
             .take(FEED_ENTRIES)
-            .collect::<Result<Vec<_>, _>>()?)
+            .collect::<Result<Vec<_>, _>>()?;
+        let notes = crate::api::EntryNotes::read(&store, &entries)?;
+        Ok((entries, notes))
     })
     .await;
-    let entries = match entries {
-        Ok(entries) => entries,
+    let (entries, notes) = match entries {
+        Ok(found) => found,
         Err(err) => {
             return message(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -95,7 +99,12 @@ pub async fn feed(
     let _ = writeln!(xml, "<updated>{updated}</updated>");
     let _ = writeln!(xml, "<link href=\"http://{}/\"/>", escape(&host));
     for entry in &entries {
-        let story = entry.story().and_then(Result::ok).unwrap_or_default();
+        // The newest revision's text, if the author revised it.
+        let story = notes
+            .current(entry)
+            .story()
+            .and_then(Result::ok)
+            .unwrap_or_default();
         let author = entry.credential().claims();
         let mut body = String::new();
         if !story.summary.is_empty() {
@@ -145,7 +154,9 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // Not allowed in XML at all.
             c if c.is_control() && c != '\n' && c != '\t' => {}
+            '\u{FFFE}' | '\u{FFFF}' => {}
             c => out.push(c),
         }
     }

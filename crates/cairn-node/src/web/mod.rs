@@ -79,6 +79,19 @@ pub(crate) fn router(web: Web) -> Router {
 /// Lets a request through only with a live session (and, for posts, a same-origin Origin
 /// when the browser sends one); the handler finds the session in the request's extensions.
 async fn require_session(State(web): State<Web>, mut request: Request, next: Next) -> Response {
+    // Browsers say where a request comes from. Only this page itself, or the person (a typed
+    // or clicked link), may use it: not another site, and not another port on this machine
+    // (which counts as the same site, and would get the cookie).
+    if let Some(site) = request.headers().get("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This request came from another site or another program on this computer, so it was refused. Open the page with `cairn open`.",
+        );
+    }
     if request.method() == axum::http::Method::POST
         && let Some(origin) = request.headers().get(header::ORIGIN)
         && !web
