@@ -660,6 +660,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .await
     });
 
+    // List each joined space's items once now, so the first sync with a peer (usually right
+    // after start) finds them cached instead of reading the whole space index then.
+    for space in shared.spaces() {
+        let store = shared.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = store.space_items(&space) {
+                tracing::warn!(%space, "could not list the space's entries: {err}");
+            }
+        });
+    }
     let indexer = tokio::spawn(crate::search::run_indexer(shared.clone()));
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let handler = tokio::spawn(handle_network(
