@@ -98,6 +98,11 @@ pub fn time_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
     index_key(TIME, &[], false, created, id)
 }
 
+/// `s space 0 created id`: the entry's key in a space's index.
+pub fn space_key(space: &str, created: Timestamp, id: &EntryId) -> Vec<u8> {
+    index_key(SPACE, space.as_bytes(), true, created, id)
+}
+
 pub fn space_prefix(space: &str) -> Vec<u8> {
     index_prefix(SPACE, space.as_bytes(), true)
 }

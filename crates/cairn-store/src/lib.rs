@@ -589,13 +589,7 @@ impl Store {
             // The proof goes in its spaces' indexes too, so catch-up sync passes it on.
             for space in &header.spaces {
                 self.entries.insert(
-                    layout::index_key(
-                        layout::SPACE,
-                        space.as_str().as_bytes(),
-                        true,
-                        header.created,
-                        &id,
-                    ),
+                    layout::space_key(space.as_str(), header.created, &id),
                     &[][..],
                 )?;
             }
@@ -674,13 +668,7 @@ impl Store {
             &id,
         ))?;
         for space in &header.spaces {
-            index(layout::index_key(
-                layout::SPACE,
-                space.as_str().as_bytes(),
-                true,
-                created,
-                &id,
-            ))?;
+            index(layout::space_key(space.as_str(), created, &id))?;
         }
         if let Some(Ok(story)) = entry.story() {
             for tag in &story.tags {
@@ -856,13 +844,8 @@ impl Store {
                 &id,
             ))?;
             for space in &header.spaces {
-                self.entries.remove(layout::index_key(
-                    layout::SPACE,
-                    space.as_str().as_bytes(),
-                    true,
-                    header.created,
-                    &id,
-                ))?;
+                self.entries
+                    .remove(layout::space_key(space.as_str(), header.created, &id))?;
             }
             if let Some(Ok(story)) = entry.story() {
                 for tag in &story.tags {
@@ -1250,10 +1233,8 @@ impl Store {
             self.entries
                 .remove(layout::fork_marker_key(&header.author, header.seq))?;
             for space in &header.spaces {
-                self.entries.remove(layout::index_key(
-                    layout::SPACE,
-                    space.as_str().as_bytes(),
-                    true,
+                self.entries.remove(layout::space_key(
+                    space.as_str(),
                     header.created,
                     &other.id(),
                 ))?;
