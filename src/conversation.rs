@@ -50,20 +50,9 @@ pub fn reply(
         let published: PublishedView = client.post(&path, &request)?;
         return print_published(&published, json);
     }
-    let store = home.open_store()?;
-    let target = held(&store, prefix)?;
-    let draft = Draft::reply(
-        target.id(),
-        &reply,
-        target.header().spaces.clone(),
-        Timestamp::now(),
-    )?;
-    let entry = publish_offline(
-        home,
-        &store,
-        draft,
-        &PublishAs::from_request(as_member, false)?,
-    )?;
+    let entry = publish_offline_under(home, prefix, as_member, |target, spaces| {
+        Draft::reply(target, &reply, spaces, Timestamp::now())
+    })?;
     print_entry(&entry, json)
 }
 
@@ -97,20 +86,9 @@ pub fn respond(
         let published: PublishedView = client.post(&path, &request)?;
         return print_published(&published, json);
     }
-    let store = home.open_store()?;
-    let target = held(&store, prefix)?;
-    let draft = Draft::response(
-        target.id(),
-        &response,
-        target.header().spaces.clone(),
-        Timestamp::now(),
-    )?;
-    let entry = publish_offline(
-        home,
-        &store,
-        draft,
-        &PublishAs::from_request(as_member, false)?,
-    )?;
+    let entry = publish_offline_under(home, prefix, as_member, |target, spaces| {
+        Draft::response(target, &response, spaces, Timestamp::now())
+    })?;
     print_entry(&entry, json)
 }
 
@@ -287,6 +265,25 @@ pub fn reindex(home: &Home, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Publishes, with no node running, an entry about the held entry `prefix` names (a reply or
+/// a response), in that entry's spaces.
+fn publish_offline_under(
+    home: &Home,
+    prefix: &str,
+    as_member: Option<String>,
+    draft: impl FnOnce(cairn_core::EntryId, Vec<Space>) -> Result<Draft, cairn_core::Error>,
+) -> Result<Entry> {
+    let store = home.open_store()?;
+    let target = held(&store, prefix)?;
+    let draft = draft(target.id(), target.header().spaces.clone())?;
+    publish_offline(
+        home,
+        &store,
+        draft,
+        &PublishAs::from_request(as_member, false)?,
+    )
+}
+
 /// The entry an id or unique prefix names, read from the store.
 fn held(store: &cairn_store::Store, prefix: &str) -> Result<Entry> {
     store
@@ -395,13 +392,7 @@ pub fn member(home: &Home, action: MemberAction, json: bool) -> Result<()> {
                     let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
                     let member = keystore.member(&name)?.key.member_id();
                     let last_valid_seq = store.contiguous_head(&member)?;
-                    let spaces = home
-                        .config()?
-                        .publish
-                        .default_spaces
-                        .iter()
-                        .map(|space| Space::new(space))
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let spaces = home.default_spaces()?;
                     let revocation = Revocation {
                         member,
                         last_valid_seq,
@@ -449,20 +440,8 @@ pub fn profile(home: &Home, action: ProfileAction, json: bool) -> Result<()> {
             }
             let publish_as = PublishAs::from_request(as_member, org)?;
             let store = home.open_store()?;
-            let spaces = home
-                .config()?
-                .publish
-                .default_spaces
-                .iter()
-                .map(|space| Space::new(space))
-                .collect::<Result<Vec<_>, _>>()?;
-            let draft = Draft {
-                kind: cairn_core::Kind::PROFILE,
-                spaces,
-                refs: Vec::new(),
-                body: profile.encode()?,
-                created: Timestamp::now(),
-            };
+            let spaces = home.default_spaces()?;
+            let draft = Draft::profile(&profile, spaces, Timestamp::now())?;
             let entry = publish_offline(home, &store, draft, &publish_as)?;
             print_entry(&entry, json)
         }

@@ -406,6 +406,16 @@ impl Home {
         })
     }
 
+    /// The spaces entries go to when none are named (`default_spaces` in `config.toml`).
+    pub fn default_spaces(&self) -> Result<Vec<Space>> {
+        self.config()?
+            .publish
+            .default_spaces
+            .iter()
+            .map(|name| Ok(Space::new(name)?))
+            .collect()
+    }
+
     /// Opens this home's existing store.
     pub fn open_store(&self) -> Result<Store> {
         self.load()?;

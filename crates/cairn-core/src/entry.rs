@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::body::{Reply, Response, Retraction, Revocation};
+use crate::body::{Profile, Reply, Response, Retraction, Revocation};
 use crate::codec::{self, Bytes};
 use crate::credential::Credential;
 use crate::keys::{EntryId, MemberId, SecretKey};
@@ -340,6 +340,21 @@ impl Draft {
                 target,
             }],
             body: retraction.encode()?,
+            created,
+        })
+    }
+
+    /// A profile of the signer: the organisation (signed with its own key) or a member.
+    pub fn profile(
+        profile: &Profile,
+        spaces: Vec<Space>,
+        created: Timestamp,
+    ) -> Result<Self, Error> {
+        Ok(Self {
+            kind: Kind::PROFILE,
+            spaces,
+            refs: Vec::new(),
+            body: profile.encode()?,
             created,
         })
     }

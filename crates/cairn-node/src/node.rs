@@ -304,19 +304,17 @@ impl Shared {
         profile: cairn_core::Profile,
         publish_as: &PublishAs,
     ) -> Result<(Entry, bool), Error> {
-        let spaces = self
+        let draft = Draft::profile(&profile, self.joined_spaces()?, Timestamp::now())?;
+        self.publish_draft(draft, publish_as).await
+    }
+
+    /// The joined spaces, for entries that concern everyone this node talks to.
+    fn joined_spaces(&self) -> Result<Vec<Space>, Error> {
+        Ok(self
             .spaces()
             .iter()
             .map(|name| Space::new(name))
-            .collect::<Result<Vec<_>, _>>()?;
-        let draft = Draft {
-            kind: Kind::PROFILE,
-            spaces,
-            refs: Vec::new(),
-            body: profile.encode()?,
-            created: Timestamp::now(),
-        };
-        self.publish_draft(draft, publish_as).await
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The key and credential for `publish_as`.
@@ -370,11 +368,7 @@ impl Shared {
         let store = self.store.clone();
         // Only the gap-free start of the chain: a stolen key could claim a huge seq.
         let last_valid_seq = blocking(move || Ok(store.contiguous_head(&member)?)).await?;
-        let spaces = self
-            .spaces()
-            .iter()
-            .map(|name| Space::new(name))
-            .collect::<Result<Vec<_>, _>>()?;
+        let spaces = self.joined_spaces()?;
         let revocation = cairn_core::Revocation {
             member,
             last_valid_seq,
@@ -818,12 +812,15 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
 /// Stores what is valid, and says for each frame whether to relay it (Accept), drop it quietly
 /// (Ignore) or drop it and penalise the sender (Reject).
 fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> Vec<Verdict> {
+    // A retraction or revocation can change or remove entries stored before it in the batch.
+    let mut withdraws = false;
     // An entry must belong to the space it was gossiped in; check that before storing.
     let in_topic: Vec<Result<(), cairn_core::Error>> = frames
         .iter()
         .zip(spaces)
         .map(|(frame, space)| {
             let entry = Entry::decode(frame)?;
+            withdraws |= matches!(entry.header().kind, Kind::RETRACT | Kind::REVOKE);
             if entry.header().spaces.iter().any(|s| s.as_str() == space) {
                 Ok(())
             } else {
@@ -861,6 +858,10 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
                         }
                         // Relay only what is still held exactly as received: a retraction or
                         // revocation later in the same batch may have changed or removed it.
+                        // Without one in the batch there is nothing to re-read.
+                        if !withdraws {
+                            return Verdict::Accept;
+                        }
                         match store.frames(&[inserted.id], usize::MAX) {
                             Ok((held, _)) if held.first() == frames.get(index) => Verdict::Accept,
                             _ => Verdict::Ignore,
