@@ -5,8 +5,8 @@
 //! header sanity → credential → entry signature → body. Every failure is its own [`Error`].
 //!
 //! Signatures are checked with `verify_strict` only, so there is one notion of "valid" across
-//! every peer. Batches are verified in parallel on all cores rather than with ed25519 batch
-//! verification, which skips `verify_strict`'s small-order checks on R and A and so can accept
+//! every peer. Stores verify large batches in parallel on all cores rather than with ed25519
+//! batch verification, which skips `verify_strict`'s small-order checks on R and A and so can accept
 //! signatures that `verify_strict` rejects; see `docs/architecture.md`.
 
 use std::collections::{HashMap, HashSet};
@@ -25,8 +25,6 @@ use crate::{Error, MemberId, Story};
 
 /// How many keys and credentials each cache holds before it starts over.
 const CACHE_LIMIT: usize = 65_536;
-/// Batches smaller than this are verified on the calling thread.
-const PARALLEL_THRESHOLD: usize = 64;
 
 /// Verifies entries, caching decompressed author keys and credentials that already verified.
 #[derive(Debug, Default)]
@@ -49,40 +47,6 @@ impl Verifier {
         self.check_credential(entry)?;
         self.check_signature(entry)?;
         check_body(entry)
-    }
-
-    /// Verifies a batch, in parallel where it is large enough to pay for the threads. The
-    /// result for each entry is the one [`Verifier::verify`] would give.
-    pub fn verify_all(&self, entries: &[&Entry], now: Timestamp) -> Vec<Result<(), Error>> {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || entries.len() < PARALLEL_THRESHOLD {
-            return entries
-                .iter()
-                .map(|entry| self.verify(entry, now))
-                .collect();
-        }
-        let chunk = entries.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = entries
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|entry| self.verify(entry, now))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|worker| {
-                    // A worker only panics if verification itself panicked; surface it.
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
     }
 
     fn check_credential(&self, entry: &Entry) -> Result<(), Error> {

@@ -19,6 +19,7 @@ const PER_AUTHOR: usize = 2_500;
 const BATCH: usize = 500;
 const BODY_LEN: usize = 1_000;
 const TARGET: f64 = 0.70;
+const ROUNDS: usize = 3;
 
 fn main() {
     let started = Instant::now();
@@ -42,15 +43,35 @@ fn main() {
 
     // `--ingest-only` skips the reference measurements (for profiling the store alone).
     let ingest_only = std::env::args().any(|arg| arg == "--ingest-only");
-    let (verify_rate, sled_rate) = if ingest_only {
-        (f64::NAN, f64::NAN)
-    } else {
-        reference_rates(&entries, &frames)
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
+    // The machines are shared and single runs swing by 10-20%, so the three rates are measured
+    // in interleaved rounds and the median round's ratio is the result.
+    let mut ratios = Vec::new();
+    for round in 1..=ROUNDS {
+        let (verify_rate, sled_rate) = if ingest_only {
+            (f64::NAN, f64::NAN)
+        } else {
+            reference_rates(&entries, &frames)
+        };
+        let ingest_rate = verified_ingest_rate(&frames);
+        let ratio = ingest_rate / verify_rate.min(sled_rate);
+        println!(
+            "round {round}: raw verify_strict (1 core) {verify_rate:>7.0}/s, raw sled batch \
+             {sled_rate:>7.0}/s, verified ingest {ingest_rate:>7.0}/s, ratio {ratio:.2}"
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let ratio = ratios[ratios.len() / 2];
+    println!(
+        "median ratio to the lower raw rate: {ratio:.2} (target >= {TARGET:.2}): {}",
+        if ratio >= TARGET { "PASS" } else { "FAIL" }
+    );
+}
 
-    // Verified ingest through the store: decode, duplicate check, full validation on all cores,
-    // chain checks, entry plus six indexes in one batch, flush.
+/// Verified ingest through the store, into a fresh store: decode, duplicate check, full
+/// validation on all cores, chain checks, index keys and record, one flush per batch.
+fn verified_ingest_rate(frames: &[Vec<u8>]) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::create(&dir.path().join("store"), Config::default()).expect("store");
     let now = Timestamp(EPOCH.0 + 86_400_000 * 365);
     let clock = Instant::now();
@@ -58,18 +79,9 @@ fn main() {
         let results = store.insert_batch(chunk, now).expect("insert");
         assert!(results.iter().all(Result::is_ok), "bench entries are valid");
     }
-    let ingest_rate = entries.len() as f64 / clock.elapsed().as_secs_f64();
-    assert_eq!(store.count().expect("count"), entries.len());
-
-    let limit = verify_rate.min(sled_rate);
-    let ratio = ingest_rate / limit;
-    println!("raw verify_strict, 1 core:     {verify_rate:>9.0} entries/s");
-    println!("raw sled batch insert + flush: {sled_rate:>9.0} entries/s (batches of {BATCH})");
-    println!("verified ingest into store:    {ingest_rate:>9.0} entries/s (batches of {BATCH})");
-    println!(
-        "ratio to the lower raw rate:   {ratio:>9.2} (target >= {TARGET:.2}): {}",
-        if ratio >= TARGET { "PASS" } else { "FAIL" }
-    );
+    let rate = frames.len() as f64 / clock.elapsed().as_secs_f64();
+    assert_eq!(store.count().expect("count"), frames.len());
+    rate
 }
 
 /// The two limits: raw single-signature verification on one core, and raw sled batch insert.

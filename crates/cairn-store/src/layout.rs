@@ -10,21 +10,23 @@
 //! variable-length parts end with a 0 byte (space names and tags cannot contain one); an index
 //! key ends with the entry id so a scan yields ids directly.
 
-use cairn_core::{EntryId, MemberId, OrgId, Timestamp};
+use cairn_core::{EntryId, Kind, MemberId, OrgId, Timestamp};
 
 /// `e id` → the entry's frame: the record whose presence means the entry is stored.
 pub const RECORD: u8 = b'e';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';
-/// `t created id` → kind (u16): all entries by time; the kind rides along because it has too
-/// few values to be worth an index of its own.
+/// `t created id` → kind (u16), org (32 bytes), then each tag followed by a 0 byte (see
+/// [`time_value`]): all entries by time. Filters on kind, organisation and tag read these values
+/// and load only the entries that match, so those need no index of their own: each index key
+/// costs a sled insert on every write, and writes are what bound ingest.
 pub const TIME: u8 = b't';
-/// `s space 0 created id` → ().
+/// `s space 0 created id` → (): each space's entries, which sync lists at every round.
 pub const SPACE: u8 = b's';
-/// `g tag 0 created id` → ().
-pub const TAG: u8 = b'g';
-/// `o org created id` → ().
-pub const ORG: u8 = b'o';
+/// Format 1 kept `g tag 0 created id` and `o org created id` indexes; opening such a store
+/// moves their information into the time index's values and removes them.
+pub const FORMAT_1_TAG: u8 = b'g';
+pub const FORMAT_1_ORG: u8 = b'o';
 /// `r target created id` → reference kind (u16) and entry kind (u16): the entries that
 /// reference `target` (replies, responses, typed links). Written only for entries with
 /// references, so plain stories pay nothing for it.
@@ -107,8 +109,42 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
     index_prefix(SPACE, space.as_bytes(), true)
 }
 
-pub fn tag_prefix(tag: &str) -> Vec<u8> {
-    index_prefix(TAG, tag.as_bytes(), true)
+/// The value of an entry's time key: kind, organisation and tags.
+pub fn time_value<'a>(kind: Kind, org: &OrgId, tags: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut value = Vec::with_capacity(2 + 32 + 24);
+    value.extend_from_slice(&kind.0.to_be_bytes());
+    value.extend_from_slice(org.as_bytes());
+    for tag in tags {
+        value.extend_from_slice(tag.as_bytes());
+        value.push(0);
+    }
+    value
+}
+
+/// A time key's value, read back.
+pub struct TimeValue<'a> {
+    pub kind: Kind,
+    pub org: OrgId,
+    tags: &'a [u8],
+}
+
+impl<'a> TimeValue<'a> {
+    /// `None` for a value too short to hold a kind and an organisation.
+    pub fn parse(value: &'a [u8]) -> Option<Self> {
+        let kind = Kind(u16::from_be_bytes(value.get(..2)?.try_into().ok()?));
+        let org = OrgId(value.get(2..34)?.try_into().ok()?);
+        Some(Self {
+            kind,
+            org,
+            tags: &value[34..],
+        })
+    }
+
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags
+            .split(|byte| *byte == 0)
+            .any(|held| held == tag.as_bytes())
+    }
 }
 
 /// `F author seq` → id of the one fork proof kept for that (author, seq).
@@ -137,10 +173,6 @@ pub fn revocation_key(org: &OrgId, member: &MemberId) -> Vec<u8> {
 
 pub fn refers_prefix(target: &EntryId) -> Vec<u8> {
     index_prefix(REFERS, target.as_bytes(), false)
-}
-
-pub fn org_prefix(org: &OrgId) -> Vec<u8> {
-    index_prefix(ORG, org.as_bytes(), false)
 }
 
 /// The (created, id) after an index prefix.

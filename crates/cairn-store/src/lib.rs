@@ -31,12 +31,16 @@ use std::time::{Duration, Instant};
 use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
 
 /// The format marker written at creation and checked at every open.
-const FORMAT: &[u8] = b"cairn-store/1";
+const FORMAT: &[u8] = b"cairn-store/2";
+/// The first format, which had tag and organisation indexes; opening one migrates it.
+const FORMAT_1: &[u8] = b"cairn-store/1";
 const META_TREE: &str = "meta";
 const ENTRIES_TREE: &str = "entries";
 const FORMAT_KEY: &str = "format";
-/// Entries verified per step of the verify-while-writing pipeline.
-const PIPELINE_CHUNK: usize = 64;
+/// Batches smaller than this are verified on the calling thread.
+const PARALLEL_THRESHOLD: usize = 32;
+/// The most entries written under one intent record.
+const WRITE_RUN: usize = 64;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +203,8 @@ pub struct Store {
     /// cannot both pass the fork check; holds each author's chain head as last written, so the
     /// common case (the next entry of a chain) needs no chain reads. Verification runs outside.
     write_lock: Mutex<Heads>,
+    /// How many verifier threads a large batch gets.
+    cores: usize,
     /// Each space's (created, id) items as last read, for sync's repeated reconciliation
     /// rounds; dropped whenever an entry of that space is written.
     space_items: Mutex<HashMap<String, Vec<(u64, EntryId)>>>,
@@ -236,18 +242,57 @@ impl Store {
         }
         let db = open_db(path, config)?;
         let meta = db.open_tree(META_TREE)?;
-        match meta.get(FORMAT_KEY)? {
+        let format = meta.get(FORMAT_KEY)?;
+        match format.as_deref() {
             None => Err(Error::NotAStore(path.to_path_buf())),
-            Some(found) if found.as_ref() != FORMAT => Err(Error::UnsupportedFormat {
-                path: path.to_path_buf(),
-                found: String::from_utf8_lossy(&found).into_owned(),
-            }),
-            Some(_) => {
+            Some(found) if found == FORMAT || found == FORMAT_1 => {
                 let store = Self::from_db(path, db, config.max_entries_per_org)?;
                 store.repair()?;
+                if found == FORMAT_1 {
+                    store.migrate_from_format_1()?;
+                    meta.insert(FORMAT_KEY, FORMAT)?;
+                    store.db.flush()?;
+                }
                 Ok(store)
             }
+            Some(found) => Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found: String::from_utf8_lossy(found).into_owned(),
+            }),
         }
+    }
+
+    /// Format 1 → 2: each time key's value gains the entry's organisation and tags, and the
+    /// separate tag and organisation indexes go. Safe to run again if interrupted: values
+    /// already rewritten are left alone, and the format marker changes only at the end.
+    fn migrate_from_format_1(&self) -> Result<(), Error> {
+        note_repair("upgrading the store's indexes to format 2 (once)");
+        for item in self.entries.scan_prefix([layout::TIME]) {
+            let (key, value) = item?;
+            if layout::TimeValue::parse(&value).is_some() {
+                continue;
+            }
+            let id = layout::trailing_id(&key)
+                .ok_or_else(|| Error::Corrupt("a time index key is too short".into()))?;
+            match self.get(&id)? {
+                Some(entry) => {
+                    let story = entry.story().and_then(Result::ok);
+                    let tags = story.iter().flat_map(|s| s.tags.iter().map(String::as_str));
+                    let org = entry.credential().claims().org;
+                    self.entries
+                        .insert(key, layout::time_value(entry.header().kind, &org, tags))?;
+                }
+                None => {
+                    self.entries.remove(key)?;
+                }
+            }
+        }
+        for prefix in [layout::FORMAT_1_TAG, layout::FORMAT_1_ORG] {
+            for key in self.entries.scan_prefix([prefix]).keys() {
+                self.entries.remove(key?)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes index keys of entries whose writing a crash interrupted (named in the intent
@@ -273,13 +318,7 @@ impl Store {
                 "repairing the index keys of {} entries whose writing was interrupted",
                 unfinished.len()
             ));
-            for prefix in [
-                layout::TIME,
-                layout::SPACE,
-                layout::TAG,
-                layout::ORG,
-                layout::REFERS,
-            ] {
+            for prefix in [layout::TIME, layout::SPACE, layout::REFERS] {
                 for key in self.entries.scan_prefix([prefix]).keys() {
                     let key = key?;
                     if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
@@ -307,6 +346,7 @@ impl Store {
             entries,
             verifier: Verifier::new(),
             write_lock: Mutex::new(Heads::default()),
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
             space_items: Mutex::new(HashMap::new()),
             writes: std::sync::atomic::AtomicU64::new(0),
             retracted: Mutex::new(HashSet::new()),
@@ -403,119 +443,163 @@ impl Store {
     /// failure (nothing in the batch is acknowledged); each inner result says what happened to
     /// that frame, in order.
     ///
-    /// Signature checks for the next chunk run on other threads while this chunk is written,
-    /// so the cores verify while sled writes.
+    /// In a large batch, verifier threads (one per core) take frames one at a time and decode,
+    /// check and verify them, while this thread writes the verified ones in batch order as soon
+    /// as they are ready: the cores verify while sled writes, and no thread waits for a whole
+    /// chunk.
     pub fn insert_batch<F: AsRef<[u8]> + Sync>(
         &self,
         frames: &[F],
         now: Timestamp,
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
-        let mut results: Vec<Option<Result<Inserted, Error>>> =
-            (0..frames.len()).map(|_| None).collect();
-        let seen = Mutex::new(HashSet::with_capacity(frames.len()));
-        let deferred: Mutex<Vec<(usize, Entry)>> = Mutex::new(Vec::new());
-        // Cheapest first: size and decoding, then duplicates by id, before any signature work.
-        // Runs for the next chunk on other threads while the current chunk is written.
-        let prepare = |first_slot: usize, chunk: &[F]| -> Result<Vec<Prepared>, Error> {
-            let mut prepared = Vec::with_capacity(chunk.len());
-            let mut to_verify = Vec::with_capacity(chunk.len());
-            for (offset, frame) in chunk.iter().enumerate() {
-                let slot = first_slot + offset;
-                match Entry::decode(frame.as_ref()) {
-                    Err(err) => prepared.push((slot, Err(err.into()))),
-                    Ok(entry) => {
-                        let fresh = lock(&seen).insert(entry.id());
-                        if !fresh || self.contains(&entry.id())? {
-                            prepared
-                                .push((slot, Err(cairn_core::Error::Duplicate(entry.id()).into())));
-                        } else {
-                            to_verify.push((slot, entry));
-                        }
-                    }
-                }
+        let mut batch = BatchWrite::new(frames.len());
+        if frames.len() < PARALLEL_THRESHOLD || self.cores < 2 {
+            let mut run = Vec::with_capacity(frames.len());
+            for (slot, frame) in frames.iter().enumerate() {
+                run.push((slot, self.prepare(frame.as_ref(), now)?));
             }
-            let entries: Vec<&Entry> = to_verify.iter().map(|(_, entry)| entry).collect();
-            let verdicts = self.verifier.verify_all(&entries, now);
-            for ((slot, entry), verdict) in to_verify.into_iter().zip(verdicts) {
-                let verdict = match verdict {
-                    // The body check runs last, so everything else about this entry is valid;
-                    // whether it may lack its body (a retraction) is decided when writing.
-                    Err(cairn_core::Error::BodyMissing) => Ok(()),
-                    other => other,
-                };
-                prepared.push((slot, verdict.map(|()| entry).map_err(Error::from)));
-            }
-            Ok(prepared)
-        };
-
-        let chunks: Vec<(usize, &[F])> = frames
-            .chunks(PIPELINE_CHUNK)
-            .enumerate()
-            .map(|(index, chunk)| (index * PIPELINE_CHUNK, chunk))
-            .collect();
-        let mut prepared = match chunks.first() {
-            Some((first_slot, chunk)) => prepare(*first_slot, chunk)?,
-            None => Vec::new(),
-        };
-        for index in 0..chunks.len() {
-            let next = chunks.get(index + 1);
-            let next_prepared = std::thread::scope(|scope| {
-                let worker =
-                    next.map(|(first_slot, chunk)| scope.spawn(|| prepare(*first_slot, chunk)));
-                let mut heads = lock(&self.write_lock);
-                let intent: Vec<u8> = prepared
-                    .iter()
-                    .filter_map(|(_, entry)| entry.as_ref().ok())
-                    .flat_map(|entry| *entry.id().as_bytes())
-                    .collect();
-                if !intent.is_empty()
-                    && let Err(err) = self.entries.insert([layout::INTENT], intent)
-                {
-                    return Some(Err(Error::from(err)));
-                }
-                for (slot, entry) in prepared.drain(..) {
-                    // A body-less entry may depend on a retraction later in this batch.
-                    if let Ok(entry) = &entry
-                        && entry.body().is_none()
-                        && !self.withdrawn(entry)
-                    {
-                        lock(&deferred).push((slot, entry.clone()));
-                        continue;
-                    }
-                    results[slot] = Some(entry.and_then(|entry| self.write(&entry, &mut heads)));
-                }
-                drop(heads);
-                // A worker only panics if decoding or verification panicked; surface it.
-                worker.map(|worker| {
-                    worker
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-            });
-            prepared = next_prepared.transpose()?.unwrap_or_default();
+            self.write_run(run, &mut batch)?;
+        } else {
+            self.verify_while_writing(frames, now, &mut batch)?;
         }
-        let deferred = deferred
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !deferred.is_empty() {
-            let mut heads = lock(&self.write_lock);
-            let intent: Vec<u8> = deferred
-                .iter()
-                .flat_map(|(_, entry)| *entry.id().as_bytes())
-                .collect();
-            self.entries.insert([layout::INTENT], intent)?;
-            for (slot, entry) in deferred {
-                results[slot] = Some(self.write(&entry, &mut heads));
-            }
-        }
+        self.write_deferred(&mut batch)?;
         self.db.flush()?;
-        Ok(results
+        Ok(batch
+            .results
             .into_iter()
             .map(|result| {
                 result
                     .unwrap_or_else(|| Err(Error::Corrupt("an insert slot was left empty".into())))
             })
             .collect())
+    }
+
+    /// Everything before the write that needs no lock, cheapest first: size and decoding, the
+    /// duplicate check by id, then the signatures. The outer error is a storage failure.
+    fn prepare(&self, frame: &[u8], now: Timestamp) -> Result<Prepared, Error> {
+        let entry = match Entry::decode(frame) {
+            Ok(entry) => entry,
+            Err(err) => return Ok(Err(err.into())),
+        };
+        if self.contains(&entry.id())? {
+            return Ok(Err(cairn_core::Error::Duplicate(entry.id()).into()));
+        }
+        Ok(match self.verifier.verify(&entry, now) {
+            // The body check runs last, so everything else about this entry is valid; whether
+            // it may lack its body (a retraction) is decided when writing.
+            Ok(()) | Err(cairn_core::Error::BodyMissing) => Ok(entry),
+            Err(err) => Err(err.into()),
+        })
+    }
+
+    /// The parallel path of [`Store::insert_batch`]: verifier threads feed this thread, which
+    /// writes each run of consecutive ready frames under one intent record.
+    fn verify_while_writing<F: AsRef<[u8]> + Sync>(
+        &self,
+        frames: &[F],
+        now: Timestamp,
+        batch: &mut BatchWrite,
+    ) -> Result<(), Error> {
+        let next_frame = std::sync::atomic::AtomicUsize::new(0);
+        // Sized for the whole batch, so a verifier never blocks on a slow writer.
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(frames.len());
+        std::thread::scope(|scope| {
+            for _ in 0..self.cores {
+                let (ready_tx, next_frame) = (ready_tx.clone(), &next_frame);
+                scope.spawn(move || {
+                    loop {
+                        let slot = next_frame.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(frame) = frames.get(slot) else {
+                            break;
+                        };
+                        // The writer stopped on a storage error: nothing more to do.
+                        if ready_tx
+                            .send((slot, self.prepare(frame.as_ref(), now)))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(ready_tx);
+            let mut pending: Vec<Option<Prepared>> = (0..frames.len()).map(|_| None).collect();
+            let mut next_slot = 0;
+            while next_slot < frames.len() {
+                // Wait for the next frame in order, then take whatever else is ready.
+                while pending[next_slot].is_none() {
+                    // Every verifier sends a result for each frame it takes, unless it panicked
+                    // (which the scope then surfaces).
+                    let Ok((slot, prepared)) = ready_rx.recv() else {
+                        return Err(Error::Corrupt("a verifier thread stopped early".into()));
+                    };
+                    pending[slot] = Some(prepared?);
+                }
+                while let Ok((slot, prepared)) = ready_rx.try_recv() {
+                    pending[slot] = Some(prepared?);
+                }
+                let mut run = Vec::with_capacity(WRITE_RUN);
+                while run.len() < WRITE_RUN
+                    && let Some(prepared) = pending.get_mut(next_slot).and_then(Option::take)
+                {
+                    run.push((next_slot, prepared));
+                    next_slot += 1;
+                }
+                self.write_run(run, batch)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes a run of prepared frames in order under one intent record. Body-less entries
+    /// wait for the end of the batch: a retraction later in it may allow them.
+    fn write_run(&self, run: Vec<(usize, Prepared)>, batch: &mut BatchWrite) -> Result<(), Error> {
+        let mut heads = lock(&self.write_lock);
+        let intent: Vec<u8> = run
+            .iter()
+            .filter_map(|(_, prepared)| prepared.as_ref().ok())
+            .flat_map(|entry| *entry.id().as_bytes())
+            .collect();
+        if !intent.is_empty() {
+            self.entries.insert([layout::INTENT], intent)?;
+        }
+        for (slot, prepared) in run {
+            let entry = match prepared {
+                Ok(entry) => entry,
+                Err(err) => {
+                    batch.results[slot] = Some(Err(err));
+                    continue;
+                }
+            };
+            if !batch.written.insert(entry.id()) {
+                batch.results[slot] = Some(Err(cairn_core::Error::Duplicate(entry.id()).into()));
+                continue;
+            }
+            if entry.body().is_none() && !self.withdrawn(&entry) {
+                batch.deferred.push((slot, entry));
+                continue;
+            }
+            batch.results[slot] = Some(self.write(&entry, &mut heads));
+        }
+        Ok(())
+    }
+
+    /// The body-less entries of a batch, once every retraction in it is stored.
+    fn write_deferred(&self, batch: &mut BatchWrite) -> Result<(), Error> {
+        if batch.deferred.is_empty() {
+            return Ok(());
+        }
+        let mut heads = lock(&self.write_lock);
+        let intent: Vec<u8> = batch
+            .deferred
+            .iter()
+            .flat_map(|(_, entry)| *entry.id().as_bytes())
+            .collect();
+        self.entries.insert([layout::INTENT], intent)?;
+        for (slot, entry) in std::mem::take(&mut batch.deferred) {
+            batch.results[slot] = Some(self.write(&entry, &mut heads));
+        }
+        Ok(())
     }
 
     /// Chain checks for a verified entry, then its index keys, then its record. The caller
@@ -653,33 +737,18 @@ impl Store {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
         let created = header.created;
-        let index = |key: Vec<u8>| self.entries.insert(key, &[][..]).map(drop);
-        // The time index carries the kind, so a kind filter reads it without loading entries.
+        let org = entry.credential().claims().org;
+        let story = entry.story().and_then(Result::ok);
+        let tags = story
+            .iter()
+            .flat_map(|story| story.tags.iter().map(String::as_str));
         self.entries.insert(
             layout::time_key(created, &id),
-            &header.kind.0.to_be_bytes()[..],
+            layout::time_value(header.kind, &org, tags),
         )?;
-        let org = entry.credential().claims().org;
-        index(layout::index_key(
-            layout::ORG,
-            org.as_bytes(),
-            false,
-            created,
-            &id,
-        ))?;
         for space in &header.spaces {
-            index(layout::space_key(space.as_str(), created, &id))?;
-        }
-        if let Some(Ok(story)) = entry.story() {
-            for tag in &story.tags {
-                index(layout::index_key(
-                    layout::TAG,
-                    tag.as_bytes(),
-                    true,
-                    created,
-                    &id,
-                ))?;
-            }
+            self.entries
+                .insert(layout::space_key(space.as_str(), created, &id), &[][..])?;
         }
         for reference in &header.refs {
             let mut value = [0u8; 4];
@@ -736,7 +805,7 @@ impl Store {
         self.entries
             .insert(layout::entry_key(layout::RECORD, &id), frame)?;
         self.forget_space_items(&header.spaces);
-        self.count_for_quota(&org);
+        self.count_org_entry(&org, created.0, id);
         Ok(Inserted {
             id,
             outcome: if retracted {
@@ -831,32 +900,13 @@ impl Store {
         for entry in entries {
             let header = entry.header();
             let id = entry.id();
-            self.uncount_for_quota(&entry.credential().claims().org);
+            self.uncount_org_entry(&entry.credential().claims().org, header.created.0, id);
             self.entries
                 .remove(layout::entry_key(layout::RECORD, &id))?;
             self.entries.remove(layout::time_key(header.created, &id))?;
-            let org = entry.credential().claims().org;
-            self.entries.remove(layout::index_key(
-                layout::ORG,
-                org.as_bytes(),
-                false,
-                header.created,
-                &id,
-            ))?;
             for space in &header.spaces {
                 self.entries
                     .remove(layout::space_key(space.as_str(), header.created, &id))?;
-            }
-            if let Some(Ok(story)) = entry.story() {
-                for tag in &story.tags {
-                    self.entries.remove(layout::index_key(
-                        layout::TAG,
-                        tag.as_bytes(),
-                        true,
-                        header.created,
-                        &id,
-                    ))?;
-                }
             }
             for reference in &header.refs {
                 self.entries.remove(layout::index_key(
@@ -1002,35 +1052,29 @@ impl Store {
 
     /// Up to `limit` organisations with entries here, by id, each with its newest entry.
     pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
-        let mut found = Vec::new();
-        let mut start = vec![layout::ORG];
-        while found.len() < limit {
-            let Some(item) = self.entries.range(start.clone()..).next() else {
-                break;
+        let mut newest: Vec<(OrgId, EntryId)> = {
+            let mut state = lock(&self.policy);
+            self.org_stats(&mut state)?
+                .iter()
+                .map(|(org, stats)| (*org, stats.newest.1))
+                .collect()
+        };
+        newest.sort_unstable();
+        let mut found = Vec::with_capacity(newest.len().min(limit));
+        for (org, id) in newest.into_iter().take(limit) {
+            let entry = match self.get(&id)? {
+                Some(entry) => Some(entry),
+                // A key left by an interrupted write: the newest entry that is held.
+                None => self
+                    .newest(&Filter {
+                        org: Some(org),
+                        ..Filter::default()
+                    })
+                    .next()
+                    .transpose()?,
             };
-            let (key, _) = item?;
-            if key.first() != Some(&layout::ORG) {
-                break;
-            }
-            let org_bytes: [u8; 32] = key
-                .get(1..33)
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| Error::Corrupt("an organisation index key is too short".into()))?;
-            let org = OrgId(org_bytes);
-            let prefix = layout::org_prefix(&org);
-            for key in self.entries.scan_prefix(&prefix).keys().rev() {
-                let id = layout::trailing_id(&key?)
-                    .ok_or_else(|| Error::Corrupt("an index key is too short".into()))?;
-                // Keys without a record were left by an interrupted write: look further.
-                if let Some(entry) = self.get(&id)? {
-                    found.push((org, entry));
-                    break;
-                }
-            }
-            // The next organisation: the smallest key above every key of this one.
-            match next_prefix(&prefix) {
-                Some(next) => start = next,
-                None => break,
+            if let Some(entry) = entry {
+                found.push((org, entry));
             }
         }
         Ok(found)
@@ -1146,14 +1190,16 @@ impl Store {
         &'a self,
         filter: &'a Filter,
     ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
+        // Kind, organisation and tag are in the time index's values, so filtering on them
+        // loads only matching entries; a space alone has its own index.
         let prefix = if let Some(author) = &filter.author {
             layout::chain_prefix(author)
-        } else if let Some(tag) = &filter.tag {
-            layout::tag_prefix(tag)
-        } else if let Some(space) = &filter.space {
+        } else if let Some(space) = filter
+            .space
+            .as_ref()
+            .filter(|_| filter.tag.is_none() && filter.org.is_none())
+        {
             layout::space_prefix(space)
-        } else if let Some(org) = &filter.org {
-            layout::org_prefix(org)
         } else {
             vec![layout::TIME]
         };
@@ -1166,12 +1212,13 @@ impl Store {
                 let result = (|| {
                     let (key, value) = item?;
                     if by_time {
-                        let kind =
-                            <[u8; 2]>::try_from(&*value).map(|b| Kind(u16::from_be_bytes(b)));
-                        let wanted = kind.is_ok_and(|kind| {
-                            filter.kind.is_none_or(|wanted| wanted == kind)
-                                && (!filter.stories_only || kind.has_story())
-                        });
+                        let value = layout::TimeValue::parse(&value).ok_or_else(|| {
+                            Error::Corrupt("a time index value is malformed".into())
+                        })?;
+                        let wanted = filter.kind.is_none_or(|kind| kind == value.kind)
+                            && (!filter.stories_only || value.kind.has_story())
+                            && filter.org.is_none_or(|org| org == value.org)
+                            && filter.tag.as_ref().is_none_or(|tag| value.has_tag(tag));
                         if !wanted {
                             return Ok(None);
                         }
@@ -1496,20 +1543,28 @@ fn retractable(kind: Kind) -> bool {
     kind != Kind::RETRACT && kind != Kind::REVOKE
 }
 
-/// A frame after decoding, the duplicate check and verification: its slot in the batch and
-/// the entry, or why it was refused.
-type Prepared = (usize, Result<Entry, Error>);
+/// A frame after decoding, the duplicate check and verification: the entry, or why it was
+/// refused.
+type Prepared = Result<Entry, Error>;
 
-/// The smallest byte string greater than every string that starts with `prefix`, if any.
-fn next_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut next = prefix.to_vec();
-    while let Some(last) = next.pop() {
-        if last < u8::MAX {
-            next.push(last + 1);
-            return Some(next);
+/// The state of one [`Store::insert_batch`] as its frames are written.
+struct BatchWrite {
+    /// Each frame's outcome, by its slot in the batch.
+    results: Vec<Option<Result<Inserted, Error>>>,
+    /// Ids written by this batch, so a frame repeated within it is a duplicate.
+    written: HashSet<EntryId>,
+    /// Body-less entries, written last (see [`Store::write_run`]).
+    deferred: Vec<(usize, Entry)>,
+}
+
+impl BatchWrite {
+    fn new(len: usize) -> Self {
+        Self {
+            results: (0..len).map(|_| None).collect(),
+            written: HashSet::with_capacity(len),
+            deferred: Vec::new(),
         }
     }
-    None
 }
 
 /// Locks a mutex; a poisoned one is still sound here (the data is a cache or a set of ids).

@@ -32,12 +32,20 @@ pub struct Blocked {
     pub reason: String,
 }
 
-/// The policy in memory (loaded at open), plus per-organisation entry counts, computed on
-/// first use.
+/// The policy in memory (loaded at open), plus what is held of each organisation.
 #[derive(Debug, Default)]
 pub(crate) struct PolicyState {
     pub policy: Policy,
-    pub counts: HashMap<OrgId, u64>,
+    /// Built by one scan of the time index on first use, then kept up to date by writes;
+    /// `None` again after a removal took an organisation's newest entry.
+    pub orgs: Option<HashMap<OrgId, OrgStats>>,
+}
+
+/// One organisation's entries held here: how many, and the newest by (created, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OrgStats {
+    pub count: u64,
+    pub newest: (u64, EntryId),
 }
 
 const MODE: &[u8] = b"pm";
@@ -101,31 +109,68 @@ impl Store {
             return Ok(Some(cairn_core::Error::NotFollowed(*org)));
         }
         let max = state.policy.max_entries_per_org;
-        let count = match state.counts.get(org) {
-            Some(count) => *count,
-            None => {
-                let count = self.entries.scan_prefix(layout::org_prefix(org)).count() as u64;
-                state.counts.insert(*org, count);
-                count
-            }
-        };
+        let count = self
+            .org_stats(&mut state)?
+            .get(org)
+            .map_or(0, |stats| stats.count);
         if count >= max {
             return Ok(Some(cairn_core::Error::OverQuota { org: *org, max }));
         }
         Ok(None)
     }
 
-    /// Counts a stored entry against its organisation's quota.
-    pub(crate) fn count_for_quota(&self, org: &OrgId) {
-        if let Some(count) = lock(&self.policy).counts.get_mut(org) {
-            *count += 1;
+    /// Every organisation's stats, scanning the time index if they are not known yet.
+    pub(crate) fn org_stats<'a>(
+        &self,
+        state: &'a mut PolicyState,
+    ) -> Result<&'a mut HashMap<OrgId, OrgStats>, Error> {
+        if state.orgs.is_none() {
+            let mut orgs: HashMap<OrgId, OrgStats> = HashMap::new();
+            for item in self.entries.scan_prefix([layout::TIME]) {
+                let (key, value) = item?;
+                let (Some((created, id)), Some(value)) = (
+                    layout::created_and_id(&key[1..]),
+                    layout::TimeValue::parse(&value),
+                ) else {
+                    return Err(Error::Corrupt("a time index entry is malformed".into()));
+                };
+                let stats = orgs.entry(value.org).or_insert(OrgStats {
+                    count: 0,
+                    newest: (created, id),
+                });
+                stats.count += 1;
+                stats.newest = stats.newest.max((created, id));
+            }
+            state.orgs = Some(orgs);
+        }
+        Ok(state.orgs.get_or_insert_default())
+    }
+
+    /// Counts a stored entry in its organisation's stats.
+    pub(crate) fn count_org_entry(&self, org: &OrgId, created: u64, id: EntryId) {
+        if let Some(orgs) = &mut lock(&self.policy).orgs {
+            let stats = orgs.entry(*org).or_insert(OrgStats {
+                count: 0,
+                newest: (created, id),
+            });
+            stats.count += 1;
+            stats.newest = stats.newest.max((created, id));
         }
     }
 
-    /// Takes a removed entry off its organisation's count.
-    pub(crate) fn uncount_for_quota(&self, org: &OrgId) {
-        if let Some(count) = lock(&self.policy).counts.get_mut(org) {
-            *count = count.saturating_sub(1);
+    /// Takes a removed entry off its organisation's stats.
+    pub(crate) fn uncount_org_entry(&self, org: &OrgId, created: u64, id: EntryId) {
+        let mut state = lock(&self.policy);
+        let Some(orgs) = &mut state.orgs else {
+            return;
+        };
+        match orgs.get_mut(org) {
+            Some(stats) if stats.newest == (created, id) => state.orgs = None,
+            Some(stats) if stats.count <= 1 => {
+                orgs.remove(org);
+            }
+            Some(stats) => stats.count -= 1,
+            None => {}
         }
     }
 
@@ -163,8 +208,11 @@ impl Store {
             .blocked
             .insert(*org, Blocked { name, reason });
         let mut ids: Vec<EntryId> = Vec::new();
-        for key in self.entries.scan_prefix(layout::org_prefix(org)).keys() {
-            if let Some(id) = layout::trailing_id(&key?) {
+        for item in self.entries.scan_prefix([layout::TIME]) {
+            let (key, value) = item?;
+            if layout::TimeValue::parse(&value).is_some_and(|value| value.org == *org)
+                && let Some(id) = layout::trailing_id(&key)
+            {
                 ids.push(id);
             }
         }
@@ -181,7 +229,9 @@ impl Store {
             self.remove_entries(&entries)?;
         }
         self.remove_forks(|other| other.credential().claims().org == *org)?;
-        lock(&self.policy).counts.remove(org);
+        if let Some(orgs) = &mut lock(&self.policy).orgs {
+            orgs.remove(org);
+        }
         heads.clear();
         drop(heads);
         self.db.flush()?;

@@ -12,6 +12,22 @@ fn new_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// The store's sled database itself, for tests that write what only a crash or an older
+/// version would leave. sled releases its file lock a moment after the store is dropped.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(err) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                assert!(err.to_string().contains("lock"), "{err}");
+                std::thread::yield_now();
+            }
+            Err(err) => panic!("sled did not release the store: {err}"),
+        }
+    }
+}
+
 fn code(result: Result<cairn_store::Inserted, Error>) -> String {
     match result {
         Err(Error::Rejected(reason)) => reason.code().to_string(),
@@ -316,18 +332,7 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
     // What a crash between an entry's index keys and its record leaves behind (the layout's
     // prefixes: `x` intent, `t` time, `s` space, `a` chain).
     {
-        // sled releases its file lock a moment after the store is dropped.
-        let started = std::time::Instant::now();
-        let db = loop {
-            match sled::open(&path) {
-                Ok(db) => break db,
-                Err(err) if started.elapsed() < std::time::Duration::from_secs(30) => {
-                    assert!(err.to_string().contains("lock"), "{err}");
-                    std::thread::yield_now();
-                }
-                Err(err) => panic!("sled did not release the store: {err}"),
-            }
-        };
+        let db = open_raw(&path);
         let tree = db.open_tree("entries").expect("tree");
         let lost = &chain[1];
         let created = lost.header().created.0.to_be_bytes();
@@ -361,6 +366,103 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
     // The interrupted entry can be stored again, whole.
     store.insert(&chain[1].encode(), NOW).expect("insert again");
     assert_eq!(store.space_items("commons").expect("items").len(), 2);
+}
+
+#[test]
+fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let ana = Author::ana();
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let entries: Vec<_> = ana
+        .chain(6, EPOCH, 300)
+        .expect("chain")
+        .into_iter()
+        .chain(ben.chain(3, Timestamp(EPOCH.0 + 500), 300).expect("chain"))
+        .collect();
+    {
+        let store = Store::create(&path, Config::default()).expect("create");
+        store
+            .insert_batch(&entries.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
+            .expect("batch");
+    }
+    // Rewrite it as format 1 had it: time values hold only the kind, and tags and
+    // organisations have index keys of their own (`g tag 0 created id`, `o org created id`).
+    {
+        let db = open_raw(&path);
+        let tree = db.open_tree("entries").expect("tree");
+        for entry in &entries {
+            let header = entry.header();
+            let created = header.created.0.to_be_bytes();
+            let id = entry.id();
+            tree.insert(
+                [&[b't'][..], &created, id.as_bytes()].concat(),
+                &header.kind.0.to_be_bytes()[..],
+            )
+            .expect("time");
+            let org = entry.credential().claims().org;
+            tree.insert(
+                [&[b'o'][..], org.as_bytes(), &created, id.as_bytes()].concat(),
+                &[][..],
+            )
+            .expect("org");
+            for tag in &entry.story().expect("story").expect("decodes").tags {
+                tree.insert(
+                    [&[b'g'][..], tag.as_bytes(), &[0], &created, id.as_bytes()].concat(),
+                    &[][..],
+                )
+                .expect("tag");
+            }
+        }
+        db.open_tree("meta")
+            .expect("meta")
+            .insert("format", &b"cairn-store/1"[..])
+            .expect("format");
+        db.flush().expect("flush");
+    }
+    {
+        let store = Store::open(&path, Config::default()).expect("migrates");
+        let count = |filter: Filter| {
+            store
+                .newest(&filter)
+                .collect::<Result<Vec<_>, _>>()
+                .expect("every entry reads")
+                .len()
+        };
+        assert_eq!(count(Filter::default()), 9);
+        assert_eq!(
+            count(Filter {
+                org: Some(ben.org_key.org_id()),
+                ..Filter::default()
+            }),
+            3
+        );
+        assert_eq!(
+            count(Filter {
+                tag: Some("batch-1".into()),
+                ..Filter::default()
+            }),
+            2
+        );
+        let orgs = store.orgs(10).expect("orgs");
+        assert_eq!(orgs.len(), 2);
+        let ben_newest = &orgs
+            .iter()
+            .find(|(org, _)| *org == ben.org_key.org_id())
+            .expect("ben's org")
+            .1;
+        assert_eq!(ben_newest.header().seq, 3);
+    }
+    let db = open_raw(&path);
+    let tree = db.open_tree("entries").expect("tree");
+    assert_eq!(tree.scan_prefix([b'g']).count(), 0, "tag index removed");
+    assert_eq!(tree.scan_prefix([b'o']).count(), 0, "org index removed");
+    let format = db
+        .open_tree("meta")
+        .expect("meta")
+        .get("format")
+        .expect("read");
+    assert_eq!(format.as_deref(), Some(&b"cairn-store/2"[..]));
 }
 
 #[test]
