@@ -51,6 +51,7 @@ fn main() {
         let missing_bytes: usize = newer[..k].iter().map(Vec::len).sum();
 
         let server = Node::start(&server, &[]);
+        server.wait_until_settled();
         let client = Node::start(&client, &["--peer", &server.address()]);
         let record = client.wait_for_sync(SHARED + k);
         let millis = record["millis"].as_f64().expect("millis");
@@ -95,6 +96,7 @@ fn main() {
 
     // (b) Cold bootstrap.
     let server = Node::start(&base, &[]);
+    server.wait_until_settled();
     let empty = root.join("empty");
     init(&empty, "Empty");
     let client = Node::start(&empty, &["--peer", &server.address()]);
@@ -111,6 +113,11 @@ fn main() {
         server.peak_mb(),
         client.peak_mb(),
         pass(server.peak_mb() <= 256 && client.peak_mb() <= 256)
+    );
+    println!(
+        "  serving node {}; bootstrapping node {}",
+        server.memory_report(),
+        client.memory_report()
     );
 }
 
@@ -174,9 +181,11 @@ fn init(home: &Path, name: &str) {
     cairn(home, &["init", "--org", name]);
 }
 
-/// Inserts frames into a home's store (no node running) and returns how long it took.
+/// Inserts frames into a home's store (no node running) and returns how long the inserts took.
 fn ingest(home: &Path, frames: &[Vec<u8>]) -> Duration {
     let store = Store::open(&home.join("store"), Config::default()).expect("store");
+    // As warm as a running node's store (which reads these before going online).
+    store.warm(&["commons".to_string()]).expect("warm");
     let started = Instant::now();
     for chunk in frames.chunks(1_000) {
         let results = store.insert_batch(chunk, Timestamp::now()).expect("insert");
@@ -265,7 +274,7 @@ impl Node {
                 return status;
             }
             assert!(started.elapsed() < DEADLINE, "timed out");
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -276,6 +285,12 @@ impl Node {
             status["listen_addrs"][0].as_str().expect("address"),
             status["peer_id"].as_str().expect("peer")
         )
+    }
+
+    /// Waits until the node has finished its start-up work (its search index has caught up
+    /// with its store), as a node that has been running a while would have.
+    fn wait_until_settled(&self) {
+        self.wait(|status| status["search_up_to_date"] == true);
     }
 
     /// Waits until the node holds `entries` and its sync has recorded; returns the record.
@@ -291,6 +306,23 @@ impl Node {
         let text = cairn(&self.home, &["--json", "sync"]);
         let records: Value = serde_json::from_str(&text).expect("json");
         records[0].clone()
+    }
+
+    /// The process's peak, and what it holds now by kind (heap and other anonymous memory;
+    /// mapped files such as the search index).
+    fn memory_report(&self) -> String {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .filter(|line| {
+                ["VmHWM", "RssAnon", "RssFile"]
+                    .iter()
+                    .any(|f| line.starts_with(f))
+            })
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn peak_mb(&self) -> u64 {

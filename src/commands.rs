@@ -633,6 +633,9 @@ fn status(home: &Home, json: bool) -> Result<()> {
         say!("  listening {address}");
     }
     say!("  api       {}", status.api);
+    if !status.search_up_to_date {
+        say!("  search    catching up with the store; new entries may not be found yet");
+    }
     say!("  spaces    {}", status.spaces.join(", "));
     say!(
         "  peers     {} connected, {} known",

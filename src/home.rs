@@ -142,7 +142,7 @@ fn default_spaces() -> Vec<String> {
 }
 
 fn default_cache_mb() -> u64 {
-    64
+    cairn_store::Config::default().cache_capacity / (1024 * 1024)
 }
 
 fn default_max_entries_per_org() -> u64 {

@@ -24,12 +24,18 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
     let node = config(home, args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(cairn_node::run(node, shutdown_signal()))?;
     eprintln!("Node stopped.");
     Ok(())
 }
+
+/// Threads for the store, search and sync work the node runs off its async threads. Each
+/// allocating thread keeps memory of its own, so fewer threads hold less at peak; the work
+/// queues for a free thread instead.
+const MAX_BLOCKING_THREADS: usize = 8;
 
 /// The node's configuration from the home, its `config.toml` and the flags.
 pub fn config(home: &Home, args: NodeArgs) -> Result<cairn_node::Config> {

@@ -502,6 +502,10 @@ fn a_reply_and_a_response_written_at_b_show_under_the_entry_at_a() {
             .as_array()
             .is_some_and(|hits| hits.len() == 1)
     });
+    // Once the start-up comparison with the store has run, status says search is current.
+    wait_for("A's status to report its search index up to date", || {
+        a.status()["search_up_to_date"] == true
+    });
 }
 
 #[test]

@@ -43,6 +43,10 @@ pub struct StatusView {
     pub known_peers: Vec<String>,
     pub blocked_peers: Vec<String>,
     pub entries: usize,
+    /// Whether search sees every stored entry (false while it catches up, for example while a
+    /// large sync runs).
+    #[serde(default)]
+    pub search_up_to_date: bool,
     pub api: String,
     /// Authors against whom this node holds fork proofs.
     #[serde(default)]
@@ -575,6 +579,10 @@ async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
         known_peers: api.shared.known_peers(),
         blocked_peers: net.blocked.iter().map(ToString::to_string).collect(),
         entries,
+        search_up_to_date: api
+            .shared
+            .search_current
+            .load(std::sync::atomic::Ordering::Relaxed),
         api: api.allowed_hosts.first().cloned().unwrap_or_default(),
         forked_authors,
     }))

@@ -47,6 +47,9 @@ pub struct Shared {
     publish_lock: Mutex<()>,
     /// Other members' keys and the organisation's key, read when needed.
     keystore: crate::keystore::Keystore,
+    /// Whether the search index has caught up with the store since the node started (and is
+    /// not waiting for a large sync to end).
+    pub(crate) search_current: std::sync::atomic::AtomicBool,
 }
 
 /// Whose name an entry goes out under.
@@ -599,6 +602,11 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             peers: BTreeSet::new(),
         },
     };
+    // Before going online: the first sync with a peer starts as soon as it connects, and
+    // should find each joined space's items and the per-organisation counts already read.
+    let store = config.store.clone();
+    let spaces: Vec<String> = state.spaces.iter().cloned().collect();
+    blocking(move || Ok(store.warm(&spaces)?)).await?;
     let mut net_config = config.net.clone();
     net_config.known_peers.extend(
         state
@@ -627,6 +635,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         syncs: crate::sync::Syncs::default(),
         publish_lock: Mutex::new(()),
         keystore: crate::keystore::Keystore::new(config.files.keys.clone()),
+        search_current: std::sync::atomic::AtomicBool::new(false),
     });
 
     let listener = tokio::net::TcpListener::bind(config.api_address)
@@ -654,16 +663,6 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .await
     });
 
-    // List each joined space's items once now, so the first sync with a peer (usually right
-    // after start) finds them cached instead of reading the whole space index then.
-    for space in shared.spaces() {
-        let store = shared.store.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(err) = store.space_items(&space) {
-                tracing::warn!(%space, "could not list the space's entries: {err}");
-            }
-        });
-    }
     let indexer = tokio::spawn(crate::search::run_indexer(shared.clone()));
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let handler = tokio::spawn(handle_network(

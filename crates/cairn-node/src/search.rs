@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cairn_core::{EntryId, Kind, RefKind};
@@ -57,45 +58,48 @@ pub fn catch_up(store: &Store, index: &SearchIndex) -> Result<usize, Error> {
         }
         if batch.len() >= INDEX_BATCH {
             added += batch.len();
-            index.add(&with_retracted_targets(store, std::mem::take(&mut batch))?)?;
+            index.add_new(&batch)?;
+            index.add(&retracted_targets(store, &batch)?)?;
+            batch.clear();
         }
     }
     added += batch.len();
-    index.add(&with_retracted_targets(store, batch)?)?;
+    index.add_new(&batch)?;
+    index.add(&retracted_targets(store, &batch)?)?;
     // What is left was indexed once but is no longer held (blocked, revoked).
     for gone in &indexed {
         index.remove(gone)?;
     }
-    index.commit()?;
+    // A commit with nothing in it would still start segment merges.
+    if added > 0 || !indexed.is_empty() {
+        index.commit()?;
+    }
     Ok(added)
 }
 
-/// `entries`, plus the entries that retractions among them withdrew (to be indexed again
-/// without their text).
-fn with_retracted_targets(
+/// The entries that retractions among `entries` withdrew: indexed again, without their text.
+fn retracted_targets(
     store: &Store,
-    entries: Vec<cairn_core::Entry>,
+    entries: &[cairn_core::Entry],
 ) -> Result<Vec<cairn_core::Entry>, Error> {
-    let mut all = Vec::with_capacity(entries.len());
+    let mut targets = Vec::new();
     for entry in entries {
-        let target = (entry.header().kind == Kind::RETRACT)
-            .then(|| {
-                entry
-                    .header()
-                    .refs
-                    .iter()
-                    .find(|r| r.kind == RefKind::RETRACTS)
-                    .map(|r| r.target)
-            })
-            .flatten();
-        all.push(entry);
+        if entry.header().kind != Kind::RETRACT {
+            continue;
+        }
+        let target = entry
+            .header()
+            .refs
+            .iter()
+            .find(|r| r.kind == RefKind::RETRACTS)
+            .map(|r| r.target);
         if let Some(target) = target
             && let Some(target) = store.get(&target)?
         {
-            all.push(target);
+            targets.push(target);
         }
     }
-    Ok(all)
+    Ok(targets)
 }
 
 /// The stored entries that best match `query`, best first. Hits whose entry is no longer
@@ -155,7 +159,9 @@ pub fn reindex(store: &Store, dir: &Path) -> Result<u64, Error> {
 /// sync ends (and likewise if the stored-entry feed dropped ids because the indexer lagged).
 pub(crate) async fn run_indexer(shared: Arc<Shared>) {
     let mut stored = shared.watch_stored();
-    let mut behind = true; // Compare with the store at start.
+    // Compare with the store once the node has been up for a moment: the syncs with peers
+    // that start as they connect go first.
+    let mut behind = true;
     loop {
         let mut ids: Vec<EntryId> = Vec::new();
         if behind {
@@ -180,9 +186,15 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
         }
+        if behind {
+            shared.search_current.store(false, Ordering::Relaxed);
+        }
+        // Indexing would compete with a sync for the cores: a catch-up pass waits for every
+        // sync to end, and so does indexing while a large sync runs (the pass picks it up).
         let progress = shared.sync_progress();
-        if progress.running > 0 && progress.expected > INDEX_BATCH as u64 {
+        if progress.running > 0 && (behind || progress.expected > INDEX_BATCH as u64) {
             behind = true;
+            shared.search_current.store(false, Ordering::Relaxed);
             continue;
         }
         let (store, index) = (shared.store.clone(), shared.search.clone());
@@ -197,8 +209,8 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
                     entries.push(entry);
                 }
             }
-            let entries = with_retracted_targets(&store, entries)?;
-            index.add(&entries)?;
+            let targets = retracted_targets(&store, &entries)?;
+            index.add(entries.iter().chain(&targets))?;
             index.commit()?;
             Ok(entries.len())
         })
@@ -206,6 +218,7 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
         match result {
             Ok(added) if catching_up => {
                 behind = false;
+                shared.search_current.store(true, Ordering::Relaxed);
                 if added > 0 {
                     tracing::info!(added, "search index caught up with the store");
                 }

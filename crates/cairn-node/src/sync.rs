@@ -15,9 +15,47 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::node::{Shared, blocking, verdict_for};
 
-/// The least time between two sync requests to one peer: 40 a second, under the 50 a peer
-/// serves.
-const REQUEST_SPACING: std::time::Duration = std::time::Duration::from_millis(25);
+/// Sync requests sent to one peer per second, once a burst is spent.
+const REQUESTS_PER_SECOND: f64 = 40.0;
+/// Requests that may go at once. In any one second a peer receives at most this plus
+/// `REQUESTS_PER_SECOND`, which stays under the 50 it serves
+/// (`cairn_net::Config::sync_requests_per_second`), so a short sync never waits.
+const REQUEST_BURST: f64 = 10.0;
+/// Peers whose request pacing is remembered between syncs.
+const MAX_PACED_PEERS: usize = 1_024;
+
+/// Paces the sync requests sent to one peer: a token bucket.
+#[derive(Debug, Clone, Copy)]
+struct Pacer {
+    /// Requests that may go now; below zero, the debt to wait out.
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Pacer {
+    fn new(now: Instant) -> Self {
+        Self {
+            tokens: REQUEST_BURST,
+            updated: now,
+        }
+    }
+
+    /// Takes one request's token; returns how long to wait before sending it.
+    fn take(&mut self, now: Instant) -> std::time::Duration {
+        let refill =
+            now.saturating_duration_since(self.updated).as_secs_f64() * REQUESTS_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(REQUEST_BURST) - 1.0;
+        self.updated = now;
+        std::time::Duration::from_secs_f64((-self.tokens).max(0.0) / REQUESTS_PER_SECOND)
+    }
+
+    /// Whether the bucket is full again, so forgetting it changes nothing.
+    fn is_full(&self, now: Instant) -> bool {
+        self.tokens
+            + now.saturating_duration_since(self.updated).as_secs_f64() * REQUESTS_PER_SECOND
+            >= REQUEST_BURST
+    }
+}
 
 /// How the last sync with a peer went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +92,8 @@ pub struct Syncs {
     running: std::sync::Mutex<HashMap<PeerId, (u64, u64)>>,
     /// The last sync with each peer.
     last: std::sync::Mutex<HashMap<PeerId, SyncRecord>>,
+    /// Request pacing per peer, kept between syncs so back-to-back syncs share one budget.
+    pacers: std::sync::Mutex<HashMap<PeerId, Pacer>>,
 }
 
 impl Syncs {
@@ -68,6 +108,19 @@ impl Syncs {
 
     pub fn last(&self, peer: &PeerId) -> Option<SyncRecord> {
         lock(&self.last).get(peer).cloned()
+    }
+
+    /// How long to wait before the next sync request to `peer`.
+    fn pace(&self, peer: PeerId) -> std::time::Duration {
+        let now = Instant::now();
+        let mut pacers = lock(&self.pacers);
+        if pacers.len() >= MAX_PACED_PEERS {
+            pacers.retain(|_, pacer| !pacer.is_full(now));
+        }
+        pacers
+            .entry(peer)
+            .or_insert_with(|| Pacer::new(now))
+            .take(now)
     }
 }
 
@@ -87,7 +140,7 @@ impl Drop for RunningMark<'_> {
 struct StoreSource<'a>(&'a Store);
 
 impl Source for StoreSource<'_> {
-    fn items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, String> {
+    fn items(&self, space: &str) -> Result<cairn_store::SpaceItems, String> {
         self.0.space_items(space).map_err(|err| err.to_string())
     }
 
@@ -192,6 +245,10 @@ pub(crate) async fn with_peer(
 }
 
 /// Pulls one space from one peer until it is in sync.
+///
+/// Entries flow through three stages at once: one batch is stored while the next has arrived
+/// and the request after it travels. The next request goes out as soon as an answer is read,
+/// without waiting for the store, so at most three batches are held at a time.
 async fn space_from(
     shared: &Arc<Shared>,
     peer: PeerId,
@@ -202,50 +259,40 @@ async fn space_from(
     let name = space.to_string();
     // Entries refused by this node's policy count as held, so they are not fetched again.
     let local = blocking(move || Ok(store.space_items_known(&name)?)).await?;
-    let (mut session, mut request) =
-        Session::start(space.to_string(), local).map_err(sync_error)?;
-    // One batch is stored while the next travels; at most one store is in flight.
+    let (mut session, request) = Session::start(space.to_string(), local).map_err(sync_error)?;
+    let mut asking = Some(ask(shared, peer, request));
     let mut storing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;
-    let result = loop {
-        // Stay under the rate the peer serves (see `cairn_net::Config::sync_requests_per_second`).
-        let paced = tokio::time::sleep(REQUEST_SPACING);
-        let response = shared.client.sync_request(peer, request).await;
-        paced.await;
-        let stored = match storing.take() {
-            Some(task) => task
-                .await
-                .map_err(|err| Error::Task(err.to_string()))
-                .and_then(|stored| stored),
-            None => Ok(()),
-        };
-        let (frames, step) = match (stored, response) {
-            (Err(err), _) => break Err(err),
-            (_, Err(err)) => break Err(err.into()),
-            (Ok(()), Ok(response)) => session.on_response(&response).map_err(sync_error)?,
-        };
-        if !frames.is_empty() {
-            storing = Some(tokio::spawn(store_frames(shared.clone(), peer, frames)));
-        }
-        let stats = session.stats();
-        if let Some(progress) = lock(&shared.syncs.running).get_mut(&peer) {
-            *progress = (
-                totals.entries_received + stats.entries_received,
-                totals.expected + stats.expected,
-            );
-        }
-        match step {
-            Step::Send(next) => request = next,
-            Step::Done => {
-                break match storing.take() {
-                    Some(task) => task
-                        .await
-                        .map_err(|err| Error::Task(err.to_string()))
-                        .and_then(|stored| stored),
-                    None => Ok(()),
-                };
+    let result = async {
+        while let Some(answer) = asking.take() {
+            let response = answer.await.map_err(|err| Error::Task(err.to_string()))??;
+            let (frames, step) = session.on_response(&response).map_err(sync_error)?;
+            if let Step::Send(next) = step {
+                asking = Some(ask(shared, peer, next));
+            }
+            if let Some(task) = storing.take() {
+                task.await.map_err(|err| Error::Task(err.to_string()))??;
+            }
+            if !frames.is_empty() {
+                storing = Some(tokio::spawn(store_frames(shared.clone(), peer, frames)));
+            }
+            let stats = session.stats();
+            if let Some(progress) = lock(&shared.syncs.running).get_mut(&peer) {
+                *progress = (
+                    totals.entries_received + stats.entries_received,
+                    totals.expected + stats.expected,
+                );
             }
         }
-    };
+        if let Some(task) = storing.take() {
+            task.await.map_err(|err| Error::Task(err.to_string()))??;
+        }
+        Ok(())
+    }
+    .await;
+    // On failure, nothing more is asked for; a store already running finishes on its own.
+    if let Some(answer) = asking {
+        answer.abort();
+    }
     let stats = session.stats();
     totals.round_trips += stats.round_trips;
     totals.reconcile_round_trips += stats.reconcile_round_trips;
@@ -255,6 +302,23 @@ async fn space_from(
     totals.entries_received += stats.entries_received;
     totals.expected += stats.expected;
     result
+}
+
+/// Sends one sync request to `peer` once pacing allows, in a task of its own.
+fn ask(
+    shared: &Arc<Shared>,
+    peer: PeerId,
+    request: Vec<u8>,
+) -> tokio::task::JoinHandle<Result<Vec<u8>, Error>> {
+    let wait = shared.syncs.pace(peer);
+    let client = shared.client.clone();
+    tokio::spawn(async move {
+        // Stay under the rate the peer serves.
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(client.sync_request(peer, request).await?)
+    })
 }
 
 /// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.

@@ -25,7 +25,7 @@ pub use policy::{Blocked, Policy};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
@@ -207,7 +207,9 @@ pub struct Store {
     cores: usize,
     /// Each space's (created, id) items as last read, for sync's repeated reconciliation
     /// rounds; dropped whenever an entry of that space is written.
-    space_items: Mutex<HashMap<String, Vec<(u64, EntryId)>>>,
+    space_items: Mutex<HashMap<String, SpaceItems>>,
+    /// Held while a space's items are read from disk.
+    listing: Mutex<()>,
     /// Counts entry writes, so a scan that raced a write is not cached.
     writes: std::sync::atomic::AtomicU64,
     /// (target, retraction's author) of every retraction held here. A retraction takes
@@ -348,6 +350,7 @@ impl Store {
             write_lock: Mutex::new(Heads::default()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             space_items: Mutex::new(HashMap::new()),
+            listing: Mutex::new(()),
             writes: std::sync::atomic::AtomicU64::new(0),
             retracted: Mutex::new(HashSet::new()),
             policy: Mutex::new(policy::PolicyState::default()),
@@ -1052,13 +1055,11 @@ impl Store {
 
     /// Up to `limit` organisations with entries here, by id, each with its newest entry.
     pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
-        let mut newest: Vec<(OrgId, EntryId)> = {
-            let mut state = lock(&self.policy);
-            self.org_stats(&mut state)?
-                .iter()
-                .map(|(org, stats)| (*org, stats.newest.1))
-                .collect()
-        };
+        let mut newest: Vec<(OrgId, EntryId)> = self
+            .org_stats_now()?
+            .iter()
+            .map(|(org, stats)| (*org, stats.newest.1))
+            .collect();
         newest.sort_unstable();
         let mut found = Vec::with_capacity(newest.len().min(limit));
         for (org, id) in newest.into_iter().take(limit) {
@@ -1350,13 +1351,12 @@ impl Store {
 
     /// The id of every stored entry, in id order (fork proofs are not included).
     pub fn ids(&self) -> impl Iterator<Item = Result<EntryId, Error>> + '_ {
-        self.entries
-            .scan_prefix([layout::RECORD])
-            .keys()
-            .map(|key| {
-                layout::trailing_id(&key?)
-                    .ok_or_else(|| Error::Corrupt("a record key is too short".into()))
-            })
+        // The time index names every stored entry, and its values are small; scanning the
+        // records would read every frame.
+        self.entries.scan_prefix([layout::TIME]).keys().map(|key| {
+            layout::trailing_id(&key?)
+                .ok_or_else(|| Error::Corrupt("a time index key is too short".into()))
+        })
     }
 
     /// Authors with at least one fork proof against them: they signed two different entries
@@ -1372,7 +1372,12 @@ impl Store {
     /// Every stored entry of a space as (created, id), in that order: what catch-up sync
     /// reconciles. Reads index keys only (fast); `open` has removed any a crash left without a
     /// record, so none hides an entry that a peer could send again.
-    pub fn space_items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, Error> {
+    pub fn space_items(&self, space: &str) -> Result<SpaceItems, Error> {
+        if let Some(items) = lock(&self.space_items).get(space) {
+            return Ok(items.clone());
+        }
+        // One listing at a time: a second caller waits and then finds the first one's result.
+        let _listing = lock(&self.listing);
         if let Some(items) = lock(&self.space_items).get(space) {
             return Ok(items.clone());
         }
@@ -1385,6 +1390,7 @@ impl Store {
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
             items.push((created, id));
         }
+        let items = Arc::new(items);
         let mut cache = lock(&self.space_items);
         if self.writes.load(std::sync::atomic::Ordering::SeqCst) == writes_before {
             // Bounded: a node joins a handful of spaces; start over if that ever changes.
@@ -1488,12 +1494,23 @@ impl Store {
 
     /// The number of entries in chains (fork proofs not counted). Walks the header keys.
     pub fn count(&self) -> Result<usize, Error> {
-        let mut count = 0;
-        for key in self.entries.scan_prefix([layout::RECORD]).keys() {
-            key?;
-            count += 1;
+        let count: u64 = self
+            .org_stats_now()?
+            .values()
+            .map(|stats| stats.count)
+            .sum();
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    /// Reads what the first sync and the first write would otherwise read on the spot: each
+    /// of `spaces`' items and every organisation's stats. A node calls it before it goes
+    /// online.
+    pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
+        for space in spaces {
+            self.space_items(space)?;
         }
-        Ok(count)
+        self.org_stats_now()?;
+        Ok(())
     }
 
     /// Writes everything buffered to disk.
@@ -1546,6 +1563,9 @@ fn retractable(kind: Kind) -> bool {
 /// A frame after decoding, the duplicate check and verification: the entry, or why it was
 /// refused.
 type Prepared = Result<Entry, Error>;
+
+/// A space's entries as (created, id), in that order; shared, as sync reads it every round.
+pub type SpaceItems = Arc<Vec<(u64, EntryId)>>;
 
 /// The state of one [`Store::insert_batch`] as its frames are written.
 struct BatchWrite {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use cairn_core::{Entry, EntryId, OrgId};
 
-use crate::{Error, Store, layout, lock};
+use crate::{Error, SpaceItems, Store, layout, lock};
 
 /// The policy as set, for display.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -119,7 +119,8 @@ impl Store {
         Ok(None)
     }
 
-    /// Every organisation's stats, scanning the time index if they are not known yet.
+    /// Every organisation's stats, scanning the time index if they are not known yet. The
+    /// caller holds the write lock (writes call it from within).
     pub(crate) fn org_stats<'a>(
         &self,
         state: &'a mut PolicyState,
@@ -144,6 +145,17 @@ impl Store {
             state.orgs = Some(orgs);
         }
         Ok(state.orgs.get_or_insert_default())
+    }
+
+    /// A copy of every organisation's stats, for readers. When they must be built, writes
+    /// wait, so the scan and the writes' own counting cannot both count an entry.
+    pub(crate) fn org_stats_now(&self) -> Result<HashMap<OrgId, OrgStats>, Error> {
+        if let Some(orgs) = &lock(&self.policy).orgs {
+            return Ok(orgs.clone());
+        }
+        let _writes = lock(&self.write_lock);
+        let mut state = lock(&self.policy);
+        Ok(self.org_stats(&mut state)?.clone())
     }
 
     /// Counts a stored entry in its organisation's stats.
@@ -303,20 +315,24 @@ impl Store {
     /// What this node has in a space *as far as fetching goes*: its stored entries plus the
     /// entries it refused. Sync uses it when asking peers, so refused entries are not fetched
     /// again; when serving, it uses [`Store::space_items`], so it never offers what it lacks.
-    pub fn space_items_known(&self, space: &str) -> Result<Vec<(u64, EntryId)>, Error> {
-        let mut items = self.space_items(space)?;
+    pub fn space_items_known(&self, space: &str) -> Result<SpaceItems, Error> {
+        let items = self.space_items(space)?;
         let prefix = layout::index_prefix(layout::TOMBSTONE, space.as_bytes(), true);
-        let before = items.len();
+        let mut tombstones = Vec::new();
         for key in self.entries.scan_prefix(&prefix).keys() {
             let key = key?;
             if let Some(item) = layout::created_and_id(&key[prefix.len()..]) {
-                items.push(item);
+                tombstones.push(item);
             }
         }
-        if items.len() > before {
-            items.sort_unstable();
-            items.dedup();
+        if tombstones.is_empty() {
+            return Ok(items);
         }
-        Ok(items)
+        let mut known = Vec::with_capacity(items.len() + tombstones.len());
+        known.extend_from_slice(&items);
+        known.extend(tombstones);
+        known.sort_unstable();
+        known.dedup();
+        Ok(std::sync::Arc::new(known))
     }
 }

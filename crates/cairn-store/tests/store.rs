@@ -356,7 +356,7 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
     }
     let store = Store::open(&path, Config::default()).expect("reopen");
     assert_eq!(
-        store.space_items("commons").expect("items"),
+        *store.space_items("commons").expect("items"),
         vec![(chain[0].header().created.0, chain[0].id())]
     );
     assert_eq!(

@@ -30,8 +30,11 @@ pub const MAX_REQUEST_LEN: usize = 1 << 20;
 pub const MAX_RESPONSE_LEN: usize = 8 << 20;
 /// Negentropy's frame limit: large enough that a reconciliation takes a few round trips.
 pub const RECONCILE_FRAME_LIMIT: u64 = 512 * 1024;
-/// Ids asked for in one fetch.
+/// Ids asked for in one fetch, at most. The first fetch of a session asks for
+/// `FIRST_FETCH` and each next one for twice as many, so storing starts early while later
+/// batches travel during it.
 pub const FETCH_BATCH: usize = 1_024;
+pub const FIRST_FETCH: usize = 128;
 /// Entries asked for in one page of a streamed space.
 pub const RANGE_PAGE: u32 = 2_048;
 /// Bytes of frames a response carries at most (leaves room for the envelope).
@@ -75,8 +78,9 @@ pub struct Page {
 
 /// What the serving side needs from its store.
 pub trait Source {
-    /// Every entry of the space as (created, id), in any order.
-    fn items(&self, space: &str) -> Result<Vec<(u64, EntryId)>, String>;
+    /// Every entry of the space as (created, id), best already sorted by (created, id)
+    /// without repeats (then each round uses it as it is; otherwise it sorts a copy).
+    fn items(&self, space: &str) -> Result<std::sync::Arc<Vec<(u64, EntryId)>>, String>;
     /// Frames of the entries it holds among `ids`, in that order, stopping before `max_bytes`.
     /// Returns the frames and whether it stopped early.
     fn frames(&self, ids: &[EntryId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, bool), String>;

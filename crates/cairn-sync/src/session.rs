@@ -3,9 +3,13 @@
 use std::collections::{HashSet, VecDeque};
 
 use cairn_core::EntryId;
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use std::sync::Arc;
 
-use crate::{Bytes, Error, FETCH_BATCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT, Request, Response};
+use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
+
+use crate::{
+    Bytes, Error, FETCH_BATCH, FIRST_FETCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT, Request, Response,
+};
 
 /// The most ids one session will queue for fetching; the rest wait for the next sync.
 const MAX_QUEUED: usize = 500_000;
@@ -51,10 +55,12 @@ enum Phase {
 pub struct Session {
     space: String,
     count: u64,
-    negentropy: Negentropy<'static, NegentropyStorageVector>,
+    negentropy: Negentropy<'static, Items>,
     /// Ids to fetch, and those asked for in the request in flight.
     queued: VecDeque<EntryId>,
     in_flight: Vec<EntryId>,
+    /// Ids the next fetch asks for.
+    fetch_size: usize,
     phase: Phase,
     stats: Stats,
     /// The last position a range page reached.
@@ -71,25 +77,73 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// A negentropy instance over (created, id) items.
-pub(crate) fn negentropy(
-    items: Vec<(u64, EntryId)>,
-) -> Result<Negentropy<'static, NegentropyStorageVector>, Error> {
-    let fail = |err: negentropy::Error| Error::Negentropy(err.to_string());
-    let mut storage = NegentropyStorageVector::with_capacity(items.len());
-    for (created, id) in items {
-        storage
-            .insert(created, Id::from_byte_array(*id.as_bytes()))
-            .map_err(fail)?;
+/// A space's (created, id) items in negentropy's order (created, then id bytes), shared
+/// rather than copied: the store's cached list serves every reconciliation round as it is,
+/// with no storage to build per round.
+#[derive(Debug, Clone)]
+pub(crate) struct Items(Arc<Vec<(u64, EntryId)>>);
+
+impl Items {
+    /// Takes a list as it is if it is strictly increasing (as a store lists it), or else a
+    /// sorted copy without repeats.
+    pub(crate) fn new(items: Arc<Vec<(u64, EntryId)>>) -> Self {
+        if items.windows(2).all(|pair| pair[0] < pair[1]) {
+            return Self(items);
+        }
+        let mut sorted = Vec::clone(&items);
+        sorted.sort_unstable();
+        sorted.dedup();
+        Self(Arc::new(sorted))
     }
-    storage.seal().map_err(fail)?;
-    Negentropy::owned(storage, RECONCILE_FRAME_LIMIT).map_err(fail)
+
+    fn item(&(created, id): &(u64, EntryId)) -> Item {
+        Item::with_timestamp_and_id(created, Id::from_byte_array(*id.as_bytes()))
+    }
+}
+
+impl NegentropyStorageBase for Items {
+    fn size(&self) -> Result<usize, negentropy::Error> {
+        Ok(self.0.len())
+    }
+
+    fn get_item(&self, i: usize) -> Result<Option<Item>, negentropy::Error> {
+        Ok(self.0.get(i).map(Self::item))
+    }
+
+    fn iterate(
+        &self,
+        begin: usize,
+        end: usize,
+        callback: &mut dyn FnMut(Item, usize) -> Result<bool, negentropy::Error>,
+    ) -> Result<(), negentropy::Error> {
+        let range = self.0.get(begin..end).ok_or(negentropy::Error::BadRange)?;
+        for (offset, entry) in range.iter().enumerate() {
+            if !callback(Self::item(entry), begin + offset)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn find_lower_bound(&self, first: usize, last: usize, bound: &Bound) -> usize {
+        self.0.get(first..last).map_or(first, |range| {
+            first + range.partition_point(|entry| Self::item(entry) < bound.item)
+        })
+    }
+}
+
+/// A negentropy instance over a space's items.
+pub(crate) fn negentropy(
+    items: Arc<Vec<(u64, EntryId)>>,
+) -> Result<Negentropy<'static, Items>, Error> {
+    Negentropy::owned(Items::new(items), RECONCILE_FRAME_LIMIT)
+        .map_err(|err| Error::Negentropy(err.to_string()))
 }
 
 impl Session {
     /// Starts pulling `space`, given what this side holds of it as (created, id). Returns the
     /// session and the first request to send.
-    pub fn start(space: String, local: Vec<(u64, EntryId)>) -> Result<(Self, Vec<u8>), Error> {
+    pub fn start(space: String, local: Arc<Vec<(u64, EntryId)>>) -> Result<(Self, Vec<u8>), Error> {
         let count = local.len() as u64;
         let mut negentropy = negentropy(local)?;
         let message = negentropy
@@ -101,6 +155,7 @@ impl Session {
             negentropy,
             queued: VecDeque::new(),
             in_flight: Vec::new(),
+            fetch_size: FIRST_FETCH,
             phase: Phase::Reconciling,
             stats: Stats::default(),
             range_position: None,
@@ -272,7 +327,8 @@ impl Session {
             self.phase = Phase::Done;
             return Ok(Step::Done);
         }
-        let take = self.queued.len().min(FETCH_BATCH);
+        let take = self.queued.len().min(self.fetch_size);
+        self.fetch_size = (self.fetch_size * 2).min(FETCH_BATCH);
         self.in_flight = self.queued.drain(..take).collect();
         let request = Request::Fetch {
             ids: self.in_flight.clone(),
@@ -284,5 +340,56 @@ impl Session {
         let bytes = request.encode()?;
         self.stats.bytes_sent += bytes.len() as u64;
         Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(byte: u8) -> EntryId {
+        EntryId([byte; 32])
+    }
+
+    #[test]
+    fn items_are_sorted_once_and_searched_like_negentropys_own_storage() {
+        let unsorted = vec![(7, id(2)), (3, id(1)), (7, id(1)), (3, id(1)), (1, id(9))];
+        let items = Items::new(Arc::new(unsorted));
+        assert_eq!(
+            *items.0,
+            vec![(1, id(9)), (3, id(1)), (7, id(1)), (7, id(2))]
+        );
+        let shared = Arc::clone(&items.0);
+        assert!(
+            Arc::ptr_eq(&Items::new(Arc::clone(&shared)).0, &shared),
+            "a sorted list is used as it is"
+        );
+
+        let mut reference = negentropy::NegentropyStorageVector::new();
+        for (created, held) in items.0.iter() {
+            reference
+                .insert(*created, Id::from_byte_array(*held.as_bytes()))
+                .expect("insert");
+        }
+        reference.seal().expect("seal");
+        for created in 0..9 {
+            for byte in [0, 1, 2, 9, 255] {
+                let bound = Bound::from_item(&Item::with_timestamp_and_id(
+                    created,
+                    Id::from_byte_array([byte; 32]),
+                ));
+                for (first, last) in [(0, 4), (1, 3), (2, 2), (0, 0)] {
+                    assert_eq!(
+                        items.find_lower_bound(first, last, &bound),
+                        reference.find_lower_bound(first, last, &bound)
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            items.fingerprint(0, 4).expect("fingerprint").to_bytes(),
+            reference.fingerprint(0, 4).expect("fingerprint").to_bytes()
+        );
+        assert!(items.iterate(3, 5, &mut |_, _| Ok(true)).is_err());
     }
 }

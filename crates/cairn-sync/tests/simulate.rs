@@ -25,8 +25,8 @@ impl Memory {
 }
 
 impl Source for Memory {
-    fn items(&self, _space: &str) -> Result<Vec<(u64, EntryId)>, String> {
-        Ok(self.entries.keys().copied().collect())
+    fn items(&self, _space: &str) -> Result<std::sync::Arc<Vec<(u64, EntryId)>>, String> {
+        Ok(std::sync::Arc::new(self.entries.keys().copied().collect()))
     }
 
     fn frames(&self, ids: &[EntryId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, bool), String> {
@@ -182,14 +182,14 @@ fn in_sync_is_one_small_round_trip() {
 
 #[test]
 fn refusals_and_garbage_are_errors_not_panics() {
-    let (mut session, _) = Session::start("commons".into(), Vec::new()).expect("start");
+    let (mut session, _) = Session::start("commons".into(), Default::default()).expect("start");
     let refused = Response::Refused {
         reason: "busy".into(),
     }
     .encode()
     .expect("encode");
     assert!(session.on_response(&refused).is_err());
-    let (mut session, _) = Session::start("commons".into(), Vec::new()).expect("start");
+    let (mut session, _) = Session::start("commons".into(), Default::default()).expect("start");
     assert!(session.on_response(&[0xff; 40]).is_err());
     assert!(Request::decode(&[1, 2, 3]).is_err());
 }
@@ -230,7 +230,7 @@ fn a_peer_that_sends_what_was_not_asked_for_or_pages_backwards_is_refused() {
         }
     }
     // Range phase: a page whose position goes backwards.
-    let (mut session, _) = Session::start("commons".into(), Vec::new()).expect("start");
+    let (mut session, _) = Session::start("commons".into(), Default::default()).expect("start");
     let use_range = Response::UseRange { count: 400 }.encode().expect("encode");
     session.on_response(&use_range).expect("range");
     let forward = Response::Entries {
