@@ -504,9 +504,10 @@ impl Store {
         batch: &mut BatchWrite,
     ) -> Result<(), Error> {
         let next_frame = std::sync::atomic::AtomicUsize::new(0);
-        // Sized for the whole batch, so a verifier never blocks on a slow writer.
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(frames.len());
         std::thread::scope(|scope| {
+            // Sized for the whole batch, so a verifier never blocks on a slow writer. Created
+            // in here so that an early return drops the receiver and the verifiers stop.
+            let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(frames.len());
             for _ in 0..self.cores {
                 let (ready_tx, next_frame) = (ready_tx.clone(), &next_frame);
                 scope.spawn(move || {
