@@ -212,6 +212,11 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&item.path(), &target);
         } else {
             std::fs::copy(item.path(), &target).expect("copy");
+            // On disk before any node starts, so the kernel's writeback of these copies does
+            // not land in a measurement.
+            std::fs::File::open(&target)
+                .and_then(|file| file.sync_all())
+                .expect("sync");
         }
     }
 }

@@ -171,6 +171,7 @@ const SEEDS: [Seed; 12] = [
 ];
 
 pub fn run() -> Result<()> {
+    crate::node::limit_malloc_arenas();
     // Only warnings unless RUST_LOG says otherwise: the demo's own lines tell the story.
     init_logging(Some("warn"));
     let dirs: Vec<tempfile::TempDir> = (0..ORGS.len())
@@ -188,6 +189,11 @@ pub fn run() -> Result<()> {
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
+    // Listening before the link is printed: whoever reads it may press Ctrl-C at once.
+    let signals = {
+        let _in_runtime = runtime.enter();
+        shutdown_signal()
+    };
     let nodes = runtime.block_on(start_and_seed(&homes))?;
     let login =
         NodeClient::require(&homes[0])?.post::<_, cairn_node::api::LoginView>("/api/login", &())?;
@@ -198,7 +204,7 @@ pub fn run() -> Result<()> {
     println!();
     println!("Press Ctrl-C to stop the demo and remove its files.");
     runtime.block_on(async {
-        shutdown_signal().await;
+        signals.await;
         for node in nodes {
             if let Err(err) = node.stop().await {
                 eprintln!("a demo node did not stop cleanly: {err}");

@@ -13,6 +13,7 @@ use crate::home::Home;
 const DEFAULT_ORG: &str = "Unnamed organisation";
 
 pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
+    limit_malloc_arenas();
     init_logging(None);
     if !home.is_initialised() {
         home.init(DEFAULT_ORG, &format!("Member of {DEFAULT_ORG}"))?;
@@ -27,10 +28,42 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .context("could not start the async runtime")?;
-    runtime.block_on(cairn_node::run(node, shutdown_signal()))?;
+    let signals = {
+        let _in_runtime = runtime.enter();
+        shutdown_signal()
+    };
+    runtime.block_on(cairn_node::run(node, signals))?;
     eprintln!("Node stopped.");
     Ok(())
 }
+
+/// glibc gives threads that allocate at the same time arenas of their own (up to 8 per core).
+/// In a node, sled's long-lived cache pages end up interleaved with short-lived entry frames
+/// in all of them, and the arenas fragment: a 100,000-entry bootstrap peaked at about 300 MB
+/// with glibc's default and about 170 MB with two arenas, at the same speed (see
+/// docs/performance.md). glibc reads the limit only when a process starts, so the node
+/// re-executes itself once with `MALLOC_ARENA_MAX=2` unless the variable is already set (set
+/// it to choose another value). If that fails, the node carries on with the default.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn limit_malloc_arenas() {
+    use std::os::unix::process::CommandExt;
+    const VARIABLE: &str = "MALLOC_ARENA_MAX";
+    if std::env::var_os(VARIABLE).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    // `exec` returns only if it failed.
+    let err = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(VARIABLE, "2")
+        .exec();
+    eprintln!("cairn: could not restart with {VARIABLE}=2 ({err}); carrying on without it");
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn limit_malloc_arenas() {}
 
 /// Threads for the store, search and sync work the node runs off its async threads. Each
 /// allocating thread keeps memory of its own, so fewer threads hold less at peak; the work
@@ -97,22 +130,34 @@ fn parse_addresses(flag: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
         .collect()
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, kill).
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!("cannot listen for SIGTERM: {err}");
-                std::future::pending::<()>().await;
-            }
-        }
+/// Listens for SIGINT (Ctrl-C) and SIGTERM from the moment it is called, which must be within
+/// a tokio runtime; the future it returns ends at the first of them. Registering at once
+/// means a signal that arrives while the node is still starting is not lost to the default
+/// action (which would kill the process without a clean stop).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| {
+        signal(kind)
+            .inspect_err(|err| tracing::warn!("cannot listen for {name}: {err}"))
+            .ok()
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = received(interrupt.as_mut()) => {}
+            () = received(terminate.as_mut()) => {}
+        }
+    }
+}
+
+/// Waits for the next delivery of a signal being listened for; forever if it is not.
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending::<()>().await,
     }
 }
 

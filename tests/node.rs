@@ -122,6 +122,21 @@ fn a_restarted_node_keeps_identity_peers_and_entries() {
 }
 
 #[test]
+fn the_node_limits_glibc_to_two_malloc_arenas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = Node::start(&Node::init(dir.path(), "a"), &[]);
+    let pid = node.child.as_ref().expect("running").id();
+    // Started without the variable, it re-executed itself with it, keeping its process id.
+    let environment = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(
+        environment
+            .split(|byte| *byte == 0)
+            .any(|variable| variable == b"MALLOC_ARENA_MAX=2"),
+        "the node runs with MALLOC_ARENA_MAX=2"
+    );
+}
+
+#[test]
 fn the_api_needs_the_token_and_listens_on_loopback_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");

@@ -88,6 +88,8 @@ impl Node {
             ])
             .args(extra)
             .env("RUST_LOG", "info")
+            // The node sets its own (see `the_node_limits_glibc_to_two_malloc_arenas`).
+            .env_remove("MALLOC_ARENA_MAX")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

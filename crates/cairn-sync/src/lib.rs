@@ -30,11 +30,8 @@ pub const MAX_REQUEST_LEN: usize = 1 << 20;
 pub const MAX_RESPONSE_LEN: usize = 8 << 20;
 /// Negentropy's frame limit: large enough that a reconciliation takes a few round trips.
 pub const RECONCILE_FRAME_LIMIT: u64 = 512 * 1024;
-/// Ids asked for in one fetch, at most. The first fetch of a session asks for
-/// `FIRST_FETCH` and each next one for twice as many, so storing starts early while later
-/// batches travel during it.
+/// Ids asked for in one fetch.
 pub const FETCH_BATCH: usize = 1_024;
-pub const FIRST_FETCH: usize = 128;
 /// Entries asked for in one page of a streamed space.
 pub const RANGE_PAGE: u32 = 2_048;
 /// Bytes of frames a response carries at most (leaves room for the envelope).

@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 
-use crate::{
-    Bytes, Error, FETCH_BATCH, FIRST_FETCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT, Request, Response,
-};
+use crate::{Bytes, Error, FETCH_BATCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT, Request, Response};
 
 /// The most ids one session will queue for fetching; the rest wait for the next sync.
 const MAX_QUEUED: usize = 500_000;
@@ -59,8 +57,6 @@ pub struct Session {
     /// Ids to fetch, and those asked for in the request in flight.
     queued: VecDeque<EntryId>,
     in_flight: Vec<EntryId>,
-    /// Ids the next fetch asks for.
-    fetch_size: usize,
     phase: Phase,
     stats: Stats,
     /// The last position a range page reached.
@@ -155,7 +151,6 @@ impl Session {
             negentropy,
             queued: VecDeque::new(),
             in_flight: Vec::new(),
-            fetch_size: FIRST_FETCH,
             phase: Phase::Reconciling,
             stats: Stats::default(),
             range_position: None,
@@ -327,8 +322,7 @@ impl Session {
             self.phase = Phase::Done;
             return Ok(Step::Done);
         }
-        let take = self.queued.len().min(self.fetch_size);
-        self.fetch_size = (self.fetch_size * 2).min(FETCH_BATCH);
+        let take = self.queued.len().min(FETCH_BATCH);
         self.in_flight = self.queued.drain(..take).collect();
         let request = Request::Fetch {
             ids: self.in_flight.clone(),
