@@ -341,6 +341,10 @@ fn a_node_that_was_offline_catches_up_on_500_entries_when_it_returns() {
     wait_for("B holds all 500 entries", || entry_count(&b) == 500);
     let caught_up = started.elapsed();
     assert!(b.has(&ids[0]) && b.has(&ids[499]));
+    // The sync's record is written once its last batch is stored, a moment after the count.
+    wait_for("B's record of the sync", || {
+        !b.status()["connected_peers"][0]["last_sync"].is_null()
+    });
     let record = &b.status()["connected_peers"][0]["last_sync"];
     assert_eq!(record["ok"], true, "{record}");
     println!("B caught up on 500 entries in {caught_up:?}");

@@ -366,3 +366,40 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn pacing_allows_a_burst_then_never_more_than_a_peer_serves_in_any_second() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(start);
+        // A short sync goes at once.
+        for _ in 0..REQUEST_BURST as usize {
+            assert_eq!(pacer.take(start), Duration::ZERO);
+        }
+        // Then each request waits its turn: send times follow the returned waits.
+        let mut sent = vec![start; REQUEST_BURST as usize];
+        let mut now = start;
+        for _ in 0..200 {
+            now += pacer.take(now);
+            sent.push(now);
+        }
+        for (index, first) in sent.iter().enumerate() {
+            let within_a_second = sent[index..]
+                .iter()
+                .take_while(|at| at.duration_since(*first) < Duration::from_secs(1))
+                .count();
+            assert!(
+                within_a_second <= 50,
+                "{within_a_second} requests within one second"
+            );
+        }
+        // An idle peer's bucket fills again and can be forgotten.
+        assert!(!pacer.is_full(now));
+        assert!(pacer.is_full(now + Duration::from_secs(1)));
+    }
+}
