@@ -190,10 +190,7 @@ pub fn run() -> Result<()> {
         .build()
         .context("could not start the async runtime")?;
     // Listening before the link is printed: whoever reads it may press Ctrl-C at once.
-    let signals = {
-        let _in_runtime = runtime.enter();
-        shutdown_signal()
-    };
+    let signals = shutdown_signal(&runtime);
     let nodes = runtime.block_on(start_and_seed(&homes))?;
     let login =
         NodeClient::require(&homes[0])?.post::<_, cairn_node::api::LoginView>("/api/login", &())?;

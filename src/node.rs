@@ -28,10 +28,7 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .context("could not start the async runtime")?;
-    let signals = {
-        let _in_runtime = runtime.enter();
-        shutdown_signal()
-    };
+    let signals = shutdown_signal(&runtime);
     runtime.block_on(cairn_node::run(node, signals))?;
     eprintln!("Node stopped.");
     Ok(())
@@ -130,12 +127,15 @@ fn parse_addresses(flag: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
         .collect()
 }
 
-/// Listens for SIGINT (Ctrl-C) and SIGTERM from the moment it is called, which must be within
-/// a tokio runtime; the future it returns ends at the first of them. Registering at once
+/// Listens for SIGINT (Ctrl-C) and SIGTERM on `runtime` from the moment it is called; the
+/// future it returns ends at the first of them. Registering at once
 /// means a signal that arrives while the node is still starting is not lost to the default
 /// action (which would kill the process without a clean stop).
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub fn shutdown_signal(
+    runtime: &tokio::runtime::Runtime,
+) -> impl std::future::Future<Output = ()> + use<> {
     use tokio::signal::unix::{SignalKind, signal};
+    let _in_runtime = runtime.enter();
     let listen = |kind: SignalKind, name: &str| {
         signal(kind)
             .inspect_err(|err| tracing::warn!("cannot listen for {name}: {err}"))

@@ -186,15 +186,15 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
                 Ok(Err(RecvError::Closed)) | Err(_) => break,
             }
         }
-        if behind {
-            shared.search_current.store(false, Ordering::Relaxed);
-        }
         // Indexing would compete with a sync for the cores: a catch-up pass waits for every
         // sync to end, and so does indexing while a large sync runs (the pass picks it up).
         let progress = shared.sync_progress();
-        if progress.running > 0 && (behind || progress.expected > INDEX_BATCH as u64) {
-            behind = true;
+        let wait = progress.running > 0 && (behind || progress.expected > INDEX_BATCH as u64);
+        behind |= wait;
+        if behind {
             shared.search_current.store(false, Ordering::Relaxed);
+        }
+        if wait {
             continue;
         }
         let (store, index) = (shared.store.clone(), shared.search.clone());

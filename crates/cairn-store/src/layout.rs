@@ -10,7 +10,7 @@
 //! variable-length parts end with a 0 byte (space names and tags cannot contain one); an index
 //! key ends with the entry id so a scan yields ids directly.
 
-use cairn_core::{EntryId, Kind, MemberId, OrgId, Timestamp};
+use cairn_core::{Entry, EntryId, Kind, MemberId, OrgId, Timestamp};
 
 /// `e id` → the entry's frame: the record whose presence means the entry is stored.
 pub const RECORD: u8 = b'e';
@@ -110,13 +110,15 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
 }
 
 /// The value of an entry's time key: kind, organisation and tags.
-pub fn time_value<'a>(kind: Kind, org: &OrgId, tags: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+pub fn time_value(entry: &Entry) -> Vec<u8> {
     let mut value = Vec::with_capacity(2 + 32 + 24);
-    value.extend_from_slice(&kind.0.to_be_bytes());
-    value.extend_from_slice(org.as_bytes());
-    for tag in tags {
-        value.extend_from_slice(tag.as_bytes());
-        value.push(0);
+    value.extend_from_slice(&entry.header().kind.0.to_be_bytes());
+    value.extend_from_slice(entry.credential().claims().org.as_bytes());
+    if let Some(Ok(story)) = entry.story() {
+        for tag in &story.tags {
+            value.extend_from_slice(tag.as_bytes());
+            value.push(0);
+        }
     }
     value
 }

@@ -278,11 +278,7 @@ impl Store {
                 .ok_or_else(|| Error::Corrupt("a time index key is too short".into()))?;
             match self.get(&id)? {
                 Some(entry) => {
-                    let story = entry.story().and_then(Result::ok);
-                    let tags = story.iter().flat_map(|s| s.tags.iter().map(String::as_str));
-                    let org = entry.credential().claims().org;
-                    self.entries
-                        .insert(key, layout::time_value(entry.header().kind, &org, tags))?;
+                    self.entries.insert(key, layout::time_value(&entry))?;
                 }
                 None => {
                     self.entries.remove(key)?;
@@ -559,14 +555,10 @@ impl Store {
     /// wait for the end of the batch: a retraction later in it may allow them.
     fn write_run(&self, run: Vec<(usize, Prepared)>, batch: &mut BatchWrite) -> Result<(), Error> {
         let mut heads = lock(&self.write_lock);
-        let intent: Vec<u8> = run
-            .iter()
-            .filter_map(|(_, prepared)| prepared.as_ref().ok())
-            .flat_map(|entry| *entry.id().as_bytes())
-            .collect();
-        if !intent.is_empty() {
-            self.entries.insert([layout::INTENT], intent)?;
-        }
+        self.announce(
+            run.iter()
+                .filter_map(|(_, prepared)| prepared.as_ref().ok()),
+        )?;
         for (slot, prepared) in run {
             let entry = match prepared {
                 Ok(entry) => entry,
@@ -588,18 +580,22 @@ impl Store {
         Ok(())
     }
 
+    /// Names the entries about to be written in the intent key (see `layout::INTENT`).
+    fn announce<'a>(&self, entries: impl Iterator<Item = &'a Entry>) -> Result<(), Error> {
+        let intent: Vec<u8> = entries.flat_map(|entry| *entry.id().as_bytes()).collect();
+        if !intent.is_empty() {
+            self.entries.insert([layout::INTENT], intent)?;
+        }
+        Ok(())
+    }
+
     /// The body-less entries of a batch, once every retraction in it is stored.
     fn write_deferred(&self, batch: &mut BatchWrite) -> Result<(), Error> {
         if batch.deferred.is_empty() {
             return Ok(());
         }
         let mut heads = lock(&self.write_lock);
-        let intent: Vec<u8> = batch
-            .deferred
-            .iter()
-            .flat_map(|(_, entry)| *entry.id().as_bytes())
-            .collect();
-        self.entries.insert([layout::INTENT], intent)?;
+        self.announce(batch.deferred.iter().map(|(_, entry)| entry))?;
         for (slot, entry) in std::mem::take(&mut batch.deferred) {
             batch.results[slot] = Some(self.write(&entry, &mut heads));
         }
@@ -742,14 +738,8 @@ impl Store {
         let (author, seq, id) = (header.author, header.seq, entry.id());
         let created = header.created;
         let org = entry.credential().claims().org;
-        let story = entry.story().and_then(Result::ok);
-        let tags = story
-            .iter()
-            .flat_map(|story| story.tags.iter().map(String::as_str));
-        self.entries.insert(
-            layout::time_key(created, &id),
-            layout::time_value(header.kind, &org, tags),
-        )?;
+        self.entries
+            .insert(layout::time_key(created, &id), layout::time_value(entry))?;
         for space in &header.spaces {
             self.entries
                 .insert(layout::space_key(space.as_str(), created, &id), &[][..])?;

@@ -48,6 +48,18 @@ pub(crate) struct OrgStats {
     pub newest: (u64, EntryId),
 }
 
+impl OrgStats {
+    /// Counts one entry, at (created, id), in its organisation's stats.
+    fn count_in(orgs: &mut HashMap<OrgId, OrgStats>, org: OrgId, position: (u64, EntryId)) {
+        let stats = orgs.entry(org).or_insert(OrgStats {
+            count: 0,
+            newest: position,
+        });
+        stats.count += 1;
+        stats.newest = stats.newest.max(position);
+    }
+}
+
 const MODE: &[u8] = b"pm";
 const BLOCKED: u8 = b'b';
 const FOLLOWED: u8 = b'f';
@@ -135,12 +147,7 @@ impl Store {
                 ) else {
                     return Err(Error::Corrupt("a time index entry is malformed".into()));
                 };
-                let stats = orgs.entry(value.org).or_insert(OrgStats {
-                    count: 0,
-                    newest: (created, id),
-                });
-                stats.count += 1;
-                stats.newest = stats.newest.max((created, id));
+                OrgStats::count_in(&mut orgs, value.org, (created, id));
             }
             state.orgs = Some(orgs);
         }
@@ -161,12 +168,7 @@ impl Store {
     /// Counts a stored entry in its organisation's stats.
     pub(crate) fn count_org_entry(&self, org: &OrgId, created: u64, id: EntryId) {
         if let Some(orgs) = &mut lock(&self.policy).orgs {
-            let stats = orgs.entry(*org).or_insert(OrgStats {
-                count: 0,
-                newest: (created, id),
-            });
-            stats.count += 1;
-            stats.newest = stats.newest.max((created, id));
+            OrgStats::count_in(orgs, *org, (created, id));
         }
     }
 
