@@ -21,6 +21,7 @@ pub mod credential;
 pub mod entry;
 pub mod error;
 pub mod keys;
+pub mod signature;
 pub mod testkit;
 pub mod verify;
 

@@ -240,6 +240,38 @@ fn a_whole_chain_in_one_batch_is_checked_against_itself() {
 }
 
 #[test]
+fn forged_signatures_in_a_large_batch_are_found_and_only_they_are_refused() {
+    let (_dir, store) = new_store();
+    // Several authors interleaved, as in a sync batch, so the signature batches mix keys.
+    let chains: Vec<Vec<Vec<u8>>> = (0..4u8)
+        .map(|i| {
+            let author = Author::from_seeds(10 + i, 20 + i, "Batch org", "Batch member");
+            let chain = author.chain(150, EPOCH, 300).expect("chain");
+            chain.iter().map(|entry| entry.encode()).collect()
+        })
+        .collect();
+    let mut frames: Vec<Vec<u8>> = (0..150)
+        .flat_map(|seq| chains.iter().map(move |chain| chain[seq].clone()))
+        .collect();
+    let forged = [5, 300, 599];
+    for &index in &forged {
+        let entry = cairn_core::Entry::decode(&frames[index]).expect("decodes");
+        // The signature is the last 64 bytes of the signed header, which starts at byte 4.
+        let signature_at = 4 + entry.signed_header().len() - 64;
+        frames[index][signature_at + 10] ^= 0x20;
+    }
+    let results = store.insert_batch(&frames, NOW).expect("batch");
+    for (index, result) in results.into_iter().enumerate() {
+        if forged.contains(&index) {
+            assert_eq!(code(result), "invalid:signature", "frame {index}");
+        } else {
+            assert!(result.is_ok(), "frame {index}: {result:?}");
+        }
+    }
+    assert_eq!(store.count().expect("count"), 600 - forged.len());
+}
+
+#[test]
 fn ids_resolve_from_unique_prefixes() {
     let (_dir, store) = new_store();
     let chain = Author::ana().chain(40, EPOCH, 100).expect("chain");
