@@ -4,7 +4,8 @@
 //! (a) catch-up of k = 1,000 and 10,000 missing (newest) entries on top of n = 100,000 shared:
 //!     reconciliation round trips (target <= 3), bytes on the wire against the missing entries'
 //!     own size (target <= 1.1x plus reconciliation), and time against ingesting the same
-//!     entries into a copy of the store locally (target <= 1.5x);
+//!     entries into a copy of the store locally (target <= 1.5x), the median of several
+//!     rounds, each with fresh copies and its own local ingest;
 //! (b) cold bootstrap of an empty node from a peer holding 100,000 entries: entries/s (target
 //!     >= 25,000/s) and each node's peak memory (VmHWM; target <= 256 MB);
 //! (c) the in-sync check at n = 100,000: one round trip, under 1 KB.
@@ -23,6 +24,9 @@ use serde_json::Value;
 const SHARED: usize = 100_000;
 const AUTHORS: usize = 50;
 const DEADLINE: Duration = Duration::from_secs(600);
+/// Catch-up is measured this many times, each with fresh copies, and the median ratio
+/// reported: a single run of a 100 ms exchange swings by half on a shared machine.
+const ROUNDS: usize = 5;
 
 fn main() {
     // The local-ingest limit runs in a process of its own (see `ingest_in_fresh_process`).
@@ -50,26 +54,52 @@ fn main() {
     // no node below spends its start indexing the whole store.
     cairn(&base, &["reindex"]);
 
+    let mut in_sync = None;
     for k in [1_000usize, 10_000] {
-        let server = copy_home(&base, &root.join(format!("server-{k}")));
-        ingest(&server, &newer[..k]);
-        // As if the server had indexed them when they arrived.
-        cairn(&server, &["reindex"]);
-        let client = copy_home(&base, &root.join(format!("client-{k}")));
-        let reference = copy_home(&base, &root.join(format!("reference-{k}")));
-        let local = ingest_in_fresh_process(&reference, &newer[..k]);
+        // The server: the shared entries and the k newest, indexed as if they had arrived live.
+        let server_home = copy_home(&base, &root.join(format!("server-{k}")));
+        ingest(&server_home, &newer[..k]);
+        cairn(&server_home, &["reindex"]);
         let missing_bytes: usize = newer[..k].iter().map(Vec::len).sum();
-
-        let server = Node::start(&server, &[]);
-        server.wait_until_settled();
-        let client = Node::start(&client, &["--peer", &server.address()]);
-        let record = client.wait_for_sync(SHARED + k);
-        let millis = record["millis"].as_f64().expect("millis");
+        println!(
+            "\n(a) catch-up of k = {k} newest entries on n = {SHARED} shared, {ROUNDS} rounds:"
+        );
+        let mut rounds = Vec::new();
+        for round in 1..=ROUNDS {
+            let home = |name: &str| root.join(format!("{name}-{k}-{round}"));
+            let reference = copy_home(&base, &home("reference"));
+            let local = ingest_in_fresh_process(&reference, &newer[..k]);
+            std::fs::remove_dir_all(&reference).expect("remove the reference copy");
+            let server = Node::start(&copy_home(&server_home, &home("server")), &[]);
+            server.wait_until_settled();
+            let client = Node::start(
+                &copy_home(&base, &home("client")),
+                &["--peer", &server.address()],
+            );
+            let record = client.wait_for_sync(SHARED + k);
+            let millis = record["millis"].as_f64().expect("millis");
+            let ratio = millis / local.as_secs_f64() / 1_000.0;
+            println!(
+                "  round {round}: sync {millis:.0} ms, local ingest {} ms, ratio {ratio:.2}",
+                local.as_millis()
+            );
+            if k == 10_000 && round == ROUNDS {
+                // (c) Both now hold the same set: a fresh sync is the in-sync check.
+                let again = client.sync_now();
+                in_sync = Some((again["round_trips"].clone(), again["bytes"].clone()));
+            }
+            drop((client, server));
+            for name in ["server", "client"] {
+                std::fs::remove_dir_all(home(name)).expect("remove a node's copy");
+            }
+            rounds.push((ratio, record));
+        }
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (ratio, record) = &rounds[rounds.len() / 2];
         let bytes = record["bytes"].as_f64().expect("bytes");
         let reconcile = record["reconcile_round_trips"]
             .as_u64()
             .expect("round trips");
-        println!("\n(a) catch-up of k = {k} newest entries on n = {SHARED} shared:");
         println!(
             "  reconciliation round trips {reconcile} (target <= 3: {}), all round trips {}",
             pass(reconcile <= 3),
@@ -83,25 +113,17 @@ fn main() {
             pass(bytes <= 1.1 * missing_bytes as f64 + 64.0 * 1024.0)
         );
         println!(
-            "  time {:.0} ms = {:.2}x the {:.0} ms a local ingest of the same entries takes (target <= 1.5x: {})",
-            millis,
-            millis / local.as_millis() as f64,
-            local.as_millis(),
-            pass(millis <= 1.5 * local.as_millis() as f64)
+            "  time: median ratio {ratio:.2} to a local ingest of the same entries (target <= 1.5x: {})",
+            pass(*ratio <= 1.5)
         );
-        if k == 10_000 {
-            // (c) Both now hold the same set: a fresh sync is the in-sync check.
-            let again = client.sync_now();
-            println!("\n(c) in-sync check at n = {}:", SHARED + k);
-            println!(
-                "  {} round trip(s), {} bytes (target 1 round trip under 1 KB: {})",
-                again["round_trips"],
-                again["bytes"],
-                pass(
-                    again["round_trips"] == 1 && again["bytes"].as_u64().is_some_and(|b| b < 1_024)
-                )
-            );
-        }
+        std::fs::remove_dir_all(&server_home).expect("remove the server's home");
+    }
+    if let Some((round_trips, bytes)) = in_sync {
+        println!("\n(c) in-sync check at n = {}:", SHARED + 10_000);
+        println!(
+            "  {round_trips} round trip(s), {bytes} bytes (target 1 round trip under 1 KB: {})",
+            pass(round_trips == 1 && bytes.as_u64().is_some_and(|b| b < 1_024))
+        );
     }
 
     // (b) Cold bootstrap.
