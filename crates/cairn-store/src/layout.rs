@@ -1,8 +1,8 @@
 //! Key layout of the one sled tree that holds entries and their indexes.
 //!
 //! Everything about an entry lives in one tree under one-byte prefixes. An entry is written as
-//! its index keys first and its record (`e id` → frame) last: the record is what makes the
-//! entry exist. Each group of writes is announced first in the intent key, so index keys left
+//! its index keys and frame first and its record (`e id` → created) last: the record is what
+//! makes the entry exist. Each group of writes is announced first in the intent key, so index keys left
 //! without a record by a crash are found and removed when the store is next opened (and
 //! readers skip any they meet meanwhile). Single inserts are used
 //! instead of `sled::Batch` because sled's batches cost about twice as much per key (measured:
@@ -12,8 +12,14 @@
 
 use cairn_core::{Entry, EntryId, Kind, MemberId, OrgId, Timestamp};
 
-/// `e id` → the entry's frame: the record whose presence means the entry is stored.
+/// `e id` → created (u64): the record whose presence means the entry is stored, and where to
+/// find its frame.
 pub const RECORD: u8 = b'e';
+/// `d created id` → the entry's frame. Keyed by time, not id, so frames written together sit
+/// together: new entries (the newest, as in sync and publishing) go to the end of the tree
+/// instead of into random pages, and reading a space in time order (streaming sync) reads
+/// pages in order. Formats 1 and 2 kept the frame in the record itself.
+pub const FRAME: u8 = b'd';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';
 /// `t created id` → kind (u16), org (32 bytes), then each tag followed by a 0 byte (see
@@ -98,6 +104,11 @@ pub fn index_key(
 
 pub fn time_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
     index_key(TIME, &[], false, created, id)
+}
+
+/// `d created id`: where the entry's frame is.
+pub fn frame_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
+    index_key(FRAME, &[], false, created, id)
 }
 
 /// `s space 0 created id`: the entry's key in a space's index.

@@ -31,9 +31,11 @@ use std::time::{Duration, Instant};
 use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
 
 /// The format marker written at creation and checked at every open.
-const FORMAT: &[u8] = b"cairn-store/2";
+const FORMAT: &[u8] = b"cairn-store/3";
 /// The first format, which had tag and organisation indexes; opening one migrates it.
 const FORMAT_1: &[u8] = b"cairn-store/1";
+/// The second, which kept each frame in its record; opening one migrates it.
+const FORMAT_2: &[u8] = b"cairn-store/2";
 const META_TREE: &str = "meta";
 const ENTRIES_TREE: &str = "entries";
 const FORMAT_KEY: &str = "format";
@@ -251,11 +253,14 @@ impl Store {
         let format = meta.get(FORMAT_KEY)?;
         match format.as_deref() {
             None => Err(Error::NotAStore(path.to_path_buf())),
-            Some(found) if found == FORMAT || found == FORMAT_1 => {
+            Some(found) if found == FORMAT || found == FORMAT_2 || found == FORMAT_1 => {
                 let store = Self::from_db(path, db, config.max_entries_per_org)?;
                 store.repair()?;
-                if found == FORMAT_1 {
-                    store.migrate_from_format_1()?;
+                if found != FORMAT {
+                    store.move_frames_out_of_records()?;
+                    if found == FORMAT_1 {
+                        store.migrate_from_format_1()?;
+                    }
                     meta.insert(FORMAT_KEY, FORMAT)?;
                     store.db.flush()?;
                 }
@@ -266,6 +271,27 @@ impl Store {
                 found: String::from_utf8_lossy(found).into_owned(),
             }),
         }
+    }
+
+    /// Formats 1 and 2 → 3: each record's frame moves to its own key by time, and the record
+    /// keeps the creation time that finds it. Safe to run again if interrupted: records already
+    /// moved hold 8 bytes (no frame is that short), and the format marker changes only at the
+    /// end.
+    fn move_frames_out_of_records(&self) -> Result<(), Error> {
+        note_repair("moving the store's entries to format 3 (once)");
+        for item in self.entries.scan_prefix([layout::RECORD]) {
+            let (key, frame) = item?;
+            if frame.len() == 8 {
+                continue;
+            }
+            let entry = Entry::decode(&frame)
+                .map_err(|err| Error::Corrupt(format!("a stored entry does not decode: {err}")))?;
+            let created = entry.header().created;
+            self.entries
+                .insert(layout::frame_key(created, &entry.id()), frame)?;
+            self.entries.insert(key, &created.0.to_be_bytes()[..])?;
+        }
+        Ok(())
     }
 
     /// Format 1 → 2: each time key's value gains the entry's organisation and tags, and the
@@ -320,7 +346,7 @@ impl Store {
                 "repairing the index keys of {} entries whose writing was interrupted",
                 unfinished.len()
             ));
-            for prefix in [layout::TIME, layout::SPACE, layout::REFERS] {
+            for prefix in [layout::TIME, layout::SPACE, layout::REFERS, layout::FRAME] {
                 for key in self.entries.scan_prefix([prefix]).keys() {
                     let key = key?;
                     if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
@@ -826,7 +852,11 @@ impl Store {
             entry.encode()
         };
         self.entries
-            .insert(layout::entry_key(layout::RECORD, &id), frame)?;
+            .insert(layout::frame_key(created, &id), frame)?;
+        self.entries.insert(
+            layout::entry_key(layout::RECORD, &id),
+            &created.0.to_be_bytes()[..],
+        )?;
         self.forget_space_items(&header.spaces);
         self.count_org_entry(&org, created.0, id);
         Ok(Inserted {
@@ -926,6 +956,8 @@ impl Store {
             self.uncount_org_entry(&entry.credential().claims().org, header.created.0, id);
             self.entries
                 .remove(layout::entry_key(layout::RECORD, &id))?;
+            self.entries
+                .remove(layout::frame_key(header.created, &id))?;
             self.entries.remove(layout::time_key(header.created, &id))?;
             for space in &header.spaces {
                 self.entries
@@ -977,7 +1009,7 @@ impl Store {
             for entry in std::iter::once(&held).chain(&revisions) {
                 if entry.body().is_some() {
                     self.entries.insert(
-                        layout::entry_key(layout::RECORD, &entry.id()),
+                        layout::frame_key(entry.header().created, &entry.id()),
                         cairn_core::entry::frame(entry.signed_header(), None),
                     )?;
                 }
@@ -1021,9 +1053,23 @@ impl Store {
 
     /// The frame stored under an id: the entry's record, or else a fork proof.
     fn frame_of(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
-        match self.entries.get(layout::entry_key(layout::RECORD, id))? {
+        match self.record_frame(id)? {
             Some(frame) => Ok(Some(frame)),
             None => Ok(self.entries.get(layout::entry_key(layout::FORK, id))?),
+        }
+    }
+
+    /// The frame of a stored entry (not a fork proof): its record says where.
+    fn record_frame(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
+        let Some(created) = self.entries.get(layout::entry_key(layout::RECORD, id))? else {
+            return Ok(None);
+        };
+        let created = <[u8; 8]>::try_from(created.as_ref())
+            .map_err(|_| Error::Corrupt(format!("the record of {id} is malformed")))?;
+        let key = layout::frame_key(Timestamp(u64::from_be_bytes(created)), id);
+        match self.entries.get(key)? {
+            Some(frame) => Ok(Some(frame)),
+            None => Err(Error::Corrupt(format!("the frame of {id} is missing"))),
         }
     }
 
@@ -1052,7 +1098,7 @@ impl Store {
 
     /// Reads an entry back, checking that it is the one asked for and undamaged.
     pub fn get(&self, id: &EntryId) -> Result<Option<Entry>, Error> {
-        let Some(frame) = self.entries.get(layout::entry_key(layout::RECORD, id))? else {
+        let Some(frame) = self.record_frame(id)? else {
             return Ok(None);
         };
         let entry = Entry::decode(&frame)
@@ -1456,8 +1502,19 @@ impl Store {
             }
             let (created, id) = layout::created_and_id(&key[prefix.len()..])
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
-            let Some(frame) = self.frame_of(&id)? else {
-                continue;
+            // The frame's key follows from the index key, so no record lookup: in time order
+            // the frames are read page by page. (A frame whose record is still being written
+            // is served too: it was verified before it was written.) Fork proofs have no
+            // frame key.
+            let frame = match self
+                .entries
+                .get(layout::frame_key(Timestamp(created), &id))?
+            {
+                Some(frame) => frame,
+                None => match self.frame_of(&id)? {
+                    Some(frame) => frame,
+                    None => continue,
+                },
             };
             if frames.len() == limit || bytes + frame.len() > max_bytes {
                 return Ok(Page { frames, next: last });

@@ -362,7 +362,7 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         store.insert(&chain[0].encode(), NOW).expect("insert");
     }
     // What a crash between an entry's index keys and its record leaves behind (the layout's
-    // prefixes: `x` intent, `t` time, `s` space, `a` chain).
+    // prefixes: `x` intent, `t` time, `s` space, `a` chain, `d` frame).
     {
         let db = open_raw(&path);
         let tree = db.open_tree("entries").expect("tree");
@@ -384,9 +384,22 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         chain_key.extend_from_slice(lost.header().author.as_bytes());
         chain_key.extend_from_slice(&2u64.to_be_bytes());
         tree.insert(chain_key, &id.as_bytes()[..]).expect("chain");
+        tree.insert(
+            [&[b'd'][..], &created, id.as_bytes()].concat(),
+            lost.encode(),
+        )
+        .expect("frame");
         db.flush().expect("flush");
     }
     let store = Store::open(&path, Config::default()).expect("reopen");
+    let page = store
+        .space_range("commons", None, 10, 1 << 20)
+        .expect("range");
+    assert_eq!(
+        page.frames,
+        [chain[0].encode()],
+        "the lost entry is not served"
+    );
     assert_eq!(
         *store.space_items("commons").expect("items"),
         vec![(chain[0].header().created.0, chain[0].id())]
@@ -418,8 +431,10 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
             .insert_batch(&entries.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
             .expect("batch");
     }
-    // Rewrite it as format 1 had it: time values hold only the kind, and tags and
-    // organisations have index keys of their own (`g tag 0 created id`, `o org created id`).
+    // Rewrite it as format 1 had it: frames in the records, time values hold only the kind,
+    // and tags and organisations have index keys of their own (`g tag 0 created id`,
+    // `o org created id`).
+    rewrite_records_as_format_2(&path, &entries);
     {
         let db = open_raw(&path);
         let tree = db.open_tree("entries").expect("tree");
@@ -494,7 +509,72 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
         .expect("meta")
         .get("format")
         .expect("read");
-    assert_eq!(format.as_deref(), Some(&b"cairn-store/2"[..]));
+    assert_eq!(format.as_deref(), Some(&b"cairn-store/3"[..]));
+}
+
+/// Puts each entry's frame back into its record (`e id` → frame) and removes the frame keys
+/// (`d created id`), as formats 1 and 2 stored them, and marks the store as format 2.
+fn rewrite_records_as_format_2(path: &std::path::Path, entries: &[cairn_core::Entry]) {
+    let db = open_raw(path);
+    let tree = db.open_tree("entries").expect("tree");
+    for entry in entries {
+        let id = entry.id();
+        let created = entry.header().created.0.to_be_bytes();
+        tree.insert([&[b'e'][..], id.as_bytes()].concat(), entry.encode())
+            .expect("record");
+        tree.remove([&[b'd'][..], &created, id.as_bytes()].concat())
+            .expect("frame key");
+    }
+    db.open_tree("meta")
+        .expect("meta")
+        .insert("format", &b"cairn-store/2"[..])
+        .expect("format");
+    db.flush().expect("flush");
+}
+
+#[test]
+fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let entries = Author::ana().chain(40, EPOCH, 300).expect("chain");
+    let frames: Vec<Vec<u8>> = entries.iter().map(|e| e.encode()).collect();
+    Store::create(&path, Config::default())
+        .expect("create")
+        .insert_batch(&frames, NOW)
+        .expect("batch");
+    // Only the first half goes back to format 2: the rest is as an interrupted migration
+    // left it.
+    rewrite_records_as_format_2(&path, &entries[..20]);
+    {
+        let store = Store::open(&path, Config::default()).expect("migrates");
+        for entry in &entries {
+            let read = store.get(&entry.id()).expect("reads").expect("held");
+            assert_eq!(read.encode(), entry.encode());
+        }
+        assert_eq!(store.count().expect("count"), 40);
+        let page = store
+            .space_range("commons", None, 100, 1 << 20)
+            .expect("range");
+        assert_eq!(page.frames, frames);
+    }
+    let db = open_raw(&path);
+    let tree = db.open_tree("entries").expect("tree");
+    assert!(
+        tree.scan_prefix([b'e'])
+            .all(|item| item.expect("record").1.len() == 8),
+        "every record holds only its creation time"
+    );
+    assert_eq!(
+        tree.scan_prefix([b'd']).count(),
+        40,
+        "one frame key per entry"
+    );
+    let format = db
+        .open_tree("meta")
+        .expect("meta")
+        .get("format")
+        .expect("read");
+    assert_eq!(format.as_deref(), Some(&b"cairn-store/3"[..]));
 }
 
 #[test]
