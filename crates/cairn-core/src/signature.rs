@@ -108,7 +108,8 @@ pub fn verify_one(signed: &Signed<'_>) -> bool {
 
 /// Whether every signature in the batch is valid. Agrees with [`verify_one`] on each of them
 /// (see the module docs); when it says no, check them one at a time to find the bad ones.
-/// Costs about half as much per signature as one at a time, and less when keys repeat.
+/// Per signature it costs about half of checking one alone in batches of 64, and under a third
+/// from 256 up (`cargo bench -p cairn-core --bench signatures`).
 pub fn verify_batch(batch: &[Signed<'_>]) -> bool {
     match batch {
         [] => true,

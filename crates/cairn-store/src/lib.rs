@@ -47,6 +47,8 @@ const PARALLEL_THRESHOLD: usize = 32;
 const VERIFY_CHUNK: usize = 256;
 /// The most entries written under one intent record.
 const WRITE_RUN: usize = 64;
+/// Records [`Store::warm`] reads at most (about 10 MB of the page cache).
+const WARM_RECORDS: usize = 200_000;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -484,9 +486,13 @@ impl Store {
         let mut batch = BatchWrite::new(frames.len());
         if frames.len() < PARALLEL_THRESHOLD || self.cores < 2 {
             for (index, chunk) in frames.chunks(VERIFY_CHUNK).enumerate() {
-                let first = index * VERIFY_CHUNK;
-                let run = (first..).zip(self.prepare(chunk, now)?).collect();
-                self.write_run(run, &mut batch)?;
+                let mut prepared = (index * VERIFY_CHUNK..)
+                    .zip(self.prepare(chunk, now)?)
+                    .peekable();
+                while prepared.peek().is_some() {
+                    let run = prepared.by_ref().take(WRITE_RUN).collect();
+                    self.write_run(run, &mut batch)?;
+                }
             }
         } else {
             self.verify_while_writing(frames, now, &mut batch)?;
@@ -1061,7 +1067,8 @@ impl Store {
 
     /// The frame of a stored entry (not a fork proof): its record says where.
     fn record_frame(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
-        let Some(created) = self.entries.get(layout::entry_key(layout::RECORD, id))? else {
+        let record_key = layout::entry_key(layout::RECORD, id);
+        let Some(created) = self.entries.get(&record_key)? else {
             return Ok(None);
         };
         let created = <[u8; 8]>::try_from(created.as_ref())
@@ -1069,6 +1076,8 @@ impl Store {
         let key = layout::frame_key(Timestamp(u64::from_be_bytes(created)), id);
         match self.entries.get(key)? {
             Some(frame) => Ok(Some(frame)),
+            // Removed between the two reads: removal deletes the record, then the frame.
+            None if !self.entries.contains_key(&record_key)? => Ok(None),
             None => Err(Error::Corrupt(format!("the frame of {id} is missing"))),
         }
     }
@@ -1581,14 +1590,19 @@ impl Store {
 
     /// Reads what the first sync and the first write would otherwise read on the spot: each
     /// of `spaces`' items, every organisation's stats, and the records (about 50 bytes an
-    /// entry), which every duplicate check and every fetch by id looks up at random. A node
-    /// calls it before it goes online.
+    /// entry, up to [`WARM_RECORDS`]), which every duplicate check and every fetch by id looks
+    /// up at random. A node calls it before it goes online.
     pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
         for space in spaces {
             self.space_items(space)?;
         }
         self.org_stats_now()?;
-        for record in self.entries.scan_prefix([layout::RECORD]).keys() {
+        for record in self
+            .entries
+            .scan_prefix([layout::RECORD])
+            .keys()
+            .take(WARM_RECORDS)
+        {
             record?;
         }
         Ok(())
