@@ -389,9 +389,7 @@ impl Node {
     /// The process's peak, and what it holds now by kind (heap and other anonymous memory;
     /// mapped files such as the search index).
     fn memory_report(&self) -> String {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
+        self.proc_status()
             .lines()
             .filter(|line| {
                 ["VmHWM", "RssAnon", "RssFile"]
@@ -404,13 +402,16 @@ impl Node {
     }
 
     fn peak_mb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
+        self.proc_status()
             .lines()
             .find(|line| line.starts_with("VmHWM:"))
             .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
             .map_or(0, |kb| kb / 1024)
+    }
+
+    /// The kernel's `/proc/PID/status` for the node's process (empty once it has gone).
+    fn proc_status(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default()
     }
 }
 

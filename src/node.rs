@@ -128,9 +128,9 @@ fn parse_addresses(flag: &str, addresses: &[String]) -> Result<Vec<Multiaddr>> {
 }
 
 /// Listens for SIGINT (Ctrl-C) and SIGTERM on `runtime` from the moment it is called; the
-/// future it returns ends at the first of them. Registering at once
-/// means a signal that arrives while the node is still starting is not lost to the default
-/// action (which would kill the process without a clean stop).
+/// future it returns ends at the first of them. Registering at once means a signal that
+/// arrives while the node is still starting is not lost to the default action (which would
+/// kill the process without a clean stop).
 pub fn shutdown_signal(
     runtime: &tokio::runtime::Runtime,
 ) -> impl std::future::Future<Output = ()> + use<> {

@@ -57,15 +57,11 @@ pub fn catch_up(store: &Store, index: &SearchIndex) -> Result<usize, Error> {
             batch.push(entry);
         }
         if batch.len() >= INDEX_BATCH {
-            added += batch.len();
-            index.add_new(&batch)?;
-            index.add(&retracted_targets(store, &batch)?)?;
+            added += add_unindexed(store, index, &batch)?;
             batch.clear();
         }
     }
-    added += batch.len();
-    index.add_new(&batch)?;
-    index.add(&retracted_targets(store, &batch)?)?;
+    added += add_unindexed(store, index, &batch)?;
     // What is left was indexed once but is no longer held (blocked, revoked).
     for gone in &indexed {
         index.remove(gone)?;
@@ -75,6 +71,18 @@ pub fn catch_up(store: &Store, index: &SearchIndex) -> Result<usize, Error> {
         index.commit()?;
     }
     Ok(added)
+}
+
+/// Indexes entries that have no document yet, and indexes again, without their text, the
+/// entries that retractions among them withdrew. Returns how many it added.
+fn add_unindexed(
+    store: &Store,
+    index: &SearchIndex,
+    entries: &[cairn_core::Entry],
+) -> Result<usize, Error> {
+    index.add_new(entries)?;
+    index.add(&retracted_targets(store, entries)?)?;
+    Ok(entries.len())
 }
 
 /// The entries that retractions among `entries` withdrew: indexed again, without their text.

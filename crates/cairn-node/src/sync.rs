@@ -40,20 +40,23 @@ impl Pacer {
         }
     }
 
-    /// Takes one request's token; returns how long to wait before sending it.
-    fn take(&mut self, now: Instant) -> std::time::Duration {
+    /// The tokens at `now`, refilled since the last request and capped at a full burst.
+    fn tokens_at(&self, now: Instant) -> f64 {
         let refill =
             now.saturating_duration_since(self.updated).as_secs_f64() * REQUESTS_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(REQUEST_BURST) - 1.0;
+        (self.tokens + refill).min(REQUEST_BURST)
+    }
+
+    /// Takes one request's token; returns how long to wait before sending it.
+    fn take(&mut self, now: Instant) -> std::time::Duration {
+        self.tokens = self.tokens_at(now) - 1.0;
         self.updated = now;
         std::time::Duration::from_secs_f64((-self.tokens).max(0.0) / REQUESTS_PER_SECOND)
     }
 
     /// Whether the bucket is full again, so forgetting it changes nothing.
     fn is_full(&self, now: Instant) -> bool {
-        self.tokens
-            + now.saturating_duration_since(self.updated).as_secs_f64() * REQUESTS_PER_SECOND
-            >= REQUEST_BURST
+        self.tokens_at(now) >= REQUEST_BURST
     }
 }
 
@@ -264,13 +267,13 @@ async fn space_from(
     let mut storing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;
     let result = async {
         while let Some(answer) = asking.take() {
-            let response = answer.await.map_err(|err| Error::Task(err.to_string()))??;
+            let response = finished(answer).await?;
             let (frames, step) = session.on_response(&response).map_err(sync_error)?;
             if let Step::Send(next) = step {
                 asking = Some(ask(shared, peer, next));
             }
             if let Some(task) = storing.take() {
-                task.await.map_err(|err| Error::Task(err.to_string()))??;
+                finished(task).await?;
             }
             if !frames.is_empty() {
                 storing = Some(tokio::spawn(store_frames(shared.clone(), peer, frames)));
@@ -284,7 +287,7 @@ async fn space_from(
             }
         }
         if let Some(task) = storing.take() {
-            task.await.map_err(|err| Error::Task(err.to_string()))??;
+            finished(task).await?;
         }
         Ok(())
     }
@@ -302,6 +305,11 @@ async fn space_from(
     totals.entries_received += stats.entries_received;
     totals.expected += stats.expected;
     result
+}
+
+/// What a spawned step of a sync returned, once it has finished.
+async fn finished<T>(task: tokio::task::JoinHandle<Result<T, Error>>) -> Result<T, Error> {
+    task.await.map_err(|err| Error::Task(err.to_string()))?
 }
 
 /// Sends one sync request to `peer` once pacing allows, in a task of its own.

@@ -2,10 +2,10 @@
 //!
 //! Everything about an entry lives in one tree under one-byte prefixes. An entry is written as
 //! its index keys and frame first and its record (`e id` → created) last: the record is what
-//! makes the entry exist. Each group of writes is announced first in the intent key, so index keys left
-//! without a record by a crash are found and removed when the store is next opened (and
-//! readers skip any they meet meanwhile). Single inserts are used
-//! instead of `sled::Batch` because sled's batches cost about twice as much per key (measured:
+//! makes the entry exist. Each group of writes is announced first in the intent key, so index
+//! keys left without a record by a crash are found and removed when the store is next opened
+//! (and readers skip any they meet meanwhile). Single inserts are used instead of
+//! `sled::Batch` because sled's batches cost about twice as much per key (measured:
 //! see `docs/performance.md`). Integers are big-endian so keys sort in numeric order;
 //! variable-length parts end with a 0 byte (space names and tags cannot contain one); an index
 //! key ends with the entry id so a scan yields ids directly.

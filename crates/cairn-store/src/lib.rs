@@ -1130,11 +1130,11 @@ impl Store {
 
     /// Up to `limit` organisations with entries here, by id, each with its newest entry.
     pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
-        let mut newest: Vec<(OrgId, EntryId)> = self
-            .org_stats_now()?
-            .iter()
-            .map(|(org, stats)| (*org, stats.newest.1))
-            .collect();
+        let mut newest: Vec<(OrgId, EntryId)> = self.read_org_stats(|orgs| {
+            orgs.iter()
+                .map(|(org, stats)| (*org, stats.newest.1))
+                .collect()
+        })?;
         newest.sort_unstable();
         let mut found = Vec::with_capacity(newest.len().min(limit));
         for (org, id) in newest.into_iter().take(limit) {
@@ -1388,13 +1388,7 @@ impl Store {
 
     /// Previous entries that stored entries name but this store does not hold yet.
     pub fn wanted(&self) -> Result<Vec<EntryId>, Error> {
-        self.entries
-            .scan_prefix([layout::WANTED])
-            .keys()
-            .map(|key| {
-                layout::trailing_id(&key?)
-                    .ok_or_else(|| Error::Corrupt("a wanted key is too short".into()))
-            })
+        self.ids_under(layout::WANTED, "a wanted key is too short")
             .collect()
     }
 
@@ -1424,13 +1418,20 @@ impl Store {
         Ok(forks)
     }
 
-    /// The id of every stored entry, in id order (fork proofs are not included).
+    /// The id of every stored entry, in id order (fork proofs are not included). Records hold
+    /// only a creation time, so this reads no frames.
     pub fn ids(&self) -> impl Iterator<Item = Result<EntryId, Error>> + '_ {
-        // The time index names every stored entry, and its values are small; scanning the
-        // records would read every frame.
-        self.entries.scan_prefix([layout::TIME]).keys().map(|key| {
-            layout::trailing_id(&key?)
-                .ok_or_else(|| Error::Corrupt("a time index key is too short".into()))
+        self.ids_under(layout::RECORD, "a record key is too short")
+    }
+
+    /// The ids that end the keys under a one-byte prefix, in key order.
+    fn ids_under(
+        &self,
+        prefix: u8,
+        too_short: &'static str,
+    ) -> impl Iterator<Item = Result<EntryId, Error>> + '_ {
+        self.entries.scan_prefix([prefix]).keys().map(move |key| {
+            layout::trailing_id(&key?).ok_or_else(|| Error::Corrupt(too_short.into()))
         })
     }
 
@@ -1578,13 +1579,11 @@ impl Store {
         Ok(())
     }
 
-    /// The number of entries in chains (fork proofs not counted). Walks the header keys.
+    /// The number of entries in chains (fork proofs not counted), from the per-organisation
+    /// stats.
     pub fn count(&self) -> Result<usize, Error> {
-        let count: u64 = self
-            .org_stats_now()?
-            .values()
-            .map(|stats| stats.count)
-            .sum();
+        let count: u64 =
+            self.read_org_stats(|orgs| orgs.values().map(|stats| stats.count).sum())?;
         Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
@@ -1596,7 +1595,7 @@ impl Store {
         for space in spaces {
             self.space_items(space)?;
         }
-        self.org_stats_now()?;
+        self.read_org_stats(|_| ())?;
         for record in self
             .entries
             .scan_prefix([layout::RECORD])

@@ -154,15 +154,18 @@ impl Store {
         Ok(state.orgs.get_or_insert_default())
     }
 
-    /// A copy of every organisation's stats, for readers. When they must be built, writes
-    /// wait, so the scan and the writes' own counting cannot both count an entry.
-    pub(crate) fn org_stats_now(&self) -> Result<HashMap<OrgId, OrgStats>, Error> {
+    /// Reads every organisation's stats, for readers. When they must be built, writes wait,
+    /// so the scan and the writes' own counting cannot both count an entry.
+    pub(crate) fn read_org_stats<T>(
+        &self,
+        read: impl FnOnce(&HashMap<OrgId, OrgStats>) -> T,
+    ) -> Result<T, Error> {
         if let Some(orgs) = &lock(&self.policy).orgs {
-            return Ok(orgs.clone());
+            return Ok(read(orgs));
         }
         let _writes = lock(&self.write_lock);
         let mut state = lock(&self.policy);
-        Ok(self.org_stats(&mut state)?.clone())
+        Ok(read(self.org_stats(&mut state)?))
     }
 
     /// Counts a stored entry in its organisation's stats.

@@ -461,11 +461,7 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
                 .expect("tag");
             }
         }
-        db.open_tree("meta")
-            .expect("meta")
-            .insert("format", &b"cairn-store/1"[..])
-            .expect("format");
-        db.flush().expect("flush");
+        set_format(&db, b"cairn-store/1");
     }
     {
         let store = Store::open(&path, Config::default()).expect("migrates");
@@ -504,12 +500,24 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     let tree = db.open_tree("entries").expect("tree");
     assert_eq!(tree.scan_prefix([b'g']).count(), 0, "tag index removed");
     assert_eq!(tree.scan_prefix([b'o']).count(), 0, "org index removed");
-    let format = db
-        .open_tree("meta")
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/3"[..]));
+}
+
+/// Writes a store's format marker, and flushes.
+fn set_format(db: &sled::Db, format: &[u8]) {
+    db.open_tree("meta")
+        .expect("meta")
+        .insert("format", format)
+        .expect("format");
+    db.flush().expect("flush");
+}
+
+/// A store's format marker.
+fn format_of(db: &sled::Db) -> Option<sled::IVec> {
+    db.open_tree("meta")
         .expect("meta")
         .get("format")
-        .expect("read");
-    assert_eq!(format.as_deref(), Some(&b"cairn-store/3"[..]));
+        .expect("read")
 }
 
 /// Puts each entry's frame back into its record (`e id` → frame) and removes the frame keys
@@ -525,11 +533,7 @@ fn rewrite_records_as_format_2(path: &std::path::Path, entries: &[cairn_core::En
         tree.remove([&[b'd'][..], &created, id.as_bytes()].concat())
             .expect("frame key");
     }
-    db.open_tree("meta")
-        .expect("meta")
-        .insert("format", &b"cairn-store/2"[..])
-        .expect("format");
-    db.flush().expect("flush");
+    set_format(&db, b"cairn-store/2");
 }
 
 #[test]
@@ -569,12 +573,7 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
         40,
         "one frame key per entry"
     );
-    let format = db
-        .open_tree("meta")
-        .expect("meta")
-        .get("format")
-        .expect("read");
-    assert_eq!(format.as_deref(), Some(&b"cairn-store/3"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/3"[..]));
 }
 
 #[test]
