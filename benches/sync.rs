@@ -54,8 +54,14 @@ fn main() {
     // no node below spends its start indexing the whole store.
     cairn(&base, &["reindex"]);
 
+    // `--bootstrap-only` skips (a) and (c), for profiling the bootstrap alone.
+    let catch_up_ks: &[usize] = if args.iter().any(|arg| arg == "--bootstrap-only") {
+        &[]
+    } else {
+        &[1_000, 10_000]
+    };
     let mut in_sync = None;
-    for k in [1_000usize, 10_000] {
+    for &k in catch_up_ks {
         // The server: the shared entries and the k newest, indexed as if they had arrived live.
         let server_home = copy_home(&base, &root.join(format!("server-{k}")));
         ingest(&server_home, &newer[..k]);

@@ -276,7 +276,7 @@ async fn space_from(
                 finished(task).await?;
             }
             if !frames.is_empty() {
-                storing = Some(tokio::spawn(store_frames(shared.clone(), peer, frames)));
+                storing = Some(store_frames(shared, peer, frames));
             }
             let stats = session.stats();
             if let Some(progress) = lock(&shared.syncs.running).get_mut(&peer) {
@@ -296,6 +296,9 @@ async fn space_from(
     if let Some(answer) = asking {
         answer.abort();
     }
+    // What was stored is on disk before the sync counts as finished.
+    let store = shared.store.clone();
+    let flushed = blocking(move || Ok(store.flush()?)).await;
     let stats = session.stats();
     totals.round_trips += stats.round_trips;
     totals.reconcile_round_trips += stats.reconcile_round_trips;
@@ -304,7 +307,7 @@ async fn space_from(
     totals.bytes_received += stats.bytes_received;
     totals.entries_received += stats.entries_received;
     totals.expected += stats.expected;
-    result
+    result.and(flushed)
 }
 
 /// What a spawned step of a sync returned, once it has finished.
@@ -330,39 +333,48 @@ fn ask(
 }
 
 /// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.
-async fn store_frames(
-    shared: Arc<Shared>,
+///
+/// The insert starts on a blocking thread at once: spawned from an async task, it would wait
+/// until this runtime thread next yields, which is after it has read the next answer (a few
+/// milliseconds for a full page).
+fn store_frames(
+    shared: &Arc<Shared>,
     peer: PeerId,
     frames: Vec<Vec<u8>>,
-) -> Result<(), Error> {
+) -> tokio::task::JoinHandle<Result<(), Error>> {
+    // Nobody waits on a fetched entry, so batches are not flushed one by one (a flush would
+    // stall the writer on the disk): the sync flushes once when it ends, and sled flushes
+    // on its own meanwhile. A crash before then only means fetching them again.
     let store = shared.store.clone();
-    let ids: Vec<Option<EntryId>> = frames
-        .iter()
-        .map(|frame| cairn_core::entry::frame_id(frame))
-        .collect();
-    let results = blocking(move || Ok(store.insert_batch(&frames, Timestamp::now())?)).await?;
-    let mut invalid = 0;
-    for (result, id) in results.iter().zip(ids) {
-        match result {
-            Ok(_) => {
-                if let Some(id) = id {
-                    let _ = shared.stored_sender().send(id);
+    let inserting = tokio::task::spawn_blocking(move || {
+        store.insert_batch_unflushed(&frames, Timestamp::now())
+    });
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let results = inserting
+            .await
+            .map_err(|err| Error::Task(err.to_string()))??;
+        let mut invalid = 0;
+        for result in &results {
+            match result {
+                Ok(inserted) => {
+                    let _ = shared.stored_sender().send(inserted.id);
                 }
+                Err(cairn_store::Error::Rejected(err)) if verdict_for(err) == Verdict::Reject => {
+                    invalid += 1
+                }
+                Err(cairn_store::Error::Rejected(_)) => {}
+                Err(err) => return Err(Error::Task(format!("the store failed: {err}"))),
             }
-            Err(cairn_store::Error::Rejected(err)) if verdict_for(err) == Verdict::Reject => {
-                invalid += 1
-            }
-            Err(cairn_store::Error::Rejected(_)) => {}
-            Err(err) => return Err(Error::Task(format!("the store failed: {err}"))),
         }
-    }
-    if invalid > 0 {
-        shared.client.block(peer).await?;
-        return Err(Error::BadRequest(format!(
-            "the peer served {invalid} invalid entries and is blocked"
-        )));
-    }
-    Ok(())
+        if invalid > 0 {
+            shared.client.block(peer).await?;
+            return Err(Error::BadRequest(format!(
+                "the peer served {invalid} invalid entries and is blocked"
+            )));
+        }
+        Ok(())
+    })
 }
 
 fn sync_error(err: cairn_sync::Error) -> Error {

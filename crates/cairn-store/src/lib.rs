@@ -483,6 +483,19 @@ impl Store {
         frames: &[F],
         now: Timestamp,
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
+        let results = self.insert_batch_unflushed(frames, now)?;
+        self.db.flush()?;
+        Ok(results)
+    }
+
+    /// [`Store::insert_batch`] without the flush, for entries nobody is waiting on (a sync's
+    /// fetched batches): they reach the disk with sled's own periodic flush or the next
+    /// [`Store::flush`]. A crash before then loses only them, and they are fetched again.
+    pub fn insert_batch_unflushed<F: AsRef<[u8]> + Sync>(
+        &self,
+        frames: &[F],
+        now: Timestamp,
+    ) -> Result<Vec<Result<Inserted, Error>>, Error> {
         let mut batch = BatchWrite::new(frames.len());
         if frames.len() < PARALLEL_THRESHOLD || self.cores < 2 {
             for (index, chunk) in frames.chunks(VERIFY_CHUNK).enumerate() {
@@ -498,7 +511,6 @@ impl Store {
             self.verify_while_writing(frames, now, &mut batch)?;
         }
         self.write_deferred(&mut batch)?;
-        self.db.flush()?;
         Ok(batch
             .results
             .into_iter()
@@ -548,28 +560,21 @@ impl Store {
         now: Timestamp,
         batch: &mut BatchWrite,
     ) -> Result<(), Error> {
-        // Every core gets work, in chunks no larger than batch verification needs.
-        let chunk_len = frames
-            .len()
-            .div_ceil(self.cores)
-            .clamp(PARALLEL_THRESHOLD, VERIFY_CHUNK);
+        let chunks = verify_chunks(frames.len(), self.cores);
         let next_chunk = std::sync::atomic::AtomicUsize::new(0);
         std::thread::scope(|scope| {
             // Sized for the whole batch, so a verifier never blocks on a slow writer. Created
             // in here so that an early return drops the receiver and the verifiers stop.
             let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(frames.len());
             for _ in 0..self.cores {
-                let (ready_tx, next_chunk) = (ready_tx.clone(), &next_chunk);
+                let (ready_tx, next_chunk, chunks) = (ready_tx.clone(), &next_chunk, &chunks);
                 scope.spawn(move || {
                     loop {
-                        let first =
-                            next_chunk.fetch_add(chunk_len, std::sync::atomic::Ordering::Relaxed);
-                        let Some(chunk) = frames
-                            .get(first..)
-                            .and_then(|rest| rest.chunks(chunk_len).next())
-                        else {
+                        let index = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(range) = chunks.get(index) else {
                             break;
                         };
+                        let (first, chunk) = (range.start, &frames[range.clone()]);
                         let sent = match self.prepare(chunk, now) {
                             Ok(prepared) => (first..)
                                 .zip(prepared)
@@ -1614,6 +1619,23 @@ impl Store {
     }
 }
 
+/// The chunks verifier threads take from a batch of `len` frames, in order. The first are
+/// small, so the writer can start within a millisecond instead of waiting for a full chunk;
+/// they double up to a share per core, at most [`VERIFY_CHUNK`], the size at which batch
+/// checks are cheapest.
+fn verify_chunks(len: usize, cores: usize) -> Vec<std::ops::Range<usize>> {
+    let largest = len.div_ceil(cores).clamp(PARALLEL_THRESHOLD, VERIFY_CHUNK);
+    let mut chunks = Vec::new();
+    let (mut start, mut size) = (0, PARALLEL_THRESHOLD.min(largest));
+    while start < len {
+        let end = (start + size).min(len);
+        chunks.push(start..end);
+        start = end;
+        size = (size * 2).min(largest);
+    }
+    chunks
+}
+
 /// Each author's chain head as last written: `None` for an author with no entries yet.
 #[derive(Debug, Default)]
 struct Heads {
@@ -1750,4 +1772,35 @@ fn open_db(path: &Path, config: Config) -> Result<sled::Db, Error> {
 /// The store has no logging dependency; repairs are rare enough to note on stderr.
 fn note_repair(message: &str) {
     eprintln!("cairn-store: {message}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_chunks_cover_a_batch_in_order_starting_small() {
+        for (len, cores) in [
+            (32, 2),
+            (33, 2),
+            (100, 2),
+            (1_000, 2),
+            (2_048, 2),
+            (5_000, 8),
+        ] {
+            let chunks = verify_chunks(len, cores);
+            assert_eq!(chunks.first().map(|c| c.start), Some(0));
+            assert_eq!(chunks.last().map(|c| c.end), Some(len));
+            assert!(chunks.windows(2).all(|pair| pair[0].end == pair[1].start));
+            assert!(
+                chunks
+                    .iter()
+                    .all(|c| !c.is_empty() && c.len() <= VERIFY_CHUNK)
+            );
+            assert!(chunks[0].len() <= PARALLEL_THRESHOLD);
+        }
+        // A large batch reaches full-size chunks after a few doublings.
+        let sizes: Vec<usize> = verify_chunks(2_048, 2).iter().map(|c| c.len()).collect();
+        assert_eq!(&sizes[..5], &[32, 64, 128, 256, 256]);
+    }
 }

@@ -296,11 +296,17 @@ fn entries_survive_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
     let chain = Author::ana().chain(20, EPOCH, 500).expect("chain");
+    let frames: Vec<Vec<u8>> = chain.iter().map(|e| e.encode()).collect();
     {
         let store = Store::create(&path, Config::default()).expect("create");
-        store
-            .insert_batch(&chain.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
+        store.insert_batch(&frames[..10], NOW).expect("batch");
+        // Unflushed batches are readable at once and durable after the flush.
+        let results = store
+            .insert_batch_unflushed(&frames[10..], NOW)
             .expect("batch");
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert!(store.contains(&chain[19].id()).expect("contains"));
+        store.flush().expect("flush");
     }
     let store = Store::open(&path, Config::default()).expect("reopen");
     assert_eq!(store.count().expect("count"), 20);
