@@ -249,9 +249,11 @@ pub(crate) async fn with_peer(
 
 /// Pulls one space from one peer until it is in sync.
 ///
-/// Entries flow through three stages at once: one batch is stored while the next has arrived
-/// and the request after it travels. The next request goes out as soon as an answer is read,
-/// without waiting for the store, so at most three batches are held at a time.
+/// Entries flow through stages at once: one batch is stored while the next answers arrive
+/// and further requests travel. New requests go out as soon as an answer is read, without
+/// waiting for the store; the session keeps at most `cairn_sync::FETCHES_IN_FLIGHT` fetches
+/// in flight (one request when streaming), so at most that many batches plus the one being
+/// stored are held at a time.
 async fn space_from(
     shared: &Arc<Shared>,
     peer: PeerId,
@@ -263,14 +265,19 @@ async fn space_from(
     // Entries refused by this node's policy count as held, so they are not fetched again.
     let local = blocking(move || Ok(store.space_items_known(&name)?)).await?;
     let (mut session, request) = Session::start(space.to_string(), local).map_err(sync_error)?;
-    let mut asking = Some(ask(shared, peer, request));
+    // Requests in flight, answered (and awaited) in the order they were sent.
+    let mut asking = std::collections::VecDeque::from([ask(shared, peer, request)]);
     let mut storing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;
     let result = async {
-        while let Some(answer) = asking.take() {
+        while let Some(answer) = asking.pop_front() {
             let response = finished(answer).await?;
             let (frames, step) = session.on_response(&response).map_err(sync_error)?;
-            if let Step::Send(next) = step {
-                asking = Some(ask(shared, peer, next));
+            if let Step::Send(requests) = step {
+                asking.extend(
+                    requests
+                        .into_iter()
+                        .map(|request| ask(shared, peer, request)),
+                );
             }
             if let Some(task) = storing.take() {
                 finished(task).await?;
@@ -293,7 +300,7 @@ async fn space_from(
     }
     .await;
     // On failure, nothing more is asked for; a store already running finishes on its own.
-    if let Some(answer) = asking {
+    for answer in asking {
         answer.abort();
     }
     // What was stored is on disk before the sync counts as finished.

@@ -32,6 +32,12 @@ pub const MAX_RESPONSE_LEN: usize = 8 << 20;
 pub const RECONCILE_FRAME_LIMIT: u64 = 512 * 1024;
 /// Ids asked for in one fetch.
 pub const FETCH_BATCH: usize = 1_024;
+/// Ids asked for in a session's first fetch; each next fetch asks for twice as many, up to
+/// [`FETCH_BATCH`].
+pub const FIRST_FETCH: usize = 128;
+/// Fetches one session keeps in flight at once: with the batch being stored, at most this
+/// many answers plus one are held.
+pub const FETCHES_IN_FLIGHT: usize = 4;
 /// Entries asked for in one page of a streamed space.
 pub const RANGE_PAGE: u32 = 2_048;
 /// Bytes of frames a response carries at most (leaves room for the envelope).

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 
-use crate::{Bytes, Error, FETCH_BATCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT, Request, Response};
+use crate::{
+    Bytes, Error, FETCH_BATCH, FETCHES_IN_FLIGHT, FIRST_FETCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT,
+    Request, Response,
+};
 
 /// The most ids one session will queue for fetching; the rest wait for the next sync.
 const MAX_QUEUED: usize = 500_000;
@@ -15,8 +18,11 @@ const MAX_QUEUED: usize = 500_000;
 /// What the caller does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Send these request bytes to the peer and feed its answer to [`Session::on_response`].
-    Send(Vec<u8>),
+    /// Send these requests to the peer (one or more), after any already sent, and feed the
+    /// answers to [`Session::on_response`] in the order the requests were sent.
+    Send(Vec<Vec<u8>>),
+    /// Nothing new to send: feed the answers to the requests still in flight.
+    Wait,
     /// The space is in sync with the peer (as far as it would serve).
     Done,
 }
@@ -54,9 +60,11 @@ pub struct Session {
     space: String,
     count: u64,
     negentropy: Negentropy<'static, Items>,
-    /// Ids to fetch, and those asked for in the request in flight.
+    /// Ids to fetch, and those asked for by each fetch in flight, oldest first.
     queued: VecDeque<EntryId>,
-    in_flight: Vec<EntryId>,
+    in_flight: VecDeque<Vec<EntryId>>,
+    /// Fetches sent so far: the first ones are small (see [`FIRST_FETCH`]).
+    fetches_sent: u32,
     phase: Phase,
     stats: Stats,
     /// The last position a range page reached.
@@ -150,7 +158,8 @@ impl Session {
             count,
             negentropy,
             queued: VecDeque::new(),
-            in_flight: Vec::new(),
+            in_flight: VecDeque::new(),
+            fetches_sent: 0,
             phase: Phase::Reconciling,
             stats: Stats::default(),
             range_position: None,
@@ -207,7 +216,7 @@ impl Session {
                             count: self.count,
                             message: Bytes(message),
                         };
-                        Ok((Vec::new(), Step::Send(self.encode(&request)?)))
+                        Ok((Vec::new(), Step::Send(vec![self.encode(&request)?])))
                     }
                     _ => {
                         self.phase = Phase::Fetching;
@@ -224,7 +233,7 @@ impl Session {
                     after: None,
                     limit: RANGE_PAGE,
                 };
-                Ok((Vec::new(), Step::Send(self.encode(&request)?)))
+                Ok((Vec::new(), Step::Send(vec![self.encode(&request)?])))
             }
             (
                 Phase::Fetching,
@@ -234,7 +243,8 @@ impl Session {
             ) => {
                 let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
                 self.stats.entries_received += frames.len() as u64;
-                let asked: HashSet<EntryId> = self.in_flight.iter().copied().collect();
+                let in_flight = self.in_flight.pop_front().unwrap_or_default();
+                let asked: HashSet<EntryId> = in_flight.iter().copied().collect();
                 let served: HashSet<EntryId> = frames
                     .iter()
                     .filter_map(|frame| cairn_core::entry::frame_id(frame))
@@ -246,9 +256,8 @@ impl Session {
                         got: "entries that were not asked for",
                     });
                 }
-                let unserved: Vec<EntryId> = self
-                    .in_flight
-                    .drain(..)
+                let unserved: Vec<EntryId> = in_flight
+                    .into_iter()
                     .filter(|id| !served.contains(id))
                     .collect();
                 // A cut-short answer must make progress, or a peer could keep us asking forever.
@@ -298,7 +307,7 @@ impl Session {
                             after: Some(after),
                             limit: RANGE_PAGE,
                         };
-                        Step::Send(self.encode(&request)?)
+                        Step::Send(vec![self.encode(&request)?])
                     }
                     _ => {
                         self.phase = Phase::Done;
@@ -317,17 +326,30 @@ impl Session {
         }
     }
 
+    /// Fills the fetch pipeline: as many new fetches as fit beside those in flight. The first
+    /// ones are small, so the caller starts storing entries after a short first answer while
+    /// the larger ones are read and sent; later ones ask for [`FETCH_BATCH`] ids.
     fn next_fetch(&mut self) -> Result<Step, Error> {
-        if self.queued.is_empty() {
-            self.phase = Phase::Done;
-            return Ok(Step::Done);
+        let mut requests = Vec::new();
+        while self.in_flight.len() < FETCHES_IN_FLIGHT && !self.queued.is_empty() {
+            let size = FIRST_FETCH
+                .checked_shl(self.fetches_sent)
+                .map_or(FETCH_BATCH, |size| size.min(FETCH_BATCH));
+            let take = self.queued.len().min(size);
+            let ids: Vec<EntryId> = self.queued.drain(..take).collect();
+            let request = Request::Fetch { ids: ids.clone() };
+            requests.push(self.encode(&request)?);
+            self.in_flight.push_back(ids);
+            self.fetches_sent += 1;
         }
-        let take = self.queued.len().min(FETCH_BATCH);
-        self.in_flight = self.queued.drain(..take).collect();
-        let request = Request::Fetch {
-            ids: self.in_flight.clone(),
-        };
-        Ok(Step::Send(self.encode(&request)?))
+        Ok(if !requests.is_empty() {
+            Step::Send(requests)
+        } else if self.in_flight.is_empty() {
+            self.phase = Phase::Done;
+            Step::Done
+        } else {
+            Step::Wait
+        })
     }
 
     fn encode(&mut self, request: &Request) -> Result<Vec<u8>, Error> {

@@ -81,9 +81,12 @@ impl Source for Memory {
 
 /// `puller` pulls from `server` until done; returns the session's counters.
 fn pull(puller: &mut Memory, server: &Memory) -> Stats {
-    let (mut session, mut request) =
+    let (mut session, request) =
         Session::start("commons".into(), puller.items("commons").expect("items")).expect("start");
-    loop {
+    // Requests in flight, answered in order, as the node does.
+    let mut in_flight = std::collections::VecDeque::from([request]);
+    let mut most_in_flight = 0;
+    while let Some(request) = in_flight.pop_front() {
         let response = respond(server, Request::decode(&request).expect("request decodes"));
         let bytes = response.encode().expect("encode");
         let (frames, step) = session.on_response(&bytes).expect("response");
@@ -91,10 +94,17 @@ fn pull(puller: &mut Memory, server: &Memory) -> Stats {
             puller.add(&Entry::decode(&frame).expect("frame"));
         }
         match step {
-            Step::Send(next) => request = next,
-            Step::Done => return session.stats().clone(),
+            Step::Send(next) => in_flight.extend(next),
+            Step::Wait => assert!(!in_flight.is_empty(), "waiting on nothing"),
+            Step::Done => {
+                assert!(in_flight.is_empty(), "done with requests in flight");
+                assert!(most_in_flight <= cairn_sync::FETCHES_IN_FLIGHT);
+                return session.stats().clone();
+            }
         }
+        most_in_flight = most_in_flight.max(in_flight.len());
     }
+    panic!("the session stopped without finishing")
 }
 
 fn entries(count: usize) -> Vec<Entry> {
@@ -131,6 +141,8 @@ fn missing_newest_entries_arrive_in_few_round_trips() {
     assert_eq!(stats.entries_received, 800);
     assert!(!stats.streamed);
     assert!(stats.reconcile_round_trips <= 3, "{stats:?}");
+    // Fetched in 128, 256, then the remaining 416 ids, all sent at once.
+    assert_eq!(stats.round_trips - stats.reconcile_round_trips, 3);
 }
 
 #[test]
@@ -225,8 +237,8 @@ fn a_peer_that_sends_what_was_not_asked_for_or_pages_backwards_is_refused() {
             .expect("step")
             .1
         {
-            Step::Send(next) => request = next,
-            Step::Done => panic!("expected a fetch"),
+            Step::Send(next) => request = next[0].clone(),
+            Step::Wait | Step::Done => panic!("expected a fetch"),
         }
     }
     // Range phase: a page whose position goes backwards.
