@@ -54,8 +54,9 @@ fn main() {
     // no node below spends its start indexing the whole store.
     cairn(&base, &["reindex"]);
 
-    // `--bootstrap-only` skips (a) and (c), for profiling the bootstrap alone.
-    let catch_up_ks: &[usize] = if args.iter().any(|arg| arg == "--bootstrap-only") {
+    // `--bootstrap-only` skips (a) and (c), and `--catch-up-only` skips (b): for profiling.
+    let only = |flag: &str| args.iter().any(|arg| arg == flag);
+    let catch_up_ks: &[usize] = if only("--bootstrap-only") {
         &[]
     } else {
         &[1_000, 10_000]
@@ -132,11 +133,21 @@ fn main() {
         );
     }
 
+    if only("--catch-up-only") {
+        return;
+    }
     // (b) Cold bootstrap.
     let server = Node::start(&base, &[]);
     server.wait_until_settled();
     let empty = root.join("empty");
     init(&empty, "Empty");
+    // The limit beside it: a fresh process storing the same entries into an empty store of
+    // its own, with nothing else running.
+    let reference = root.join("empty-reference");
+    init(&reference, "Reference");
+    let local = ingest_in_fresh_process(&reference, &shared);
+    std::fs::remove_dir_all(&reference).expect("remove the reference home");
+    let local_rate = SHARED as f64 / local.as_secs_f64();
     let client = Node::start(&empty, &["--peer", &server.address()]);
     let record = client.wait_for_sync(SHARED);
     let rate = SHARED as f64 / (record["millis"].as_f64().expect("millis") / 1_000.0);
@@ -145,6 +156,11 @@ fn main() {
         "  {rate:.0} entries/s (target >= 25,000/s: {}), streamed: {}",
         pass(rate >= 25_000.0),
         record["streamed"]
+    );
+    println!(
+        "  the same entries stored locally into an empty store: {local_rate:.0} entries/s; \
+         bootstrap / local = {:.2}",
+        rate / local_rate
     );
     println!(
         "  peak memory: serving node {} MB, bootstrapping node {} MB (target <= 256 MB: {})",
@@ -187,7 +203,9 @@ fn entries(shared: usize, newer: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
             .map(|worker| worker.join().expect("worker"))
             .collect()
     });
-    // The newest entries of each chain are the "newer" ones.
+    // The newest entries of each chain are the "newer" ones. Both sets are in the order sync
+    // delivers them, (created, id), so the local-ingest limits store them in the same order
+    // as the pulling node does.
     let cut = per_author - newer / AUTHORS;
     let shared = chains
         .iter()
@@ -197,7 +215,15 @@ fn entries(shared: usize, newer: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         .iter()
         .flat_map(|chain| chain[cut..].iter().cloned())
         .collect();
-    (shared, newer)
+    (in_sync_order(shared), in_sync_order(newer))
+}
+
+fn in_sync_order(mut frames: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    frames.sort_by_cached_key(|frame| {
+        let entry = cairn_core::Entry::decode(frame).expect("bench entries decode");
+        (entry.header().created, entry.id())
+    });
+    frames
 }
 
 fn cairn(home: &Path, args: &[&str]) -> String {
