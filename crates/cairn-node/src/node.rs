@@ -769,9 +769,11 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                     shared.spaces(),
                 ));
             }
-            Event::SyncRequest { token, request, .. } => {
-                tokio::spawn(crate::sync::serve(shared.clone(), token, request));
-            }
+            Event::SyncRequest {
+                peer,
+                token,
+                request,
+            } => crate::sync::serve_in_turn(shared, peer, token, request),
             Event::Disconnected { .. } | Event::Listening { .. } => {}
         }
     }

@@ -23,6 +23,11 @@ const REQUESTS_PER_SECOND: f64 = 40.0;
 const REQUEST_BURST: f64 = 10.0;
 /// Peers whose request pacing is remembered between syncs.
 const MAX_PACED_PEERS: usize = 1_024;
+/// Requests from one peer waiting for their turn. The network layer lets at most 64 requests
+/// in flight in all, so this is rarely reached; past it, a request is served at once.
+const SERVING_QUEUE: usize = 64;
+/// How long a peer's serving task waits for another request before it ends.
+const SERVING_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Paces the sync requests sent to one peer: a token bucket.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +102,12 @@ pub struct Syncs {
     last: std::sync::Mutex<HashMap<PeerId, SyncRecord>>,
     /// Request pacing per peer, kept between syncs so back-to-back syncs share one budget.
     pacers: std::sync::Mutex<HashMap<PeerId, Pacer>>,
+    /// The queue of each peer whose requests are being served (see [`serve_in_turn`]).
+    serving: std::sync::Mutex<HashMap<PeerId, ServingQueue>>,
 }
+
+/// A peer's sync requests (token, bytes) waiting to be served.
+type ServingQueue = tokio::sync::mpsc::Sender<(u64, Vec<u8>)>;
 
 impl Syncs {
     pub fn progress(&self) -> Progress {
@@ -169,8 +179,62 @@ impl Source for StoreSource<'_> {
     }
 }
 
+/// Answers a peer's sync request once the requests it sent before are answered.
+///
+/// Each peer's requests are served one at a time, in the order they arrived: one peer keeps at
+/// most one blocking thread reading for it, and a peer that keeps several fetches in flight
+/// gets its small first answer first instead of all of them late and together.
+pub(crate) fn serve_in_turn(shared: &Arc<Shared>, peer: PeerId, token: u64, request: Vec<u8>) {
+    use tokio::sync::mpsc::error::TrySendError;
+    let mut queues = lock(&shared.syncs.serving);
+    let request = match queues.get(&peer) {
+        None => (token, request),
+        Some(queue) => match queue.try_send((token, request)) {
+            Ok(()) => return,
+            Err(TrySendError::Full((token, request))) => {
+                tokio::spawn(serve(shared.clone(), token, request));
+                return;
+            }
+            // The peer's serving task has ended: start another.
+            Err(TrySendError::Closed(request)) => request,
+        },
+    };
+    let (queue, requests) = tokio::sync::mpsc::channel(SERVING_QUEUE);
+    if let Err(TrySendError::Full((token, request)) | TrySendError::Closed((token, request))) =
+        queue.try_send(request)
+    {
+        tokio::spawn(serve(shared.clone(), token, request));
+        return;
+    }
+    queues.insert(peer, queue);
+    tokio::spawn(serve_queue(shared.clone(), peer, requests));
+}
+
+/// Serves one peer's queued requests in order; ends once none has come for a while.
+async fn serve_queue(
+    shared: Arc<Shared>,
+    peer: PeerId,
+    mut requests: tokio::sync::mpsc::Receiver<(u64, Vec<u8>)>,
+) {
+    loop {
+        match tokio::time::timeout(SERVING_IDLE, requests.recv()).await {
+            Ok(Some((token, request))) => serve(shared.clone(), token, request).await,
+            Ok(None) => return,
+            Err(_) => {
+                // Requests are queued only under this lock, so none can arrive for a queue
+                // that is about to go.
+                let mut queues = lock(&shared.syncs.serving);
+                if requests.is_empty() {
+                    queues.remove(&peer);
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Answers one sync request from a peer.
-pub(crate) async fn serve(shared: Arc<Shared>, token: u64, request: Vec<u8>) {
+async fn serve(shared: Arc<Shared>, token: u64, request: Vec<u8>) {
     let store = shared.store.clone();
     let answer = blocking(move || {
         let response = match Request::decode(&request) {
