@@ -20,6 +20,9 @@ use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
 /// Peers' sync requests being answered at once, at most.
 const MAX_SERVING: usize = 64;
+/// One peer's sync requests being answered at once, at most, so no peer can hold every slot
+/// (a Cairn node keeps at most four in flight to a peer).
+const MAX_SERVING_PER_PEER: usize = 8;
 /// How often known peers are checked for redialling and bans for expiry.
 const TICK: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -47,8 +50,9 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, Error>>)>,
     /// Our sync requests awaiting answers.
     pending_sync: HashMap<OutboundRequestId, SyncReply>,
-    /// Peers' sync requests the node is answering, by token. Bounded by `MAX_SERVING`.
-    serving: HashMap<u64, ResponseChannel<Vec<u8>>>,
+    /// Peers' sync requests the node is answering, by token, with the peer that asked. Bounded
+    /// by `MAX_SERVING`, and by `MAX_SERVING_PER_PEER` for each peer.
+    serving: HashMap<u64, (PeerId, ResponseChannel<Vec<u8>>)>,
     next_token: u64,
     /// Sync requests served per peer in the current second, for the rate limit.
     sync_budget: HashMap<PeerId, u32>,
@@ -243,7 +247,7 @@ impl EventLoop {
                 self.pending_sync.insert(id, (peer, reply));
             }
             Command::SyncRespond { token, response } => {
-                if let Some(channel) = self.serving.remove(&token)
+                if let Some((_, channel)) = self.serving.remove(&token)
                     && self
                         .swarm
                         .behaviour_mut()
@@ -287,14 +291,22 @@ impl EventLoop {
             } => {
                 let budget = self.sync_budget.entry(peer).or_insert(0);
                 *budget += 1;
-                if *budget > self.sync_requests_per_second || self.serving.len() >= MAX_SERVING {
+                let peer_serving = self
+                    .serving
+                    .values()
+                    .filter(|(asker, _)| *asker == peer)
+                    .count();
+                if *budget > self.sync_requests_per_second
+                    || self.serving.len() >= MAX_SERVING
+                    || peer_serving >= MAX_SERVING_PER_PEER
+                {
                     // Dropping the channel tells the peer the request failed.
                     tracing::debug!(%peer, "sync request refused: over the rate limit");
                     return;
                 }
                 let token = self.next_token;
                 self.next_token += 1;
-                self.serving.insert(token, channel);
+                self.serving.insert(token, (peer, channel));
                 if self
                     .events
                     .try_send(Event::SyncRequest {
@@ -377,7 +389,7 @@ impl EventLoop {
         let now = Instant::now();
         self.sync_budget.clear();
         // Answers the node never gave (its task failed) must not pile up.
-        self.serving.retain(|_, channel| channel.is_open());
+        self.serving.retain(|_, (_, channel)| channel.is_open());
         let expired: Vec<PeerId> = self
             .bans
             .iter()
