@@ -504,13 +504,13 @@ impl Store {
                     .peekable();
                 while prepared.peek().is_some() {
                     let run = prepared.by_ref().take(WRITE_RUN).collect();
-                    self.write_run(run, &mut batch)?;
+                    self.write_run(frames, run, &mut batch)?;
                 }
             }
         } else {
             self.verify_while_writing(frames, now, &mut batch)?;
         }
-        self.write_deferred(&mut batch)?;
+        self.write_deferred(frames, &mut batch)?;
         Ok(batch
             .results
             .into_iter()
@@ -611,7 +611,7 @@ impl Store {
                     run.push((next_slot, prepared));
                     next_slot += 1;
                 }
-                self.write_run(run, batch)?;
+                self.write_run(frames, run, batch)?;
             }
             Ok(())
         })
@@ -619,7 +619,12 @@ impl Store {
 
     /// Writes a run of prepared frames in order under one intent record. Body-less entries
     /// wait for the end of the batch: a retraction later in it may allow them.
-    fn write_run(&self, run: Vec<(usize, Prepared)>, batch: &mut BatchWrite) -> Result<(), Error> {
+    fn write_run<F: AsRef<[u8]>>(
+        &self,
+        frames: &[F],
+        run: Vec<(usize, Prepared)>,
+        batch: &mut BatchWrite,
+    ) -> Result<(), Error> {
         let mut heads = lock(&self.write_lock);
         self.announce(
             run.iter()
@@ -641,7 +646,7 @@ impl Store {
                 batch.deferred.push((slot, entry));
                 continue;
             }
-            batch.results[slot] = Some(self.write(&entry, &mut heads));
+            batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
         }
         Ok(())
     }
@@ -656,21 +661,26 @@ impl Store {
     }
 
     /// The body-less entries of a batch, once every retraction in it is stored.
-    fn write_deferred(&self, batch: &mut BatchWrite) -> Result<(), Error> {
+    fn write_deferred<F: AsRef<[u8]>>(
+        &self,
+        frames: &[F],
+        batch: &mut BatchWrite,
+    ) -> Result<(), Error> {
         if batch.deferred.is_empty() {
             return Ok(());
         }
         let mut heads = lock(&self.write_lock);
         self.announce(batch.deferred.iter().map(|(_, entry)| entry))?;
         for (slot, entry) in std::mem::take(&mut batch.deferred) {
-            batch.results[slot] = Some(self.write(&entry, &mut heads));
+            batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
         }
         Ok(())
     }
 
-    /// Chain checks for a verified entry, then its index keys, then its record. The caller
-    /// flushes.
-    fn write(&self, entry: &Entry, heads: &mut Heads) -> Result<Inserted, Error> {
+    /// Chain checks for a verified entry, then its index keys, then its record. `frame` is the
+    /// frame it was decoded from (decoding accepts only the one encoding of an entry, so it is
+    /// stored as it came rather than encoded again). The caller flushes.
+    fn write(&self, entry: &Entry, frame: &[u8], heads: &mut Heads) -> Result<Inserted, Error> {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
         // Only a retracted entry may come without its body.
@@ -701,9 +711,9 @@ impl Store {
         };
         let inserted = if extends_head {
             // Nothing is held at or after seq, and prev is the head: no chain reads needed.
-            self.write_indexes_and_record(entry, None)?
+            self.write_indexes_and_record(entry, frame, None)?
         } else {
-            self.write_out_of_order(entry)?
+            self.write_out_of_order(entry, frame)?
         };
         let new_head = match head {
             Some((head_seq, _)) if inserted.outcome == Outcome::ForkProof || seq <= head_seq => {
@@ -722,7 +732,7 @@ impl Store {
     }
 
     /// Chain checks against the store for an entry that does not simply extend its chain.
-    fn write_out_of_order(&self, entry: &Entry) -> Result<Inserted, Error> {
+    fn write_out_of_order(&self, entry: &Entry, frame: &[u8]) -> Result<Inserted, Error> {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
         if let Some(held) = self.chain_lookup(&author, seq)? {
@@ -746,7 +756,7 @@ impl Store {
             let frame = if self.withdrawn(entry) {
                 cairn_core::entry::frame(entry.signed_header(), None)
             } else {
-                entry.encode()
+                frame.to_vec()
             };
             self.entries
                 .insert(layout::entry_key(layout::FORK, &id), frame)?;
@@ -785,7 +795,7 @@ impl Store {
             }
         }
 
-        let inserted = self.write_indexes_and_record(entry, wanted_prev)?;
+        let inserted = self.write_indexes_and_record(entry, frame, wanted_prev)?;
         // Someone may have named this entry as their missing predecessor.
         let wanted_key = layout::entry_key(layout::WANTED, &id);
         if self.entries.contains_key(&wanted_key)? {
@@ -798,6 +808,7 @@ impl Store {
     fn write_indexes_and_record(
         &self,
         entry: &Entry,
+        frame: &[u8],
         wanted_prev: Option<EntryId>,
     ) -> Result<Inserted, Error> {
         let header = entry.header();
@@ -857,10 +868,12 @@ impl Store {
         if retracted {
             lock(&self.retracted).insert((id, author));
         }
+        let header_only;
         let frame = if retracted {
-            cairn_core::entry::frame(entry.signed_header(), None)
+            header_only = cairn_core::entry::frame(entry.signed_header(), None);
+            &header_only[..]
         } else {
-            entry.encode()
+            frame
         };
         self.entries
             .insert(layout::frame_key(created, &id), frame)?;

@@ -306,6 +306,10 @@ fn entries_survive_reopening() {
             .expect("batch");
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert!(store.contains(&chain[19].id()).expect("contains"));
+        // Frames are kept byte for byte as they came.
+        let ids: Vec<_> = chain.iter().map(|entry| entry.id()).collect();
+        let (held, _) = store.frames(&ids, usize::MAX).expect("frames");
+        assert_eq!(held, frames);
         store.flush().expect("flush");
     }
     let store = Store::open(&path, Config::default()).expect("reopen");
