@@ -296,12 +296,18 @@ impl EventLoop {
                     .values()
                     .filter(|(asker, _)| *asker == peer)
                     .count();
-                if *budget > self.sync_requests_per_second
-                    || self.serving.len() >= MAX_SERVING
-                    || peer_serving >= MAX_SERVING_PER_PEER
-                {
+                let refusal = if *budget > self.sync_requests_per_second {
+                    Some("over the per-second rate limit")
+                } else if self.serving.len() >= MAX_SERVING {
+                    Some("too many requests waiting for an answer")
+                } else if peer_serving >= MAX_SERVING_PER_PEER {
+                    Some("too many of this peer's requests waiting for an answer")
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
                     // Dropping the channel tells the peer the request failed.
-                    tracing::debug!(%peer, "sync request refused: over the rate limit");
+                    tracing::debug!(%peer, "sync request refused: {reason}");
                     return;
                 }
                 let token = self.next_token;

@@ -203,6 +203,24 @@ enum Command {
     },
 }
 
+/// The answer to a queued sync request (see [`Client::queue_sync_request`]): the peer's
+/// response, or why there is none. Dropping it abandons the request.
+#[derive(Debug)]
+pub struct SyncAnswer(oneshot::Receiver<Result<Vec<u8>, Error>>);
+
+impl std::future::Future for SyncAnswer {
+    type Output = Result<Vec<u8>, Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.map_err(|_| Error::Stopped)?)
+    }
+}
+
 /// A handle to the event loop. Cloning is cheap; the loop stops when all clones are dropped.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -262,6 +280,16 @@ impl Client {
 
     /// Sends a sync request to a connected peer and waits for its answer.
     pub async fn sync_request(&self, peer: PeerId, request: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.queue_sync_request(peer, request).await?.await
+    }
+
+    /// Queues a sync request to a connected peer and returns its answer to come. Requests
+    /// queued one after another go to the peer in that order.
+    pub async fn queue_sync_request(
+        &self,
+        peer: PeerId,
+        request: Vec<u8>,
+    ) -> Result<SyncAnswer, Error> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::SyncRequest {
             peer,
@@ -269,7 +297,7 @@ impl Client {
             reply,
         })
         .await?;
-        answer.await.map_err(|_| Error::Stopped)?
+        Ok(SyncAnswer(answer))
     }
 
     /// Answers a peer's sync request.

@@ -23,8 +23,9 @@ const REQUESTS_PER_SECOND: f64 = 40.0;
 const REQUEST_BURST: f64 = 10.0;
 /// Peers whose request pacing is remembered between syncs.
 const MAX_PACED_PEERS: usize = 1_024;
-/// Requests from one peer waiting for their turn. The network layer lets at most 64 requests
-/// in flight in all, so this is rarely reached; past it, a request is served at once.
+/// Requests from one peer waiting for their turn: more than the network layer lets one peer
+/// have waiting for an answer (8), so a queue never fills. Should one fill, the request is
+/// served at once, out of turn, rather than dropped.
 const SERVING_QUEUE: usize = 64;
 /// How long a peer's serving task waits for another request before it ends.
 const SERVING_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -207,18 +208,23 @@ pub(crate) fn serve_in_turn(shared: &Arc<Shared>, peer: PeerId, token: u64, requ
         return;
     }
     queues.insert(peer, queue);
-    tokio::spawn(serve_queue(shared.clone(), peer, requests));
+    tokio::spawn(serve_queue(Arc::downgrade(shared), peer, requests));
 }
 
-/// Serves one peer's queued requests in order; ends once none has come for a while.
+/// Serves one peer's queued requests in order; ends once none has come for a while, or when
+/// the node stops (it holds the node's state only while serving, so it never delays that).
 async fn serve_queue(
-    shared: Arc<Shared>,
+    shared: std::sync::Weak<Shared>,
     peer: PeerId,
     mut requests: tokio::sync::mpsc::Receiver<(u64, Vec<u8>)>,
 ) {
     loop {
-        match tokio::time::timeout(SERVING_IDLE, requests.recv()).await {
-            Ok(Some((token, request))) => serve(shared.clone(), token, request).await,
+        let next = tokio::time::timeout(SERVING_IDLE, requests.recv()).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match next {
+            Ok(Some((token, request))) => serve(shared, token, request).await,
             Ok(None) => return,
             Err(_) => {
                 // Requests are queued only under this lock, so none can arrive for a queue
@@ -316,8 +322,8 @@ pub(crate) async fn with_peer(
 /// Entries flow through stages at once: one batch is stored while the next answers arrive
 /// and further requests travel. New requests go out as soon as an answer is read, without
 /// waiting for the store; the session keeps at most `cairn_sync::FETCHES_IN_FLIGHT` fetches
-/// in flight (one request when streaming), so at most that many batches plus the one being
-/// stored are held at a time.
+/// in flight (one request when streaming), so at most that many answers, the one being read
+/// and the one being stored are held at a time.
 async fn space_from(
     shared: &Arc<Shared>,
     peer: PeerId,
@@ -329,19 +335,20 @@ async fn space_from(
     // Entries refused by this node's policy count as held, so they are not fetched again.
     let local = blocking(move || Ok(store.space_items_known(&name)?)).await?;
     let (mut session, request) = Session::start(space.to_string(), local).map_err(sync_error)?;
-    // Requests in flight, answered (and awaited) in the order they were sent.
-    let mut asking = std::collections::VecDeque::from([ask(shared, peer, request)]);
+    // Answers to the requests in flight, awaited in the order the requests were sent (and
+    // abandoned if this sync is dropped).
+    let mut asking = std::collections::VecDeque::new();
     let mut storing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;
     let result = async {
+        asking.push_back(ask(shared, peer, request).await?);
         while let Some(answer) = asking.pop_front() {
-            let response = finished(answer).await?;
+            let response = answer.await?;
             let (frames, step) = session.on_response(&response).map_err(sync_error)?;
+            drop(response);
             if let Step::Send(requests) = step {
-                asking.extend(
-                    requests
-                        .into_iter()
-                        .map(|request| ask(shared, peer, request)),
-                );
+                for request in requests {
+                    asking.push_back(ask(shared, peer, request).await?);
+                }
             }
             if let Some(task) = storing.take() {
                 finished(task).await?;
@@ -363,9 +370,10 @@ async fn space_from(
         Ok(())
     }
     .await;
-    // On failure, nothing more is asked for; a store already running finishes on its own.
-    for answer in asking {
-        answer.abort();
+    // On failure, nothing more is asked for, and a store still running finishes first.
+    drop(asking);
+    if let Some(task) = storing.take() {
+        let _ = task.await;
     }
     // What was stored is on disk before the sync counts as finished.
     let store = shared.store.clone();
@@ -386,21 +394,19 @@ async fn finished<T>(task: tokio::task::JoinHandle<Result<T, Error>>) -> Result<
     task.await.map_err(|err| Error::Task(err.to_string()))?
 }
 
-/// Sends one sync request to `peer` once pacing allows, in a task of its own.
-fn ask(
+/// Sends one sync request to `peer` once pacing allows; returns its answer to come.
+/// Requests sent one after another reach the peer in that order.
+async fn ask(
     shared: &Arc<Shared>,
     peer: PeerId,
     request: Vec<u8>,
-) -> tokio::task::JoinHandle<Result<Vec<u8>, Error>> {
+) -> Result<cairn_net::SyncAnswer, Error> {
+    // Stay under the rate the peer serves.
     let wait = shared.syncs.pace(peer);
-    let client = shared.client.clone();
-    tokio::spawn(async move {
-        // Stay under the rate the peer serves.
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        Ok(client.sync_request(peer, request).await?)
-    })
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    Ok(shared.client.queue_sync_request(peer, request).await?)
 }
 
 /// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.

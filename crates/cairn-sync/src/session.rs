@@ -332,10 +332,7 @@ impl Session {
     fn next_fetch(&mut self) -> Result<Step, Error> {
         let mut requests = Vec::new();
         while self.in_flight.len() < FETCHES_IN_FLIGHT && !self.queued.is_empty() {
-            let size = FIRST_FETCH
-                .checked_shl(self.fetches_sent)
-                .map_or(FETCH_BATCH, |size| size.min(FETCH_BATCH));
-            let take = self.queued.len().min(size);
+            let take = self.queued.len().min(fetch_size(self.fetches_sent));
             let ids: Vec<EntryId> = self.queued.drain(..take).collect();
             let request = Request::Fetch { ids: ids.clone() };
             requests.push(self.encode(&request)?);
@@ -359,9 +356,32 @@ impl Session {
     }
 }
 
+/// Ids asked for by a session's fetch after `sent` earlier ones: [`FIRST_FETCH`], doubling
+/// up to [`FETCH_BATCH`].
+fn fetch_size(sent: u32) -> usize {
+    let mut size = FIRST_FETCH;
+    for _ in 0..sent {
+        if size >= FETCH_BATCH {
+            break;
+        }
+        size *= 2;
+    }
+    size.min(FETCH_BATCH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetches_start_small_and_double_to_the_batch_size_however_many_are_sent() {
+        let sizes: Vec<usize> = (0..5).map(fetch_size).collect();
+        assert_eq!(sizes, vec![128, 256, 512, 1_024, 1_024]);
+        // However long a session runs (a shift would wrap to 0 past 57 fetches).
+        for sent in [57, 63, 64, 1_000, u32::MAX] {
+            assert_eq!(fetch_size(sent), FETCH_BATCH);
+        }
+    }
 
     fn id(byte: u8) -> EntryId {
         EntryId([byte; 32])

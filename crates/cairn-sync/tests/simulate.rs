@@ -87,7 +87,15 @@ fn pull(puller: &mut Memory, server: &Memory) -> Stats {
     let mut in_flight = std::collections::VecDeque::from([request]);
     let mut most_in_flight = 0;
     while let Some(request) = in_flight.pop_front() {
-        let response = respond(server, Request::decode(&request).expect("request decodes"));
+        let request = Request::decode(&request).expect("request decodes");
+        if let Request::Fetch { ids } = &request {
+            assert!(
+                (1..=cairn_sync::FETCH_BATCH).contains(&ids.len()),
+                "{} ids",
+                ids.len()
+            );
+        }
+        let response = respond(server, request);
         let bytes = response.encode().expect("encode");
         let (frames, step) = session.on_response(&bytes).expect("response");
         for frame in frames {
