@@ -6,7 +6,7 @@
 //!   protocol, and their bounded encoding.
 //! - [`Session`]: the side that pulls. It reconciles its (created, id) set for a space with the
 //!   peer's using negentropy (range-based set reconciliation, as in Nostr NIP-77), then fetches
-//!   the ids it lacks in bounded batches. If it holds far fewer entries than the peer (an empty
+//!   the ids it lacks in bounded batches, several in flight at once. If it holds far fewer entries than the peer (an empty
 //!   or new node), the peer declines to reconcile and the session streams the space in pages
 //!   instead, which costs less than reconciling a large difference.
 //! - [`respond`]: the side that serves, given a [`Source`] of items and frames.
@@ -35,8 +35,8 @@ pub const FETCH_BATCH: usize = 1_024;
 /// Ids asked for in a session's first fetch; each next fetch asks for twice as many, up to
 /// [`FETCH_BATCH`].
 pub const FIRST_FETCH: usize = 128;
-/// Fetches one session keeps in flight at once: with the batch being stored, at most this
-/// many answers plus one are held.
+/// Fetches one session keeps in flight at once: a caller holds at most this many answers on
+/// their way, plus the one it is reading and the one it is storing.
 pub const FETCHES_IN_FLIGHT: usize = 4;
 /// Entries asked for in one page of a streamed space.
 pub const RANGE_PAGE: u32 = 2_048;
