@@ -370,23 +370,15 @@ impl Node {
     /// The node's status from its API, read directly: starting a `cairn status` process every
     /// poll would take CPU from the nodes being measured on these two cores.
     fn status(&self) -> Option<Value> {
-        use std::io::{Read, Write};
         let address = std::fs::read_to_string(self.home.join("api.address")).ok()?;
         let token = std::fs::read_to_string(self.home.join("api.token")).ok()?;
-        let (address, token) = (address.trim(), token.trim());
-        let mut stream = std::net::TcpStream::connect(address).ok()?;
-        write!(
-            stream,
-            "GET /api/status HTTP/1.0\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).ok()?;
-        let body_at = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-        let status_line = response.split(|&b| b == b'\r').next()?;
-        let ok = status_line.split(|&b| b == b' ').nth(1) == Some(&b"200"[..]);
-        ok.then(|| serde_json::from_slice(&response[body_at..]).ok())
-            .flatten()
+        ureq::get(format!("http://{}/api/status", address.trim()))
+            .header("Authorization", format!("Bearer {}", token.trim()))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_json()
+            .ok()
     }
 
     fn wait(&self, mut condition: impl FnMut(&Value) -> bool) -> Value {

@@ -278,11 +278,6 @@ impl Client {
         answer.await.map_err(|_| Error::Stopped)
     }
 
-    /// Sends a sync request to a connected peer and waits for its answer.
-    pub async fn sync_request(&self, peer: PeerId, request: Vec<u8>) -> Result<Vec<u8>, Error> {
-        self.queue_sync_request(peer, request).await?.await
-    }
-
     /// Queues a sync request to a connected peer and returns its answer to come. Requests
     /// queued one after another go to the peer in that order.
     pub async fn queue_sync_request(

@@ -51,7 +51,7 @@ async fn one_peer_cannot_hold_more_than_eight_requests_being_answered() {
     let asks: Vec<_> = (0..12u8)
         .map(|n| {
             let asker = asker.clone();
-            tokio::spawn(async move { asker.sync_request(server_id, vec![n]).await })
+            tokio::spawn(async move { asker.queue_sync_request(server_id, vec![n]).await?.await })
         })
         .collect();
     let mut tokens = Vec::new();
