@@ -12,8 +12,12 @@
 
 use cairn_core::{Entry, EntryId, Kind, MemberId, OrgId, Timestamp};
 
-/// `e id` → created (u64): the record whose presence means the entry is stored, and where to
-/// find its frame.
+/// `e id` → created (u64), then kind (u16), org (32 bytes) and each tag followed by a 0 byte
+/// (see [`record_value`]): the record whose presence means the entry is stored. Its creation
+/// time finds the frame; the rest lets filters on kind, organisation and tag, and the
+/// per-organisation counts, skip entries without loading them. Format 3 kept those in a time
+/// index (`t created id`) of their own, which cost one sled insert more per entry; formats 1
+/// to 3 held only the creation time (or, before format 3, the frame) here.
 pub const RECORD: u8 = b'e';
 /// `d created id` → the entry's frame. Keyed by time, not id, so frames written together sit
 /// together: new entries (the newest, as in sync and publishing) go to the end of the tree
@@ -22,11 +26,11 @@ pub const RECORD: u8 = b'e';
 pub const FRAME: u8 = b'd';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';
-/// `t created id` → kind (u16), org (32 bytes), then each tag followed by a 0 byte (see
-/// [`time_value`]): all entries by time. Filters on kind, organisation and tag read these values
-/// and load only the entries that match, so those need no index of their own: each index key
-/// costs a sled insert on every write, and writes are what bound ingest.
-pub const TIME: u8 = b't';
+/// Formats 1 to 3 kept `t created id` → the kind, organisation and tags now at the end of each
+/// record; opening such a store moves each value into its record and removes these keys. All
+/// entries by time are the frame keys now: each index key costs a sled insert on every write,
+/// and writes are what bound ingest.
+pub const FORMAT_3_TIME: u8 = b't';
 /// `s space 0 created id` → (): each space's entries, which sync lists at every round.
 pub const SPACE: u8 = b's';
 /// Format 1 kept `g tag 0 created id` and `o org created id` indexes; opening such a store
@@ -102,10 +106,6 @@ pub fn index_key(
     key
 }
 
-pub fn time_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
-    index_key(TIME, &[], false, created, id)
-}
-
 /// `d created id`: where the entry's frame is.
 pub fn frame_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
     index_key(FRAME, &[], false, created, id)
@@ -120,9 +120,22 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
     index_prefix(SPACE, space.as_bytes(), true)
 }
 
-/// The value of an entry's time key: kind, organisation and tags.
+/// An entry's record: its creation time, then [`time_value`].
+pub fn record_value(entry: &Entry) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + 2 + 32 + 24);
+    value.extend_from_slice(&entry.header().created.0.to_be_bytes());
+    push_time_value(entry, &mut value);
+    value
+}
+
+/// The kind, organisation and tags of an entry (format 3 kept them under its time key).
 pub fn time_value(entry: &Entry) -> Vec<u8> {
     let mut value = Vec::with_capacity(2 + 32 + 24);
+    push_time_value(entry, &mut value);
+    value
+}
+
+fn push_time_value(entry: &Entry, value: &mut Vec<u8>) {
     value.extend_from_slice(&entry.header().kind.0.to_be_bytes());
     value.extend_from_slice(entry.credential().claims().org.as_bytes());
     if let Some(Ok(story)) = entry.story() {
@@ -131,10 +144,30 @@ pub fn time_value(entry: &Entry) -> Vec<u8> {
             value.push(0);
         }
     }
-    value
 }
 
-/// A time key's value, read back.
+/// The creation time at the start of a record (of format 3 or later).
+pub fn record_created(record: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(record.get(..8)?.try_into().ok()?))
+}
+
+/// A record, read back.
+pub struct Record<'a> {
+    pub created: u64,
+    pub value: TimeValue<'a>,
+}
+
+impl<'a> Record<'a> {
+    /// `None` for a record too short to hold a creation time, a kind and an organisation.
+    pub fn parse(record: &'a [u8]) -> Option<Self> {
+        Some(Self {
+            created: record_created(record)?,
+            value: TimeValue::parse(&record[8..])?,
+        })
+    }
+}
+
+/// An entry's kind, organisation and tags, read back.
 pub struct TimeValue<'a> {
     pub kind: Kind,
     pub org: OrgId,

@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
 
 /// The format marker written at creation and checked at every open.
-const FORMAT: &[u8] = b"cairn-store/3";
+const FORMAT: &[u8] = b"cairn-store/4";
+/// The third format, which had a time index of its own; opening one migrates it.
+const FORMAT_3: &[u8] = b"cairn-store/3";
 /// The first format, which had tag and organisation indexes; opening one migrates it.
 const FORMAT_1: &[u8] = b"cairn-store/1";
 /// The second, which kept each frame in its record; opening one migrates it.
@@ -255,14 +257,21 @@ impl Store {
         let format = meta.get(FORMAT_KEY)?;
         match format.as_deref() {
             None => Err(Error::NotAStore(path.to_path_buf())),
-            Some(found) if found == FORMAT || found == FORMAT_2 || found == FORMAT_1 => {
+            Some(found) if [FORMAT, FORMAT_3, FORMAT_2, FORMAT_1].contains(&found) => {
                 let store = Self::from_db(path, db, config.max_entries_per_org)?;
                 store.repair()?;
-                if found != FORMAT {
+                // Each step marks the format it reached, so an interrupted migration resumes
+                // at the step it was in.
+                if found == FORMAT_1 || found == FORMAT_2 {
                     store.move_frames_out_of_records()?;
                     if found == FORMAT_1 {
                         store.migrate_from_format_1()?;
                     }
+                    meta.insert(FORMAT_KEY, FORMAT_3)?;
+                    store.db.flush()?;
+                }
+                if found != FORMAT {
+                    store.move_time_values_into_records()?;
                     meta.insert(FORMAT_KEY, FORMAT)?;
                     store.db.flush()?;
                 }
@@ -296,12 +305,33 @@ impl Store {
         Ok(())
     }
 
+    /// Format 3 → 4: each time key's value (kind, organisation and tags) moves to the end of
+    /// the entry's record, and the time key goes. Safe to run again if interrupted: a record
+    /// is rebuilt from its time key each time, and the key is removed only after.
+    fn move_time_values_into_records(&self) -> Result<(), Error> {
+        note_repair("moving the store's time index into its records, format 4 (once)");
+        for item in self.entries.scan_prefix([layout::FORMAT_3_TIME]) {
+            let (key, value) = item?;
+            let (created, id) = layout::created_and_id(&key[1..])
+                .ok_or_else(|| Error::Corrupt("a time index key is malformed".into()))?;
+            let record_key = layout::entry_key(layout::RECORD, &id);
+            // A time key without a record was left by an interrupted write: it just goes.
+            if self.entries.contains_key(&record_key)? {
+                let mut record = created.to_be_bytes().to_vec();
+                record.extend_from_slice(&value);
+                self.entries.insert(record_key, record)?;
+            }
+            self.entries.remove(key)?;
+        }
+        Ok(())
+    }
+
     /// Format 1 → 2: each time key's value gains the entry's organisation and tags, and the
     /// separate tag and organisation indexes go. Safe to run again if interrupted: values
     /// already rewritten are left alone, and the format marker changes only at the end.
     fn migrate_from_format_1(&self) -> Result<(), Error> {
         note_repair("upgrading the store's indexes to format 2 (once)");
-        for item in self.entries.scan_prefix([layout::TIME]) {
+        for item in self.entries.scan_prefix([layout::FORMAT_3_TIME]) {
             let (key, value) = item?;
             if layout::TimeValue::parse(&value).is_some() {
                 continue;
@@ -348,7 +378,15 @@ impl Store {
                 "repairing the index keys of {} entries whose writing was interrupted",
                 unfinished.len()
             ));
-            for prefix in [layout::TIME, layout::SPACE, layout::REFERS, layout::FRAME] {
+            // Time keys only in a store of format 3 or earlier, which is repaired before it
+            // is migrated.
+            let prefixes = [
+                layout::FORMAT_3_TIME,
+                layout::SPACE,
+                layout::REFERS,
+                layout::FRAME,
+            ];
+            for prefix in prefixes {
                 for key in self.entries.scan_prefix([prefix]).keys() {
                     let key = key?;
                     if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
@@ -815,8 +853,6 @@ impl Store {
         let (author, seq, id) = (header.author, header.seq, entry.id());
         let created = header.created;
         let org = entry.credential().claims().org;
-        self.entries
-            .insert(layout::time_key(created, &id), layout::time_value(entry))?;
         for space in &header.spaces {
             self.entries
                 .insert(layout::space_key(space.as_str(), created, &id), &[][..])?;
@@ -879,7 +915,7 @@ impl Store {
             .insert(layout::frame_key(created, &id), frame)?;
         self.entries.insert(
             layout::entry_key(layout::RECORD, &id),
-            &created.0.to_be_bytes()[..],
+            layout::record_value(entry),
         )?;
         self.forget_space_items(&header.spaces);
         self.count_org_entry(&org, created.0, id);
@@ -982,7 +1018,6 @@ impl Store {
                 .remove(layout::entry_key(layout::RECORD, &id))?;
             self.entries
                 .remove(layout::frame_key(header.created, &id))?;
-            self.entries.remove(layout::time_key(header.created, &id))?;
             for space in &header.spaces {
                 self.entries
                     .remove(layout::space_key(space.as_str(), header.created, &id))?;
@@ -1086,12 +1121,13 @@ impl Store {
     /// The frame of a stored entry (not a fork proof): its record says where.
     fn record_frame(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
         let record_key = layout::entry_key(layout::RECORD, id);
-        let Some(created) = self.entries.get(&record_key)? else {
+        let Some(record) = self.entries.get(&record_key)? else {
             return Ok(None);
         };
-        let created = <[u8; 8]>::try_from(created.as_ref())
-            .map_err(|_| Error::Corrupt(format!("the record of {id} is malformed")))?;
-        let key = layout::frame_key(Timestamp(u64::from_be_bytes(created)), id);
+        // Only the creation time: format 1 migrates through here, before records hold more.
+        let created = layout::record_created(&record)
+            .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
+        let key = layout::frame_key(Timestamp(created), id);
         match self.entries.get(key)? {
             Some(frame) => Ok(Some(frame)),
             // Removed between the two reads: removal deletes the record, then the frame.
@@ -1125,25 +1161,10 @@ impl Store {
 
     /// Reads an entry back, checking that it is the one asked for and undamaged.
     pub fn get(&self, id: &EntryId) -> Result<Option<Entry>, Error> {
-        let Some(frame) = self.record_frame(id)? else {
-            return Ok(None);
-        };
-        let entry = Entry::decode(&frame)
-            .map_err(|err| Error::Corrupt(format!("entry {id} does not decode: {err}")))?;
-        if entry.id() != *id {
-            return Err(Error::Corrupt(format!(
-                "the header stored under {id} hashes to {}",
-                entry.id()
-            )));
+        match self.record_frame(id)? {
+            Some(frame) => decode_checked(id, &frame).map(Some),
+            None => Ok(None),
         }
-        if let Some(body) = entry.body()
-            && BodyHash::of(body) != entry.header().body_hash
-        {
-            return Err(Error::Corrupt(format!(
-                "the body of entry {id} does not match its hash"
-            )));
-        }
-        Ok(Some(entry))
     }
 
     /// Up to `limit` organisations with entries here, by id, each with its newest entry.
@@ -1284,8 +1305,9 @@ impl Store {
         &'a self,
         filter: &'a Filter,
     ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
-        // Kind, organisation and tag are in the time index's values, so filtering on them
-        // loads only matching entries; a space alone has its own index.
+        // Kind, organisation and tag are in the records, so filtering on them loads only
+        // matching entries; a space alone has its own index, and the frame keys are in time
+        // order.
         let prefix = if let Some(author) = &filter.author {
             layout::chain_prefix(author)
         } else if let Some(space) = filter
@@ -1295,36 +1317,42 @@ impl Store {
         {
             layout::space_prefix(space)
         } else {
-            vec![layout::TIME]
+            vec![layout::FRAME]
         };
         let by_chain = filter.author.is_some();
-        let by_time = prefix == [layout::TIME];
+        let by_time = prefix == [layout::FRAME];
         self.entries
             .scan_prefix(prefix)
             .rev()
             .filter_map(move |item| {
                 let result = (|| {
                     let (key, value) = item?;
-                    if by_time {
-                        let value = layout::TimeValue::parse(&value).ok_or_else(|| {
-                            Error::Corrupt("a time index value is malformed".into())
-                        })?;
-                        let wanted = filter.kind.is_none_or(|kind| kind == value.kind)
-                            && (!filter.stories_only || value.kind.has_story())
-                            && filter.org.is_none_or(|org| org == value.org)
-                            && filter.tag.as_ref().is_none_or(|tag| value.has_tag(tag));
-                        if !wanted {
-                            return Ok(None);
-                        }
-                    }
                     let id = if by_chain {
                         id_from(&value)?
                     } else {
                         layout::trailing_id(&key)
                             .ok_or_else(|| Error::Corrupt("an index key is too short".into()))?
                     };
-                    // An index key without its record was left by a crash mid-write: skip it.
-                    self.get(&id)
+                    if !by_time {
+                        // An index key without its record was left by a crash mid-write:
+                        // `get` skips it.
+                        return self.get(&id);
+                    }
+                    let Some(record) = self.entries.get(layout::entry_key(layout::RECORD, &id))?
+                    else {
+                        return Ok(None);
+                    };
+                    let value_of = layout::Record::parse(&record)
+                        .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?
+                        .value;
+                    let wanted = filter.kind.is_none_or(|kind| kind == value_of.kind)
+                        && (!filter.stories_only || value_of.kind.has_story())
+                        && filter.org.is_none_or(|org| org == value_of.org)
+                        && filter.tag.as_ref().is_none_or(|tag| value_of.has_tag(tag));
+                    if !wanted {
+                        return Ok(None);
+                    }
+                    decode_checked(&id, &value).map(Some)
                 })();
                 match result {
                     Ok(Some(entry)) if filter.matches(&entry) => Some(Ok(entry)),
@@ -1721,6 +1749,26 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Decodes a stored frame, checking that it is the entry stored under `id` and undamaged.
+fn decode_checked(id: &EntryId, frame: &[u8]) -> Result<Entry, Error> {
+    let entry = Entry::decode(frame)
+        .map_err(|err| Error::Corrupt(format!("entry {id} does not decode: {err}")))?;
+    if entry.id() != *id {
+        return Err(Error::Corrupt(format!(
+            "the header stored under {id} hashes to {}",
+            entry.id()
+        )));
+    }
+    if let Some(body) = entry.body()
+        && BodyHash::of(body) != entry.header().body_hash
+    {
+        return Err(Error::Corrupt(format!(
+            "the body of entry {id} does not match its hash"
+        )));
+    }
+    Ok(entry)
 }
 
 fn id_from(bytes: &[u8]) -> Result<EntryId, Error> {

@@ -36,7 +36,7 @@ pub struct Blocked {
 #[derive(Debug, Default)]
 pub(crate) struct PolicyState {
     pub policy: Policy,
-    /// Built by one scan of the time index on first use, then kept up to date by writes;
+    /// Built by one scan of the records on first use, then kept up to date by writes;
     /// `None` again after a removal took an organisation's newest entry.
     pub orgs: Option<HashMap<OrgId, OrgStats>>,
 }
@@ -131,7 +131,7 @@ impl Store {
         Ok(None)
     }
 
-    /// Every organisation's stats, scanning the time index if they are not known yet. The
+    /// Every organisation's stats, scanning the records if they are not known yet. The
     /// caller holds the write lock (writes call it from within).
     pub(crate) fn org_stats<'a>(
         &self,
@@ -139,15 +139,14 @@ impl Store {
     ) -> Result<&'a mut HashMap<OrgId, OrgStats>, Error> {
         if state.orgs.is_none() {
             let mut orgs: HashMap<OrgId, OrgStats> = HashMap::new();
-            for item in self.entries.scan_prefix([layout::TIME]) {
-                let (key, value) = item?;
-                let (Some((created, id)), Some(value)) = (
-                    layout::created_and_id(&key[1..]),
-                    layout::TimeValue::parse(&value),
-                ) else {
-                    return Err(Error::Corrupt("a time index entry is malformed".into()));
+            for item in self.entries.scan_prefix([layout::RECORD]) {
+                let (key, record) = item?;
+                let (Some(id), Some(record)) =
+                    (layout::trailing_id(&key), layout::Record::parse(&record))
+                else {
+                    return Err(Error::Corrupt("a record is malformed".into()));
                 };
-                OrgStats::count_in(&mut orgs, value.org, (created, id));
+                OrgStats::count_in(&mut orgs, record.value.org, (record.created, id));
             }
             state.orgs = Some(orgs);
         }
@@ -225,9 +224,9 @@ impl Store {
             .blocked
             .insert(*org, Blocked { name, reason });
         let mut ids: Vec<EntryId> = Vec::new();
-        for item in self.entries.scan_prefix([layout::TIME]) {
-            let (key, value) = item?;
-            if layout::TimeValue::parse(&value).is_some_and(|value| value.org == *org)
+        for item in self.entries.scan_prefix([layout::RECORD]) {
+            let (key, record) = item?;
+            if layout::Record::parse(&record).is_some_and(|record| record.value.org == *org)
                 && let Some(id) = layout::trailing_id(&key)
             {
                 ids.push(id);

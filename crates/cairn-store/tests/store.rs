@@ -510,7 +510,8 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     let tree = db.open_tree("entries").expect("tree");
     assert_eq!(tree.scan_prefix([b'g']).count(), 0, "tag index removed");
     assert_eq!(tree.scan_prefix([b'o']).count(), 0, "org index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/3"[..]));
+    assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/4"[..]));
 }
 
 /// Writes a store's format marker, and flushes.
@@ -530,9 +531,43 @@ fn format_of(db: &sled::Db) -> Option<sled::IVec> {
         .expect("read")
 }
 
+/// The kind, organisation and tags of an entry, as format 3 kept them under its time key.
+fn format_3_time_value(entry: &cairn_core::Entry) -> Vec<u8> {
+    let mut value = entry.header().kind.0.to_be_bytes().to_vec();
+    value.extend_from_slice(entry.credential().claims().org.as_bytes());
+    if let Some(Ok(story)) = entry.story() {
+        for tag in &story.tags {
+            value.extend_from_slice(tag.as_bytes());
+            value.push(0);
+        }
+    }
+    value
+}
+
+/// Moves each entry's kind, organisation and tags from its record to a time key
+/// (`t created id`), leaving the record only its creation time, as format 3 stored them, and
+/// marks the store as format 3.
+fn rewrite_as_format_3(path: &std::path::Path, entries: &[cairn_core::Entry]) {
+    let db = open_raw(path);
+    let tree = db.open_tree("entries").expect("tree");
+    for entry in entries {
+        let id = entry.id();
+        let created = entry.header().created.0.to_be_bytes();
+        tree.insert(
+            [&[b't'][..], &created, id.as_bytes()].concat(),
+            format_3_time_value(entry),
+        )
+        .expect("time key");
+        tree.insert([&[b'e'][..], id.as_bytes()].concat(), &created[..])
+            .expect("record");
+    }
+    set_format(&db, b"cairn-store/3");
+}
+
 /// Puts each entry's frame back into its record (`e id` → frame) and removes the frame keys
 /// (`d created id`), as formats 1 and 2 stored them, and marks the store as format 2.
 fn rewrite_records_as_format_2(path: &std::path::Path, entries: &[cairn_core::Entry]) {
+    rewrite_as_format_3(path, entries);
     let db = open_raw(path);
     let tree = db.open_tree("entries").expect("tree");
     for entry in entries {
@@ -557,7 +592,8 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
         .insert_batch(&frames, NOW)
         .expect("batch");
     // Only the first half goes back to format 2: the rest is as an interrupted migration
-    // left it.
+    // left it (format 3).
+    rewrite_as_format_3(&path, &entries[20..]);
     rewrite_records_as_format_2(&path, &entries[..20]);
     {
         let store = Store::open(&path, Config::default()).expect("migrates");
@@ -573,17 +609,101 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
     }
     let db = open_raw(&path);
     let tree = db.open_tree("entries").expect("tree");
-    assert!(
-        tree.scan_prefix([b'e'])
-            .all(|item| item.expect("record").1.len() == 8),
-        "every record holds only its creation time"
-    );
+    for entry in &entries {
+        let record = tree
+            .get([&[b'e'][..], entry.id().as_bytes()].concat())
+            .expect("read")
+            .expect("record");
+        assert_eq!(
+            record.as_ref(),
+            [
+                &entry.header().created.0.to_be_bytes()[..],
+                &format_3_time_value(entry)
+            ]
+            .concat(),
+            "each record holds its creation time, kind, organisation and tags"
+        );
+    }
     assert_eq!(
         tree.scan_prefix([b'd']).count(),
         40,
         "one frame key per entry"
     );
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/3"[..]));
+    assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/4"[..]));
+}
+
+#[test]
+fn a_format_3_store_is_migrated_on_open_even_after_an_interrupted_migration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let ana = Author::ana();
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let entries: Vec<_> = ana
+        .chain(30, EPOCH, 300)
+        .expect("chain")
+        .into_iter()
+        .chain(ben.chain(12, Timestamp(EPOCH.0 + 500), 300).expect("chain"))
+        .collect();
+    Store::create(&path, Config::default())
+        .expect("create")
+        .insert_batch(&entries.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
+        .expect("batch");
+    // Entries 10 and on go back to format 3. Of those, 10 to 19 are as an interrupted
+    // migration left them: the record already rebuilt, the time key not yet removed.
+    rewrite_as_format_3(&path, &entries[10..]);
+    {
+        let db = open_raw(&path);
+        let tree = db.open_tree("entries").expect("tree");
+        for entry in &entries[10..20] {
+            let record = [
+                &entry.header().created.0.to_be_bytes()[..],
+                &format_3_time_value(entry),
+            ]
+            .concat();
+            tree.insert([&[b'e'][..], entry.id().as_bytes()].concat(), record)
+                .expect("record");
+        }
+        db.flush().expect("flush");
+    }
+    {
+        let store = Store::open(&path, Config::default()).expect("migrates");
+        let count = |filter: Filter| {
+            store
+                .newest(&filter)
+                .collect::<Result<Vec<_>, _>>()
+                .expect("every entry reads")
+                .len()
+        };
+        assert_eq!(count(Filter::default()), 42);
+        assert_eq!(store.count().expect("count"), 42);
+        assert_eq!(
+            count(Filter {
+                org: Some(ben.org_key.org_id()),
+                ..Filter::default()
+            }),
+            12
+        );
+        assert_eq!(
+            count(Filter {
+                tag: Some("batch-1".into()),
+                ..Filter::default()
+            }),
+            entries
+                .iter()
+                .filter(|e| format_3_time_value(e).ends_with(b"batch-1\0"))
+                .count()
+        );
+        assert_eq!(
+            store.orgs(10).expect("orgs").len(),
+            2,
+            "both organisations counted from the migrated records"
+        );
+    }
+    let db = open_raw(&path);
+    let tree = db.open_tree("entries").expect("tree");
+    assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/4"[..]));
 }
 
 #[test]
