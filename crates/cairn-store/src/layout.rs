@@ -1,6 +1,7 @@
-//! Key layout of the one sled tree that holds entries and their indexes.
+//! Key layout of the one sled tree that holds entries' records and their indexes.
 //!
-//! Everything about an entry lives in one tree under one-byte prefixes. An entry is written as
+//! Everything about an entry but its frame (which is in the frame log) lives in one tree
+//! under one-byte prefixes. An entry is written as
 //! its index keys and frame first and its record (`e id` → created) last: the record is what
 //! makes the entry exist. Each group of writes is announced first in the intent key, so index
 //! keys left without a record by a crash are found and removed when the store is next opened
@@ -19,10 +20,12 @@ use cairn_core::{Entry, EntryId, Kind, MemberId, OrgId, Timestamp};
 /// index (`t created id`) of their own, which cost one sled insert more per entry; formats 1
 /// to 3 held only the creation time (or, before format 3, the frame) here.
 pub const RECORD: u8 = b'e';
-/// `d created id` → the entry's frame. Keyed by time, not id, so frames written together sit
-/// together: new entries (the newest, as in sync and publishing) go to the end of the tree
-/// instead of into random pages, and reading a space in time order (streaming sync) reads
-/// pages in order. Formats 1 and 2 kept the frame in the record itself.
+/// `d created id` → where the entry's frame is in the frame log (see `frames.rs`: offset
+/// and length, 12 bytes). Keyed by time, not id, so keys written together sit together: new
+/// entries (the newest, as in sync and publishing) go to the end of the tree instead of into
+/// random pages, reading a space in time order (streaming sync) reads pages in order, and
+/// listing all entries newest first scans these keys backwards. Formats 3 and 4 kept the frame
+/// itself here; formats 1 and 2 kept it in the record.
 pub const FRAME: u8 = b'd';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';

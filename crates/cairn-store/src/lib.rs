@@ -4,7 +4,8 @@
 //! This is the only crate that names sled. It owns:
 //! - [`Store`]: opening (never silently empty), validated insertion, reads and index scans,
 //!   and the effects of retractions (bodies dropped) and revocations (later entries removed);
-//! - `layout`: the key layout of the single tree that holds everything;
+//! - `layout`: the key layout of the single tree that holds everything but frames;
+//! - `frames`: the frame log, the file that holds every stored entry's frame;
 //! - `policy`: this node's own policy on organisations (block, follow, quota) and the
 //!   tombstones refused entries leave.
 //!
@@ -18,6 +19,7 @@
 //! - Reads re-check each entry's id and body hash, so on-disk damage surfaces as
 //!   [`Error::Corrupt`] instead of wrong data.
 
+mod frames;
 mod layout;
 mod policy;
 
@@ -31,7 +33,9 @@ use std::time::{Duration, Instant};
 use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
 
 /// The format marker written at creation and checked at every open.
-const FORMAT: &[u8] = b"cairn-store/4";
+const FORMAT: &[u8] = b"cairn-store/5";
+/// The fourth format, which kept frames in the tree; opening one migrates it.
+const FORMAT_4: &[u8] = b"cairn-store/4";
 /// The third format, which had a time index of its own; opening one migrates it.
 const FORMAT_3: &[u8] = b"cairn-store/3";
 /// The first format, which had tag and organisation indexes; opening one migrates it.
@@ -41,6 +45,11 @@ const FORMAT_2: &[u8] = b"cairn-store/2";
 const META_TREE: &str = "meta";
 const ENTRIES_TREE: &str = "entries";
 const FORMAT_KEY: &str = "format";
+/// Meta key: the end of the frame log as last made durable (u64, big-endian).
+const FRAMES_SYNCED_KEY: &str = "frames-synced";
+/// Meta key present while a process has the store open: found at open, the last process did
+/// not close it, so pointers past the synced end are checked.
+const OPEN_KEY: &str = "open";
 /// Batches smaller than this are verified on the calling thread.
 const PARALLEL_THRESHOLD: usize = 32;
 /// The most frames a verifier takes at once. Their signatures are checked in one batch, and
@@ -49,6 +58,8 @@ const PARALLEL_THRESHOLD: usize = 32;
 const VERIFY_CHUNK: usize = 256;
 /// The most entries written under one intent record.
 const WRITE_RUN: usize = 64;
+/// Frames moved to the frame log between syncs when a store is migrated to format 5.
+const MIGRATION_CHUNK: usize = 4_096;
 /// Records [`Store::warm`] reads at most (about 10 MB of the page cache).
 const WARM_RECORDS: usize = 200_000;
 
@@ -91,6 +102,14 @@ pub enum Error {
 
     #[error("store read or write failed: {0}; check free disk space and the store's permissions")]
     Storage(#[from] sled::Error),
+
+    #[error(
+        "could not read or write the frame log {path}: {source}; check free disk space and the store's permissions"
+    )]
+    FrameLog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("no entry id starts with {0:?}; check the id with `cairn list`")]
     NotFound(String),
@@ -207,7 +226,9 @@ impl Filter {
 pub struct Store {
     path: PathBuf,
     db: sled::Db,
+    meta: sled::Tree,
     entries: sled::Tree,
+    frames: frames::FrameLog,
     verifier: Verifier,
     /// Serialises the chain checks and the writes, so two inserts for the same author and seq
     /// cannot both pass the fork check; holds each author's chain head as last written, so the
@@ -241,9 +262,12 @@ impl Store {
             return Err(Error::AlreadyExists(path.to_path_buf()));
         }
         let db = open_db(path, config)?;
+        let frames = frames::FrameLog::open(path, true)?;
         db.open_tree(META_TREE)?.insert(FORMAT_KEY, FORMAT)?;
         db.flush()?;
-        Self::from_db(path, db, config.max_entries_per_org)
+        let store = Self::from_db(path, db, frames, config.max_entries_per_org)?;
+        store.mark_open()?;
+        Ok(store)
     }
 
     /// Opens an existing store. A missing, foreign or damaged store is an error, never a fresh
@@ -257,9 +281,15 @@ impl Store {
         let format = meta.get(FORMAT_KEY)?;
         match format.as_deref() {
             None => Err(Error::NotAStore(path.to_path_buf())),
-            Some(found) if [FORMAT, FORMAT_3, FORMAT_2, FORMAT_1].contains(&found) => {
-                let store = Self::from_db(path, db, config.max_entries_per_org)?;
+            Some(found) if [FORMAT, FORMAT_4, FORMAT_3, FORMAT_2, FORMAT_1].contains(&found) => {
+                // Older formats get their frame log as they are migrated.
+                let frames = frames::FrameLog::open(path, found != FORMAT)?;
+                let closed_cleanly = meta.get(OPEN_KEY)?.is_none();
+                let store = Self::from_db(path, db, frames, config.max_entries_per_org)?;
                 store.repair()?;
+                if found == FORMAT && !closed_cleanly {
+                    store.check_unsynced_frames()?;
+                }
                 // Each step marks the format it reached, so an interrupted migration resumes
                 // at the step it was in.
                 if found == FORMAT_1 || found == FORMAT_2 {
@@ -268,13 +298,19 @@ impl Store {
                         store.migrate_from_format_1()?;
                     }
                     meta.insert(FORMAT_KEY, FORMAT_3)?;
-                    store.db.flush()?;
+                    store.flush()?;
+                }
+                if found != FORMAT && found != FORMAT_4 {
+                    store.move_time_values_into_records()?;
+                    meta.insert(FORMAT_KEY, FORMAT_4)?;
+                    store.flush()?;
                 }
                 if found != FORMAT {
-                    store.move_time_values_into_records()?;
+                    store.move_frames_into_log()?;
                     meta.insert(FORMAT_KEY, FORMAT)?;
-                    store.db.flush()?;
+                    store.flush()?;
                 }
+                store.mark_open()?;
                 Ok(store)
             }
             Some(found) => Err(Error::UnsupportedFormat {
@@ -302,6 +338,84 @@ impl Store {
                 .insert(layout::frame_key(created, &entry.id()), frame)?;
             self.entries.insert(key, &created.0.to_be_bytes()[..])?;
         }
+        Ok(())
+    }
+
+    /// Format 4 → 5: each frame moves from the tree to the frame log, and its key keeps where
+    /// it is. Safe to run again if interrupted: a value that is a pointer has moved (no frame
+    /// is as short as a pointer), and pointers are written only once their frames are durable.
+    fn move_frames_into_log(&self) -> Result<(), Error> {
+        note_repair("moving the store's frames into the frame log, format 5 (once)");
+        let mut moved = Vec::with_capacity(MIGRATION_CHUNK);
+        for item in self.entries.scan_prefix([layout::FRAME]) {
+            let (key, value) = item?;
+            if frames::Pointer::parse(&value).is_some() {
+                continue;
+            }
+            moved.push((key, self.frames.append(&value)?));
+            if moved.len() == MIGRATION_CHUNK {
+                self.point_at_moved_frames(&mut moved)?;
+            }
+        }
+        self.point_at_moved_frames(&mut moved)
+    }
+
+    fn point_at_moved_frames(
+        &self,
+        moved: &mut Vec<(sled::IVec, frames::Pointer)>,
+    ) -> Result<(), Error> {
+        self.frames.sync()?;
+        for (key, pointer) in moved.drain(..) {
+            self.entries.insert(key, &pointer.to_bytes()[..])?;
+        }
+        Ok(())
+    }
+
+    /// After the last process to open the store did not close it: frames appended after the
+    /// last sync may not have reached the disk (a power cut), while sled may have kept keys
+    /// that point at them. Each pointer past the synced end is read back, and an entry whose
+    /// frame is missing or wrong is removed, to be fetched again from a peer.
+    fn check_unsynced_frames(&self) -> Result<(), Error> {
+        let synced = match self.meta.get(FRAMES_SYNCED_KEY)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
+                Error::Corrupt("the frame log's synced length is malformed".into())
+            })?),
+            None => 0,
+        };
+        let mut damaged = HashSet::new();
+        for item in self.entries.scan_prefix([layout::FRAME]) {
+            let (key, value) = item?;
+            let (Some(pointer), Some(id)) =
+                (frames::Pointer::parse(&value), layout::trailing_id(&key))
+            else {
+                return Err(Error::Corrupt("a frame key is malformed".into()));
+            };
+            if pointer.end() <= synced {
+                continue;
+            }
+            let intact = match self.frames.read(pointer) {
+                Ok(frame) => cairn_core::entry::frame_id(&frame) == Some(id),
+                Err(Error::Corrupt(_)) => false,
+                Err(err) => return Err(err),
+            };
+            if !intact {
+                damaged.insert(id);
+            }
+        }
+        if !damaged.is_empty() {
+            note_repair(&format!(
+                "removing {} entries whose frames were lost when the store was last shut down uncleanly; they will be fetched again from peers",
+                damaged.len()
+            ));
+            self.remove_keys_of(&damaged)?;
+        }
+        self.flush()
+    }
+
+    /// Notes that a process has the store open (see [`OPEN_KEY`]).
+    fn mark_open(&self) -> Result<(), Error> {
+        self.meta.insert(OPEN_KEY, &[][..])?;
+        self.db.flush()?;
         Ok(())
     }
 
@@ -373,45 +487,61 @@ impl Store {
         if unfinished.is_empty() {
             return Ok(());
         }
-        if !unfinished.is_empty() {
-            note_repair(&format!(
-                "repairing the index keys of {} entries whose writing was interrupted",
-                unfinished.len()
-            ));
-            // Time keys only in a store of format 3 or earlier, which is repaired before it
-            // is migrated.
-            let prefixes = [
-                layout::FORMAT_3_TIME,
-                layout::SPACE,
-                layout::REFERS,
-                layout::FRAME,
-            ];
-            for prefix in prefixes {
-                for key in self.entries.scan_prefix([prefix]).keys() {
-                    let key = key?;
-                    if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
-                        self.entries.remove(key)?;
-                    }
-                }
-            }
-            for item in self.entries.scan_prefix([layout::CHAIN]) {
-                let (key, value) = item?;
-                if id_from(&value).is_ok_and(|id| unfinished.contains(&id)) {
+        note_repair(&format!(
+            "repairing the index keys of {} entries whose writing was interrupted",
+            unfinished.len()
+        ));
+        self.remove_keys_of(&unfinished)?;
+        self.entries.remove([layout::INTENT])?;
+        self.flush()
+    }
+
+    /// Removes the records and every index key of `ids`, found by scanning the indexes:
+    /// for entries whose frames cannot be read, so nothing else says where their keys are.
+    fn remove_keys_of(&self, ids: &HashSet<EntryId>) -> Result<(), Error> {
+        for id in ids {
+            self.entries.remove(layout::entry_key(layout::RECORD, id))?;
+        }
+        // Time keys only in a store of format 3 or earlier, which is repaired before it is
+        // migrated.
+        let prefixes = [
+            layout::FORMAT_3_TIME,
+            layout::SPACE,
+            layout::REFERS,
+            layout::FRAME,
+        ];
+        for prefix in prefixes {
+            for key in self.entries.scan_prefix([prefix]).keys() {
+                let key = key?;
+                if layout::trailing_id(&key).is_some_and(|id| ids.contains(&id)) {
                     self.entries.remove(key)?;
                 }
             }
         }
-        self.entries.remove([layout::INTENT])?;
-        self.db.flush()?;
+        for item in self.entries.scan_prefix([layout::CHAIN]) {
+            let (key, value) = item?;
+            if id_from(&value).is_ok_and(|id| ids.contains(&id)) {
+                self.entries.remove(key)?;
+            }
+        }
+        self.forget_all_space_items();
         Ok(())
     }
 
-    fn from_db(path: &Path, db: sled::Db, max_entries_per_org: u64) -> Result<Self, Error> {
+    fn from_db(
+        path: &Path,
+        db: sled::Db,
+        frames: frames::FrameLog,
+        max_entries_per_org: u64,
+    ) -> Result<Self, Error> {
         let entries = db.open_tree(ENTRIES_TREE)?;
+        let meta = db.open_tree(META_TREE)?;
         let store = Self {
             path: path.to_path_buf(),
             db,
+            meta,
             entries,
+            frames,
             verifier: Verifier::new(),
             write_lock: Mutex::new(Heads::default()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -522,7 +652,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
         let results = self.insert_batch_unflushed(frames, now)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(results)
     }
 
@@ -911,8 +1041,9 @@ impl Store {
         } else {
             frame
         };
+        let pointer = self.frames.append(frame)?;
         self.entries
-            .insert(layout::frame_key(created, &id), frame)?;
+            .insert(layout::frame_key(created, &id), &pointer.to_bytes()[..])?;
         self.entries.insert(
             layout::entry_key(layout::RECORD, &id),
             layout::record_value(entry),
@@ -1067,9 +1198,11 @@ impl Store {
             let revisions = self.revisions(&held)?;
             for entry in std::iter::once(&held).chain(&revisions) {
                 if entry.body().is_some() {
+                    let header_only = cairn_core::entry::frame(entry.signed_header(), None);
+                    let pointer = self.frames.append(&header_only)?;
                     self.entries.insert(
                         layout::frame_key(entry.header().created, &entry.id()),
-                        cairn_core::entry::frame(entry.signed_header(), None),
+                        &pointer.to_bytes()[..],
                     )?;
                 }
                 lock(&self.retracted).insert((entry.id(), author));
@@ -1111,15 +1244,18 @@ impl Store {
     }
 
     /// The frame stored under an id: the entry's record, or else a fork proof.
-    fn frame_of(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
+    fn frame_of(&self, id: &EntryId) -> Result<Option<Vec<u8>>, Error> {
         match self.record_frame(id)? {
             Some(frame) => Ok(Some(frame)),
-            None => Ok(self.entries.get(layout::entry_key(layout::FORK, id))?),
+            None => Ok(self
+                .entries
+                .get(layout::entry_key(layout::FORK, id))?
+                .map(|frame| frame.to_vec())),
         }
     }
 
     /// The frame of a stored entry (not a fork proof): its record says where.
-    fn record_frame(&self, id: &EntryId) -> Result<Option<sled::IVec>, Error> {
+    fn record_frame(&self, id: &EntryId) -> Result<Option<Vec<u8>>, Error> {
         let record_key = layout::entry_key(layout::RECORD, id);
         let Some(record) = self.entries.get(&record_key)? else {
             return Ok(None);
@@ -1129,10 +1265,19 @@ impl Store {
             .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
         let key = layout::frame_key(Timestamp(created), id);
         match self.entries.get(key)? {
-            Some(frame) => Ok(Some(frame)),
+            Some(pointer) => self.read_frame(&pointer).map(Some),
             // Removed between the two reads: removal deletes the record, then the frame.
             None if !self.entries.contains_key(&record_key)? => Ok(None),
             None => Err(Error::Corrupt(format!("the frame of {id} is missing"))),
+        }
+    }
+
+    /// The frame a frame key's value points at. While a store of format 3 or 4 is migrated,
+    /// the value may still be the frame itself (no frame is as short as a pointer).
+    fn read_frame(&self, value: &[u8]) -> Result<Vec<u8>, Error> {
+        match frames::Pointer::parse(value) {
+            Some(pointer) => self.frames.read(pointer),
+            None => Ok(value.to_vec()),
         }
     }
 
@@ -1352,7 +1497,7 @@ impl Store {
                     if !wanted {
                         return Ok(None);
                     }
-                    decode_checked(&id, &value).map(Some)
+                    decode_checked(&id, &self.read_frame(&value)?).map(Some)
                 })();
                 match result {
                     Ok(Some(entry)) if filter.matches(&entry) => Some(Ok(entry)),
@@ -1566,7 +1711,7 @@ impl Store {
                 .entries
                 .get(layout::frame_key(Timestamp(created), &id))?
             {
-                Some(frame) => frame,
+                Some(pointer) => self.read_frame(&pointer)?,
                 None => match self.frame_of(&id)? {
                     Some(frame) => frame,
                     None => continue,
@@ -1576,7 +1721,7 @@ impl Store {
                 return Ok(Page { frames, next: last });
             }
             bytes += frame.len();
-            frames.push(frame.to_vec());
+            frames.push(frame);
             last = Some((created, id));
         }
         Ok(Page { frames, next: None })
@@ -1593,7 +1738,7 @@ impl Store {
                     return Ok((frames, true));
                 }
                 bytes += frame.len();
-                frames.push(frame.to_vec());
+                frames.push(frame);
             }
         }
         Ok((frames, false))
@@ -1653,10 +1798,24 @@ impl Store {
         Ok(())
     }
 
-    /// Writes everything buffered to disk.
+    /// Writes everything buffered to disk: the frame log first, so that sled's durable state
+    /// points only at durable frames.
     pub fn flush(&self) -> Result<(), Error> {
+        let synced = self.frames.sync()?;
+        self.meta
+            .insert(FRAMES_SYNCED_KEY, &synced.to_be_bytes()[..])?;
         self.db.flush()?;
         Ok(())
+    }
+}
+
+impl Drop for Store {
+    /// Closes the store cleanly: everything on disk, then the open mark removed, so the next
+    /// open need not check the frame log. If this fails the next open checks it.
+    fn drop(&mut self) {
+        if self.flush().is_ok() && self.meta.remove(OPEN_KEY).is_ok() {
+            let _ = self.db.flush();
+        }
     }
 }
 

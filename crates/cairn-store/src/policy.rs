@@ -250,7 +250,7 @@ impl Store {
         }
         heads.clear();
         drop(heads);
-        self.db.flush()?;
+        self.flush()?;
         Ok(removed)
     }
 
@@ -260,7 +260,7 @@ impl Store {
         self.entries.remove(policy_key(BLOCKED, org))?;
         lock(&self.policy).policy.blocked.remove(org);
         self.clear_tombstones(org)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 
@@ -269,14 +269,14 @@ impl Store {
         self.entries.insert(policy_key(FOLLOWED, org), &[][..])?;
         lock(&self.policy).policy.followed.insert(*org);
         self.clear_tombstones(org)?;
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 
     pub fn unfollow_org(&self, org: &OrgId) -> Result<(), Error> {
         self.entries.remove(policy_key(FOLLOWED, org))?;
         lock(&self.policy).policy.followed.remove(org);
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 
@@ -301,7 +301,7 @@ impl Store {
             }
             self.forget_all_space_items();
         }
-        self.db.flush()?;
+        self.flush()?;
         Ok(())
     }
 

@@ -444,6 +444,8 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     // Rewrite it as format 1 had it: frames in the records, time values hold only the kind,
     // and tags and organisations have index keys of their own (`g tag 0 created id`,
     // `o org created id`).
+    rewrite_as_format_4(&path, &entries);
+    rewrite_as_format_3(&path, &entries);
     rewrite_records_as_format_2(&path, &entries);
     {
         let db = open_raw(&path);
@@ -511,7 +513,7 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     assert_eq!(tree.scan_prefix([b'g']).count(), 0, "tag index removed");
     assert_eq!(tree.scan_prefix([b'o']).count(), 0, "org index removed");
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/4"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
 }
 
 /// Writes a store's format marker, and flushes.
@@ -544,6 +546,23 @@ fn format_3_time_value(entry: &cairn_core::Entry) -> Vec<u8> {
     value
 }
 
+/// Puts each entry's frame back into its frame key (`d created id` → frame) and removes the
+/// frame log, as format 4 stored them, and marks the store as format 4.
+fn rewrite_as_format_4(path: &std::path::Path, entries: &[cairn_core::Entry]) {
+    let db = open_raw(path);
+    let tree = db.open_tree("entries").expect("tree");
+    for entry in entries {
+        let created = entry.header().created.0.to_be_bytes();
+        tree.insert(
+            [&[b'd'][..], &created, entry.id().as_bytes()].concat(),
+            entry.encode(),
+        )
+        .expect("frame key");
+    }
+    std::fs::remove_file(path.join("frames")).expect("remove the frame log");
+    set_format(&db, b"cairn-store/4");
+}
+
 /// Moves each entry's kind, organisation and tags from its record to a time key
 /// (`t created id`), leaving the record only its creation time, as format 3 stored them, and
 /// marks the store as format 3.
@@ -567,7 +586,6 @@ fn rewrite_as_format_3(path: &std::path::Path, entries: &[cairn_core::Entry]) {
 /// Puts each entry's frame back into its record (`e id` → frame) and removes the frame keys
 /// (`d created id`), as formats 1 and 2 stored them, and marks the store as format 2.
 fn rewrite_records_as_format_2(path: &std::path::Path, entries: &[cairn_core::Entry]) {
-    rewrite_as_format_3(path, entries);
     let db = open_raw(path);
     let tree = db.open_tree("entries").expect("tree");
     for entry in entries {
@@ -593,7 +611,8 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
         .expect("batch");
     // Only the first half goes back to format 2: the rest is as an interrupted migration
     // left it (format 3).
-    rewrite_as_format_3(&path, &entries[20..]);
+    rewrite_as_format_4(&path, &entries);
+    rewrite_as_format_3(&path, &entries);
     rewrite_records_as_format_2(&path, &entries[..20]);
     {
         let store = Store::open(&path, Config::default()).expect("migrates");
@@ -624,13 +643,9 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
             "each record holds its creation time, kind, organisation and tags"
         );
     }
-    assert_eq!(
-        tree.scan_prefix([b'd']).count(),
-        40,
-        "one frame key per entry"
-    );
+    assert_frames_are_in_the_log(&tree, 40);
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/4"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
 }
 
 #[test]
@@ -651,6 +666,7 @@ fn a_format_3_store_is_migrated_on_open_even_after_an_interrupted_migration() {
         .expect("batch");
     // Entries 10 and on go back to format 3. Of those, 10 to 19 are as an interrupted
     // migration left them: the record already rebuilt, the time key not yet removed.
+    rewrite_as_format_4(&path, &entries);
     rewrite_as_format_3(&path, &entries[10..]);
     {
         let db = open_raw(&path);
@@ -703,7 +719,7 @@ fn a_format_3_store_is_migrated_on_open_even_after_an_interrupted_migration() {
     let db = open_raw(&path);
     let tree = db.open_tree("entries").expect("tree");
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/4"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
 }
 
 #[test]
@@ -931,4 +947,116 @@ fn retraction_reaches_revisions_forks_stay_bounded_and_blocks_leave_no_orphans()
     assert!(store.forks(None).expect("forks").is_empty());
     assert!(store.space_items("commons").expect("items").is_empty());
     assert!(store.forked_authors().expect("forked").is_empty());
+}
+
+/// Every frame key holds a pointer into the frame log (12 bytes), not a frame.
+fn assert_frames_are_in_the_log(tree: &sled::Tree, count: usize) {
+    let values: Vec<_> = tree
+        .scan_prefix([b'd'])
+        .map(|item| item.expect("frame key").1)
+        .collect();
+    assert_eq!(values.len(), count, "one frame key per entry");
+    assert!(
+        values.iter().all(|value| value.len() == 12),
+        "frame keys hold pointers"
+    );
+}
+
+#[test]
+fn a_format_4_store_moves_its_frames_to_the_log_even_after_an_interrupted_migration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let entries = Author::ana().chain(40, EPOCH, 300).expect("chain");
+    let frames: Vec<Vec<u8>> = entries.iter().map(|e| e.encode()).collect();
+    Store::create(&path, Config::default())
+        .expect("create")
+        .insert_batch(&frames, NOW)
+        .expect("batch");
+    // As an interrupted migration leaves it: the first 15 frames already moved to the log,
+    // the rest still in the tree.
+    {
+        let db = open_raw(&path);
+        let tree = db.open_tree("entries").expect("tree");
+        for entry in &entries[15..] {
+            let created = entry.header().created.0.to_be_bytes();
+            tree.insert(
+                [&[b'd'][..], &created, entry.id().as_bytes()].concat(),
+                entry.encode(),
+            )
+            .expect("frame key");
+        }
+        set_format(&db, b"cairn-store/4");
+    }
+    {
+        let store = Store::open(&path, Config::default()).expect("migrates");
+        for entry in &entries {
+            let read = store.get(&entry.id()).expect("reads").expect("held");
+            assert_eq!(read.encode(), entry.encode());
+        }
+        let page = store
+            .space_range("commons", None, 100, 1 << 20)
+            .expect("range");
+        assert_eq!(page.frames, frames);
+    }
+    let db = open_raw(&path);
+    let tree = db.open_tree("entries").expect("tree");
+    assert_frames_are_in_the_log(&tree, 40);
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
+}
+
+#[test]
+fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let entries = Author::ana().chain(30, EPOCH, 300).expect("chain");
+    let frames: Vec<Vec<u8>> = entries.iter().map(|e| e.encode()).collect();
+    {
+        let store = Store::create(&path, Config::default()).expect("create");
+        store.insert_batch(&frames[..20], NOW).expect("batch");
+        store.insert_batch(&frames[20..], NOW).expect("batch");
+    }
+    // What a power cut can leave: sled kept the last 10 entries, but their frames, appended
+    // after the last sync of the frame log, never reached the disk; and the store was not
+    // closed.
+    let synced: u64 = frames[..20].iter().map(|frame| frame.len() as u64).sum();
+    {
+        let db = open_raw(&path);
+        let meta = db.open_tree("meta").expect("meta");
+        meta.insert("frames-synced", &synced.to_be_bytes()[..])
+            .expect("synced");
+        meta.insert("open", &[][..]).expect("open mark");
+        db.flush().expect("flush");
+    }
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("frames"))
+        .expect("frame log");
+    // Part of the 21st frame survives, the rest is gone.
+    log.set_len(synced + 100).expect("truncate");
+    drop(log);
+
+    let store = Store::open(&path, Config::default()).expect("opens, removing what was lost");
+    for entry in &entries[..20] {
+        assert!(store.get(&entry.id()).expect("reads").is_some());
+    }
+    for entry in &entries[20..] {
+        assert!(!store.contains(&entry.id()).expect("reads"), "removed");
+    }
+    assert_eq!(store.count().expect("count"), 20);
+    let listed = store
+        .newest(&Filter::default())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("every remaining entry reads");
+    assert_eq!(listed.len(), 20);
+    assert_eq!(store.space_items("commons").expect("items").len(), 20);
+    // Fetched again, they are stored whole and extend the chain as before.
+    let results = store.insert_batch(&frames[20..], NOW).expect("batch");
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(store.count().expect("count"), 30);
+    assert_eq!(
+        store
+            .contiguous_head(&entries[0].header().author)
+            .expect("head"),
+        30
+    );
 }

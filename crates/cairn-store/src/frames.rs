@@ -1,0 +1,214 @@
+//! The frame log: every stored entry's frame, appended to one file beside sled's.
+//!
+//! sled rewrites a whole leaf page every few changes, so frames kept in its tree were written
+//! to disk about seven times over (measured: 750 MB of writes for 110 MB of frames). Here a
+//! frame is written once, and the tree holds only where it is (see `layout::FRAME`).
+//!
+//! Invariants:
+//! - The log only grows. A frame is never changed in place; a retraction appends the
+//!   header-only frame and the tree points at that instead. Frames of removed entries stay in
+//!   the file, unreachable.
+//! - A frame is in the file before any key points at it, so a reader that finds a pointer
+//!   finds the frame (the kernel's page cache holds it even before it reaches the disk).
+//! - [`FrameLog::sync`] makes the file durable up to its current end before the store flushes
+//!   sled, so sled's durable state points only at durable frames at every flush. sled also
+//!   writes on its own between flushes; after a power cut, `Store::open` checks the pointers
+//!   past the last synced end (see `Store::check_unsynced_frames`).
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::Error;
+
+/// The frame log's file name inside the store folder.
+pub(crate) const FILE_NAME: &str = "frames";
+
+/// Where a frame is in the log: `offset` (u64) then `len` (u32), big-endian, 12 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pointer {
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Pointer {
+    pub const LEN: usize = 12;
+
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut bytes = [0u8; Self::LEN];
+        bytes[..8].copy_from_slice(&self.offset.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.len.to_be_bytes());
+        bytes
+    }
+
+    /// `None` unless `bytes` is exactly a pointer.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        Some(Self {
+            offset: u64::from_be_bytes(bytes[..8].try_into().ok()?),
+            len: u32::from_be_bytes(bytes[8..].try_into().ok()?),
+        })
+    }
+
+    pub fn end(self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct FrameLog {
+    path: PathBuf,
+    file: File,
+    /// Where the next frame goes; held while appending, so appends do not overlap.
+    end: Mutex<u64>,
+}
+
+impl FrameLog {
+    /// Opens the log in `folder`, creating an empty one if `create` is set.
+    pub fn open(folder: &Path, create: bool) -> Result<Self, Error> {
+        let path = folder.join(FILE_NAME);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .open(&path)
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => Error::Corrupt(format!(
+                    "the frame log {} is missing, so no entry can be read",
+                    path.display()
+                )),
+                _ => Error::FrameLog {
+                    path: path.clone(),
+                    source: err,
+                },
+            })?;
+        let end = file
+            .metadata()
+            .map_err(|source| Error::FrameLog {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        Ok(Self {
+            path,
+            file,
+            end: Mutex::new(end),
+        })
+    }
+
+    /// Appends a frame; returns where it is.
+    pub fn append(&self, frame: &[u8]) -> Result<Pointer, Error> {
+        let len = u32::try_from(frame.len())
+            .map_err(|_| Error::Corrupt(format!("a frame of {} bytes is too long", frame.len())))?;
+        let mut end = crate::lock(&self.end);
+        let pointer = Pointer { offset: *end, len };
+        write_all_at(&self.file, frame, pointer.offset).map_err(|source| self.failed(source))?;
+        *end = pointer.end();
+        Ok(pointer)
+    }
+
+    /// Reads the frame at `pointer`. A pointer past the end of the file is damage.
+    pub fn read(&self, pointer: Pointer) -> Result<Vec<u8>, Error> {
+        let mut frame = vec![0u8; pointer.len as usize];
+        match read_exact_at(&self.file, &mut frame, pointer.offset) {
+            Ok(()) => Ok(frame),
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(Error::Corrupt(format!(
+                    "a frame at bytes {}..{} is past the end of the frame log {}",
+                    pointer.offset,
+                    pointer.end(),
+                    self.path.display()
+                )))
+            }
+            Err(source) => Err(self.failed(source)),
+        }
+    }
+
+    /// The end of the log: where the next frame goes.
+    pub fn end(&self) -> u64 {
+        *crate::lock(&self.end)
+    }
+
+    /// Makes every frame appended so far durable; returns the end it reached.
+    pub fn sync(&self) -> Result<u64, Error> {
+        let end = self.end();
+        self.file
+            .sync_data()
+            .map_err(|source| self.failed(source))?;
+        Ok(end)
+    }
+
+    fn failed(&self, source: std::io::Error) -> Error {
+        Error::FrameLog {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        let written = file.seek_write(bytes, offset)?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        bytes = &bytes[written..];
+        offset += written as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut bytes: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !bytes.is_empty() {
+        let read = file.seek_read(bytes, offset)?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes = &mut bytes[read..];
+        offset += read as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_read_back_where_they_were_appended_and_past_the_end_is_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = FrameLog::open(dir.path(), true).expect("create");
+        let first = log.append(b"first frame").expect("append");
+        let second = log.append(b"second").expect("append");
+        assert_eq!(first, Pointer { offset: 0, len: 11 });
+        assert_eq!(second.offset, 11);
+        assert_eq!(Pointer::parse(&second.to_bytes()), Some(second));
+        assert_eq!(log.sync().expect("sync"), 17);
+        drop(log);
+        let log = FrameLog::open(dir.path(), false).expect("reopen");
+        assert_eq!(log.read(second).expect("read"), b"second");
+        assert_eq!(log.read(first).expect("read"), b"first frame");
+        let beyond = Pointer { offset: 15, len: 4 };
+        assert!(matches!(log.read(beyond), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            FrameLog::open(&dir.path().join("elsewhere"), false),
+            Err(Error::Corrupt(_))
+        ));
+    }
+}
