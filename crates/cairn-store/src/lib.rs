@@ -407,7 +407,17 @@ impl Store {
                 "removing {} entries whose frames were lost when the store was last shut down uncleanly; they will be fetched again from peers",
                 damaged.len()
             ));
+            // Named in the intent first, so that a crash midway leaves keys `repair` removes.
+            let mut intent = self
+                .entries
+                .get([layout::INTENT])?
+                .map(|held| held.to_vec())
+                .unwrap_or_default();
+            intent.extend(damaged.iter().flat_map(|id| *id.as_bytes()));
+            self.entries.insert([layout::INTENT], intent)?;
             self.remove_keys_of(&damaged)?;
+            // Every write the intent named has finished or been undone by now.
+            self.entries.remove([layout::INTENT])?;
         }
         self.flush()
     }
@@ -1779,21 +1789,23 @@ impl Store {
     }
 
     /// Reads what the first sync and the first write would otherwise read on the spot: each
-    /// of `spaces`' items, every organisation's stats, and the records (about 50 bytes an
-    /// entry, up to [`WARM_RECORDS`]), which every duplicate check and every fetch by id looks
-    /// up at random. A node calls it before it goes online.
+    /// of `spaces`' items, every organisation's stats (one pass over the records, about 100
+    /// bytes an entry, which every duplicate check and every fetch by id looks up at random),
+    /// the frame keys, newest first (every fetch and page read goes through them), and the
+    /// chain keys (every first write of an author reads its chain's end): up to
+    /// [`WARM_RECORDS`] of each. A node calls it before it goes online.
     pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
         for space in spaces {
             self.space_items(space)?;
         }
         self.read_org_stats(|_| ())?;
-        for record in self
-            .entries
-            .scan_prefix([layout::RECORD])
-            .keys()
+        let frame_keys = self.entries.scan_prefix([layout::FRAME]).keys().rev();
+        let chain_keys = self.entries.scan_prefix([layout::CHAIN]).keys();
+        for key in frame_keys
             .take(WARM_RECORDS)
+            .chain(chain_keys.take(WARM_RECORDS))
         {
-            record?;
+            key?;
         }
         Ok(())
     }
