@@ -11,9 +11,10 @@
 //! - A frame is in the file before any key points at it, so a reader that finds a pointer
 //!   finds the frame (the kernel's page cache holds it even before it reaches the disk).
 //! - [`FrameLog::sync`] makes the file durable up to its current end before the store flushes
-//!   sled, so sled's durable state points only at durable frames at every flush. sled also
-//!   writes on its own between flushes; after a power cut, `Store::open` checks the pointers
-//!   past the last synced end (see `Store::check_unsynced_frames`).
+//!   sled. sled also writes on its own, and a write racing a flush can have its pointer
+//!   flushed first, so after a power cut some keys may point at frames that never reached the
+//!   disk: `Store::open` reads back every frame past the last synced end when the store was
+//!   not closed cleanly (see `Store::check_unsynced_frames`).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -75,15 +76,19 @@ impl FrameLog {
             .create(create)
             .open(&path)
             .map_err(|err| match err.kind() {
-                std::io::ErrorKind::NotFound => Error::Corrupt(format!(
-                    "the frame log {} is missing, so no entry can be read",
-                    path.display()
-                )),
+                std::io::ErrorKind::NotFound => Error::MissingFrameLog(path.clone()),
                 _ => Error::FrameLog {
                     path: path.clone(),
                     source: err,
                 },
             })?;
+        if create {
+            // The file's name must survive a power cut too, before anything points into it.
+            sync_folder(folder).map_err(|source| Error::FrameLog {
+                path: path.clone(),
+                source,
+            })?;
+        }
         let end = file
             .metadata()
             .map_err(|source| Error::FrameLog {
@@ -149,6 +154,17 @@ impl FrameLog {
 }
 
 #[cfg(unix)]
+fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    File::open(folder)?.sync_all()
+}
+
+/// Windows cannot open a folder as a file; NTFS journals the new name itself.
+#[cfg(windows)]
+fn sync_folder(_folder: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
 fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
 }
@@ -208,7 +224,7 @@ mod tests {
         assert!(matches!(log.read(beyond), Err(Error::Corrupt(_))));
         assert!(matches!(
             FrameLog::open(&dir.path().join("elsewhere"), false),
-            Err(Error::Corrupt(_))
+            Err(Error::MissingFrameLog(_))
         ));
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! Invariants:
 //! - Every stored entry passed the full validation pipeline. Nothing is updated in place
-//!   except a retracted entry's record, which loses its body (its signed header stays).
+//!   except a retracted entry's frame key, which is pointed at its frame without the body (its
+//!   signed header stays).
 //! - An entry's index keys are written before its record, under an intent key that `open`
 //!   uses to repair an interrupted write; an insert is reported only after the flush.
 //! - Each (author, seq) has at most one entry in the chain; a second valid entry there is kept
@@ -60,7 +61,7 @@ const VERIFY_CHUNK: usize = 256;
 const WRITE_RUN: usize = 64;
 /// Frames moved to the frame log between syncs when a store is migrated to format 5.
 const MIGRATION_CHUNK: usize = 4_096;
-/// Records [`Store::warm`] reads at most (about 10 MB of the page cache).
+/// Frame keys [`Store::warm`] reads at most (about 10 MB of the page cache).
 const WARM_RECORDS: usize = 200_000;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
@@ -110,6 +111,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    #[error(
+        "the store's frame log {0} is missing, so its entries cannot be read; restore the whole store folder from a backup, or move the store folder aside and start afresh (`cairn init` in a new home), letting peers send the entries again"
+    )]
+    MissingFrameLog(PathBuf),
 
     #[error("no entry id starts with {0:?}; check the id with `cairn list`")]
     NotFound(String),
@@ -229,6 +235,8 @@ pub struct Store {
     meta: sled::Tree,
     entries: sled::Tree,
     frames: frames::FrameLog,
+    /// Set once the store is open and marked so (see [`OPEN_KEY`]).
+    marked_open: std::sync::atomic::AtomicBool,
     verifier: Verifier,
     /// Serialises the chain checks and the writes, so two inserts for the same author and seq
     /// cannot both pass the fork check; holds each author's chain head as last written, so the
@@ -265,7 +273,8 @@ impl Store {
         let frames = frames::FrameLog::open(path, true)?;
         db.open_tree(META_TREE)?.insert(FORMAT_KEY, FORMAT)?;
         db.flush()?;
-        let store = Self::from_db(path, db, frames, config.max_entries_per_org)?;
+        let store = Self::from_db(path, db, frames)?;
+        store.load(config.max_entries_per_org)?;
         store.mark_open()?;
         Ok(store)
     }
@@ -284,12 +293,16 @@ impl Store {
             Some(found) if [FORMAT, FORMAT_4, FORMAT_3, FORMAT_2, FORMAT_1].contains(&found) => {
                 // Older formats get their frame log as they are migrated.
                 let frames = frames::FrameLog::open(path, found != FORMAT)?;
+                // Read before anything here flushes, which would record a new synced end.
                 let closed_cleanly = meta.get(OPEN_KEY)?.is_none();
-                let store = Self::from_db(path, db, frames, config.max_entries_per_org)?;
-                store.repair()?;
+                let synced = frames_synced(&meta)?;
+                let store = Self::from_db(path, db, frames)?;
+                // Before anything reads frames (the in-memory loads do): a frame lost in a
+                // power cut must not stop the store opening.
                 if found == FORMAT && !closed_cleanly {
-                    store.check_unsynced_frames()?;
+                    store.check_unsynced_frames(synced)?;
                 }
+                store.repair()?;
                 // Each step marks the format it reached, so an interrupted migration resumes
                 // at the step it was in.
                 if found == FORMAT_1 || found == FORMAT_2 {
@@ -310,6 +323,7 @@ impl Store {
                     meta.insert(FORMAT_KEY, FORMAT)?;
                     store.flush()?;
                 }
+                store.load(config.max_entries_per_org)?;
                 store.mark_open()?;
                 Ok(store)
             }
@@ -375,13 +389,10 @@ impl Store {
     /// last sync may not have reached the disk (a power cut), while sled may have kept keys
     /// that point at them. Each pointer past the synced end is read back, and an entry whose
     /// frame is missing or wrong is removed, to be fetched again from a peer.
-    fn check_unsynced_frames(&self) -> Result<(), Error> {
-        let synced = match self.meta.get(FRAMES_SYNCED_KEY)? {
-            Some(bytes) => u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| {
-                Error::Corrupt("the frame log's synced length is malformed".into())
-            })?),
-            None => 0,
-        };
+    ///
+    /// Runs before `repair`, and leaves the removed entries named in the intent key, so that
+    /// `repair` finishes the removal (and a crash during it is repaired at the next open).
+    fn check_unsynced_frames(&self, synced: u64) -> Result<(), Error> {
         let mut damaged = HashSet::new();
         for item in self.entries.scan_prefix([layout::FRAME]) {
             let (key, value) = item?;
@@ -393,8 +404,9 @@ impl Store {
             if pointer.end() <= synced {
                 continue;
             }
+            // The whole frame is checked: header (its id) and body (its hash).
             let intact = match self.frames.read(pointer) {
-                Ok(frame) => cairn_core::entry::frame_id(&frame) == Some(id),
+                Ok(frame) => decode_checked(&id, &frame).is_ok(),
                 Err(Error::Corrupt(_)) => false,
                 Err(err) => return Err(err),
             };
@@ -407,7 +419,7 @@ impl Store {
                 "removing {} entries whose frames were lost when the store was last shut down uncleanly; they will be fetched again from peers",
                 damaged.len()
             ));
-            // Named in the intent first, so that a crash midway leaves keys `repair` removes.
+            // Their records go, and `repair` then removes the rest of their keys.
             let mut intent = self
                 .entries
                 .get([layout::INTENT])?
@@ -415,17 +427,20 @@ impl Store {
                 .unwrap_or_default();
             intent.extend(damaged.iter().flat_map(|id| *id.as_bytes()));
             self.entries.insert([layout::INTENT], intent)?;
-            self.remove_keys_of(&damaged)?;
-            // Every write the intent named has finished or been undone by now.
-            self.entries.remove([layout::INTENT])?;
+            for id in &damaged {
+                self.entries.remove(layout::entry_key(layout::RECORD, id))?;
+            }
         }
-        self.flush()
+        Ok(())
     }
 
-    /// Notes that a process has the store open (see [`OPEN_KEY`]).
+    /// Notes that a process has the store open (see [`OPEN_KEY`]). Only a store that got this
+    /// far clears the mark when dropped.
     fn mark_open(&self) -> Result<(), Error> {
         self.meta.insert(OPEN_KEY, &[][..])?;
         self.db.flush()?;
+        self.marked_open
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }
 
@@ -538,12 +553,7 @@ impl Store {
         Ok(())
     }
 
-    fn from_db(
-        path: &Path,
-        db: sled::Db,
-        frames: frames::FrameLog,
-        max_entries_per_org: u64,
-    ) -> Result<Self, Error> {
+    fn from_db(path: &Path, db: sled::Db, frames: frames::FrameLog) -> Result<Self, Error> {
         let entries = db.open_tree(ENTRIES_TREE)?;
         let meta = db.open_tree(META_TREE)?;
         let store = Self {
@@ -552,6 +562,7 @@ impl Store {
             meta,
             entries,
             frames,
+            marked_open: std::sync::atomic::AtomicBool::new(false),
             verifier: Verifier::new(),
             write_lock: Mutex::new(Heads::default()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -562,10 +573,15 @@ impl Store {
             policy: Mutex::new(policy::PolicyState::default()),
             revocations: Mutex::new(HashMap::new()),
         };
-        store.load_retractions()?;
-        store.load_revocations()?;
-        store.load_policy(max_entries_per_org)?;
         Ok(store)
+    }
+
+    /// Reads what the store keeps in memory: retractions, revocations and the policy. After
+    /// any repair and migration, as it reads entries.
+    fn load(&self, max_entries_per_org: u64) -> Result<(), Error> {
+        self.load_retractions()?;
+        self.load_revocations()?;
+        self.load_policy(max_entries_per_org)
     }
 
     /// Reads every held retraction into the in-memory map (one pass over the reference index).
@@ -1619,8 +1635,8 @@ impl Store {
         Ok(forks)
     }
 
-    /// The id of every stored entry, in id order (fork proofs are not included). Records hold
-    /// only a creation time, so this reads no frames.
+    /// The id of every stored entry, in id order (fork proofs are not included). Reads the
+    /// records, which are small, and no frames.
     pub fn ids(&self) -> impl Iterator<Item = Result<EntryId, Error>> + '_ {
         self.ids_under(layout::RECORD, "a record key is too short")
     }
@@ -1758,8 +1774,7 @@ impl Store {
     pub fn outbox_add(&self, id: &EntryId) -> Result<(), Error> {
         self.entries
             .insert(layout::entry_key(layout::OUTBOX, id), &[][..])?;
-        self.db.flush()?;
-        Ok(())
+        self.flush()
     }
 
     /// Entries not yet shared with any peer, oldest insert first by id order.
@@ -1791,27 +1806,27 @@ impl Store {
     /// Reads what the first sync and the first write would otherwise read on the spot: each
     /// of `spaces`' items, every organisation's stats (one pass over the records, about 100
     /// bytes an entry, which every duplicate check and every fetch by id looks up at random),
-    /// the frame keys, newest first (every fetch and page read goes through them), and the
-    /// chain keys (every first write of an author reads its chain's end): up to
-    /// [`WARM_RECORDS`] of each. A node calls it before it goes online.
+    /// and the frame keys, newest first (every fetch and page a peer asks for goes through
+    /// them): up to [`WARM_RECORDS`] of them. A node calls it before it goes online.
     pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
         for space in spaces {
             self.space_items(space)?;
         }
         self.read_org_stats(|_| ())?;
-        let frame_keys = self.entries.scan_prefix([layout::FRAME]).keys().rev();
-        let chain_keys = self.entries.scan_prefix([layout::CHAIN]).keys();
-        for key in frame_keys
+        for key in self
+            .entries
+            .scan_prefix([layout::FRAME])
+            .keys()
+            .rev()
             .take(WARM_RECORDS)
-            .chain(chain_keys.take(WARM_RECORDS))
         {
             key?;
         }
         Ok(())
     }
 
-    /// Writes everything buffered to disk: the frame log first, so that sled's durable state
-    /// points only at durable frames.
+    /// Writes everything buffered to disk: the frame log first, then its synced end, then
+    /// sled.
     pub fn flush(&self) -> Result<(), Error> {
         let synced = self.frames.sync()?;
         self.meta
@@ -1825,6 +1840,11 @@ impl Drop for Store {
     /// Closes the store cleanly: everything on disk, then the open mark removed, so the next
     /// open need not check the frame log. If this fails the next open checks it.
     fn drop(&mut self) {
+        // A store whose opening failed leaves the mark (and the synced end) as they were, so
+        // the next open checks again.
+        if !*self.marked_open.get_mut() {
+            return;
+        }
         if self.flush().is_ok() && self.meta.remove(OPEN_KEY).is_ok() {
             let _ = self.db.flush();
         }
@@ -1947,6 +1967,16 @@ fn id_from(bytes: &[u8]) -> Result<EntryId, Error> {
         .try_into()
         .map_err(|_| Error::Corrupt("a stored id is not 32 bytes".into()))?;
     Ok(EntryId(id))
+}
+
+/// The end of the frame log as last made durable (0 if never recorded).
+fn frames_synced(meta: &sled::Tree) -> Result<u64, Error> {
+    match meta.get(FRAMES_SYNCED_KEY)? {
+        Some(bytes) => Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(
+            |_| Error::Corrupt("the frame log's synced length is malformed".into()),
+        )?)),
+        None => Ok(0),
+    }
 }
 
 /// Removes snapshot files that sled was still writing when its process died.

@@ -372,7 +372,7 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         store.insert(&chain[0].encode(), NOW).expect("insert");
     }
     // What a crash between an entry's index keys and its record leaves behind (the layout's
-    // prefixes: `x` intent, `t` time, `s` space, `a` chain, `d` frame).
+    // prefixes: `x` intent, `s` space, `a` chain, `d` frame pointer).
     {
         let db = open_raw(&path);
         let tree = db.open_tree("entries").expect("tree");
@@ -380,11 +380,6 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         let created = lost.header().created.0.to_be_bytes();
         let id = lost.id();
         tree.insert([b'x'], &id.as_bytes()[..]).expect("intent");
-        tree.insert(
-            [&[b't'][..], &created, id.as_bytes()].concat(),
-            &[0u8, 1][..],
-        )
-        .expect("time");
         tree.insert(
             [&b"scommons\0"[..], &created, id.as_bytes()].concat(),
             &[][..],
@@ -394,11 +389,13 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         chain_key.extend_from_slice(lost.header().author.as_bytes());
         chain_key.extend_from_slice(&2u64.to_be_bytes());
         tree.insert(chain_key, &id.as_bytes()[..]).expect("chain");
-        tree.insert(
-            [&[b'd'][..], &created, id.as_bytes()].concat(),
-            lost.encode(),
-        )
-        .expect("frame");
+        // Where its frame would have gone: just past the end of the frame log.
+        let log_end = std::fs::metadata(path.join("frames"))
+            .expect("frame log")
+            .len();
+        let pointer = [&log_end.to_be_bytes()[..], &400u32.to_be_bytes()].concat();
+        tree.insert([&[b'd'][..], &created, id.as_bytes()].concat(), pointer)
+            .expect("frame");
         db.flush().expect("flush");
     }
     let store = Store::open(&path, Config::default()).expect("reopen");
@@ -1059,4 +1056,95 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
             .expect("head"),
         30
     );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_power_cut_that_tore_a_frame_and_lost_a_retraction_still_opens_losing_only_those() {
+    use cairn_core::{Draft, Retraction, Space};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let ana = Author::ana();
+    let chain = ana.chain(20, EPOCH, 600).expect("chain");
+    let retraction = ana
+        .sign(
+            21,
+            Some(chain[19].id()),
+            Draft::retraction(
+                chain[3].id(),
+                &Retraction {
+                    reason: "Named someone.".into(),
+                },
+                vec![Space::new("commons").expect("space")],
+                Timestamp(EPOCH.0 + 60_000),
+            )
+            .expect("draft"),
+        )
+        .expect("signs");
+    let frames: Vec<Vec<u8>> = chain.iter().map(|e| e.encode()).collect();
+    let synced = {
+        let store = Store::create(&path, Config::default()).expect("create");
+        store.insert_batch(&frames[..15], NOW).expect("batch");
+        let synced = std::fs::metadata(path.join("frames")).expect("log").len();
+        store.insert_batch(&frames[15..], NOW).expect("batch");
+        // Appends entry 3's header-only frame, then the retraction's own.
+        store.insert(&retraction.encode(), NOW).expect("retraction");
+        synced
+    };
+    // What a power cut can leave of the writes after the last sync: entry 16's frame torn
+    // (its header intact, the end of its body zeros), the retraction's frame cut short; sled
+    // kept every key; the store was not closed; and an unrelated write was interrupted, so
+    // opening has index keys to repair too.
+    {
+        let db = open_raw(&path);
+        let meta = db.open_tree("meta").expect("meta");
+        meta.insert("frames-synced", &synced.to_be_bytes()[..])
+            .expect("synced");
+        meta.insert("open", &[][..]).expect("open mark");
+        let tree = db.open_tree("entries").expect("tree");
+        let unfinished = &Author::from_seeds(3, 4, "Northside College", "Ben Okafor")
+            .chain(1, EPOCH, 300)
+            .expect("chain")[0];
+        let created = unfinished.header().created.0.to_be_bytes();
+        tree.insert([b'x'], &unfinished.id().as_bytes()[..])
+            .expect("intent");
+        tree.insert(
+            [&b"scommons\0"[..], &created, unfinished.id().as_bytes()].concat(),
+            &[][..],
+        )
+        .expect("space key");
+        db.flush().expect("flush");
+    }
+    let torn_end: u64 = frames[..17].iter().map(|frame| frame.len() as u64).sum();
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path.join("frames"))
+        .expect("frame log");
+    std::os::unix::fs::FileExt::write_all_at(&log, &[0u8; 100], torn_end - 100)
+        .expect("tear entry 16");
+    let log_len = log.metadata().expect("length").len();
+    log.set_len(log_len - 50).expect("cut the retraction short");
+    drop(log);
+
+    let store = Store::open(&path, Config::default()).expect("opens, removing what was lost");
+    assert!(!store.contains(&chain[16].id()).expect("reads"), "torn");
+    assert!(
+        !store.contains(&retraction.id()).expect("reads"),
+        "cut short"
+    );
+    assert_eq!(store.count().expect("count"), 19);
+    let listed = store
+        .newest(&Filter::default())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("every remaining entry reads");
+    assert_eq!(listed.len(), 19);
+    assert_eq!(store.space_items("commons").expect("items").len(), 19);
+    // Fetched again, both are stored whole.
+    store.insert(&frames[16], NOW).expect("entry 16 again");
+    store
+        .insert(&retraction.encode(), NOW)
+        .expect("the retraction again");
+    assert_eq!(store.count().expect("count"), 21);
+    let retracted = store.get(&chain[3].id()).expect("reads").expect("held");
+    assert!(retracted.body().is_none(), "still without its body");
 }
