@@ -459,8 +459,8 @@ impl Node {
 
     /// CPU time the node's process has used so far, user and system, in seconds.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // The fields after the command name (which is in parentheses and may hold spaces);
         // utime and stime are the 14th and 15th fields, in clock ticks of 1/100 s.
         let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

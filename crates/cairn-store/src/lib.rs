@@ -61,7 +61,7 @@ const VERIFY_CHUNK: usize = 256;
 const WRITE_RUN: usize = 64;
 /// Frames moved to the frame log between syncs when a store is migrated to format 5.
 const MIGRATION_CHUNK: usize = 4_096;
-/// Frame keys [`Store::warm`] reads at most (about 10 MB of the page cache).
+/// Records [`Store::warm`] reads at most (about 20 MB of the page cache).
 const WARM_RECORDS: usize = 200_000;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
@@ -1804,23 +1804,21 @@ impl Store {
     }
 
     /// Reads what the first sync and the first write would otherwise read on the spot: each
-    /// of `spaces`' items, every organisation's stats (one pass over the records, about 100
-    /// bytes an entry, which every duplicate check and every fetch by id looks up at random),
-    /// and the frame keys, newest first (every fetch and page a peer asks for goes through
-    /// them): up to [`WARM_RECORDS`] of them. A node calls it before it goes online.
+    /// of `spaces`' items, every organisation's stats, and the records (about 100 bytes an
+    /// entry, up to [`WARM_RECORDS`]), which every duplicate check and every fetch by id looks
+    /// up at random. A node calls it before it goes online.
     pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
         for space in spaces {
             self.space_items(space)?;
         }
         self.read_org_stats(|_| ())?;
-        for key in self
+        for record in self
             .entries
-            .scan_prefix([layout::FRAME])
+            .scan_prefix([layout::RECORD])
             .keys()
-            .rev()
             .take(WARM_RECORDS)
         {
-            key?;
+            record?;
         }
         Ok(())
     }
