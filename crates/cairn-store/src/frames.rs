@@ -17,6 +17,7 @@
 //!   not closed cleanly (see `Store::check_unsynced_frames`).
 
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -109,7 +110,9 @@ impl FrameLog {
             .map_err(|_| Error::Corrupt(format!("a frame of {} bytes is too long", frame.len())))?;
         let mut end = crate::lock(&self.end);
         let pointer = Pointer { offset: *end, len };
-        write_all_at(&self.file, frame, pointer.offset).map_err(|source| self.failed(source))?;
+        self.file
+            .write_all_at(frame, pointer.offset)
+            .map_err(|source| self.failed(source))?;
         *end = pointer.end();
         Ok(pointer)
     }
@@ -117,7 +120,7 @@ impl FrameLog {
     /// Reads the frame at `pointer`. A pointer past the end of the file is damage.
     pub fn read(&self, pointer: Pointer) -> Result<Vec<u8>, Error> {
         let mut frame = vec![0u8; pointer.len as usize];
-        match read_exact_at(&self.file, &mut frame, pointer.offset) {
+        match self.file.read_exact_at(&mut frame, pointer.offset) {
             Ok(()) => Ok(frame),
             Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
                 Err(Error::Corrupt(format!(
@@ -131,14 +134,9 @@ impl FrameLog {
         }
     }
 
-    /// The end of the log: where the next frame goes.
-    pub fn end(&self) -> u64 {
-        *crate::lock(&self.end)
-    }
-
     /// Makes every frame appended so far durable; returns the end it reached.
     pub fn sync(&self) -> Result<u64, Error> {
-        let end = self.end();
+        let end = *crate::lock(&self.end);
         self.file
             .sync_data()
             .map_err(|source| self.failed(source))?;
@@ -153,53 +151,9 @@ impl FrameLog {
     }
 }
 
-#[cfg(unix)]
+/// Makes a new file's name in `folder` durable.
 fn sync_folder(folder: &Path) -> std::io::Result<()> {
     File::open(folder)?.sync_all()
-}
-
-/// Windows cannot open a folder as a file; NTFS journals the new name itself.
-#[cfg(windows)]
-fn sync_folder(_folder: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-#[cfg(unix)]
-fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
-}
-
-#[cfg(unix)]
-fn read_exact_at(file: &File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
-}
-
-#[cfg(windows)]
-fn write_all_at(file: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !bytes.is_empty() {
-        let written = file.seek_write(bytes, offset)?;
-        if written == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        bytes = &bytes[written..];
-        offset += written as u64;
-    }
-    Ok(())
-}
-
-#[cfg(windows)]
-fn read_exact_at(file: &File, mut bytes: &mut [u8], mut offset: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !bytes.is_empty() {
-        let read = file.seek_read(bytes, offset)?;
-        if read == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        bytes = &mut bytes[read..];
-        offset += read as u64;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

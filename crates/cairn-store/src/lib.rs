@@ -61,8 +61,6 @@ const VERIFY_CHUNK: usize = 256;
 const WRITE_RUN: usize = 64;
 /// Frames moved to the frame log between syncs when a store is migrated to format 5.
 const MIGRATION_CHUNK: usize = 4_096;
-/// Records [`Store::warm`] reads at most (about 20 MB of the page cache).
-const WARM_RECORDS: usize = 200_000;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -420,13 +418,7 @@ impl Store {
                 damaged.len()
             ));
             // Their records go, and `repair` then removes the rest of their keys.
-            let mut intent = self
-                .entries
-                .get([layout::INTENT])?
-                .map(|held| held.to_vec())
-                .unwrap_or_default();
-            intent.extend(damaged.iter().flat_map(|id| *id.as_bytes()));
-            self.entries.insert([layout::INTENT], intent)?;
+            self.extend_intent(damaged.iter().copied())?;
             for id in &damaged {
                 self.entries.remove(layout::entry_key(layout::RECORD, id))?;
             }
@@ -516,17 +508,6 @@ impl Store {
             "repairing the index keys of {} entries whose writing was interrupted",
             unfinished.len()
         ));
-        self.remove_keys_of(&unfinished)?;
-        self.entries.remove([layout::INTENT])?;
-        self.flush()
-    }
-
-    /// Removes the records and every index key of `ids`, found by scanning the indexes:
-    /// for entries whose frames cannot be read, so nothing else says where their keys are.
-    fn remove_keys_of(&self, ids: &HashSet<EntryId>) -> Result<(), Error> {
-        for id in ids {
-            self.entries.remove(layout::entry_key(layout::RECORD, id))?;
-        }
         // Time keys only in a store of format 3 or earlier, which is repaired before it is
         // migrated.
         let prefixes = [
@@ -538,19 +519,19 @@ impl Store {
         for prefix in prefixes {
             for key in self.entries.scan_prefix([prefix]).keys() {
                 let key = key?;
-                if layout::trailing_id(&key).is_some_and(|id| ids.contains(&id)) {
+                if layout::trailing_id(&key).is_some_and(|id| unfinished.contains(&id)) {
                     self.entries.remove(key)?;
                 }
             }
         }
         for item in self.entries.scan_prefix([layout::CHAIN]) {
             let (key, value) = item?;
-            if id_from(&value).is_ok_and(|id| ids.contains(&id)) {
+            if id_from(&value).is_ok_and(|id| unfinished.contains(&id)) {
                 self.entries.remove(key)?;
             }
         }
-        self.forget_all_space_items();
-        Ok(())
+        self.entries.remove([layout::INTENT])?;
+        self.flush()
     }
 
     fn from_db(path: &Path, db: sled::Db, frames: frames::FrameLog) -> Result<Self, Error> {
@@ -842,6 +823,18 @@ impl Store {
             }
             batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
         }
+        Ok(())
+    }
+
+    /// Adds ids to those the intent key already names.
+    fn extend_intent(&self, ids: impl Iterator<Item = EntryId>) -> Result<(), Error> {
+        let mut intent = self
+            .entries
+            .get([layout::INTENT])?
+            .map(|held| held.to_vec())
+            .unwrap_or_default();
+        intent.extend(ids.flat_map(|id| *id.as_bytes()));
+        self.entries.insert([layout::INTENT], intent)?;
         Ok(())
     }
 
@@ -1160,13 +1153,7 @@ impl Store {
         }
         // Added to the intent of the writes in progress, which may still name entries of
         // this batch that are not written yet.
-        let mut intent = self
-            .entries
-            .get([layout::INTENT])?
-            .map(|held| held.to_vec())
-            .unwrap_or_default();
-        intent.extend(entries.iter().flat_map(|e| *e.id().as_bytes()));
-        self.entries.insert([layout::INTENT], intent)?;
+        self.extend_intent(entries.iter().map(Entry::id))?;
         for entry in entries {
             let header = entry.header();
             let id = entry.id();
@@ -1804,23 +1791,14 @@ impl Store {
     }
 
     /// Reads what the first sync and the first write would otherwise read on the spot: each
-    /// of `spaces`' items, every organisation's stats, and the records (about 100 bytes an
-    /// entry, up to [`WARM_RECORDS`]), which every duplicate check and every fetch by id looks
-    /// up at random. A node calls it before it goes online.
+    /// of `spaces`' items, and every organisation's stats, which are built by one pass over
+    /// the records (about 100 bytes an entry), the keys every duplicate check and every fetch
+    /// by id look up at random. A node calls it before it goes online.
     pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
         for space in spaces {
             self.space_items(space)?;
         }
-        self.read_org_stats(|_| ())?;
-        for record in self
-            .entries
-            .scan_prefix([layout::RECORD])
-            .keys()
-            .take(WARM_RECORDS)
-        {
-            record?;
-        }
-        Ok(())
+        self.read_org_stats(|_| ())
     }
 
     /// Writes everything buffered to disk: the frame log first, then its synced end, then

@@ -946,6 +946,15 @@ fn retraction_reaches_revisions_forks_stay_bounded_and_blocks_leave_no_orphans()
     assert!(store.forked_authors().expect("forked").is_empty());
 }
 
+/// What a process that did not close the store leaves in its meta tree: the open mark, and
+/// the frame log's end as last synced.
+fn mark_as_not_closed(db: &sled::Db, synced: u64) {
+    let meta = db.open_tree("meta").expect("meta");
+    meta.insert("frames-synced", &synced.to_be_bytes()[..])
+        .expect("synced");
+    meta.insert("open", &[][..]).expect("open mark");
+}
+
 /// Every frame key holds a pointer into the frame log (12 bytes), not a frame.
 fn assert_frames_are_in_the_log(tree: &sled::Tree, count: usize) {
     let values: Vec<_> = tree
@@ -1018,10 +1027,7 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
     let synced: u64 = frames[..20].iter().map(|frame| frame.len() as u64).sum();
     {
         let db = open_raw(&path);
-        let meta = db.open_tree("meta").expect("meta");
-        meta.insert("frames-synced", &synced.to_be_bytes()[..])
-            .expect("synced");
-        meta.insert("open", &[][..]).expect("open mark");
+        mark_as_not_closed(&db, synced);
         db.flush().expect("flush");
     }
     let log = std::fs::OpenOptions::new()
@@ -1058,7 +1064,6 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
     );
 }
 
-#[cfg(unix)]
 #[test]
 fn a_power_cut_that_tore_a_frame_and_lost_a_retraction_still_opens_losing_only_those() {
     use cairn_core::{Draft, Retraction, Space};
@@ -1097,10 +1102,7 @@ fn a_power_cut_that_tore_a_frame_and_lost_a_retraction_still_opens_losing_only_t
     // opening has index keys to repair too.
     {
         let db = open_raw(&path);
-        let meta = db.open_tree("meta").expect("meta");
-        meta.insert("frames-synced", &synced.to_be_bytes()[..])
-            .expect("synced");
-        meta.insert("open", &[][..]).expect("open mark");
+        mark_as_not_closed(&db, synced);
         let tree = db.open_tree("entries").expect("tree");
         let unfinished = &Author::from_seeds(3, 4, "Northside College", "Ben Okafor")
             .chain(1, EPOCH, 300)
