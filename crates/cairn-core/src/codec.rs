@@ -6,8 +6,8 @@
 
 use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 use bincode::error::DecodeError;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
@@ -45,9 +45,9 @@ fn encode_within<const LIMIT: usize, T: Serialize>(
     Ok(bytes)
 }
 
-fn decode_within<const LIMIT: usize, T: DeserializeOwned>(
+fn decode_within<'a, const LIMIT: usize, T: Deserialize<'a>>(
     what: &'static str,
-    bytes: &[u8],
+    bytes: &'a [u8],
 ) -> Result<T, Error> {
     if bytes.len() > LIMIT {
         return Err(Error::TooLarge {
@@ -56,7 +56,7 @@ fn decode_within<const LIMIT: usize, T: DeserializeOwned>(
             max: LIMIT,
         });
     }
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(bytes, config::<LIMIT>())
+    let (value, used) = bincode::serde::borrow_decode_from_slice::<T, _>(bytes, config::<LIMIT>())
         .map_err(|err| decode_error(what, err, LIMIT))?;
     if used != bytes.len() {
         return Err(Error::TrailingBytes {
@@ -74,6 +74,15 @@ pub fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, Er
 
 /// Decodes exactly one value that must fill `bytes` completely.
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    decode_within::<DECODE_LIMIT, T>(what, bytes)
+}
+
+/// [`decode`] for a value that borrows its strings from `bytes` instead of copying them: for
+/// reading a field or two of something already validated.
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, Error> {
     decode_within::<DECODE_LIMIT, T>(what, bytes)
 }
 

@@ -141,8 +141,9 @@ pub fn time_value(entry: &Entry) -> Vec<u8> {
 fn push_time_value(entry: &Entry, value: &mut Vec<u8>) {
     value.extend_from_slice(&entry.header().kind.0.to_be_bytes());
     value.extend_from_slice(entry.credential().claims().org.as_bytes());
-    if let Some(Ok(story)) = entry.story() {
-        for tag in &story.tags {
+    let body = entry.body().filter(|_| entry.header().kind.carries_story());
+    if let Some(Ok(tags)) = body.map(cairn_core::Story::tags_of) {
+        for tag in tags {
             value.extend_from_slice(tag.as_bytes());
             value.push(0);
         }

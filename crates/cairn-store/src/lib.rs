@@ -792,8 +792,9 @@ impl Store {
         })
     }
 
-    /// Writes a run of prepared frames in order under one intent record. Body-less entries
-    /// wait for the end of the batch: a retraction later in it may allow them.
+    /// Writes a run of prepared frames in order under one intent record, then their frames to
+    /// the frame log's file in one write. Body-less entries wait for the end of the batch: a
+    /// retraction later in it may allow them.
     fn write_run<F: AsRef<[u8]>>(
         &self,
         frames: &[F],
@@ -823,7 +824,7 @@ impl Store {
             }
             batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
         }
-        Ok(())
+        self.frames.write_out()
     }
 
     /// Adds ids to those the intent key already names.
@@ -861,7 +862,7 @@ impl Store {
         for (slot, entry) in std::mem::take(&mut batch.deferred) {
             batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
         }
-        Ok(())
+        self.frames.write_out()
     }
 
     /// Chain checks for a verified entry, then its index keys, then its record. `frame` is the
