@@ -16,9 +16,10 @@
 //!   In the file, the kernel's page cache holds a frame even before it reaches the disk.
 //! - [`FrameLog::sync`] makes the file durable up to its current end before the store flushes
 //!   sled. sled also writes on its own, and a write racing a flush can have its pointer
-//!   flushed first, so after a power cut some keys may point at frames that never reached the
-//!   disk: `Store::open` reads back every frame past the last synced end when the store was
-//!   not closed cleanly (see `Store::check_unsynced_frames`).
+//!   flushed first, so after a power cut (or a kill, for frames still pending) some keys may
+//!   point at frames that never reached the disk: `Store::open` reads back every frame past
+//!   the last synced end when the store was not closed cleanly (see
+//!   `Store::check_unsynced_frames`).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
