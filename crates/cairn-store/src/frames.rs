@@ -76,7 +76,7 @@ pub(crate) struct FrameLog {
     tail: Mutex<Tail>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tail {
     /// Where the next frame goes.
     end: u64,
