@@ -1,7 +1,7 @@
 //! The store against real sled databases in temporary folders.
 
 use cairn_core::testkit::{Author, EPOCH, story};
-use cairn_core::{Kind, MemberId, Timestamp};
+use cairn_core::{EntryId, Kind, MemberId, Timestamp};
 use cairn_store::{Config, Error, Filter, Outcome, Store};
 
 const NOW: Timestamp = Timestamp(EPOCH.0 + 86_400_000);
@@ -736,29 +736,13 @@ fn a_half_written_snapshot_left_by_a_kill_does_not_stop_the_store_opening() {
 
 #[test]
 fn a_retraction_drops_the_body_only_for_its_own_author_and_survives_reopening() {
-    use cairn_core::{Draft, Retraction, Space};
     let (dir, store) = new_store();
     let ana = Author::ana();
     let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
     let chain = ana.chain(1, EPOCH, 600).expect("chain");
     let target = &chain[0];
-    let commons = || vec![Space::new("commons").expect("space")];
     let retraction = |author: &Author, seq, prev| {
-        author
-            .sign(
-                seq,
-                prev,
-                Draft::retraction(
-                    target.id(),
-                    &Retraction {
-                        reason: "Named someone.".into(),
-                    },
-                    commons(),
-                    Timestamp(EPOCH.0 + 5_000),
-                )
-                .expect("draft"),
-            )
-            .expect("signs")
+        sign_retraction(author, seq, prev, target.id(), "Named someone.", 5_000)
     };
     let header_only = cairn_core::entry::frame(target.signed_header(), None);
 
@@ -871,7 +855,7 @@ fn policy_refuses_by_quota_and_follow_only_and_remembers_what_it_refused() {
 
 #[test]
 fn retraction_reaches_revisions_forks_stay_bounded_and_blocks_leave_no_orphans() {
-    use cairn_core::{Draft, Retraction, Space, Story};
+    use cairn_core::{Draft, Space, Story};
     let (_dir, store) = new_store();
     let ana = Author::ana();
     let commons = || vec![Space::new("commons").expect("space")];
@@ -894,21 +878,14 @@ fn retraction_reaches_revisions_forks_stay_bounded_and_blocks_leave_no_orphans()
             .expect("draft"),
         )
         .expect("signs");
-    let retraction = ana
-        .sign(
-            3,
-            Some(revision.id()),
-            Draft::retraction(
-                original.id(),
-                &Retraction {
-                    reason: "Withdrawn.".into(),
-                },
-                commons(),
-                Timestamp(EPOCH.0 + 2_000),
-            )
-            .expect("draft"),
-        )
-        .expect("signs");
+    let retraction = sign_retraction(
+        &ana,
+        3,
+        Some(revision.id()),
+        original.id(),
+        "Withdrawn.",
+        2_000,
+    );
     for entry in [original, &revision, &retraction] {
         store.insert(&entry.encode(), NOW).expect("stored");
     }
@@ -953,6 +930,39 @@ fn mark_as_not_closed(db: &sled::Db, synced: u64) {
     meta.insert("frames-synced", &synced.to_be_bytes()[..])
         .expect("synced");
     meta.insert("open", &[][..]).expect("open mark");
+}
+
+/// The store counts `count` entries, and each of them reads back, listed newest first and
+/// in the `commons` space's items.
+fn assert_every_entry_reads(store: &Store, count: usize) {
+    assert_eq!(store.count().expect("count"), count);
+    let listed = store
+        .newest(&Filter::default())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("every remaining entry reads");
+    assert_eq!(listed.len(), count);
+    assert_eq!(store.space_items("commons").expect("items").len(), count);
+}
+
+/// `author`'s retraction of `target`, created `after_ms` past the epoch.
+fn sign_retraction(
+    author: &Author,
+    seq: u64,
+    prev: Option<EntryId>,
+    target: EntryId,
+    reason: &str,
+    after_ms: u64,
+) -> cairn_core::Entry {
+    let draft = cairn_core::Draft::retraction(
+        target,
+        &cairn_core::Retraction {
+            reason: reason.into(),
+        },
+        vec![cairn_core::Space::new("commons").expect("space")],
+        Timestamp(EPOCH.0 + after_ms),
+    )
+    .expect("draft");
+    author.sign(seq, prev, draft).expect("signs")
 }
 
 /// Every frame key holds a pointer into the frame log (12 bytes), not a frame.
@@ -1045,13 +1055,7 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
     for entry in &entries[20..] {
         assert!(!store.contains(&entry.id()).expect("reads"), "removed");
     }
-    assert_eq!(store.count().expect("count"), 20);
-    let listed = store
-        .newest(&Filter::default())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("every remaining entry reads");
-    assert_eq!(listed.len(), 20);
-    assert_eq!(store.space_items("commons").expect("items").len(), 20);
+    assert_every_entry_reads(&store, 20);
     // Fetched again, they are stored whole and extend the chain as before.
     let results = store.insert_batch(&frames[20..], NOW).expect("batch");
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -1066,26 +1070,18 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
 
 #[test]
 fn a_power_cut_that_tore_a_frame_and_lost_a_retraction_still_opens_losing_only_those() {
-    use cairn_core::{Draft, Retraction, Space};
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
     let ana = Author::ana();
     let chain = ana.chain(20, EPOCH, 600).expect("chain");
-    let retraction = ana
-        .sign(
-            21,
-            Some(chain[19].id()),
-            Draft::retraction(
-                chain[3].id(),
-                &Retraction {
-                    reason: "Named someone.".into(),
-                },
-                vec![Space::new("commons").expect("space")],
-                Timestamp(EPOCH.0 + 60_000),
-            )
-            .expect("draft"),
-        )
-        .expect("signs");
+    let retraction = sign_retraction(
+        &ana,
+        21,
+        Some(chain[19].id()),
+        chain[3].id(),
+        "Named someone.",
+        60_000,
+    );
     let frames: Vec<Vec<u8>> = chain.iter().map(|e| e.encode()).collect();
     let synced = {
         let store = Store::create(&path, Config::default()).expect("create");
@@ -1134,13 +1130,7 @@ fn a_power_cut_that_tore_a_frame_and_lost_a_retraction_still_opens_losing_only_t
         !store.contains(&retraction.id()).expect("reads"),
         "cut short"
     );
-    assert_eq!(store.count().expect("count"), 19);
-    let listed = store
-        .newest(&Filter::default())
-        .collect::<Result<Vec<_>, _>>()
-        .expect("every remaining entry reads");
-    assert_eq!(listed.len(), 19);
-    assert_eq!(store.space_items("commons").expect("items").len(), 19);
+    assert_every_entry_reads(&store, 19);
     // Fetched again, both are stored whole.
     store.insert(&frames[16], NOW).expect("entry 16 again");
     store
