@@ -464,6 +464,7 @@ impl EventLoop {
                     self.emit(Event::Connected {
                         peer: peer_id,
                         address,
+                        dialed: endpoint.is_dialer(),
                     });
                 }
             }

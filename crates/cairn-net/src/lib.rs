@@ -125,8 +125,12 @@ pub enum Event {
     },
     /// A connected peer subscribed to a space (a chance to send it what it lacks).
     PeerJoinedSpace { peer: PeerId, space: String },
-    /// A connection to a peer was established.
-    Connected { peer: PeerId, address: Multiaddr },
+    /// A connection to a peer was established; `dialed` if this node dialed it.
+    Connected {
+        peer: PeerId,
+        address: Multiaddr,
+        dialed: bool,
+    },
     /// The last connection to a peer closed.
     Disconnected { peer: PeerId },
     /// The node listens on a new address.

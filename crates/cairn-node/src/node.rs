@@ -762,11 +762,11 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                     tracing::warn!("could not share waiting entries: {err}");
                 }
             }
-            Event::Connected { peer, .. } => {
-                tokio::spawn(crate::sync::with_peer(
-                    shared.clone(),
+            Event::Connected { peer, dialed, .. } => {
+                tokio::spawn(crate::sync::on_connect(
+                    Arc::downgrade(shared),
                     peer,
-                    shared.spaces(),
+                    dialed,
                 ));
             }
             Event::SyncRequest {

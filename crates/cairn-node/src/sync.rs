@@ -27,6 +27,12 @@ const MAX_PACED_PEERS: usize = 1_024;
 /// have waiting for an answer (8), so a queue never fills. Should one fill, the request is
 /// served at once, out of turn, rather than dropped.
 const SERVING_QUEUE: usize = 64;
+/// Pages of one sync being stored at once: one written while the next is checked. More would
+/// only take cores from the writer, which is what bounds storing.
+const PAGES_STORING: usize = 2;
+/// How long the node that accepted a connection waits before its first sync with the peer
+/// (see [`on_connect`]): long enough for the dialer's in-sync check or small catch-up to end.
+const ACCEPTED_SYNC_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a peer's serving task waits for another request before it ends.
 const SERVING_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -264,6 +270,21 @@ async fn serve(shared: Arc<Shared>, token: u64, request: Vec<u8>) {
     }
 }
 
+/// The first sync with a newly connected peer. The node that dialed syncs at once; the node
+/// that accepted the connection waits [`ACCEPTED_SYNC_DELAY`] first, so the two do not
+/// reconcile the same sets against each other at the same moment: the dialer is usually the
+/// node coming back from downtime, and its catch-up gets the cores.
+pub(crate) async fn on_connect(shared: std::sync::Weak<Shared>, peer: PeerId, dialed: bool) {
+    if !dialed {
+        tokio::time::sleep(ACCEPTED_SYNC_DELAY).await;
+    }
+    // Held only from here, so a waiting sync never delays the node's shutdown.
+    if let Some(shared) = shared.upgrade() {
+        let spaces = shared.spaces();
+        with_peer(shared, peer, spaces).await;
+    }
+}
+
 /// Syncs the given spaces from one peer, unless a sync with it is already running. Returns
 /// the record of this sync, or `None` if one was already running.
 pub(crate) async fn with_peer(
@@ -319,11 +340,12 @@ pub(crate) async fn with_peer(
 
 /// Pulls one space from one peer until it is in sync.
 ///
-/// Entries flow through stages at once: one batch is stored while the next answers arrive
-/// and further requests travel. New requests go out as soon as an answer is read, without
-/// waiting for the store; the session keeps at most `cairn_sync::FETCHES_IN_FLIGHT` fetches
-/// in flight (one request when streaming), so at most that many answers, the one being read
-/// and the one being stored are held at a time.
+/// Entries flow through stages at once: one page is written while the next is checked, the
+/// next answers arrive and further requests travel. New requests go out as soon as an answer
+/// is read, without waiting for the store; the session keeps at most
+/// `cairn_sync::FETCHES_IN_FLIGHT` fetches in flight (one request when streaming), so at most
+/// that many answers, the one being read and [`PAGES_STORING`] being stored are held at a
+/// time.
 async fn space_from(
     shared: &Arc<Shared>,
     peer: PeerId,
@@ -338,7 +360,10 @@ async fn space_from(
     // Answers to the requests in flight, awaited in the order the requests were sent (and
     // abandoned if this sync is dropped).
     let mut asking = std::collections::VecDeque::new();
-    let mut storing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;
+    // Pages being stored, oldest first: each is checked as soon as it arrives and written
+    // after the one before it.
+    let mut storing = std::collections::VecDeque::new();
+    let mut write_line = cairn_store::WriteLine::new();
     let result = async {
         asking.push_back(ask(shared, peer, request).await?);
         while let Some(answer) = asking.pop_front() {
@@ -350,11 +375,13 @@ async fn space_from(
                     asking.push_back(ask(shared, peer, request).await?);
                 }
             }
-            if let Some(task) = storing.take() {
-                finished(task).await?;
-            }
             if !frames.is_empty() {
-                storing = Some(store_frames(shared, peer, frames));
+                if storing.len() == PAGES_STORING
+                    && let Some(task) = storing.pop_front()
+                {
+                    finished(task).await?;
+                }
+                storing.push_back(store_frames(shared, peer, frames, write_line.next_turn()));
             }
             let stats = session.stats();
             if let Some(progress) = lock(&shared.syncs.running).get_mut(&peer) {
@@ -364,15 +391,15 @@ async fn space_from(
                 );
             }
         }
-        if let Some(task) = storing.take() {
+        while let Some(task) = storing.pop_front() {
             finished(task).await?;
         }
         Ok(())
     }
     .await;
-    // On failure, nothing more is asked for, and a store still running finishes first.
+    // On failure, nothing more is asked for, and the stores still running finish first.
     drop(asking);
-    if let Some(task) = storing.take() {
+    for task in storing {
         let _ = task.await;
     }
     // What was stored is on disk before the sync counts as finished.
@@ -418,13 +445,14 @@ fn store_frames(
     shared: &Arc<Shared>,
     peer: PeerId,
     frames: Vec<Vec<u8>>,
+    turn: cairn_store::WriteTurn,
 ) -> tokio::task::JoinHandle<Result<(), Error>> {
     // Nobody waits on a fetched entry, so batches are not flushed one by one (a flush would
     // stall the writer on the disk): the sync flushes once when it ends, and sled flushes
     // on its own meanwhile. A crash before then only means fetching them again.
     let store = shared.store.clone();
     let inserting = tokio::task::spawn_blocking(move || {
-        store.insert_batch_unflushed(&frames, Timestamp::now())
+        store.insert_batch_in_turn(&frames, Timestamp::now(), turn)
     });
     let shared = shared.clone();
     tokio::spawn(async move {

@@ -23,8 +23,10 @@
 mod frames;
 mod layout;
 mod policy;
+mod turns;
 
 pub use policy::{Blocked, Policy};
+pub use turns::{WriteLine, WriteTurn};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -671,7 +673,19 @@ impl Store {
         frames: &[F],
         now: Timestamp,
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
-        let mut batch = BatchWrite::new(frames.len());
+        self.insert_batch_in_turn(frames, now, WriteTurn::alone())
+    }
+
+    /// [`Store::insert_batch_unflushed`] for one of a line of batches (see [`WriteLine`]): the
+    /// frames are checked at once, and written once every batch with an earlier turn has
+    /// finished. A sync stores its pages so, each checked while the one before is written.
+    pub fn insert_batch_in_turn<F: AsRef<[u8]> + Sync>(
+        &self,
+        frames: &[F],
+        now: Timestamp,
+        turn: WriteTurn,
+    ) -> Result<Vec<Result<Inserted, Error>>, Error> {
+        let mut batch = BatchWrite::new(frames.len(), turn);
         if frames.len() < PARALLEL_THRESHOLD || self.cores < 2 {
             for (index, chunk) in frames.chunks(VERIFY_CHUNK).enumerate() {
                 let mut prepared = (index * VERIFY_CHUNK..)
@@ -686,6 +700,8 @@ impl Store {
             self.verify_while_writing(frames, now, &mut batch)?;
         }
         self.write_deferred(frames, &mut batch)?;
+        // Even a batch that wrote nothing ends its turn after the turns before it.
+        batch.turn.wait();
         Ok(batch
             .results
             .into_iter()
@@ -801,6 +817,7 @@ impl Store {
         run: Vec<(usize, Prepared)>,
         batch: &mut BatchWrite,
     ) -> Result<(), Error> {
+        batch.turn.wait();
         let mut heads = lock(&self.write_lock);
         self.announce(
             run.iter()
@@ -857,6 +874,7 @@ impl Store {
         if batch.deferred.is_empty() {
             return Ok(());
         }
+        batch.turn.wait();
         let mut heads = lock(&self.write_lock);
         self.announce(batch.deferred.iter().map(|(_, entry)| entry))?;
         for (slot, entry) in std::mem::take(&mut batch.deferred) {
@@ -1900,14 +1918,17 @@ struct BatchWrite {
     written: HashSet<EntryId>,
     /// Body-less entries, written last (see [`Store::write_run`]).
     deferred: Vec<(usize, Entry)>,
+    /// Waited for before the first write.
+    turn: WriteTurn,
 }
 
 impl BatchWrite {
-    fn new(len: usize) -> Self {
+    fn new(len: usize, turn: WriteTurn) -> Self {
         Self {
             results: (0..len).map(|_| None).collect(),
             written: HashSet::with_capacity(len),
             deferred: Vec::new(),
+            turn,
         }
     }
 }
