@@ -2,8 +2,8 @@
 //!
 //! Everything about an entry but its frame (which is in the frame log) lives in one tree
 //! under one-byte prefixes. An entry is written as
-//! its index keys and frame first and its record (`e id` → created) last: the record is what
-//! makes the entry exist. Each group of writes is announced first in the intent key, so index
+//! its frame and index keys first and its record (`e id` → created, frame) last: the record is
+//! what makes the entry exist. Each group of writes is announced first in the intent key, so index
 //! keys left without a record by a crash are found and removed when the store is next opened
 //! (and readers skip any they meet meanwhile). Single inserts are used instead of
 //! `sled::Batch` because sled's batches cost about twice as much per key (measured:
@@ -13,26 +13,27 @@
 
 use cairn_core::{Entry, EntryId, Kind, MemberId, OrgId, Timestamp};
 
-/// `e id` → created (u64), then kind (u16), org (32 bytes) and each tag followed by a 0 byte
-/// (see [`record_value`]): the record whose presence means the entry is stored. Its creation
-/// time finds the frame; the rest lets filters on kind, organisation and tag, and the
-/// per-organisation counts, skip entries without loading them. Format 3 kept those in a time
-/// index (`t created id`) of their own, which cost one sled insert more per entry; formats 1
-/// to 3 held only the creation time (or, before format 3, the frame) here.
+use crate::frames::Pointer;
+
+/// `e id` → created (u64), where the frame is in the frame log (offset and length, 12 bytes,
+/// see `frames.rs`), then kind (u16), org (32 bytes) and each tag followed by a 0 byte (see
+/// [`record_value`]): the record whose presence means the entry is stored. One read by id finds
+/// the frame; the rest lets filters on kind, organisation and tag, and the per-organisation
+/// counts, skip entries without loading them. Formats 3 to 5 kept the frame's place under a key
+/// of its own ([`FORMAT_5_FRAME`]), which cost one sled insert more per entry; formats 1 and 2
+/// kept the frame itself here.
 pub const RECORD: u8 = b'e';
-/// `d created id` → where the entry's frame is in the frame log (see `frames.rs`: offset
-/// and length, 12 bytes). Keyed by time, not id, so keys written together sit together: new
-/// entries (the newest, as in sync and publishing) go to the end of the tree instead of into
-/// random pages, reading a space in time order (streaming sync) reads pages in order, and
-/// listing all entries newest first scans these keys backwards. Formats 3 and 4 kept the frame
-/// itself here; formats 1 and 2 kept it in the record.
-pub const FRAME: u8 = b'd';
+/// Formats 3 to 5 kept `d created id` → the frame's place in the log (format 5) or the frame
+/// itself (3 and 4). Opening such a store moves each pointer into its record and removes
+/// these keys. All entries by time are now the space indexes, merged (every entry is in at
+/// least one space): each index key costs a sled insert on every write, and writes are what
+/// bound ingest.
+pub const FORMAT_5_FRAME: u8 = b'd';
 /// `a author seq` → entry id: each author's chain.
 pub const CHAIN: u8 = b'a';
 /// Formats 1 to 3 kept `t created id` → the kind, organisation and tags now at the end of each
 /// record; opening such a store moves each value into its record and removes these keys. All
-/// entries by time are the frame keys now: each index key costs a sled insert on every write,
-/// and writes are what bound ingest.
+/// entries by time are the space indexes now, merged.
 pub const FORMAT_3_TIME: u8 = b't';
 /// `s space 0 created id` → (): each space's entries, which sync lists at every round.
 pub const SPACE: u8 = b's';
@@ -109,9 +110,9 @@ pub fn index_key(
     key
 }
 
-/// `d created id`: where the entry's frame is.
-pub fn frame_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
-    index_key(FRAME, &[], false, created, id)
+/// `d created id`: where formats 3 to 5 kept the entry's frame.
+pub fn format_5_frame_key(created: Timestamp, id: &EntryId) -> Vec<u8> {
+    index_key(FORMAT_5_FRAME, &[], false, created, id)
 }
 
 /// `s space 0 created id`: the entry's key in a space's index.
@@ -123,12 +124,20 @@ pub fn space_prefix(space: &str) -> Vec<u8> {
     index_prefix(SPACE, space.as_bytes(), true)
 }
 
-/// An entry's record: its creation time, then [`time_value`].
-pub fn record_value(entry: &Entry) -> Vec<u8> {
-    let mut value = Vec::with_capacity(8 + 2 + 32 + 24);
+/// An entry's record: its creation time, where its frame is, then [`time_value`].
+pub fn record_value(entry: &Entry, frame: Pointer) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + Pointer::LEN + 2 + 32 + 24);
     value.extend_from_slice(&entry.header().created.0.to_be_bytes());
+    value.extend_from_slice(&frame.to_bytes());
     push_time_value(entry, &mut value);
     value
+}
+
+/// A record of format 5 (creation time, then the [`time_value`]) with the frame's place
+/// inserted after the creation time, as format 6 has it.
+pub fn format_5_record_with_frame(record: &[u8], frame: Pointer) -> Option<Vec<u8>> {
+    let (created, value) = record.split_at_checked(8)?;
+    Some([created, &frame.to_bytes()[..], value].concat())
 }
 
 /// The kind, organisation and tags of an entry (format 3 kept them under its time key).
@@ -155,18 +164,22 @@ pub fn record_created(record: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(record.get(..8)?.try_into().ok()?))
 }
 
-/// A record, read back.
+/// A record of format 6, read back.
 pub struct Record<'a> {
     pub created: u64,
+    pub frame: Pointer,
     pub value: TimeValue<'a>,
 }
 
 impl<'a> Record<'a> {
-    /// `None` for a record too short to hold a creation time, a kind and an organisation.
+    /// `None` for a record too short to hold a creation time, a frame's place, a kind and an
+    /// organisation.
     pub fn parse(record: &'a [u8]) -> Option<Self> {
+        let value_start = 8 + Pointer::LEN;
         Some(Self {
             created: record_created(record)?,
-            value: TimeValue::parse(&record[8..])?,
+            frame: Pointer::parse(record.get(8..value_start)?)?,
+            value: TimeValue::parse(record.get(value_start..)?)?,
         })
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! Invariants:
 //! - Every stored entry passed the full validation pipeline. Nothing is updated in place
-//!   except a retracted entry's frame key, which is pointed at its frame without the body (its
+//!   except a retracted entry's record, which is pointed at its frame without the body (its
 //!   signed header stays).
 //! - An entry's index keys are written before its record, under an intent key that `open`
 //!   uses to repair an interrupted write; an insert is reported only after the flush.
@@ -36,7 +36,10 @@ use std::time::{Duration, Instant};
 use cairn_core::{BodyHash, Entry, EntryId, Kind, MemberId, OrgId, RefKind, Timestamp, Verifier};
 
 /// The format marker written at creation and checked at every open.
-const FORMAT: &[u8] = b"cairn-store/5";
+const FORMAT: &[u8] = b"cairn-store/6";
+/// The fifth format, which kept where each frame is under a key of its own; opening one
+/// migrates it.
+const FORMAT_5: &[u8] = b"cairn-store/5";
 /// The fourth format, which kept frames in the tree; opening one migrates it.
 const FORMAT_4: &[u8] = b"cairn-store/4";
 /// The third format, which had a time index of its own; opening one migrates it.
@@ -61,7 +64,8 @@ const PARALLEL_THRESHOLD: usize = 32;
 const VERIFY_CHUNK: usize = 256;
 /// The most entries written under one intent record.
 const WRITE_RUN: usize = 64;
-/// Frames moved to the frame log between syncs when a store is migrated to format 5.
+/// Entries migrated at once: frames moved to the frame log between syncs (format 5), or
+/// pointers moved into records in one atomic batch (format 6).
 const MIGRATION_CHUNK: usize = 4_096;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
@@ -237,6 +241,9 @@ pub struct Store {
     frames: frames::FrameLog,
     /// Set once the store is open and marked so (see [`OPEN_KEY`]).
     marked_open: std::sync::atomic::AtomicBool,
+    /// Whether records say where their frames are (format 6). False only while an older store
+    /// is opened and migrated, when the frame keys (`layout::FORMAT_5_FRAME`) say it.
+    frames_in_records: std::sync::atomic::AtomicBool,
     verifier: Verifier,
     /// Serialises the chain checks and the writes, so two inserts for the same author and seq
     /// cannot both pass the fork check; holds each author's chain head as last written, so the
@@ -273,7 +280,7 @@ impl Store {
         let frames = frames::FrameLog::open(path, true)?;
         db.open_tree(META_TREE)?.insert(FORMAT_KEY, FORMAT)?;
         db.flush()?;
-        let store = Self::from_db(path, db, frames)?;
+        let store = Self::from_db(path, db, frames, true)?;
         store.load(config.max_entries_per_org)?;
         store.mark_open()?;
         Ok(store)
@@ -290,16 +297,19 @@ impl Store {
         let format = meta.get(FORMAT_KEY)?;
         match format.as_deref() {
             None => Err(Error::NotAStore(path.to_path_buf())),
-            Some(found) if [FORMAT, FORMAT_4, FORMAT_3, FORMAT_2, FORMAT_1].contains(&found) => {
-                // Older formats get their frame log as they are migrated.
-                let frames = frames::FrameLog::open(path, found != FORMAT)?;
+            Some(found)
+                if [FORMAT, FORMAT_5, FORMAT_4, FORMAT_3, FORMAT_2, FORMAT_1].contains(&found) =>
+            {
+                // Formats before 5 get their frame log as they are migrated.
+                let has_frame_log = found == FORMAT || found == FORMAT_5;
+                let frames = frames::FrameLog::open(path, !has_frame_log)?;
                 // Read before anything here flushes, which would record a new synced end.
                 let closed_cleanly = meta.get(OPEN_KEY)?.is_none();
                 let synced = frames_synced(&meta)?;
-                let store = Self::from_db(path, db, frames)?;
+                let store = Self::from_db(path, db, frames, found == FORMAT)?;
                 // Before anything reads frames (the in-memory loads do): a frame lost in a
                 // power cut must not stop the store opening.
-                if found == FORMAT && !closed_cleanly {
+                if has_frame_log && !closed_cleanly {
                     store.check_unsynced_frames(synced)?;
                 }
                 store.repair()?;
@@ -318,8 +328,13 @@ impl Store {
                     meta.insert(FORMAT_KEY, FORMAT_4)?;
                     store.flush()?;
                 }
-                if found != FORMAT {
+                if !has_frame_log {
                     store.move_frames_into_log()?;
+                    meta.insert(FORMAT_KEY, FORMAT_5)?;
+                    store.flush()?;
+                }
+                if found != FORMAT {
+                    store.move_frame_pointers_into_records()?;
                     meta.insert(FORMAT_KEY, FORMAT)?;
                     store.flush()?;
                 }
@@ -349,7 +364,7 @@ impl Store {
                 .map_err(|err| Error::Corrupt(format!("a stored entry does not decode: {err}")))?;
             let created = entry.header().created;
             self.entries
-                .insert(layout::frame_key(created, &entry.id()), frame)?;
+                .insert(layout::format_5_frame_key(created, &entry.id()), frame)?;
             self.entries.insert(key, &created.0.to_be_bytes()[..])?;
         }
         Ok(())
@@ -361,7 +376,7 @@ impl Store {
     fn move_frames_into_log(&self) -> Result<(), Error> {
         note_repair("moving the store's frames into the frame log, format 5 (once)");
         let mut moved = Vec::with_capacity(MIGRATION_CHUNK);
-        for item in self.entries.scan_prefix([layout::FRAME]) {
+        for item in self.entries.scan_prefix([layout::FORMAT_5_FRAME]) {
             let (key, value) = item?;
             if frames::Pointer::parse(&value).is_some() {
                 continue;
@@ -372,6 +387,45 @@ impl Store {
             }
         }
         self.point_at_moved_frames(&mut moved)
+    }
+
+    /// Format 5 → 6: each frame key's pointer moves into the entry's record, and the key goes,
+    /// both in one atomic sled batch (of up to [`MIGRATION_CHUNK`] entries), so a record holds
+    /// a pointer exactly when its frame key is gone. Safe to run again if interrupted: the
+    /// frame keys left are the records left.
+    fn move_frame_pointers_into_records(&self) -> Result<(), Error> {
+        note_repair("moving where each frame is into its record, format 6 (once)");
+        // Every frame durable and recorded as such first: then a power cut during the move
+        // leaves no pointer past the synced end, and the next open's check, which in a store
+        // still marked format 5 reads only the frame keys, misses nothing.
+        self.flush()?;
+        let mut batch = sled::Batch::default();
+        let mut batched = 0;
+        for item in self.entries.scan_prefix([layout::FORMAT_5_FRAME]) {
+            let (key, value) = item?;
+            let (Some(pointer), Some(id)) =
+                (frames::Pointer::parse(&value), layout::trailing_id(&key))
+            else {
+                return Err(Error::Corrupt("a frame key is malformed".into()));
+            };
+            let record_key = layout::entry_key(layout::RECORD, &id);
+            // A frame key without a record was left by an interrupted write: it just goes.
+            if let Some(record) = self.entries.get(&record_key)? {
+                let record = layout::format_5_record_with_frame(&record, pointer)
+                    .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
+                batch.insert(record_key, record);
+            }
+            batch.remove(key);
+            batched += 1;
+            if batched == MIGRATION_CHUNK {
+                self.entries.apply_batch(std::mem::take(&mut batch))?;
+                batched = 0;
+            }
+        }
+        self.entries.apply_batch(batch)?;
+        self.frames_in_records
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     fn point_at_moved_frames(
@@ -394,15 +448,9 @@ impl Store {
     /// `repair` finishes the removal (and a crash during it is repaired at the next open).
     fn check_unsynced_frames(&self, synced: u64) -> Result<(), Error> {
         let mut damaged = HashSet::new();
-        for item in self.entries.scan_prefix([layout::FRAME]) {
-            let (key, value) = item?;
-            let (Some(pointer), Some(id)) =
-                (frames::Pointer::parse(&value), layout::trailing_id(&key))
-            else {
-                return Err(Error::Corrupt("a frame key is malformed".into()));
-            };
+        let mut check = |id: EntryId, pointer: frames::Pointer| -> Result<(), Error> {
             if pointer.end() <= synced {
-                continue;
+                return Ok(());
             }
             // The whole frame is checked: header (its id) and body (its hash).
             let intact = match self.frames.read(pointer) {
@@ -412,6 +460,28 @@ impl Store {
             };
             if !intact {
                 damaged.insert(id);
+            }
+            Ok(())
+        };
+        if self.frames_in_records() {
+            for item in self.entries.scan_prefix([layout::RECORD]) {
+                let (key, record) = item?;
+                let (Some(id), Some(record)) =
+                    (layout::trailing_id(&key), layout::Record::parse(&record))
+                else {
+                    return Err(Error::Corrupt("a record is malformed".into()));
+                };
+                check(id, record.frame)?;
+            }
+        } else {
+            for item in self.entries.scan_prefix([layout::FORMAT_5_FRAME]) {
+                let (key, value) = item?;
+                let (Some(pointer), Some(id)) =
+                    (frames::Pointer::parse(&value), layout::trailing_id(&key))
+                else {
+                    return Err(Error::Corrupt("a frame key is malformed".into()));
+                };
+                check(id, pointer)?;
             }
         }
         if !damaged.is_empty() {
@@ -510,13 +580,13 @@ impl Store {
             "repairing the index keys of {} entries whose writing was interrupted",
             unfinished.len()
         ));
-        // Time keys only in a store of format 3 or earlier, which is repaired before it is
-        // migrated.
+        // Time keys only in a store of format 3 or earlier, and frame keys only in one of
+        // format 5 or earlier, which is repaired before it is migrated.
         let prefixes = [
             layout::FORMAT_3_TIME,
             layout::SPACE,
             layout::REFERS,
-            layout::FRAME,
+            layout::FORMAT_5_FRAME,
         ];
         for prefix in prefixes {
             for key in self.entries.scan_prefix([prefix]).keys() {
@@ -536,7 +606,13 @@ impl Store {
         self.flush()
     }
 
-    fn from_db(path: &Path, db: sled::Db, frames: frames::FrameLog) -> Result<Self, Error> {
+    /// `frames_in_records` is false for a store of format 5 or earlier until it is migrated.
+    fn from_db(
+        path: &Path,
+        db: sled::Db,
+        frames: frames::FrameLog,
+        frames_in_records: bool,
+    ) -> Result<Self, Error> {
         let entries = db.open_tree(ENTRIES_TREE)?;
         let meta = db.open_tree(META_TREE)?;
         let store = Self {
@@ -546,6 +622,7 @@ impl Store {
             entries,
             frames,
             marked_open: std::sync::atomic::AtomicBool::new(false),
+            frames_in_records: std::sync::atomic::AtomicBool::new(frames_in_records),
             verifier: Verifier::new(),
             write_lock: Mutex::new(Heads::default()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -1080,11 +1157,9 @@ impl Store {
             frame
         };
         let pointer = self.frames.append(frame)?;
-        self.entries
-            .insert(layout::frame_key(created, &id), &pointer.to_bytes()[..])?;
         self.entries.insert(
             layout::entry_key(layout::RECORD, &id),
-            layout::record_value(entry),
+            layout::record_value(entry, pointer),
         )?;
         self.forget_space_items(&header.spaces);
         self.count_org_entry(&org, created.0, id);
@@ -1179,8 +1254,6 @@ impl Store {
             self.uncount_org_entry(&entry.credential().claims().org, header.created.0, id);
             self.entries
                 .remove(layout::entry_key(layout::RECORD, &id))?;
-            self.entries
-                .remove(layout::frame_key(header.created, &id))?;
             for space in &header.spaces {
                 self.entries
                     .remove(layout::space_key(space.as_str(), header.created, &id))?;
@@ -1233,8 +1306,8 @@ impl Store {
                     let header_only = cairn_core::entry::frame(entry.signed_header(), None);
                     let pointer = self.frames.append(&header_only)?;
                     self.entries.insert(
-                        layout::frame_key(entry.header().created, &entry.id()),
-                        &pointer.to_bytes()[..],
+                        layout::entry_key(layout::RECORD, &entry.id()),
+                        layout::record_value(entry, pointer),
                     )?;
                 }
                 lock(&self.retracted).insert((entry.id(), author));
@@ -1292,20 +1365,30 @@ impl Store {
         let Some(record) = self.entries.get(&record_key)? else {
             return Ok(None);
         };
-        // Only the creation time: format 1 migrates through here, before records hold more.
+        if self.frames_in_records() {
+            let record = layout::Record::parse(&record)
+                .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
+            return self.frames.read(record.frame).map(Some);
+        }
+        // A store of format 5 or earlier, being migrated: the frame key says where.
         let created = layout::record_created(&record)
             .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
-        let key = layout::frame_key(Timestamp(created), id);
-        match self.entries.get(key)? {
-            Some(pointer) => self.read_frame(&pointer).map(Some),
-            // Removed between the two reads: removal deletes the record, then the frame.
-            None if !self.entries.contains_key(&record_key)? => Ok(None),
+        match self
+            .entries
+            .get(layout::format_5_frame_key(Timestamp(created), id))?
+        {
+            Some(value) => self.read_frame(&value).map(Some),
             None => Err(Error::Corrupt(format!("the frame of {id} is missing"))),
         }
     }
 
-    /// The frame a frame key's value points at. While a store of format 3 or 4 is migrated,
-    /// the value may still be the frame itself (no frame is as short as a pointer).
+    fn frames_in_records(&self) -> bool {
+        self.frames_in_records
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The frame a format 5 frame key's value points at. While a store of format 3 or 4 is
+    /// migrated, the value may still be the frame itself (no frame is as short as a pointer).
     fn read_frame(&self, value: &[u8]) -> Result<Vec<u8>, Error> {
         match frames::Pointer::parse(value) {
             Some(pointer) => self.frames.read(pointer),
@@ -1483,60 +1566,104 @@ impl Store {
         filter: &'a Filter,
     ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
         // Kind, organisation and tag are in the records, so filtering on them loads only
-        // matching entries; a space alone has its own index, and the frame keys are in time
-        // order.
-        let prefix = if let Some(author) = &filter.author {
-            layout::chain_prefix(author)
-        } else if let Some(space) = filter
-            .space
-            .as_ref()
-            .filter(|_| filter.tag.is_none() && filter.org.is_none())
-        {
-            layout::space_prefix(space)
-        } else {
-            vec![layout::FRAME]
-        };
-        let by_chain = filter.author.is_some();
-        let by_time = prefix == [layout::FRAME];
+        // matching entries. An author has their chain, a space alone its index, and all
+        // entries are the space indexes merged.
+        let ids: Box<dyn Iterator<Item = Result<EntryId, Error>> + 'a> =
+            if let Some(author) = &filter.author {
+                Box::new(
+                    self.entries
+                        .scan_prefix(layout::chain_prefix(author))
+                        .values()
+                        .rev()
+                        .map(|value| id_from(&value?)),
+                )
+            } else if let Some(space) = filter.space.as_ref() {
+                Box::new(
+                    self.space_keys_newest_first(space)
+                        .map(|item| item.map(|(_, id)| id)),
+                )
+            } else {
+                Box::new(self.all_newest_first())
+            };
+        ids.filter_map(move |id| {
+            let result = (|| {
+                let id = id?;
+                // An index key without its record (a fork proof, or a key left by a crash
+                // mid-write) is skipped.
+                let Some(record) = self.entries.get(layout::entry_key(layout::RECORD, &id))? else {
+                    return Ok(None);
+                };
+                let record = layout::Record::parse(&record)
+                    .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
+                let value_of = record.value;
+                let wanted = filter.kind.is_none_or(|kind| kind == value_of.kind)
+                    && (!filter.stories_only || value_of.kind.has_story())
+                    && filter.org.is_none_or(|org| org == value_of.org)
+                    && filter.tag.as_ref().is_none_or(|tag| value_of.has_tag(tag));
+                if !wanted {
+                    return Ok(None);
+                }
+                decode_checked(&id, &self.frames.read(record.frame)?).map(Some)
+            })();
+            match result {
+                Ok(Some(entry)) if filter.matches(&entry) => Some(Ok(entry)),
+                Ok(_) => None,
+                Err(err) => Some(Err(err)),
+            }
+        })
+    }
+
+    /// A space's index keys as (created, id), newest first.
+    fn space_keys_newest_first(
+        &self,
+        space: &str,
+    ) -> impl Iterator<Item = Result<(u64, EntryId), Error>> + '_ {
+        let prefix = layout::space_prefix(space);
+        let start = prefix.len();
         self.entries
             .scan_prefix(prefix)
+            .keys()
             .rev()
-            .filter_map(move |item| {
-                let result = (|| {
-                    let (key, value) = item?;
-                    let id = if by_chain {
-                        id_from(&value)?
-                    } else {
-                        layout::trailing_id(&key)
-                            .ok_or_else(|| Error::Corrupt("an index key is too short".into()))?
-                    };
-                    if !by_time {
-                        // An index key without its record was left by a crash mid-write:
-                        // `get` skips it.
-                        return self.get(&id);
-                    }
-                    let Some(record) = self.entries.get(layout::entry_key(layout::RECORD, &id))?
-                    else {
-                        return Ok(None);
-                    };
-                    let value_of = layout::Record::parse(&record)
-                        .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?
-                        .value;
-                    let wanted = filter.kind.is_none_or(|kind| kind == value_of.kind)
-                        && (!filter.stories_only || value_of.kind.has_story())
-                        && filter.org.is_none_or(|org| org == value_of.org)
-                        && filter.tag.as_ref().is_none_or(|tag| value_of.has_tag(tag));
-                    if !wanted {
-                        return Ok(None);
-                    }
-                    decode_checked(&id, &self.read_frame(&value)?).map(Some)
-                })();
-                match result {
-                    Ok(Some(entry)) if filter.matches(&entry) => Some(Ok(entry)),
-                    Ok(_) => None,
-                    Err(err) => Some(Err(err)),
-                }
+            .map(move |key| {
+                layout::created_and_id(&key?[start..])
+                    .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))
             })
+    }
+
+    /// Every space that has an entry, in name order: one seek per space, however many
+    /// entries each holds.
+    fn spaces(&self) -> Result<Vec<String>, Error> {
+        let mut spaces = Vec::new();
+        let mut from = vec![layout::SPACE];
+        while let Some((key, _)) = self.entries.range(from..).next().transpose()? {
+            if key.first() != Some(&layout::SPACE) {
+                break;
+            }
+            let name_end = key
+                .iter()
+                .position(|&byte| byte == 0)
+                .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
+            let name = std::str::from_utf8(&key[1..name_end])
+                .map_err(|_| Error::Corrupt("a space name is not UTF-8".into()))?;
+            spaces.push(name.to_string());
+            // Past every key of this space: its name, then a byte above the 0 that ends it.
+            from = [&key[..name_end], &[1]].concat();
+        }
+        Ok(spaces)
+    }
+
+    /// The ids of every entry and fork proof, newest first, each once: the space indexes
+    /// merged (an entry is in one to eight spaces, so the same key can come from several).
+    fn all_newest_first(&self) -> Box<dyn Iterator<Item = Result<EntryId, Error>> + '_> {
+        match self.spaces() {
+            Ok(spaces) => Box::new(NewestFirst {
+                sources: spaces
+                    .iter()
+                    .map(|space| (self.space_keys_newest_first(space), None))
+                    .collect(),
+            }),
+            Err(err) => Box::new(std::iter::once(Err(err))),
+        }
     }
 
     /// The highest seq reachable from seq 1 without a gap: the end of the chain as far as it
@@ -1735,19 +1862,10 @@ impl Store {
             }
             let (created, id) = layout::created_and_id(&key[prefix.len()..])
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
-            // The frame's key follows from the index key, so no record lookup: in time order
-            // the frames are read page by page. (A frame whose record is still being written
-            // is served too: it was verified before it was written.) Fork proofs have no
-            // frame key.
-            let frame = match self
-                .entries
-                .get(layout::frame_key(Timestamp(created), &id))?
-            {
-                Some(pointer) => self.read_frame(&pointer)?,
-                None => match self.frame_of(&id)? {
-                    Some(frame) => frame,
-                    None => continue,
-                },
+            // A key without a record or a fork proof is an entry still being written, or one
+            // a crash interrupted: it is not served.
+            let Some(frame) = self.frame_of(&id)? else {
+                continue;
             };
             if frames.len() == limit || bytes + frame.len() > max_bytes {
                 return Ok(Page { frames, next: last });
@@ -1843,6 +1961,42 @@ impl Drop for Store {
         if self.flush().is_ok() && self.meta.remove(OPEN_KEY).is_ok() {
             let _ = self.db.flush();
         }
+    }
+}
+
+/// Index keys from several sources, each newest first, merged into one stream of ids newest
+/// first, each key once.
+struct NewestFirst<I> {
+    /// Each source with the item it yielded last and that is not passed on yet.
+    sources: Vec<(I, Option<(u64, EntryId)>)>,
+}
+
+impl<I: Iterator<Item = Result<(u64, EntryId), Error>>> Iterator for NewestFirst<I> {
+    type Item = Result<EntryId, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut index = 0;
+        while let Some((source, head)) = self.sources.get_mut(index) {
+            if head.is_none() {
+                match source.next() {
+                    Some(Ok(item)) => *head = Some(item),
+                    Some(Err(err)) => return Some(Err(err)),
+                    None => {
+                        self.sources.swap_remove(index);
+                        continue;
+                    }
+                }
+            }
+            index += 1;
+        }
+        // Every source is in order, so a key in several of them is at each one's head now.
+        let newest = self.sources.iter().filter_map(|(_, head)| *head).max()?;
+        for (_, head) in &mut self.sources {
+            if *head == Some(newest) {
+                *head = None;
+            }
+        }
+        Some(Ok(newest.1))
     }
 }
 

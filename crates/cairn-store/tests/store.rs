@@ -372,7 +372,7 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         store.insert(&chain[0].encode(), NOW).expect("insert");
     }
     // What a crash between an entry's index keys and its record leaves behind (the layout's
-    // prefixes: `x` intent, `s` space, `a` chain, `d` frame pointer).
+    // prefixes: `x` intent, `s` space, `a` chain), and its frame appended to the log.
     {
         let db = open_raw(&path);
         let tree = db.open_tree("entries").expect("tree");
@@ -389,13 +389,11 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
         chain_key.extend_from_slice(lost.header().author.as_bytes());
         chain_key.extend_from_slice(&2u64.to_be_bytes());
         tree.insert(chain_key, &id.as_bytes()[..]).expect("chain");
-        // Where its frame would have gone: just past the end of the frame log.
-        let log_end = std::fs::metadata(path.join("frames"))
-            .expect("frame log")
-            .len();
-        let pointer = [&log_end.to_be_bytes()[..], &400u32.to_be_bytes()].concat();
-        tree.insert([&[b'd'][..], &created, id.as_bytes()].concat(), pointer)
-            .expect("frame");
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path.join("frames"))
+            .expect("frame log");
+        std::io::Write::write_all(&mut log, &lost.encode()).expect("frame");
         db.flush().expect("flush");
     }
     let store = Store::open(&path, Config::default()).expect("reopen");
@@ -510,7 +508,7 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     assert_eq!(tree.scan_prefix([b'g']).count(), 0, "tag index removed");
     assert_eq!(tree.scan_prefix([b'o']).count(), 0, "org index removed");
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
 }
 
 /// Writes a store's format marker, and flushes.
@@ -543,9 +541,31 @@ fn format_3_time_value(entry: &cairn_core::Entry) -> Vec<u8> {
     value
 }
 
+/// Moves where each entry's frame is from its record to a frame key (`d created id` →
+/// pointer), as format 5 stored them, and marks the store as format 5.
+fn rewrite_as_format_5(path: &std::path::Path, entries: &[cairn_core::Entry]) {
+    let db = open_raw(path);
+    let tree = db.open_tree("entries").expect("tree");
+    for entry in entries {
+        let record_key = [&[b'e'][..], entry.id().as_bytes()].concat();
+        let record = tree.get(&record_key).expect("read").expect("record");
+        let (created, rest) = record.split_at(8);
+        let (pointer, value) = rest.split_at(12);
+        tree.insert(
+            [&[b'd'][..], created, entry.id().as_bytes()].concat(),
+            pointer,
+        )
+        .expect("frame key");
+        tree.insert(record_key, [created, value].concat())
+            .expect("record");
+    }
+    set_format(&db, b"cairn-store/5");
+}
+
 /// Puts each entry's frame back into its frame key (`d created id` → frame) and removes the
 /// frame log, as format 4 stored them, and marks the store as format 4.
 fn rewrite_as_format_4(path: &std::path::Path, entries: &[cairn_core::Entry]) {
+    rewrite_as_format_5(path, entries);
     let db = open_raw(path);
     let tree = db.open_tree("entries").expect("tree");
     for entry in entries {
@@ -625,24 +645,9 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
     }
     let db = open_raw(&path);
     let tree = db.open_tree("entries").expect("tree");
-    for entry in &entries {
-        let record = tree
-            .get([&[b'e'][..], entry.id().as_bytes()].concat())
-            .expect("read")
-            .expect("record");
-        assert_eq!(
-            record.as_ref(),
-            [
-                &entry.header().created.0.to_be_bytes()[..],
-                &format_3_time_value(entry)
-            ]
-            .concat(),
-            "each record holds its creation time, kind, organisation and tags"
-        );
-    }
-    assert_frames_are_in_the_log(&tree, 40);
+    assert_frames_are_in_the_log(&tree, &entries);
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
 }
 
 #[test]
@@ -716,7 +721,7 @@ fn a_format_3_store_is_migrated_on_open_even_after_an_interrupted_migration() {
     let db = open_raw(&path);
     let tree = db.open_tree("entries").expect("tree");
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
 }
 
 #[test]
@@ -965,17 +970,24 @@ fn sign_retraction(
     author.sign(seq, prev, draft).expect("signs")
 }
 
-/// Every frame key holds a pointer into the frame log (12 bytes), not a frame.
-fn assert_frames_are_in_the_log(tree: &sled::Tree, count: usize) {
-    let values: Vec<_> = tree
-        .scan_prefix([b'd'])
-        .map(|item| item.expect("frame key").1)
-        .collect();
-    assert_eq!(values.len(), count, "one frame key per entry");
-    assert!(
-        values.iter().all(|value| value.len() == 12),
-        "frame keys hold pointers"
-    );
+/// Each entry's record holds its creation time, where its frame is in the frame log, and its
+/// kind, organisation and tags; and no frame key is left.
+fn assert_frames_are_in_the_log(tree: &sled::Tree, entries: &[cairn_core::Entry]) {
+    assert_eq!(tree.scan_prefix([b'd']).count(), 0, "frame keys removed");
+    for entry in entries {
+        let record = tree
+            .get([&[b'e'][..], entry.id().as_bytes()].concat())
+            .expect("read")
+            .expect("record");
+        assert_eq!(record[..8], entry.header().created.0.to_be_bytes());
+        let frame_len = u32::from_be_bytes(record[16..20].try_into().expect("4 bytes"));
+        assert_eq!(
+            frame_len as usize,
+            entry.encode().len(),
+            "points at the frame"
+        );
+        assert_eq!(record[20..], format_3_time_value(entry));
+    }
 }
 
 #[test]
@@ -990,6 +1002,7 @@ fn a_format_4_store_moves_its_frames_to_the_log_even_after_an_interrupted_migrat
         .expect("batch");
     // As an interrupted migration leaves it: the first 15 frames already moved to the log,
     // the rest still in the tree.
+    rewrite_as_format_5(&path, &entries);
     {
         let db = open_raw(&path);
         let tree = db.open_tree("entries").expect("tree");
@@ -1016,8 +1029,113 @@ fn a_format_4_store_moves_its_frames_to_the_log_even_after_an_interrupted_migrat
     }
     let db = open_raw(&path);
     let tree = db.open_tree("entries").expect("tree");
-    assert_frames_are_in_the_log(&tree, 40);
-    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/5"[..]));
+    assert_frames_are_in_the_log(&tree, &entries);
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
+}
+
+#[test]
+fn a_format_5_store_moves_its_frame_pointers_into_records_even_after_an_interrupted_migration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("store");
+    let ana = Author::ana();
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let entries: Vec<_> = ana
+        .chain(30, EPOCH, 300)
+        .expect("chain")
+        .into_iter()
+        .chain(ben.chain(12, Timestamp(EPOCH.0 + 500), 300).expect("chain"))
+        .collect();
+    let frames: Vec<Vec<u8>> = entries.iter().map(|e| e.encode()).collect();
+    Store::create(&path, Config::default())
+        .expect("create")
+        .insert_batch(&frames, NOW)
+        .expect("batch");
+    // Entries 10 and on go back to format 5; the first 10 are as an interrupted migration
+    // left them. A frame key whose record a crash kept from being written is there too.
+    rewrite_as_format_5(&path, &entries[10..]);
+    {
+        let db = open_raw(&path);
+        let tree = db.open_tree("entries").expect("tree");
+        let stray = [&[b'd'][..], &[0u8; 8], &[7u8; 32]].concat();
+        tree.insert(stray, &[0u8; 12][..]).expect("stray frame key");
+        db.flush().expect("flush");
+    }
+    {
+        let store = Store::open(&path, Config::default()).expect("migrates");
+        for entry in &entries {
+            let read = store.get(&entry.id()).expect("reads").expect("held");
+            assert_eq!(read.encode(), entry.encode());
+        }
+        let newest: Vec<_> = store
+            .newest(&Filter::default())
+            .map(|entry| entry.expect("reads").id())
+            .collect();
+        let mut expected: Vec<_> = entries.iter().collect();
+        expected.sort_by_key(|entry| std::cmp::Reverse((entry.header().created, entry.id())));
+        assert_eq!(
+            newest,
+            expected.iter().map(|entry| entry.id()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            store
+                .newest(&Filter {
+                    org: Some(ben.org_key.org_id()),
+                    ..Filter::default()
+                })
+                .count(),
+            12
+        );
+        let page = store
+            .space_range("commons", None, 100, 1 << 20)
+            .expect("range");
+        assert_eq!(page.frames.len(), 42);
+    }
+    let db = open_raw(&path);
+    let tree = db.open_tree("entries").expect("tree");
+    assert_frames_are_in_the_log(&tree, &entries);
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
+}
+
+#[test]
+fn listing_all_entries_merges_the_spaces_newest_first_and_lists_each_entry_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(&dir.path().join("store"), Config::default()).expect("create");
+    let ana = Author::ana();
+    let space = |name: &str| cairn_core::Space::new(name).expect("space");
+    // Ten entries, each in one, two or three of three spaces, created out of name order.
+    let mut prev = None;
+    let mut entries = Vec::new();
+    for seq in 1..=10u64 {
+        let spaces = match seq % 3 {
+            0 => vec![space("alpha")],
+            1 => vec![space("alpha"), space("beta")],
+            _ => vec![space("alpha"), space("beta"), space("gamma")],
+        };
+        let draft = cairn_core::Draft::story(
+            cairn_core::Kind::LEARNING,
+            &cairn_core::testkit::story(seq as usize, 300),
+            spaces,
+            Timestamp(EPOCH.0 + seq * 1_000),
+        )
+        .expect("draft");
+        let entry = ana.sign(seq, prev, draft).expect("signs");
+        prev = Some(entry.id());
+        store.insert(&entry.encode(), NOW).expect("insert");
+        entries.push(entry);
+    }
+    let listed: Vec<_> = store
+        .newest(&Filter::default())
+        .map(|entry| entry.expect("reads").id())
+        .collect();
+    let expected: Vec<_> = entries.iter().rev().map(|entry| entry.id()).collect();
+    assert_eq!(listed, expected);
+    let in_gamma = store
+        .newest(&Filter {
+            space: Some("gamma".into()),
+            ..Filter::default()
+        })
+        .count();
+    assert_eq!(in_gamma, 3);
 }
 
 #[test]
