@@ -65,6 +65,9 @@ impl Pointer {
     }
 }
 
+/// The most bytes [`FrameLog::read_many`] reads at once.
+const READ_RUN_LIMIT: u64 = 1 << 20;
+
 /// Bytes of appended frames held before they are written out even mid-run.
 const PENDING_LIMIT: usize = 1 << 20;
 
@@ -194,6 +197,47 @@ impl FrameLog {
         }
     }
 
+    /// Reads the frames at `pointers`, in order, with one read for each run of frames that lie
+    /// end to end (at most [`READ_RUN_LIMIT`] bytes, and never partly in the file and partly
+    /// pending).
+    pub fn read_many(&self, pointers: &[Pointer]) -> Result<Vec<Vec<u8>>, Error> {
+        // Only grows, and only by writing out every pending frame, so a run wholly before it
+        // stays in the file and one wholly after it is read whole from either place.
+        let written = crate::lock(&self.tail).written();
+        let mut frames = Vec::with_capacity(pointers.len());
+        let mut rest = pointers;
+        while let Some(first) = rest.first() {
+            let mut run = Pointer {
+                offset: first.offset,
+                len: first.len,
+            };
+            let mut count = 1;
+            for next in &rest[1..] {
+                let joins = next.offset == run.end()
+                    && (run.end() != written)
+                    && u64::from(run.len) + u64::from(next.len) <= READ_RUN_LIMIT;
+                if !joins {
+                    break;
+                }
+                run.len += next.len;
+                count += 1;
+            }
+            if count == 1 {
+                frames.push(self.read(run)?);
+            } else {
+                let bytes = self.read(run)?;
+                let mut at = 0;
+                for pointer in &rest[..count] {
+                    let end = at + pointer.len as usize;
+                    frames.push(bytes[at..end].to_vec());
+                    at = end;
+                }
+            }
+            rest = &rest[count..];
+        }
+        Ok(frames)
+    }
+
     fn past_the_end(&self, pointer: Pointer) -> Error {
         Error::Corrupt(format!(
             "a frame at bytes {}..{} is past the end of the frame log {}",
@@ -279,5 +323,34 @@ mod tests {
             FrameLog::open(&dir.path().join("elsewhere"), false),
             Err(Error::MissingFrameLog(_))
         ));
+    }
+
+    #[test]
+    fn many_frames_read_back_in_the_order_asked_whether_in_the_file_or_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = FrameLog::open(dir.path(), true).expect("create");
+        let frames: Vec<Vec<u8>> = (0..6u8).map(|n| vec![n; 10 + usize::from(n)]).collect();
+        let mut pointers: Vec<Pointer> = frames[..4]
+            .iter()
+            .map(|frame| log.append(frame).expect("append"))
+            .collect();
+        log.write_out().expect("write out");
+        // The last two stay pending, end to end with the ones in the file.
+        pointers.extend(frames[4..].iter().map(|f| log.append(f).expect("append")));
+        let all = log.read_many(&pointers).expect("read");
+        assert_eq!(all, frames);
+        // Out of order, repeated, and not end to end.
+        let order = [5, 0, 1, 3, 2, 2, 4];
+        let asked: Vec<Pointer> = order.iter().map(|&i| pointers[i]).collect();
+        let read = log.read_many(&asked).expect("read");
+        let expected: Vec<Vec<u8>> = order.iter().map(|&i| frames[i].clone()).collect();
+        assert_eq!(read, expected);
+        // A run that reaches past the end is damage, as a single read is.
+        let mut past = pointers.clone();
+        past.push(Pointer {
+            offset: pointers[5].end(),
+            len: 4,
+        });
+        assert!(matches!(log.read_many(&past), Err(Error::Corrupt(_))));
     }
 }

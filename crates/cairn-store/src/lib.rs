@@ -244,6 +244,9 @@ pub struct Store {
     /// Whether records say where their frames are (format 6). False only while an older store
     /// is opened and migrated, when the frame keys (`layout::FORMAT_5_FRAME`) say it.
     frames_in_records: std::sync::atomic::AtomicBool,
+    /// Whether any fork proof may be held: set at open if one is, and before one is written.
+    /// Until then the duplicate check of every new entry skips looking for one.
+    may_hold_fork_proofs: std::sync::atomic::AtomicBool,
     verifier: Verifier,
     /// Serialises the chain checks and the writes, so two inserts for the same author and seq
     /// cannot both pass the fork check; holds each author's chain head as last written, so the
@@ -623,6 +626,7 @@ impl Store {
             frames,
             marked_open: std::sync::atomic::AtomicBool::new(false),
             frames_in_records: std::sync::atomic::AtomicBool::new(frames_in_records),
+            may_hold_fork_proofs: std::sync::atomic::AtomicBool::new(true),
             verifier: Verifier::new(),
             write_lock: Mutex::new(Heads::default()),
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -639,6 +643,9 @@ impl Store {
     /// Reads what the store keeps in memory: retractions, revocations and the policy. After
     /// any repair and migration, as it reads entries.
     fn load(&self, max_entries_per_org: u64) -> Result<(), Error> {
+        let holds_fork_proofs = self.entries.scan_prefix([layout::FORK]).next().is_some();
+        self.may_hold_fork_proofs
+            .store(holds_fork_proofs, std::sync::atomic::Ordering::SeqCst);
         self.load_retractions()?;
         self.load_revocations()?;
         self.load_policy(max_entries_per_org)
@@ -1028,6 +1035,8 @@ impl Store {
             if self.entries.contains_key(&marker)? {
                 return Err(cairn_core::Error::Duplicate(id).into());
             }
+            self.may_hold_fork_proofs
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             self.entries.insert(marker, &id.as_bytes()[..])?;
             // The proof goes in its spaces' indexes too, so catch-up sync passes it on.
             for space in &header.spaces {
@@ -1348,19 +1357,26 @@ impl Store {
         }
     }
 
-    /// The frame stored under an id: the entry's record, or else a fork proof.
-    fn frame_of(&self, id: &EntryId) -> Result<Option<Vec<u8>>, Error> {
-        match self.record_frame(id)? {
-            Some(frame) => Ok(Some(frame)),
+    /// Where the frame stored under an id is: the entry's record, or else a fork proof.
+    fn frame_at(&self, id: &EntryId) -> Result<Option<FrameAt>, Error> {
+        match self.record_frame_at(id)? {
+            Some(at) => Ok(Some(at)),
             None => Ok(self
                 .entries
                 .get(layout::entry_key(layout::FORK, id))?
-                .map(|frame| frame.to_vec())),
+                .map(|frame| FrameAt::Read(frame.to_vec()))),
         }
     }
 
-    /// The frame of a stored entry (not a fork proof): its record says where.
+    /// The frame of a stored entry (not a fork proof).
     fn record_frame(&self, id: &EntryId) -> Result<Option<Vec<u8>>, Error> {
+        self.record_frame_at(id)?
+            .map(|at| self.read_frame_at(at))
+            .transpose()
+    }
+
+    /// Where the frame of a stored entry (not a fork proof) is: its record says.
+    fn record_frame_at(&self, id: &EntryId) -> Result<Option<FrameAt>, Error> {
         let record_key = layout::entry_key(layout::RECORD, id);
         let Some(record) = self.entries.get(&record_key)? else {
             return Ok(None);
@@ -1368,32 +1384,57 @@ impl Store {
         if self.frames_in_records() {
             let record = layout::Record::parse(&record)
                 .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
-            return self.frames.read(record.frame).map(Some);
+            return Ok(Some(FrameAt::Log(record.frame)));
         }
-        // A store of format 5 or earlier, being migrated: the frame key says where.
+        // A store of format 5 or earlier, being migrated: the frame key says where, or holds
+        // the frame itself while a store of format 3 or 4 is migrated (no frame is as short
+        // as a pointer).
         let created = layout::record_created(&record)
             .ok_or_else(|| Error::Corrupt(format!("the record of {id} is malformed")))?;
         match self
             .entries
             .get(layout::format_5_frame_key(Timestamp(created), id))?
         {
-            Some(value) => self.read_frame(&value).map(Some),
+            Some(value) => Ok(Some(match frames::Pointer::parse(&value) {
+                Some(pointer) => FrameAt::Log(pointer),
+                None => FrameAt::Read(value.to_vec()),
+            })),
             None => Err(Error::Corrupt(format!("the frame of {id} is missing"))),
         }
+    }
+
+    fn read_frame_at(&self, at: FrameAt) -> Result<Vec<u8>, Error> {
+        match at {
+            FrameAt::Log(pointer) => self.frames.read(pointer),
+            FrameAt::Read(frame) => Ok(frame),
+        }
+    }
+
+    /// The frames at `located`, in order; frames that lie end to end in the log (as frames
+    /// written together do) are read with one system call.
+    fn read_frames_at(&self, located: Vec<FrameAt>) -> Result<Vec<Vec<u8>>, Error> {
+        let pointers: Vec<frames::Pointer> = located
+            .iter()
+            .filter_map(|at| match at {
+                FrameAt::Log(pointer) => Some(*pointer),
+                FrameAt::Read(_) => None,
+            })
+            .collect();
+        let mut from_log = self.frames.read_many(&pointers)?.into_iter();
+        located
+            .into_iter()
+            .map(|at| match at {
+                FrameAt::Log(_) => from_log
+                    .next()
+                    .ok_or_else(|| Error::Corrupt("a frame read from the log is missing".into())),
+                FrameAt::Read(frame) => Ok(frame),
+            })
+            .collect()
     }
 
     fn frames_in_records(&self) -> bool {
         self.frames_in_records
             .load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// The frame a format 5 frame key's value points at. While a store of format 3 or 4 is
-    /// migrated, the value may still be the frame itself (no frame is as short as a pointer).
-    fn read_frame(&self, value: &[u8]) -> Result<Vec<u8>, Error> {
-        match frames::Pointer::parse(value) {
-            Some(pointer) => self.frames.read(pointer),
-            None => Ok(value.to_vec()),
-        }
     }
 
     /// The id in the author's chain at `seq`, if that entry's record exists. A chain key whose
@@ -1414,9 +1455,12 @@ impl Store {
         Ok(self
             .entries
             .contains_key(layout::entry_key(layout::RECORD, id))?
-            || self
-                .entries
-                .contains_key(layout::entry_key(layout::FORK, id))?)
+            || (self
+                .may_hold_fork_proofs
+                .load(std::sync::atomic::Ordering::SeqCst)
+                && self
+                    .entries
+                    .contains_key(layout::entry_key(layout::FORK, id))?))
     }
 
     /// Reads an entry back, checking that it is the one asked for and undamaged.
@@ -1852,46 +1896,54 @@ impl Store {
             }
             None => prefix.clone(),
         };
-        let mut frames = Vec::new();
+        // Where each frame is first, then the frames: those written together are read at once.
+        let mut located = Vec::new();
         let mut bytes = 0;
         let mut last = None;
+        let mut next = None;
         for key in self.entries.range(start..).keys() {
             let key = key?;
             if !key.starts_with(&prefix) {
-                return Ok(Page { frames, next: None });
+                break;
             }
             let (created, id) = layout::created_and_id(&key[prefix.len()..])
                 .ok_or_else(|| Error::Corrupt("a space index key is malformed".into()))?;
             // A key without a record or a fork proof is an entry still being written, or one
             // a crash interrupted: it is not served.
-            let Some(frame) = self.frame_of(&id)? else {
+            let Some(at) = self.frame_at(&id)? else {
                 continue;
             };
-            if frames.len() == limit || bytes + frame.len() > max_bytes {
-                return Ok(Page { frames, next: last });
+            if located.len() == limit || bytes + at.len() > max_bytes {
+                next = last;
+                break;
             }
-            bytes += frame.len();
-            frames.push(frame);
+            bytes += at.len();
+            located.push(at);
             last = Some((created, id));
         }
-        Ok(Page { frames, next: None })
+        Ok(Page {
+            frames: self.read_frames_at(located)?,
+            next,
+        })
     }
 
     /// Frames of the entries held among `ids`, in that order, stopping before `max_bytes`;
     /// the flag says whether it stopped early.
     pub fn frames(&self, ids: &[EntryId], max_bytes: usize) -> Result<(Vec<Vec<u8>>, bool), Error> {
-        let mut frames = Vec::new();
+        let mut located = Vec::new();
         let mut bytes = 0;
+        let mut stopped_early = false;
         for id in ids {
-            if let Some(frame) = self.frame_of(id)? {
-                if bytes + frame.len() > max_bytes {
-                    return Ok((frames, true));
+            if let Some(at) = self.frame_at(id)? {
+                if bytes + at.len() > max_bytes {
+                    stopped_early = true;
+                    break;
                 }
-                bytes += frame.len();
-                frames.push(frame);
+                bytes += at.len();
+                located.push(at);
             }
         }
-        Ok((frames, false))
+        Ok((self.read_frames_at(located)?, stopped_early))
     }
 
     /// Marks entries as not yet shared with any peer.
@@ -1960,6 +2012,21 @@ impl Drop for Store {
         }
         if self.flush().is_ok() && self.meta.remove(OPEN_KEY).is_ok() {
             let _ = self.db.flush();
+        }
+    }
+}
+
+/// Where a frame is: in the frame log, or already read (a fork proof, which the tree holds).
+enum FrameAt {
+    Log(frames::Pointer),
+    Read(Vec<u8>),
+}
+
+impl FrameAt {
+    fn len(&self) -> usize {
+        match self {
+            FrameAt::Log(pointer) => pointer.len as usize,
+            FrameAt::Read(frame) => frame.len(),
         }
     }
 }

@@ -178,6 +178,13 @@ fn a_second_entry_at_the_same_seq_is_kept_as_a_fork_proof() {
     );
     assert_eq!(code(store.insert(&rival.encode(), NOW)), "duplicate:id");
     assert_eq!(store.count().expect("count"), 1);
+    // The store knows it holds the proof, also once reopened.
+    assert!(store.contains(&rival.id()).expect("reads"));
+    let path = store.path().to_path_buf();
+    drop(store);
+    let store = Store::open(&path, Config::default()).expect("reopens");
+    assert!(store.contains(&rival.id()).expect("reads"));
+    assert_eq!(code(store.insert(&rival.encode(), NOW)), "duplicate:id");
 }
 
 #[test]
