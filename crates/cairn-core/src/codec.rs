@@ -91,9 +91,12 @@ pub fn encode_message<T: Serialize>(what: &'static str, value: &T) -> Result<Vec
     encode_within::<MESSAGE_LIMIT, T>(what, value)
 }
 
-/// Decodes a protocol message that must fill `bytes` completely; callers check their own,
-/// tighter, size limit first.
-pub fn decode_message<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, Error> {
+/// Decodes a protocol message that must fill `bytes` completely (it may borrow from them);
+/// callers check their own, tighter, size limit first.
+pub fn decode_message<'a, T: Deserialize<'a>>(
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, Error> {
     decode_within::<MESSAGE_LIMIT, T>(what, bytes)
 }
 

@@ -367,8 +367,16 @@ async fn space_from(
     let result = async {
         asking.push_back(ask(shared, peer, request).await?);
         while let Some(answer) = asking.pop_front() {
-            let response = answer.await?;
+            let response = Arc::new(answer.await?);
             let (frames, step) = session.on_response(&response).map_err(sync_error)?;
+            // The frames stay in the answer, which is kept until they are stored.
+            let frames: Vec<ReceivedFrame> = frames
+                .into_iter()
+                .map(|range| ReceivedFrame {
+                    answer: response.clone(),
+                    range,
+                })
+                .collect();
             drop(response);
             if let Step::Send(requests) = step {
                 for request in requests {
@@ -436,6 +444,18 @@ async fn ask(
     Ok(shared.client.queue_sync_request(peer, request).await?)
 }
 
+/// A frame as it arrived: a part of the peer's answer, shared by the answer's frames.
+struct ReceivedFrame {
+    answer: Arc<Vec<u8>>,
+    range: std::ops::Range<usize>,
+}
+
+impl AsRef<[u8]> for ReceivedFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.answer[self.range.clone()]
+    }
+}
+
 /// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.
 ///
 /// The insert starts on a blocking thread at once: spawned from an async task, it would wait
@@ -444,7 +464,7 @@ async fn ask(
 fn store_frames(
     shared: &Arc<Shared>,
     peer: PeerId,
-    frames: Vec<Vec<u8>>,
+    frames: Vec<ReceivedFrame>,
     turn: cairn_store::WriteTurn,
 ) -> tokio::task::JoinHandle<Result<(), Error>> {
     // Nobody waits on a fetched entry, so batches are not flushed one by one (a flush would

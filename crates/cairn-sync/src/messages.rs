@@ -28,9 +28,10 @@ pub enum Request {
     },
 }
 
-/// The serving side's answer.
+/// The serving side's answer. The pulling side decodes the frames of `Entries` in place, as
+/// slices of the message (`Response<&[u8]>`); both forms have the same encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Response {
+pub enum Response<F = Bytes> {
     /// The next negentropy message.
     Reconcile { message: Bytes },
     /// Reconciling is declined because the responder holds far more: page through the space.
@@ -38,7 +39,7 @@ pub enum Response {
     /// Frames, each a complete entry. `next` continues a range; `truncated` says a fetch was
     /// cut short by the size limit and the remaining ids should be asked for again.
     Entries {
-        frames: Vec<Bytes>,
+        frames: Vec<F>,
         next: Option<(u64, EntryId)>,
         truncated: bool,
     },
@@ -64,21 +65,9 @@ impl Request {
     }
 }
 
-impl Response {
+impl<F: Serialize> Response<F> {
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         Ok(codec::encode_message("sync response", self)?)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() > MAX_RESPONSE_LEN {
-            return Err(cairn_core::Error::TooLarge {
-                what: "sync response",
-                len: bytes.len(),
-                max: MAX_RESPONSE_LEN,
-            }
-            .into());
-        }
-        Ok(codec::decode_message("sync response", bytes)?)
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -88,5 +77,19 @@ impl Response {
             Response::Entries { .. } => "entries",
             Response::Refused { .. } => "refused",
         }
+    }
+}
+
+impl<'a, F: Deserialize<'a>> Response<F> {
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_RESPONSE_LEN {
+            return Err(cairn_core::Error::TooLarge {
+                what: "sync response",
+                len: bytes.len(),
+                max: MAX_RESPONSE_LEN,
+            }
+            .into());
+        }
+        Ok(codec::decode_message("sync response", bytes)?)
     }
 }

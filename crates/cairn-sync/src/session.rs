@@ -1,6 +1,7 @@
 //! The pulling side of a sync, one space with one peer: reconcile, then fetch; or stream.
 
 use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
 
 use cairn_core::EntryId;
 use std::sync::Arc;
@@ -180,12 +181,13 @@ impl Session {
         &self.stats
     }
 
-    /// Feeds the peer's answer. Returns the entry frames it carried (for the caller to store:
-    /// the store validates each one) and the next step.
-    pub fn on_response(&mut self, bytes: &[u8]) -> Result<(Vec<Vec<u8>>, Step), Error> {
+    /// Feeds the peer's answer. Returns where in `bytes` the entry frames it carried are (for
+    /// the caller to store without copying them: the store validates each one) and the next
+    /// step.
+    pub fn on_response(&mut self, bytes: &[u8]) -> Result<(Vec<Range<usize>>, Step), Error> {
         self.stats.round_trips += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        let response = Response::decode(bytes)?;
+        let response = Response::<&[u8]>::decode(bytes)?;
         let asked = match self.phase {
             Phase::Reconciling => "reconcile",
             Phase::Fetching => "fetch",
@@ -241,7 +243,6 @@ impl Session {
                     frames, truncated, ..
                 },
             ) => {
-                let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
                 self.stats.entries_received += frames.len() as u64;
                 let in_flight = self.in_flight.pop_front().unwrap_or_default();
                 let asked: HashSet<EntryId> = in_flight.iter().copied().collect();
@@ -268,10 +269,9 @@ impl Session {
                 } else {
                     self.stats.unavailable += unserved.len() as u64;
                 }
-                Ok((frames, self.next_fetch()?))
+                Ok((ranges_in(bytes, &frames), self.next_fetch()?))
             }
             (Phase::Ranging, Response::Entries { frames, next, .. }) => {
-                let frames: Vec<Vec<u8>> = frames.into_iter().map(|frame| frame.0).collect();
                 self.stats.entries_received += frames.len() as u64;
                 // Every entry must be in this space, and the pages must move forward.
                 for frame in &frames {
@@ -314,7 +314,7 @@ impl Session {
                         Step::Done
                     }
                 };
-                Ok((frames, step))
+                Ok((ranges_in(bytes, &frames), step))
             }
             (_, other) => {
                 self.phase = Phase::Done;
@@ -358,6 +358,18 @@ impl Session {
 
 /// Ids asked for by a session's fetch after `sent` earlier ones: [`FIRST_FETCH`], doubling
 /// up to [`FETCH_BATCH`].
+/// Where each of `parts`, slices of `message`, is in it.
+fn ranges_in(message: &[u8], parts: &[&[u8]]) -> Vec<Range<usize>> {
+    let base = message.as_ptr() as usize;
+    parts
+        .iter()
+        .map(|part| {
+            let start = part.as_ptr() as usize - base;
+            start..start + part.len()
+        })
+        .collect()
+}
+
 fn fetch_size(sent: u32) -> usize {
     let mut size = FIRST_FETCH;
     for _ in 0..sent {

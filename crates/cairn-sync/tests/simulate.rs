@@ -99,7 +99,7 @@ fn pull(puller: &mut Memory, server: &Memory) -> Stats {
         let bytes = response.encode().expect("encode");
         let (frames, step) = session.on_response(&bytes).expect("response");
         for frame in frames {
-            puller.add(&Entry::decode(&frame).expect("frame"));
+            puller.add(&Entry::decode(&bytes[frame]).expect("frame"));
         }
         match step {
             Step::Send(next) => in_flight.extend(next),
@@ -203,7 +203,7 @@ fn in_sync_is_one_small_round_trip() {
 #[test]
 fn refusals_and_garbage_are_errors_not_panics() {
     let (mut session, _) = Session::start("commons".into(), Default::default()).expect("start");
-    let refused = Response::Refused {
+    let refused = Response::<cairn_sync::Bytes>::Refused {
         reason: "busy".into(),
     }
     .encode()
@@ -251,7 +251,9 @@ fn a_peer_that_sends_what_was_not_asked_for_or_pages_backwards_is_refused() {
     }
     // Range phase: a page whose position goes backwards.
     let (mut session, _) = Session::start("commons".into(), Default::default()).expect("start");
-    let use_range = Response::UseRange { count: 400 }.encode().expect("encode");
+    let use_range = Response::<cairn_sync::Bytes>::UseRange { count: 400 }
+        .encode()
+        .expect("encode");
     session.on_response(&use_range).expect("range");
     let forward = Response::Entries {
         frames: vec![cairn_core::codec::Bytes(all[5].encode())],
