@@ -1147,6 +1147,17 @@ fn listing_all_entries_merges_the_spaces_newest_first_and_lists_each_entry_once(
 
 #[test]
 fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_again() {
+    frames_lost_in_a_power_cut(false);
+}
+
+#[test]
+fn frames_lost_in_a_power_cut_are_found_in_a_format_5_store_before_it_is_migrated() {
+    frames_lost_in_a_power_cut(true);
+}
+
+/// Frames appended after the frame log's last sync are lost, in a store of the current format
+/// or (`as_format_5`) of format 5, where the frame keys say where frames are.
+fn frames_lost_in_a_power_cut(as_format_5: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
     let entries = Author::ana().chain(30, EPOCH, 300).expect("chain");
@@ -1155,6 +1166,9 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
         let store = Store::create(&path, Config::default()).expect("create");
         store.insert_batch(&frames[..20], NOW).expect("batch");
         store.insert_batch(&frames[20..], NOW).expect("batch");
+    }
+    if as_format_5 {
+        rewrite_as_format_5(&path, &entries);
     }
     // What a power cut can leave: sled kept the last 10 entries, but their frames, appended
     // after the last sync of the frame log, never reached the disk; and the store was not
@@ -1191,6 +1205,10 @@ fn frames_lost_in_a_power_cut_remove_their_entries_which_can_then_be_fetched_aga
             .expect("head"),
         30
     );
+    drop(store);
+    let db = open_raw(&path);
+    assert_frames_are_in_the_log(&db.open_tree("entries").expect("tree"), &entries);
+    assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
 }
 
 #[test]
