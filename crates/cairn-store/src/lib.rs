@@ -406,11 +406,7 @@ impl Store {
         let mut batched = 0;
         for item in self.entries.scan_prefix([layout::FORMAT_5_FRAME]) {
             let (key, value) = item?;
-            let (Some(pointer), Some(id)) =
-                (frames::Pointer::parse(&value), layout::trailing_id(&key))
-            else {
-                return Err(Error::Corrupt("a frame key is malformed".into()));
-            };
+            let (id, pointer) = read_frame_key(&key, &value)?;
             let record_key = layout::entry_key(layout::RECORD, &id);
             // A frame key without a record was left by an interrupted write: it just goes.
             if let Some(record) = self.entries.get(&record_key)? {
@@ -469,21 +465,13 @@ impl Store {
         if self.frames_in_records() {
             for item in self.entries.scan_prefix([layout::RECORD]) {
                 let (key, record) = item?;
-                let (Some(id), Some(record)) =
-                    (layout::trailing_id(&key), layout::Record::parse(&record))
-                else {
-                    return Err(Error::Corrupt("a record is malformed".into()));
-                };
+                let (id, record) = read_record(&key, &record)?;
                 check(id, record.frame)?;
             }
         } else {
             for item in self.entries.scan_prefix([layout::FORMAT_5_FRAME]) {
                 let (key, value) = item?;
-                let (Some(pointer), Some(id)) =
-                    (frames::Pointer::parse(&value), layout::trailing_id(&key))
-                else {
-                    return Err(Error::Corrupt("a frame key is malformed".into()));
-                };
+                let (id, pointer) = read_frame_key(&key, &value)?;
                 check(id, pointer)?;
             }
         }
@@ -2186,6 +2174,22 @@ fn id_from(bytes: &[u8]) -> Result<EntryId, Error> {
         .try_into()
         .map_err(|_| Error::Corrupt("a stored id is not 32 bytes".into()))?;
     Ok(EntryId(id))
+}
+
+/// A record key and its value, read back.
+fn read_record<'a>(key: &[u8], record: &'a [u8]) -> Result<(EntryId, layout::Record<'a>), Error> {
+    match (layout::trailing_id(key), layout::Record::parse(record)) {
+        (Some(id), Some(record)) => Ok((id, record)),
+        _ => Err(Error::Corrupt("a record is malformed".into())),
+    }
+}
+
+/// A format 5 frame key and the pointer it holds, read back.
+fn read_frame_key(key: &[u8], value: &[u8]) -> Result<(EntryId, frames::Pointer), Error> {
+    match (layout::trailing_id(key), frames::Pointer::parse(value)) {
+        (Some(id), Some(pointer)) => Ok((id, pointer)),
+        _ => Err(Error::Corrupt("a frame key is malformed".into())),
+    }
 }
 
 /// The end of the frame log as last made durable (0 if never recorded).

@@ -141,11 +141,7 @@ impl Store {
             let mut orgs: HashMap<OrgId, OrgStats> = HashMap::new();
             for item in self.entries.scan_prefix([layout::RECORD]) {
                 let (key, record) = item?;
-                let (Some(id), Some(record)) =
-                    (layout::trailing_id(&key), layout::Record::parse(&record))
-                else {
-                    return Err(Error::Corrupt("a record is malformed".into()));
-                };
+                let (id, record) = crate::read_record(&key, &record)?;
                 OrgStats::count_in(&mut orgs, record.value.org, (record.created, id));
             }
             state.orgs = Some(orgs);

@@ -429,14 +429,7 @@ fn index_keys_left_by_an_interrupted_write_are_removed_on_open() {
 fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
-    let ana = Author::ana();
-    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
-    let entries: Vec<_> = ana
-        .chain(6, EPOCH, 300)
-        .expect("chain")
-        .into_iter()
-        .chain(ben.chain(3, Timestamp(EPOCH.0 + 500), 300).expect("chain"))
-        .collect();
+    let (ben, entries) = ana_then_ben(6, 3);
     {
         let store = Store::create(&path, Config::default()).expect("create");
         store
@@ -516,6 +509,22 @@ fn a_format_1_store_is_migrated_on_open_and_its_filters_still_work() {
     assert_eq!(tree.scan_prefix([b'o']).count(), 0, "org index removed");
     assert_eq!(tree.scan_prefix([b't']).count(), 0, "time index removed");
     assert_eq!(format_of(&db).as_deref(), Some(&b"cairn-store/6"[..]));
+}
+
+/// Ben's organisation, and `ana_count` entries of Ana's chain followed by `ben_count` of Ben's
+/// (his start half a second after hers), each with a body of about 300 bytes.
+fn ana_then_ben(ana_count: usize, ben_count: usize) -> (Author, Vec<cairn_core::Entry>) {
+    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
+    let entries = Author::ana()
+        .chain(ana_count, EPOCH, 300)
+        .expect("chain")
+        .into_iter()
+        .chain(
+            ben.chain(ben_count, Timestamp(EPOCH.0 + 500), 300)
+                .expect("chain"),
+        )
+        .collect();
+    (ben, entries)
 }
 
 /// Writes a store's format marker, and flushes.
@@ -661,14 +670,7 @@ fn a_format_2_store_is_migrated_on_open_even_after_an_interrupted_migration() {
 fn a_format_3_store_is_migrated_on_open_even_after_an_interrupted_migration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
-    let ana = Author::ana();
-    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
-    let entries: Vec<_> = ana
-        .chain(30, EPOCH, 300)
-        .expect("chain")
-        .into_iter()
-        .chain(ben.chain(12, Timestamp(EPOCH.0 + 500), 300).expect("chain"))
-        .collect();
+    let (ben, entries) = ana_then_ben(30, 12);
     Store::create(&path, Config::default())
         .expect("create")
         .insert_batch(&entries.iter().map(|e| e.encode()).collect::<Vec<_>>(), NOW)
@@ -1044,14 +1046,7 @@ fn a_format_4_store_moves_its_frames_to_the_log_even_after_an_interrupted_migrat
 fn a_format_5_store_moves_its_frame_pointers_into_records_even_after_an_interrupted_migration() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store");
-    let ana = Author::ana();
-    let ben = Author::from_seeds(3, 4, "Northside College", "Ben Okafor");
-    let entries: Vec<_> = ana
-        .chain(30, EPOCH, 300)
-        .expect("chain")
-        .into_iter()
-        .chain(ben.chain(12, Timestamp(EPOCH.0 + 500), 300).expect("chain"))
-        .collect();
+    let (ben, entries) = ana_then_ben(30, 12);
     let frames: Vec<Vec<u8>> = entries.iter().map(|e| e.encode()).collect();
     Store::create(&path, Config::default())
         .expect("create")
