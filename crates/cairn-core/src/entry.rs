@@ -460,15 +460,7 @@ impl Entry {
             });
         }
         let mut reader = FrameReader { rest: frame };
-        let header_len = reader.u32("header length")? as usize;
-        if header_len > MAX_SIGNED_HEADER_LEN {
-            return Err(Error::TooLarge {
-                what: "signed header",
-                len: header_len,
-                max: MAX_SIGNED_HEADER_LEN,
-            });
-        }
-        let signed_header = reader.take("signed header", header_len)?;
+        let signed_header = reader.signed_header()?;
         let body = match reader.take("body flag", 1)?[0] {
             0 => None,
             1 => {
@@ -516,16 +508,7 @@ impl Entry {
                 max: MAX_BODY_LEN,
             });
         }
-        let Some(header_len) = signed_header.len().checked_sub(64).filter(|len| *len > 0) else {
-            return Err(Error::Truncated {
-                what: "signed header",
-                detail: "shorter than a header and its 64-byte signature".into(),
-            });
-        };
-        if signed_header[0] != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(signed_header[0]));
-        }
-        let header: Header = codec::decode("header", &signed_header[..header_len])?;
+        let header = decode_header(&signed_header)?;
         let credential = Credential::from_bytes(&header.credential.0)?;
         let id = EntryId(Sha256::digest(&signed_header).into());
         Ok(Self {
@@ -590,6 +573,27 @@ pub fn frame_id(frame: &[u8]) -> Option<EntryId> {
     Some(EntryId(Sha256::digest(signed_header).into()))
 }
 
+/// The header of the entry a frame carries, decoded alone: the body is not copied, the
+/// credential not parsed and the id not computed. For checks that need only the header (which
+/// spaces a streamed entry is in) before the store validates the whole entry.
+pub fn frame_header(frame: &[u8]) -> Result<Header, Error> {
+    decode_header(FrameReader { rest: frame }.signed_header()?)
+}
+
+/// Decodes the header in a signed header (the header's bytes, then a 64-byte signature).
+fn decode_header(signed_header: &[u8]) -> Result<Header, Error> {
+    let Some(header_len) = signed_header.len().checked_sub(64).filter(|len| *len > 0) else {
+        return Err(Error::Truncated {
+            what: "signed header",
+            detail: "shorter than a header and its 64-byte signature".into(),
+        });
+    };
+    if signed_header[0] != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion(signed_header[0]));
+    }
+    codec::decode("header", &signed_header[..header_len])
+}
+
 /// Signs a header exactly as given, with no checks, returning the signed header bytes. Tests
 /// use it to build entries that are well signed but wrong in other ways.
 pub fn sign_header(author: &SecretKey, header: &Header) -> Result<Vec<u8>, Error> {
@@ -638,5 +642,18 @@ impl<'a> FrameReader<'a> {
     fn u32(&mut self, what: &'static str) -> Result<u32, Error> {
         let bytes = self.take(what, 4)?;
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    /// The signed header that starts a frame, after its length (checked against the limit).
+    fn signed_header(&mut self) -> Result<&'a [u8], Error> {
+        let header_len = self.u32("header length")? as usize;
+        if header_len > MAX_SIGNED_HEADER_LEN {
+            return Err(Error::TooLarge {
+                what: "signed header",
+                len: header_len,
+                max: MAX_SIGNED_HEADER_LEN,
+            });
+        }
+        self.take("signed header", header_len)
     }
 }

@@ -484,3 +484,25 @@ fn the_credential_claims_are_what_the_org_signed() {
     assert_eq!(claims.org, author.org_key.org_id());
     assert_eq!(claims.member, author.key.member_id());
 }
+
+#[test]
+fn the_header_alone_is_read_as_a_full_decode_reads_it_and_refused_when_it_is_cut_short() {
+    let author = Author::ana();
+    let frame = base(&author).encode();
+    let header = entry::frame_header(&frame).expect("the header of a valid frame");
+    assert_eq!(&header, Entry::decode(&frame).expect("valid").header());
+
+    // Cut anywhere before the signed header's end: no header.
+    let signed_header_end =
+        4 + u32::from_le_bytes(frame[..4].try_into().expect("4 bytes")) as usize;
+    for len in 0..signed_header_end {
+        let err = entry::frame_header(&frame[..len]).expect_err("a cut header");
+        assert_eq!(err.code(), "invalid:truncated", "cut at {len}: {err}");
+    }
+
+    // Only the header is read: a broken body is the full decode's to refuse (the store's).
+    let mut broken_body = frame.clone();
+    broken_body[signed_header_end] = 7;
+    assert_eq!(entry::frame_header(&broken_body).expect("header"), header);
+    assert!(Entry::decode(&broken_body).is_err());
+}

@@ -275,9 +275,9 @@ impl Session {
                 self.stats.entries_received += frames.len() as u64;
                 // Every entry must be in this space, and the pages must move forward.
                 for frame in &frames {
-                    let in_space = cairn_core::Entry::decode(frame).is_ok_and(|entry| {
-                        entry
-                            .header()
+                    // The header alone: the store decodes and checks the whole entry next.
+                    let in_space = cairn_core::entry::frame_header(frame).is_ok_and(|header| {
+                        header
                             .spaces
                             .iter()
                             .any(|space| space.as_str() == self.space)

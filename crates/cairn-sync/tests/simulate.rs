@@ -274,3 +274,41 @@ fn a_peer_that_sends_what_was_not_asked_for_or_pages_backwards_is_refused() {
             .is_err()
     );
 }
+
+#[test]
+fn a_streamed_page_with_an_entry_from_another_space_or_an_unreadable_header_is_refused() {
+    let all = entries(8);
+    let page = |frame: Vec<u8>| {
+        Response::Entries {
+            frames: vec![cairn_core::codec::Bytes(frame)],
+            next: Some((1, all[0].id())),
+            truncated: false,
+        }
+        .encode()
+        .expect("encode")
+    };
+    let use_range = Response::<cairn_sync::Bytes>::UseRange { count: 8 }
+        .encode()
+        .expect("encode");
+    let streaming = |space: &str| {
+        let (mut session, _) = Session::start(space.into(), Default::default()).expect("start");
+        session.on_response(&use_range).expect("range");
+        session
+    };
+    // The entries are in "commons": accepted there, refused when "housing" was asked for.
+    let (frames, _) = streaming("commons")
+        .on_response(&page(all[0].encode()))
+        .expect("an entry of the space");
+    assert_eq!(frames.len(), 1);
+    let err = streaming("housing")
+        .on_response(&page(all[0].encode()))
+        .expect_err("an entry of another space");
+    assert!(err.to_string().contains("outside the space"), "{err}");
+    // A frame whose header cannot be read is refused the same way.
+    let mut unreadable = all[0].encode();
+    unreadable.truncate(20);
+    let err = streaming("commons")
+        .on_response(&page(unreadable))
+        .expect_err("an unreadable header");
+    assert!(err.to_string().contains("outside the space"), "{err}");
+}
