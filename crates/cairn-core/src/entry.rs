@@ -463,17 +463,11 @@ impl Entry {
         let signed_header = reader.signed_header()?;
         let body = match reader.take("body flag", 1)?[0] {
             0 => None,
-            1 => {
-                let body_len = reader.u32("body length")? as usize;
-                if body_len > MAX_BODY_LEN {
-                    return Err(Error::TooLarge {
-                        what: "body",
-                        len: body_len,
-                        max: MAX_BODY_LEN,
-                    });
-                }
-                Some(reader.take("body", body_len)?.to_vec())
-            }
+            1 => Some(
+                reader
+                    .length_prefixed("body length", "body", MAX_BODY_LEN)?
+                    .to_vec(),
+            ),
             flag => {
                 return Err(Error::Malformed {
                     what: "entry frame",
@@ -564,12 +558,7 @@ impl Entry {
 /// signed header bytes. `None` if the frame is too short to hold the header it declares. Used
 /// as the gossip message id, so it must be cheap; full validation happens later.
 pub fn frame_id(frame: &[u8]) -> Option<EntryId> {
-    let len_bytes: [u8; 4] = frame.get(..4)?.try_into().ok()?;
-    let header_len = u32::from_le_bytes(len_bytes) as usize;
-    if header_len > MAX_SIGNED_HEADER_LEN {
-        return None;
-    }
-    let signed_header = frame.get(4..4 + header_len)?;
+    let signed_header = FrameReader { rest: frame }.signed_header().ok()?;
     Some(EntryId(Sha256::digest(signed_header).into()))
 }
 
@@ -644,16 +633,23 @@ impl<'a> FrameReader<'a> {
         Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
 
-    /// The signed header that starts a frame, after its length (checked against the limit).
+    /// The signed header that starts a frame.
     fn signed_header(&mut self) -> Result<&'a [u8], Error> {
-        let header_len = self.u32("header length")? as usize;
-        if header_len > MAX_SIGNED_HEADER_LEN {
-            return Err(Error::TooLarge {
-                what: "signed header",
-                len: header_len,
-                max: MAX_SIGNED_HEADER_LEN,
-            });
+        self.length_prefixed("header length", "signed header", MAX_SIGNED_HEADER_LEN)
+    }
+
+    /// A part written as its u32 length (named `length` in errors) and then its bytes; a
+    /// length over `max` is refused before anything is taken.
+    fn length_prefixed(
+        &mut self,
+        length: &'static str,
+        what: &'static str,
+        max: usize,
+    ) -> Result<&'a [u8], Error> {
+        let len = self.u32(length)? as usize;
+        if len > max {
+            return Err(Error::TooLarge { what, len, max });
         }
-        self.take("signed header", header_len)
+        self.take(what, len)
     }
 }
