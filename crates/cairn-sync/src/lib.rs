@@ -127,7 +127,7 @@ fn serve(source: &impl Source, request: Request) -> Result<Response, Error> {
             {
                 return Ok(Response::UseRange { count: held });
             }
-            let mut negentropy = session::negentropy(items)?;
+            let mut negentropy = session::negentropy(session::Items::new(items))?;
             let reply = negentropy
                 .reconcile(&message.0)
                 .map_err(|err| Error::Negentropy(err.to_string()))?;

@@ -138,10 +138,8 @@ impl NegentropyStorageBase for Items {
 }
 
 /// A negentropy instance over a space's items.
-pub(crate) fn negentropy(
-    items: Arc<Vec<(u64, EntryId)>>,
-) -> Result<Negentropy<'static, Items>, Error> {
-    Negentropy::owned(Items::new(items), RECONCILE_FRAME_LIMIT)
+pub(crate) fn negentropy(items: Items) -> Result<Negentropy<'static, Items>, Error> {
+    Negentropy::owned(items, RECONCILE_FRAME_LIMIT)
         .map_err(|err| Error::Negentropy(err.to_string()))
 }
 
@@ -150,10 +148,18 @@ impl Session {
     /// session and the first request to send.
     pub fn start(space: String, local: Arc<Vec<(u64, EntryId)>>) -> Result<(Self, Vec<u8>), Error> {
         let count = local.len() as u64;
-        let mut negentropy = negentropy(local)?;
-        let message = negentropy
-            .initiate()
-            .map_err(|err| Error::Negentropy(err.to_string()))?;
+        let items = Items::new(local);
+        let open_end = first_message(&items, OpenEnd::AfterNewest)?;
+        let mut negentropy = negentropy(items)?;
+        let message = match open_end {
+            Some(message) => {
+                negentropy.set_initiator();
+                message
+            }
+            None => negentropy
+                .initiate()
+                .map_err(|err| Error::Negentropy(err.to_string()))?,
+        };
         let mut session = Self {
             space: space.clone(),
             count,
@@ -356,8 +362,132 @@ impl Session {
     }
 }
 
-/// Ids asked for by a session's fetch after `sent` earlier ones: [`FIRST_FETCH`], doubling
-/// up to [`FETCH_BATCH`].
+/// Negentropy's own constants, which it does not export: a range is split into this many
+/// buckets, and one with fewer than twice as many items is sent as a list of ids instead.
+const BUCKETS: usize = 16;
+const DOUBLE_BUCKETS: usize = 2 * BUCKETS;
+/// Negentropy's protocol version byte, its message modes and its "no upper limit" timestamp.
+const PROTOCOL_VERSION: u8 = 0x61;
+const MODE_FINGERPRINT: u8 = 1;
+const MODE_ID_LIST: u8 = 2;
+const INFINITY: u64 = u64::MAX;
+
+/// Where the first message's last bucket ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenEnd {
+    /// At infinity, as negentropy's own first message does (kept for comparing with it).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Infinity,
+    /// Just after the newest item held, with an empty id list for everything after it.
+    AfterNewest,
+}
+
+/// The initiator's first message: negentropy's own (the fingerprints of sixteen buckets that
+/// split the held items evenly) with, for [`OpenEnd::AfterNewest`], one change: the last bucket
+/// ends just after the newest held timestamp, and one more range, from there to infinity, is
+/// sent as an empty list of ids. The peer answers a list with the ids it holds in that range,
+/// so when what is missing here is only what is newer than anything held (a node back from
+/// downtime), the first answer names all of it: one reconciliation round trip instead of the
+/// three or more that splitting the last bucket takes. Differences elsewhere are reconciled
+/// as usual, in the same number of rounds as before.
+///
+/// `None` when negentropy's own message is as good: fewer than [`DOUBLE_BUCKETS`] items (it
+/// lists them all), or a newest timestamp that leaves no room before infinity.
+fn first_message(items: &Items, end: OpenEnd) -> Result<Option<Vec<u8>>, Error> {
+    let len = items.0.len();
+    let Some(&(newest, _)) = items.0.last() else {
+        return Ok(None);
+    };
+    if len < DOUBLE_BUCKETS || newest >= INFINITY - 1 {
+        return Ok(None);
+    }
+    let mut out = BoundWriter {
+        message: vec![PROTOCOL_VERSION],
+        last_timestamp: 0,
+    };
+    let (per_bucket, with_extra) = (len / BUCKETS, len % BUCKETS);
+    let mut start = 0;
+    for bucket in 0..BUCKETS {
+        let end_index = start + per_bucket + usize::from(bucket < with_extra);
+        let fingerprint = items
+            .fingerprint(start, end_index)
+            .map_err(|err| Error::Negentropy(err.to_string()))?;
+        if end_index < len {
+            let (before, after) = (&items.0[end_index - 1], &items.0[end_index]);
+            out.minimal_bound(before, after);
+        } else if end == OpenEnd::AfterNewest {
+            out.bound(newest + 1, &[]);
+        } else {
+            out.bound(INFINITY, &[]);
+        }
+        out.message.push(MODE_FINGERPRINT);
+        out.message.extend_from_slice(&fingerprint.to_bytes());
+        start = end_index;
+    }
+    if end == OpenEnd::AfterNewest {
+        out.bound(INFINITY, &[]);
+        out.message.extend([MODE_ID_LIST, 0]);
+    }
+    Ok(Some(out.message))
+}
+
+/// Writes negentropy range bounds: timestamps as the difference from the previous bound's
+/// plus one (0 for infinity), then an id prefix with its length.
+struct BoundWriter {
+    message: Vec<u8>,
+    last_timestamp: u64,
+}
+
+impl BoundWriter {
+    fn bound(&mut self, timestamp: u64, id_prefix: &[u8]) {
+        if timestamp == INFINITY {
+            self.last_timestamp = INFINITY;
+            self.varint(0);
+        } else {
+            let delta = timestamp.saturating_sub(self.last_timestamp);
+            self.last_timestamp = timestamp;
+            self.varint(delta.saturating_add(1));
+        }
+        self.varint(id_prefix.len() as u64);
+        self.message.extend_from_slice(id_prefix);
+    }
+
+    /// The shortest bound above `before` and at or below `after` (they are in order).
+    fn minimal_bound(&mut self, before: &(u64, EntryId), after: &(u64, EntryId)) {
+        if before.0 != after.0 {
+            self.bound(after.0, &[]);
+        } else {
+            let shared = before
+                .1
+                .as_bytes()
+                .iter()
+                .zip(after.1.as_bytes())
+                .take_while(|(a, b)| a == b)
+                .count();
+            self.bound(after.0, &after.1.as_bytes()[..shared + 1]);
+        }
+    }
+
+    /// Big-endian base 128, the high bit set on every byte but the last.
+    fn varint(&mut self, value: u64) {
+        let mut groups = [0u8; 10];
+        let mut count = 0;
+        let mut rest = value;
+        loop {
+            groups[count] = (rest & 0x7f) as u8;
+            count += 1;
+            rest >>= 7;
+            if rest == 0 {
+                break;
+            }
+        }
+        for index in (0..count).rev() {
+            let more = if index > 0 { 0x80 } else { 0 };
+            self.message.push(groups[index] | more);
+        }
+    }
+}
+
 /// Where each of `parts`, slices of `message`, is in it.
 fn ranges_in(message: &[u8], parts: &[&[u8]]) -> Vec<Range<usize>> {
     let base = message.as_ptr() as usize;
@@ -370,6 +500,8 @@ fn ranges_in(message: &[u8], parts: &[&[u8]]) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// Ids asked for by a session's fetch after `sent` earlier ones: [`FIRST_FETCH`], doubling
+/// up to [`FETCH_BATCH`].
 fn fetch_size(sent: u32) -> usize {
     let mut size = FIRST_FETCH;
     for _ in 0..sent {
@@ -397,6 +529,123 @@ mod tests {
 
     fn id(byte: u8) -> EntryId {
         EntryId([byte; 32])
+    }
+
+    /// Items with runs of equal timestamps, so bucket bounds need id prefixes too.
+    fn items_with_ties(len: usize) -> Items {
+        let items = (0..len)
+            .map(|index| {
+                let mut bytes = [0u8; 32];
+                bytes[..8].copy_from_slice(
+                    &(index as u64)
+                        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                        .to_be_bytes(),
+                );
+                bytes[8] = index as u8;
+                (1_700_000_000_000 + (index / 3) as u64, EntryId(bytes))
+            })
+            .collect();
+        Items::new(Arc::new(items))
+    }
+
+    #[test]
+    fn the_first_message_ends_its_buckets_like_negentropys_own_and_then_opens_the_new_end() {
+        for len in [32, 33, 47, 100, 1_000, 4_099] {
+            let items = items_with_ties(len);
+            let mut reference = negentropy(items.clone()).expect("negentropy");
+            let theirs = reference.initiate().expect("initiate");
+            let ours = first_message(&items, OpenEnd::Infinity)
+                .expect("encode")
+                .expect("a message");
+            assert_eq!(
+                ours, theirs,
+                "{len} items: the same message as negentropy's"
+            );
+
+            // The open-ended variant differs only from the last bucket's bound on.
+            let open = first_message(&items, OpenEnd::AfterNewest)
+                .expect("encode")
+                .expect("a message");
+            let last_range = 2 + 1 + 16; // infinity bound, mode, fingerprint
+            let shared = theirs.len() - last_range;
+            assert_eq!(open[..shared], theirs[..shared]);
+            let fingerprint = &theirs[theirs.len() - 16..];
+            let newest = items.0.last().expect("items").0;
+            // The last bound is written as a difference from the one before it, which is
+            // the timestamp of the first item of the last bucket.
+            let (per, extra) = (len / BUCKETS, len % BUCKETS);
+            let last_bucket_start = (BUCKETS - 1) * per + extra.min(BUCKETS - 1);
+            let before_last = items.0[last_bucket_start].0;
+            let mut tail = BoundWriter {
+                message: Vec::new(),
+                last_timestamp: before_last,
+            };
+            tail.varint(newest + 1 - before_last + 1);
+            tail.varint(0);
+            tail.message.push(MODE_FINGERPRINT);
+            tail.message.extend_from_slice(fingerprint);
+            tail.message.extend([0, 0, MODE_ID_LIST, 0]);
+            assert_eq!(open[shared..], tail.message[..], "{len} items");
+        }
+        // Too few items to split: negentropy's own message lists them all.
+        assert_eq!(
+            first_message(&items_with_ties(31), OpenEnd::AfterNewest).expect("encode"),
+            None
+        );
+        assert_eq!(
+            first_message(&items_with_ties(0), OpenEnd::AfterNewest).expect("encode"),
+            None
+        );
+    }
+
+    /// The items of the `sync-first-message` vector in `docs/protocol.md`.
+    fn vector_items() -> Items {
+        let items = (0..40u8)
+            .map(|index| {
+                (
+                    1_700_000_000_000 + u64::from(index / 2),
+                    EntryId([index; 32]),
+                )
+            })
+            .collect();
+        Items::new(Arc::new(items))
+    }
+
+    #[test]
+    fn the_protocol_document_shows_this_builds_first_message() {
+        let message = first_message(&vector_items(), OpenEnd::AfterNewest)
+            .expect("encode")
+            .expect("a message");
+        let hex: String = message.iter().map(|byte| format!("{byte:02x}")).collect();
+        let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md");
+        let doc = std::fs::read_to_string(doc_path).expect("docs/protocol.md is readable");
+        let written = doc
+            .lines()
+            .find_map(|line| line.strip_prefix("first-message: "))
+            .expect("docs/protocol.md has the sync-first-message vector");
+        assert_eq!(
+            written, hex,
+            "docs/protocol.md's first message differs from this build's"
+        );
+    }
+
+    #[test]
+    fn varints_are_big_endian_base_128() {
+        let mut writer = BoundWriter {
+            message: Vec::new(),
+            last_timestamp: 0,
+        };
+        for value in [0, 1, 127, 128, 300, u64::MAX] {
+            writer.varint(value);
+        }
+        assert_eq!(
+            writer.message,
+            [
+                vec![0x00, 0x01, 0x7f, 0x81, 0x00, 0x82, 0x2c],
+                vec![0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+            ]
+            .concat()
+        );
     }
 
     #[test]
