@@ -343,9 +343,9 @@ pub(crate) async fn with_peer(
 /// Entries flow through stages at once: one page is written while the next is checked, the
 /// next answers arrive and further requests travel. New requests go out as soon as an answer
 /// is read, without waiting for the store; the session keeps at most
-/// `cairn_sync::FETCHES_IN_FLIGHT` fetches in flight (one request when streaming), so at most
-/// that many answers, the one being read and [`PAGES_STORING`] being stored are held at a
-/// time.
+/// `cairn_sync::FETCHES_IN_FLIGHT` fetches in flight beside at most one reconciliation round
+/// (one request when streaming), so at most that many answers, the one being read and
+/// [`PAGES_STORING`] being stored are held at a time.
 async fn space_from(
     shared: &Arc<Shared>,
     peer: PeerId,

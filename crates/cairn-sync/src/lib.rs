@@ -5,10 +5,11 @@
 //! - [`Request`] and [`Response`]: the messages of the `/cairn/sync/1` request-response
 //!   protocol, and their bounded encoding.
 //! - [`Session`]: the side that pulls. It reconciles its (created, id) set for a space with the
-//!   peer's using negentropy (range-based set reconciliation, as in Nostr NIP-77), then fetches
-//!   the ids it lacks in bounded batches, several in flight at once. If it holds far fewer entries than the peer (an empty
-//!   or new node), the peer declines to reconcile and the session streams the space in pages
-//!   instead, which costs less than reconciling a large difference.
+//!   peer's using negentropy (range-based set reconciliation, as in Nostr NIP-77), and fetches
+//!   the ids each round names in bounded batches, several in flight at once, while the next
+//!   rounds go on. If it holds far fewer entries than the peer (an empty or new node), the
+//!   peer declines to reconcile and the session streams the space in pages instead, which
+//!   costs less than reconciling a large difference.
 //! - [`respond`]: the side that serves, given a [`Source`] of items and frames.
 //!
 //! The caller moves the bytes and stores what arrives (the store validates every entry), so
@@ -36,7 +37,8 @@ pub const FETCH_BATCH: usize = 1_024;
 /// [`FETCH_BATCH`].
 pub const FIRST_FETCH: usize = 128;
 /// Fetches one session keeps in flight at once: a caller holds at most this many answers on
-/// their way, plus the one it is reading and the one it is storing.
+/// their way (and one reconciliation round's), plus the one it is reading and the one it is
+/// storing.
 pub const FETCHES_IN_FLIGHT: usize = 4;
 /// Entries asked for in one page of a streamed space.
 pub const RANGE_PAGE: u32 = 2_048;

@@ -48,25 +48,44 @@ pub struct Stats {
     pub streamed: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Reconciling,
-    Fetching,
-    Ranging,
-    Done,
+/// What a request in flight asked for, in the order the requests were sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Awaited {
+    Reconcile,
+    /// The ids the fetch asked for.
+    Fetch(Vec<EntryId>),
+    Range,
+}
+
+impl Awaited {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Reconcile => "reconcile",
+            Self::Fetch(_) => "fetch",
+            Self::Range => "range",
+        }
+    }
 }
 
 /// One space being pulled from one peer.
+///
+/// Reconciliation, fetches and range pages share one line of requests: the ids a
+/// reconciliation round names are fetched at once, beside the next round, rather than after
+/// the last one.
 pub struct Session {
     space: String,
     count: u64,
     negentropy: Negentropy<'static, Items>,
-    /// Ids to fetch, and those asked for by each fetch in flight, oldest first.
+    /// Ids to fetch, oldest first.
     queued: VecDeque<EntryId>,
-    in_flight: VecDeque<Vec<EntryId>>,
+    /// The requests in flight, oldest first; the peer answers them in that order.
+    awaiting: VecDeque<Awaited>,
+    /// Fetches among `awaiting`.
+    fetches_in_flight: usize,
     /// Fetches sent so far: the first ones are small (see [`FIRST_FETCH`]).
     fetches_sent: u32,
-    phase: Phase,
+    /// Set once an answer was refused or malformed: the session is over.
+    failed: bool,
     stats: Stats,
     /// The last position a range page reached.
     range_position: Option<(u64, EntryId)>,
@@ -76,7 +95,8 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("space", &self.space)
-            .field("phase", &self.phase)
+            .field("awaiting", &self.awaiting.len())
+            .field("queued", &self.queued.len())
             .field("stats", &self.stats)
             .finish()
     }
@@ -165,9 +185,10 @@ impl Session {
             count,
             negentropy,
             queued: VecDeque::new(),
-            in_flight: VecDeque::new(),
+            awaiting: VecDeque::from([Awaited::Reconcile]),
+            fetches_in_flight: 0,
             fetches_sent: 0,
-            phase: Phase::Reconciling,
+            failed: false,
             stats: Stats::default(),
             range_position: None,
         };
@@ -193,19 +214,34 @@ impl Session {
     pub fn on_response(&mut self, bytes: &[u8]) -> Result<(Vec<Range<usize>>, Step), Error> {
         self.stats.round_trips += 1;
         self.stats.bytes_received += bytes.len() as u64;
+        let answered = self.answer(bytes);
+        if answered.is_err() {
+            self.failed = true;
+            self.awaiting.clear();
+        }
+        answered
+    }
+
+    /// [`Session::on_response`] but for the bookkeeping.
+    fn answer(&mut self, bytes: &[u8]) -> Result<(Vec<Range<usize>>, Step), Error> {
         let response = Response::<&[u8]>::decode(bytes)?;
-        let asked = match self.phase {
-            Phase::Reconciling => "reconcile",
-            Phase::Fetching => "fetch",
-            Phase::Ranging => "range",
-            Phase::Done => "finished",
-        };
-        match (self.phase, response) {
-            (_, Response::Refused { reason }) => {
-                self.phase = Phase::Done;
-                Err(Error::Refused(reason))
+        let awaited = match self.awaiting.pop_front() {
+            Some(awaited) if !self.failed => awaited,
+            _ => {
+                return Err(Error::Unexpected {
+                    asked: "nothing",
+                    got: response.name(),
+                });
             }
-            (Phase::Reconciling, Response::Reconcile { message }) => {
+        };
+        if let Awaited::Fetch(_) = awaited {
+            self.fetches_in_flight -= 1;
+        }
+        let mut requests = Vec::new();
+        let mut frames = Vec::new();
+        match (awaited, response) {
+            (_, Response::Refused { reason }) => return Err(Error::Refused(reason)),
+            (Awaited::Reconcile, Response::Reconcile { message }) => {
                 self.stats.reconcile_round_trips += 1;
                 let mut have = Vec::new();
                 let mut need = Vec::new();
@@ -217,70 +253,72 @@ impl Session {
                 self.stats.expected += need.len().min(room) as u64;
                 self.queued
                     .extend(need.into_iter().take(room).map(|id| EntryId(*id)));
-                match next {
-                    Some(message) if self.queued.len() < MAX_QUEUED => {
-                        let request = Request::Reconcile {
-                            space: self.space.clone(),
-                            count: self.count,
-                            message: Bytes(message),
-                        };
-                        Ok((Vec::new(), Step::Send(vec![self.encode(&request)?])))
-                    }
-                    _ => {
-                        self.phase = Phase::Fetching;
-                        Ok((Vec::new(), self.next_fetch()?))
-                    }
+                if let Some(message) = next
+                    && self.queued.len() < MAX_QUEUED
+                {
+                    let request = Request::Reconcile {
+                        space: self.space.clone(),
+                        count: self.count,
+                        message: Bytes(message),
+                    };
+                    requests.push(self.encode(&request)?);
+                    self.awaiting.push_back(Awaited::Reconcile);
                 }
             }
-            (Phase::Reconciling, Response::UseRange { count }) => {
-                self.phase = Phase::Ranging;
+            (Awaited::Reconcile, Response::UseRange { count }) => {
                 self.stats.streamed = true;
-                self.stats.expected = count;
+                self.stats.expected += count;
                 let request = Request::Range {
                     space: self.space.clone(),
                     after: None,
                     limit: RANGE_PAGE,
                 };
-                Ok((Vec::new(), Step::Send(vec![self.encode(&request)?])))
+                requests.push(self.encode(&request)?);
+                self.awaiting.push_back(Awaited::Range);
             }
             (
-                Phase::Fetching,
+                Awaited::Fetch(asked_ids),
                 Response::Entries {
-                    frames, truncated, ..
+                    frames: served,
+                    truncated,
+                    ..
                 },
             ) => {
-                self.stats.entries_received += frames.len() as u64;
-                let in_flight = self.in_flight.pop_front().unwrap_or_default();
-                let asked: HashSet<EntryId> = in_flight.iter().copied().collect();
-                let served: HashSet<EntryId> = frames
+                self.stats.entries_received += served.len() as u64;
+                let asked: HashSet<EntryId> = asked_ids.iter().copied().collect();
+                let served_ids: HashSet<EntryId> = served
                     .iter()
                     .filter_map(|frame| cairn_core::entry::frame_id(frame))
                     .collect();
-                if served.len() != frames.len() || !served.is_subset(&asked) {
-                    self.phase = Phase::Done;
+                if served_ids.len() != served.len() || !served_ids.is_subset(&asked) {
                     return Err(Error::Unexpected {
                         asked: "fetch",
                         got: "entries that were not asked for",
                     });
                 }
-                let unserved: Vec<EntryId> = in_flight
+                let unserved: Vec<EntryId> = asked_ids
                     .into_iter()
-                    .filter(|id| !served.contains(id))
+                    .filter(|id| !served_ids.contains(id))
                     .collect();
                 // A cut-short answer must make progress, or a peer could keep us asking forever.
-                if truncated && !frames.is_empty() {
+                if truncated && !served.is_empty() {
                     for id in unserved.into_iter().rev() {
                         self.queued.push_front(id);
                     }
                 } else {
                     self.stats.unavailable += unserved.len() as u64;
                 }
-                Ok((ranges_in(bytes, &frames), self.next_fetch()?))
+                frames = ranges_in(bytes, &served);
             }
-            (Phase::Ranging, Response::Entries { frames, next, .. }) => {
-                self.stats.entries_received += frames.len() as u64;
+            (
+                Awaited::Range,
+                Response::Entries {
+                    frames: page, next, ..
+                },
+            ) => {
+                self.stats.entries_received += page.len() as u64;
                 // Every entry must be in this space, and the pages must move forward.
-                for frame in &frames {
+                for frame in &page {
                     // The header alone: the store decodes and checks the whole entry next.
                     let in_space = cairn_core::entry::frame_header(frame).is_ok_and(|header| {
                         header
@@ -289,7 +327,6 @@ impl Session {
                             .any(|space| space.as_str() == self.space)
                     });
                     if !in_space {
-                        self.phase = Phase::Done;
                         return Err(Error::Unexpected {
                             asked: "range",
                             got: "an entry outside the space",
@@ -299,60 +336,57 @@ impl Session {
                 if let Some(next) = next
                     && self.range_position.is_some_and(|previous| next <= previous)
                 {
-                    self.phase = Phase::Done;
                     return Err(Error::Unexpected {
                         asked: "range",
                         got: "a page that does not move forward",
                     });
                 }
                 self.range_position = next.or(self.range_position);
-                let step = match next {
-                    Some(after) if !frames.is_empty() => {
-                        let request = Request::Range {
-                            space: self.space.clone(),
-                            after: Some(after),
-                            limit: RANGE_PAGE,
-                        };
-                        Step::Send(vec![self.encode(&request)?])
-                    }
-                    _ => {
-                        self.phase = Phase::Done;
-                        Step::Done
-                    }
-                };
-                Ok((ranges_in(bytes, &frames), step))
+                if let Some(after) = next
+                    && !page.is_empty()
+                {
+                    let request = Request::Range {
+                        space: self.space.clone(),
+                        after: Some(after),
+                        limit: RANGE_PAGE,
+                    };
+                    requests.push(self.encode(&request)?);
+                    self.awaiting.push_back(Awaited::Range);
+                }
+                frames = ranges_in(bytes, &page);
             }
-            (_, other) => {
-                self.phase = Phase::Done;
-                Err(Error::Unexpected {
-                    asked,
+            (awaited, other) => {
+                return Err(Error::Unexpected {
+                    asked: awaited.name(),
                     got: other.name(),
-                })
+                });
             }
         }
+        self.fill_fetches(&mut requests)?;
+        let step = if !requests.is_empty() {
+            Step::Send(requests)
+        } else if self.awaiting.is_empty() {
+            Step::Done
+        } else {
+            Step::Wait
+        };
+        Ok((frames, step))
     }
 
     /// Fills the fetch pipeline: as many new fetches as fit beside those in flight. The first
     /// ones are small, so the caller starts storing entries after a short first answer while
     /// the larger ones are read and sent; later ones ask for [`FETCH_BATCH`] ids.
-    fn next_fetch(&mut self) -> Result<Step, Error> {
-        let mut requests = Vec::new();
-        while self.in_flight.len() < FETCHES_IN_FLIGHT && !self.queued.is_empty() {
+    fn fill_fetches(&mut self, requests: &mut Vec<Vec<u8>>) -> Result<(), Error> {
+        while self.fetches_in_flight < FETCHES_IN_FLIGHT && !self.queued.is_empty() {
             let take = self.queued.len().min(fetch_size(self.fetches_sent));
             let ids: Vec<EntryId> = self.queued.drain(..take).collect();
             let request = Request::Fetch { ids: ids.clone() };
             requests.push(self.encode(&request)?);
-            self.in_flight.push_back(ids);
+            self.awaiting.push_back(Awaited::Fetch(ids));
+            self.fetches_in_flight += 1;
             self.fetches_sent += 1;
         }
-        Ok(if !requests.is_empty() {
-            Step::Send(requests)
-        } else if self.in_flight.is_empty() {
-            self.phase = Phase::Done;
-            Step::Done
-        } else {
-            Step::Wait
-        })
+        Ok(())
     }
 
     fn encode(&mut self, request: &Request) -> Result<Vec<u8>, Error> {

@@ -81,11 +81,16 @@ impl Source for Memory {
 
 /// `puller` pulls from `server` until done; returns the session's counters.
 fn pull(puller: &mut Memory, server: &Memory) -> Stats {
+    pull_watching(puller, server).0
+}
+
+/// [`pull`], also returning whether a fetch was ever in flight beside a reconciliation round.
+fn pull_watching(puller: &mut Memory, server: &Memory) -> (Stats, bool) {
     let (mut session, request) =
         Session::start("commons".into(), puller.items("commons").expect("items")).expect("start");
     // Requests in flight, answered in order, as the node does.
     let mut in_flight = std::collections::VecDeque::from([request]);
-    let mut most_in_flight = 0;
+    let mut fetched_while_reconciling = false;
     while let Some(request) = in_flight.pop_front() {
         let request = Request::decode(&request).expect("request decodes");
         if let Request::Fetch { ids } = &request {
@@ -106,11 +111,27 @@ fn pull(puller: &mut Memory, server: &Memory) -> Stats {
             Step::Wait => assert!(!in_flight.is_empty(), "waiting on nothing"),
             Step::Done => {
                 assert!(in_flight.is_empty(), "done with requests in flight");
-                assert!(most_in_flight <= cairn_sync::FETCHES_IN_FLIGHT);
-                return session.stats().clone();
+                return (session.stats().clone(), fetched_while_reconciling);
             }
         }
-        most_in_flight = most_in_flight.max(in_flight.len());
+        let kinds: Vec<Request> = in_flight
+            .iter()
+            .map(|request| Request::decode(request).expect("request decodes"))
+            .collect();
+        let fetches = kinds
+            .iter()
+            .filter(|request| matches!(request, Request::Fetch { .. }))
+            .count();
+        let rounds = kinds
+            .iter()
+            .filter(|request| matches!(request, Request::Reconcile { .. }))
+            .count();
+        assert!(
+            fetches <= cairn_sync::FETCHES_IN_FLIGHT,
+            "{fetches} fetches in flight"
+        );
+        assert!(rounds <= 1, "{rounds} reconciliation rounds in flight");
+        fetched_while_reconciling |= fetches > 0 && rounds > 0;
     }
     panic!("the session stopped without finishing")
 }
@@ -176,7 +197,7 @@ fn both_sides_converge_after_each_pulls_from_the_other() {
 }
 
 #[test]
-fn gaps_among_older_entries_are_found_beside_the_newest_and_a_newer_puller_still_converges() {
+fn gaps_among_older_entries_are_sought_while_the_newest_are_fetched_and_a_newer_puller_converges() {
     let all = entries(4_000);
     let mut server = Memory::default();
     all.iter().for_each(|entry| server.add(entry));
@@ -188,10 +209,12 @@ fn gaps_among_older_entries_are_found_beside_the_newest_and_a_newer_puller_still
             puller.add(entry);
         }
     }
-    let stats = pull(&mut puller, &server);
+    let (stats, fetched_while_reconciling) = pull_watching(&mut puller, &server);
     assert_eq!(puller.ids(), server.ids());
     assert_eq!(stats.entries_received, 4 * (100 + 9));
     assert!(stats.reconcile_round_trips >= 2, "{stats:?}");
+    // The newest, named in the first answer, were fetched while the gaps were still sought.
+    assert!(fetched_while_reconciling);
 
     // A puller holding entries newer than all of the server's: the server's part of the open
     // end is empty, and the puller's extra entries are only in its last bucket.
