@@ -749,8 +749,9 @@ impl Store {
     }
 
     /// [`Store::insert_batch_unflushed`] for one of a line of batches (see [`WriteLine`]): the
-    /// frames are checked at once, and written once every batch with an earlier turn has
-    /// finished. A sync stores its pages so, each checked while the one before is written.
+    /// frames are checked once the batch with the turn before has been checked, and written
+    /// once every batch with an earlier turn has finished. A sync stores its pages so, each
+    /// checked while the one before is written.
     pub fn insert_batch_in_turn<F: AsRef<[u8]> + Sync>(
         &self,
         frames: &[F],
@@ -758,7 +759,9 @@ impl Store {
         turn: WriteTurn,
     ) -> Result<Vec<Result<Inserted, Error>>, Error> {
         let mut batch = BatchWrite::new(frames.len(), turn);
+        let checking = batch.turn.start_checking();
         if frames.len() < PARALLEL_THRESHOLD || self.cores < 2 {
+            let _checking = checking;
             for (index, chunk) in frames.chunks(VERIFY_CHUNK).enumerate() {
                 let mut prepared = (index * VERIFY_CHUNK..)
                     .zip(self.prepare(chunk, now)?)
@@ -769,7 +772,7 @@ impl Store {
                 }
             }
         } else {
-            self.verify_while_writing(frames, now, &mut batch)?;
+            self.verify_while_writing(frames, now, &mut batch, checking)?;
         }
         self.write_deferred(frames, &mut batch)?;
         // Even a batch that wrote nothing ends its turn after the turns before it.
@@ -822,6 +825,7 @@ impl Store {
         frames: &[F],
         now: Timestamp,
         batch: &mut BatchWrite,
+        checking: turns::Checking,
     ) -> Result<(), Error> {
         let chunks = verify_chunks(frames.len(), self.cores);
         let next_chunk = std::sync::atomic::AtomicUsize::new(0);
@@ -831,7 +835,9 @@ impl Store {
             let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(frames.len());
             for _ in 0..self.cores {
                 let (ready_tx, next_chunk, chunks) = (ready_tx.clone(), &next_chunk, &chunks);
+                let checking = checking.clone();
                 scope.spawn(move || {
+                    let _checking = checking;
                     loop {
                         let index = next_chunk.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(range) = chunks.get(index) else {
@@ -851,7 +857,7 @@ impl Store {
                     }
                 });
             }
-            drop(ready_tx);
+            drop((ready_tx, checking));
             let mut pending: Vec<Option<Prepared>> = (0..frames.len()).map(|_| None).collect();
             let mut next_slot = 0;
             while next_slot < frames.len() {
