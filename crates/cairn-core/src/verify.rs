@@ -130,6 +130,24 @@ impl Verifier {
         Ok(())
     }
 
+    /// Remembers what an entry checked earlier proved, as checking it would have: its
+    /// author's key, decoded, and its credential's organisation signature. For a store
+    /// warming up from entries it checked when it stored them; entries that arrive later are
+    /// still checked in full, except for an identical credential's signature.
+    pub fn remember_checked(&self, entry: &Entry) -> Result<(), Error> {
+        self.key(&entry.header().author.0)?;
+        let digest: [u8; 32] = Sha256::digest(entry.credential().as_bytes()).into();
+        insert_bounded(&mut write(&self.credentials), digest);
+        Ok(())
+    }
+
+    /// Whether `entry`'s credential is one this verifier has seen pass (or was told of), so
+    /// its signature is not checked again.
+    pub fn remembers_credential(&self, entry: &Entry) -> bool {
+        let digest: [u8; 32] = Sha256::digest(entry.credential().as_bytes()).into();
+        read(&self.credentials).contains(&digest)
+    }
+
     /// The decoded key, refusing encodings that are not points, non-canonical encodings (so
     /// each key has one id) and small-order (weak) keys, on first sight.
     fn key(&self, bytes: &[u8; 32]) -> Result<PublicKey, Error> {

@@ -506,3 +506,44 @@ fn the_header_alone_is_read_as_a_full_decode_reads_it_and_refused_when_it_is_cut
     assert_eq!(entry::frame_header(&broken_body).expect("header"), header);
     assert!(Entry::decode(&broken_body).is_err());
 }
+
+#[test]
+fn a_credential_remembered_as_checked_is_not_checked_again_and_only_that_one() {
+    let author = Author::ana();
+    let entry = base(&author);
+    let header = entry.header().clone();
+    let body = entry.body().expect("body").to_vec();
+    // A credential claiming the real org but signed by an impostor.
+    let impostor = SecretKey::from_seed([250; 32]);
+    let mut claims = author.credential.claims().clone();
+    claims.org = impostor.org_id();
+    let mut bytes = Credential::issue(&impostor, claims)
+        .expect("issue")
+        .as_bytes()
+        .to_vec();
+    let org_at = find(&bytes, impostor.org_id().as_bytes());
+    bytes[org_at..org_at + 32].copy_from_slice(author.credential.claims().org.as_bytes());
+    let mut forged = header.clone();
+    forged.credential = Bytes(bytes);
+    let forged = Entry::decode(&signed(&author.key, &forged, body)).expect("decodes");
+
+    let verifier = Verifier::new();
+    assert_eq!(
+        verifier.verify(&forged, NOW).map_err(|err| err.code()),
+        Err("invalid:credential-signature")
+    );
+    assert!(!verifier.remembers_credential(&forged));
+    // Told that an entry with this credential was checked (as a store is, of what it holds),
+    // the verifier trusts the credential and checks the rest.
+    verifier.remember_checked(&forged).expect("a valid key");
+    assert!(verifier.remembers_credential(&forged));
+    assert_eq!(verifier.verify(&forged, NOW), Ok(()));
+    // The entry's own signature is still checked.
+    let signature_end = HEADER_AT + forged.signed_header().len();
+    let tampered = flip(&forged.encode(), signature_end - 1, 0);
+    let tampered = Entry::decode(&tampered).expect("decodes");
+    assert_eq!(
+        verifier.verify(&tampered, NOW).map_err(|err| err.code()),
+        Err("invalid:signature")
+    );
+}

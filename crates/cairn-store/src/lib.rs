@@ -67,6 +67,8 @@ const WRITE_RUN: usize = 64;
 /// Entries migrated at once: frames moved to the frame log between syncs (format 5), or
 /// pointers moved into records in one atomic batch (format 6).
 const MIGRATION_CHUNK: usize = 4_096;
+/// Authors whose newest entry's key and credential [`Store::warm`] hands the verifier.
+const WARM_AUTHORS: usize = 10_000;
 
 /// What can go wrong in the store. Rejections of entries carry the core reason unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -1976,12 +1978,47 @@ impl Store {
     /// Reads what the first sync and the first write would otherwise read on the spot: each
     /// of `spaces`' items, and every organisation's stats, which are built by one pass over
     /// the records (about 100 bytes an entry), the keys every duplicate check and every fetch
-    /// by id look up at random. A node calls it before it goes online.
+    /// by id look up at random; and each author's key and credential, which the checks of
+    /// the first entries a sync brings would otherwise verify. A node calls it before it goes
+    /// online.
     pub fn warm(&self, spaces: &[String]) -> Result<(), Error> {
         for space in spaces {
             self.space_items(space)?;
         }
-        self.read_org_stats(|_| ())
+        self.read_org_stats(|_| ())?;
+        self.remember_authors()
+    }
+
+    /// Gives the verifier, for each author with a chain here (at most [`WARM_AUTHORS`]), the
+    /// key and credential of their newest stored entry, which were checked when it was
+    /// stored. The first entries a sync brings from known authors then skip a credential
+    /// check each, which otherwise falls on the first page, while the writer waits for it.
+    fn remember_authors(&self) -> Result<(), Error> {
+        let mut next = self.entries.range(vec![layout::CHAIN]..);
+        for _ in 0..WARM_AUTHORS {
+            let Some(item) = next.next() else {
+                break;
+            };
+            let (key, _) = item?;
+            let Some(author) = key
+                .strip_prefix(&[layout::CHAIN][..])
+                .and_then(|rest| rest.get(..32))
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .map(MemberId)
+            else {
+                break;
+            };
+            if let Some((_, id)) = self.chain_head(&author)?
+                && let Some(entry) = self.get(&id)?
+            {
+                // A stored entry that no longer passes (a key this build refuses) is simply
+                // not remembered: the next one from its author is checked in full.
+                let _ = self.verifier.remember_checked(&entry);
+            }
+            // On to the first chain key after every seq of this author.
+            next = self.entries.range(layout::chain_key(&author, u64::MAX)..);
+        }
+        Ok(())
     }
 
     /// Writes everything buffered to disk: the frame log first, then its synced end, then
@@ -2267,7 +2304,43 @@ fn note_repair(message: &str) {
 
 #[cfg(test)]
 mod tests {
+    use cairn_core::testkit::{Author, EPOCH};
+
     use super::*;
+
+    #[test]
+    fn warming_hands_the_verifier_each_authors_newest_credential() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store");
+        let authors: Vec<Author> = (0..5u8)
+            .map(|seed| Author::from_seeds(seed + 1, seed + 40, "Org", "Member"))
+            .collect();
+        let newest: Vec<Entry> = {
+            let store = Store::create(&path, Config::default()).expect("create");
+            authors
+                .iter()
+                .map(|author| {
+                    let chain = author.chain(3, EPOCH, 100).expect("chain");
+                    for entry in &chain {
+                        store
+                            .insert(&entry.encode(), Timestamp(EPOCH.0 + 86_400_000))
+                            .expect("insert");
+                    }
+                    chain.last().expect("entries").clone()
+                })
+                .collect()
+        };
+        let store = Store::open(&path, Config::default()).expect("open");
+        assert!(
+            newest
+                .iter()
+                .all(|entry| !store.verifier.remembers_credential(entry))
+        );
+        store.warm(&[]).expect("warm");
+        for entry in &newest {
+            assert!(store.verifier.remembers_credential(entry));
+        }
+    }
 
     #[test]
     fn verify_chunks_cover_a_batch_in_order_starting_small() {
