@@ -84,8 +84,6 @@ pub struct Session {
     fetches_in_flight: usize,
     /// Fetches sent so far: the first ones are small (see [`FIRST_FETCH`]).
     fetches_sent: u32,
-    /// Set once an answer was refused or malformed: the session is over.
-    failed: bool,
     stats: Stats,
     /// The last position a range page reached.
     range_position: Option<(u64, EntryId)>,
@@ -188,7 +186,6 @@ impl Session {
             awaiting: VecDeque::from([Awaited::Reconcile]),
             fetches_in_flight: 0,
             fetches_sent: 0,
-            failed: false,
             stats: Stats::default(),
             range_position: None,
         };
@@ -216,8 +213,9 @@ impl Session {
         self.stats.bytes_received += bytes.len() as u64;
         let answered = self.answer(bytes);
         if answered.is_err() {
-            self.failed = true;
+            // The session is over: any later answer is one nothing waits for.
             self.awaiting.clear();
+            self.queued.clear();
         }
         answered
     }
@@ -225,14 +223,11 @@ impl Session {
     /// [`Session::on_response`] but for the bookkeeping.
     fn answer(&mut self, bytes: &[u8]) -> Result<(Vec<Range<usize>>, Step), Error> {
         let response = Response::<&[u8]>::decode(bytes)?;
-        let awaited = match self.awaiting.pop_front() {
-            Some(awaited) if !self.failed => awaited,
-            _ => {
-                return Err(Error::Unexpected {
-                    asked: "nothing",
-                    got: response.name(),
-                });
-            }
+        let Some(awaited) = self.awaiting.pop_front() else {
+            return Err(Error::Unexpected {
+                asked: "nothing",
+                got: response.name(),
+            });
         };
         if let Awaited::Fetch(_) = awaited {
             self.fetches_in_flight -= 1;
@@ -409,8 +404,8 @@ const INFINITY: u64 = u64::MAX;
 /// Where the first message's last bucket ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpenEnd {
-    /// At infinity, as negentropy's own first message does (kept for comparing with it).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// At infinity, as negentropy's own first message does (for comparing with it).
+    #[cfg(test)]
     Infinity,
     /// Just after the newest item held, with an empty id list for everything after it.
     AfterNewest,
