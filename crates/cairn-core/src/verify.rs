@@ -112,7 +112,7 @@ impl Verifier {
                 "the entry was created after the credential expired",
             ));
         }
-        let digest: [u8; 32] = Sha256::digest(entry.credential().as_bytes()).into();
+        let digest = credential_digest(entry);
         if read(&self.credentials).contains(&digest) {
             return Ok(());
         }
@@ -136,16 +136,14 @@ impl Verifier {
     /// still checked in full, except for an identical credential's signature.
     pub fn remember_checked(&self, entry: &Entry) -> Result<(), Error> {
         self.key(&entry.header().author.0)?;
-        let digest: [u8; 32] = Sha256::digest(entry.credential().as_bytes()).into();
-        insert_bounded(&mut write(&self.credentials), digest);
+        insert_bounded(&mut write(&self.credentials), credential_digest(entry));
         Ok(())
     }
 
     /// Whether `entry`'s credential is one this verifier has seen pass (or was told of), so
     /// its signature is not checked again.
     pub fn remembers_credential(&self, entry: &Entry) -> bool {
-        let digest: [u8; 32] = Sha256::digest(entry.credential().as_bytes()).into();
-        read(&self.credentials).contains(&digest)
+        read(&self.credentials).contains(&credential_digest(entry))
     }
 
     /// The decoded key, refusing encodings that are not points, non-canonical encodings (so
@@ -330,6 +328,11 @@ fn entry_signed(entry: &Entry, key: PublicKey) -> Signed<'_> {
         message,
         signature,
     }
+}
+
+/// What the credential cache holds of an entry's credential: the SHA-256 of its bytes.
+fn credential_digest(entry: &Entry) -> [u8; 32] {
+    Sha256::digest(entry.credential().as_bytes()).into()
 }
 
 fn insert_bounded(set: &mut HashSet<[u8; 32]>, digest: [u8; 32]) {

@@ -76,6 +76,21 @@ fn flip(frame: &[u8], byte: usize, bit: u8) -> Vec<u8> {
     forged
 }
 
+/// `author`'s credential, claiming their real org but signed by another key (from `seed`).
+fn impostor_credential(author: &Author, seed: u8) -> Bytes {
+    let impostor = SecretKey::from_seed([seed; 32]);
+    let mut claims = author.credential.claims().clone();
+    claims.org = impostor.org_id();
+    let mut bytes = Credential::issue(&impostor, claims)
+        .expect("issue")
+        .as_bytes()
+        .to_vec();
+    // Claim the real org but keep the impostor's signature.
+    let org_at = find(&bytes, impostor.org_id().as_bytes());
+    bytes[org_at..org_at + 32].copy_from_slice(author.credential.claims().org.as_bytes());
+    Bytes(bytes)
+}
+
 /// Signs a header as given (possibly nonsensical) with a body.
 fn signed(key: &SecretKey, header: &Header, body: Vec<u8>) -> Vec<u8> {
     entry::frame(&sign_header(key, header).expect("sign"), Some(&body))
@@ -221,18 +236,8 @@ fn forged_and_malformed_entries_are_all_rejected_for_the_expected_reason() {
         );
     }
     for index in 0..40u8 {
-        let impostor = SecretKey::from_seed([200 - index; 32]);
-        let mut claims = author.credential.claims().clone();
-        claims.org = impostor.org_id();
-        let mut bytes = Credential::issue(&impostor, claims)
-            .expect("issue")
-            .as_bytes()
-            .to_vec();
-        // Claim the real org but keep the impostor's signature.
-        let org_at = find(&bytes, impostor.org_id().as_bytes());
-        bytes[org_at..org_at + 32].copy_from_slice(author.credential.claims().org.as_bytes());
         let mut forged = header.clone();
-        forged.credential = Bytes(bytes);
+        forged.credential = impostor_credential(&author, 200 - index);
         tally.expect(
             "credential signed by another key",
             &signed(&author.key, &forged, body.clone()),
@@ -513,18 +518,8 @@ fn a_credential_remembered_as_checked_is_not_checked_again_and_only_that_one() {
     let entry = base(&author);
     let header = entry.header().clone();
     let body = entry.body().expect("body").to_vec();
-    // A credential claiming the real org but signed by an impostor.
-    let impostor = SecretKey::from_seed([250; 32]);
-    let mut claims = author.credential.claims().clone();
-    claims.org = impostor.org_id();
-    let mut bytes = Credential::issue(&impostor, claims)
-        .expect("issue")
-        .as_bytes()
-        .to_vec();
-    let org_at = find(&bytes, impostor.org_id().as_bytes());
-    bytes[org_at..org_at + 32].copy_from_slice(author.credential.claims().org.as_bytes());
     let mut forged = header.clone();
-    forged.credential = Bytes(bytes);
+    forged.credential = impostor_credential(&author, 250);
     let forged = Entry::decode(&signed(&author.key, &forged, body)).expect("decodes");
 
     let verifier = Verifier::new();

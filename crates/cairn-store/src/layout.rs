@@ -79,6 +79,12 @@ pub fn chain_prefix(author: &MemberId) -> Vec<u8> {
     key
 }
 
+/// The author a chain key belongs to.
+pub fn chain_author(key: &[u8]) -> Option<MemberId> {
+    let author = key.strip_prefix(&[CHAIN])?.get(..32)?;
+    Some(MemberId(author.try_into().ok()?))
+}
+
 pub fn chain_key(author: &MemberId, seq: u64) -> Vec<u8> {
     let mut key = chain_prefix(author);
     key.extend_from_slice(&seq.to_be_bytes());

@@ -2000,12 +2000,7 @@ impl Store {
                 break;
             };
             let (key, _) = item?;
-            let Some(author) = key
-                .strip_prefix(&[layout::CHAIN][..])
-                .and_then(|rest| rest.get(..32))
-                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
-                .map(MemberId)
-            else {
+            let Some(author) = layout::chain_author(&key) else {
                 break;
             };
             if let Some((_, id)) = self.chain_head(&author)?

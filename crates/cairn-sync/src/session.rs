@@ -80,8 +80,6 @@ pub struct Session {
     queued: VecDeque<EntryId>,
     /// The requests in flight, oldest first; the peer answers them in that order.
     awaiting: VecDeque<Awaited>,
-    /// Fetches among `awaiting`.
-    fetches_in_flight: usize,
     /// Fetches sent so far: the first ones are small (see [`FIRST_FETCH`]).
     fetches_sent: u32,
     stats: Stats,
@@ -184,7 +182,6 @@ impl Session {
             negentropy,
             queued: VecDeque::new(),
             awaiting: VecDeque::from([Awaited::Reconcile]),
-            fetches_in_flight: 0,
             fetches_sent: 0,
             stats: Stats::default(),
             range_position: None,
@@ -229,9 +226,6 @@ impl Session {
                 got: response.name(),
             });
         };
-        if let Awaited::Fetch(_) = awaited {
-            self.fetches_in_flight -= 1;
-        }
         let mut requests = Vec::new();
         let mut frames = Vec::new();
         match (awaited, response) {
@@ -372,13 +366,18 @@ impl Session {
     /// ones are small, so the caller starts storing entries after a short first answer while
     /// the larger ones are read and sent; later ones ask for [`FETCH_BATCH`] ids.
     fn fill_fetches(&mut self, requests: &mut Vec<Vec<u8>>) -> Result<(), Error> {
-        while self.fetches_in_flight < FETCHES_IN_FLIGHT && !self.queued.is_empty() {
+        let mut in_flight = self
+            .awaiting
+            .iter()
+            .filter(|awaited| matches!(awaited, Awaited::Fetch(_)))
+            .count();
+        while in_flight < FETCHES_IN_FLIGHT && !self.queued.is_empty() {
             let take = self.queued.len().min(fetch_size(self.fetches_sent));
             let ids: Vec<EntryId> = self.queued.drain(..take).collect();
             let request = Request::Fetch { ids: ids.clone() };
             requests.push(self.encode(&request)?);
             self.awaiting.push_back(Awaited::Fetch(ids));
-            self.fetches_in_flight += 1;
+            in_flight += 1;
             self.fetches_sent += 1;
         }
         Ok(())

@@ -136,6 +136,13 @@ fn pull_watching(puller: &mut Memory, server: &Memory) -> (Stats, bool) {
     panic!("the session stopped without finishing")
 }
 
+/// A store holding `entries`.
+fn holding<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Memory {
+    let mut memory = Memory::default();
+    entries.into_iter().for_each(|entry| memory.add(entry));
+    memory
+}
+
 fn entries(count: usize) -> Vec<Entry> {
     let mut all = Vec::new();
     for author in 0..4u8 {
@@ -156,15 +163,9 @@ fn entries(count: usize) -> Vec<Entry> {
 #[test]
 fn missing_newest_entries_arrive_in_few_round_trips() {
     let all = entries(4_000);
-    let mut server = Memory::default();
-    all.iter().for_each(|entry| server.add(entry));
-    let mut puller = Memory::default();
+    let server = holding(&all);
     // The puller lacks the newest 200 of each author.
-    for entry in &all {
-        if entry.header().seq <= 800 {
-            puller.add(entry);
-        }
-    }
+    let mut puller = holding(all.iter().filter(|entry| entry.header().seq <= 800));
     let stats = pull(&mut puller, &server);
     assert_eq!(puller.ids(), server.ids());
     assert_eq!(stats.entries_received, 800);
@@ -199,16 +200,12 @@ fn both_sides_converge_after_each_pulls_from_the_other() {
 #[test]
 fn gaps_among_older_entries_are_sought_while_the_newest_are_fetched_and_a_newer_puller_converges() {
     let all = entries(4_000);
-    let mut server = Memory::default();
-    all.iter().for_each(|entry| server.add(entry));
+    let server = holding(&all);
     // The puller lacks scattered older entries as well as the newest 100 of each author.
-    let mut puller = Memory::default();
-    for entry in &all {
+    let mut puller = holding(all.iter().filter(|entry| {
         let seq = entry.header().seq;
-        if seq <= 900 && seq % 97 != 0 {
-            puller.add(entry);
-        }
-    }
+        seq <= 900 && seq % 97 != 0
+    }));
     let (stats, fetched_while_reconciling) = pull_watching(&mut puller, &server);
     assert_eq!(puller.ids(), server.ids());
     assert_eq!(stats.entries_received, 4 * (100 + 9));
@@ -218,18 +215,11 @@ fn gaps_among_older_entries_are_sought_while_the_newest_are_fetched_and_a_newer_
 
     // A puller holding entries newer than all of the server's: the server's part of the open
     // end is empty, and the puller's extra entries are only in its last bucket.
-    let mut server = Memory::default();
-    let mut puller = Memory::default();
-    for entry in &all {
-        if entry.header().seq <= 900 {
-            server.add(entry);
-            if entry.header().seq % 50 != 0 {
-                puller.add(entry);
-            }
-        } else {
-            puller.add(entry);
-        }
-    }
+    let server = holding(all.iter().filter(|entry| entry.header().seq <= 900));
+    let mut puller = holding(all.iter().filter(|entry| {
+        let seq = entry.header().seq;
+        seq > 900 || seq % 50 != 0
+    }));
     let stats = pull(&mut puller, &server);
     assert_eq!(stats.entries_received, 4 * 18);
     assert_eq!(puller.ids().len(), 4_000);
@@ -238,8 +228,7 @@ fn gaps_among_older_entries_are_sought_while_the_newest_are_fetched_and_a_newer_
 #[test]
 fn an_empty_node_streams_instead_of_reconciling() {
     let all = entries(3_000);
-    let mut server = Memory::default();
-    all.iter().for_each(|entry| server.add(entry));
+    let server = holding(&all);
     let mut puller = Memory::default();
     let stats = pull(&mut puller, &server);
     assert!(stats.streamed);
@@ -253,8 +242,7 @@ fn an_empty_node_streams_instead_of_reconciling() {
 #[test]
 fn in_sync_is_one_small_round_trip() {
     let all = entries(4_000);
-    let mut server = Memory::default();
-    all.iter().for_each(|entry| server.add(entry));
+    let server = holding(&all);
     let mut puller = server.clone();
     let stats = pull(&mut puller, &server);
     assert_eq!(stats.round_trips, 1);
@@ -278,8 +266,7 @@ fn refusals_and_garbage_are_errors_not_panics() {
 #[test]
 fn a_peer_that_sends_what_was_not_asked_for_or_pages_backwards_is_refused() {
     let all = entries(400);
-    let mut server = Memory::default();
-    all.iter().for_each(|entry| server.add(entry));
+    let server = holding(&all);
     // Fetch phase: answer with an entry that was not asked for.
     let mut puller = Memory::default();
     all[..300].iter().for_each(|entry| puller.add(entry));
