@@ -33,6 +33,10 @@ pub const MAX_RESPONSE_LEN: usize = 8 << 20;
 pub const RECONCILE_FRAME_LIMIT: u64 = 512 * 1024;
 /// Ids asked for in one fetch.
 pub const FETCH_BATCH: usize = 1_024;
+/// Entries a responder sends with its first reconciliation answer at most, when asked for
+/// those newer than the initiator's newest (the first fetch's size), and their bytes at most.
+pub const NEWER_PAGE: usize = FIRST_FETCH;
+pub const NEWER_PAGE_BYTES: usize = 1 << 20;
 /// Ids asked for in a session's first fetch; each next fetch asks for twice as many, up to
 /// [`FETCH_BATCH`].
 pub const FIRST_FETCH: usize = 128;
@@ -119,6 +123,7 @@ fn serve(source: &impl Source, request: Request) -> Result<Response, Error> {
             space,
             count,
             message,
+            newer_than,
         } => {
             let items = source.items(&space).map_err(Error::Source)?;
             let held = items.len() as u64;
@@ -133,8 +138,24 @@ fn serve(source: &impl Source, request: Request) -> Result<Response, Error> {
             let reply = negentropy
                 .reconcile(&message.0)
                 .map_err(|err| Error::Negentropy(err.to_string()))?;
+            // Strictly after the newest `created` the initiator holds, whatever the id.
+            let newer = match newer_than {
+                Some(created) => {
+                    source
+                        .range(
+                            &space,
+                            Some((created, EntryId([u8::MAX; 32]))),
+                            NEWER_PAGE,
+                            NEWER_PAGE_BYTES,
+                        )
+                        .map_err(Error::Source)?
+                        .frames
+                }
+                None => Vec::new(),
+            };
             Ok(Response::Reconcile {
                 message: Bytes(reply),
+                newer: newer.into_iter().map(Bytes).collect(),
             })
         }
         Request::Fetch { ids } => {

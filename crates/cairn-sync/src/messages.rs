@@ -12,11 +12,14 @@ use crate::{Error, MAX_REQUEST_LEN, MAX_RESPONSE_LEN};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// A round of reconciliation for a space. `count` is how many entries of the space the
-    /// sender holds, so the responder can choose to stream instead.
+    /// sender holds, so the responder can choose to stream instead. With `newer_than` (the
+    /// newest `created` the sender holds, in its first round), the answer also carries the
+    /// responder's first entries created after it: what a node back from downtime lacks.
     Reconcile {
         space: String,
         count: u64,
         message: Bytes,
+        newer_than: Option<u64>,
     },
     /// Entries by id, at most [`crate::FETCH_BATCH`].
     Fetch { ids: Vec<EntryId> },
@@ -32,8 +35,9 @@ pub enum Request {
 /// slices of the message (`Response<&[u8]>`); both forms have the same encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response<F = Bytes> {
-    /// The next negentropy message.
-    Reconcile { message: Bytes },
+    /// The next negentropy message, and the first entries newer than the request's
+    /// `newer_than` in (created, id) order (none if it had none).
+    Reconcile { message: Bytes, newer: Vec<F> },
     /// Reconciling is declined because the responder holds far more: page through the space.
     UseRange { count: u64 },
     /// Frames, each a complete entry. `next` continues a range; `truncated` says a fetch was

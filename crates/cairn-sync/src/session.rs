@@ -9,8 +9,8 @@ use std::sync::Arc;
 use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
 
 use crate::{
-    Bytes, Error, FETCH_BATCH, FETCHES_IN_FLIGHT, FIRST_FETCH, RANGE_PAGE, RECONCILE_FRAME_LIMIT,
-    Request, Response,
+    Bytes, Error, FETCH_BATCH, FETCHES_IN_FLIGHT, FIRST_FETCH, NEWER_PAGE, RANGE_PAGE,
+    RECONCILE_FRAME_LIMIT, Request, Response,
 };
 
 /// The most ids one session will queue for fetching; the rest wait for the next sync.
@@ -85,6 +85,11 @@ pub struct Session {
     stats: Stats,
     /// The last position a range page reached.
     range_position: Option<(u64, EntryId)>,
+    /// The newest `created` held here when the session started: the first answer carries
+    /// entries newer than it.
+    newest: Option<u64>,
+    /// Entries the first answer carried, not to be fetched again (at most [`NEWER_PAGE`]).
+    received_newer: HashSet<EntryId>,
 }
 
 impl std::fmt::Debug for Session {
@@ -165,6 +170,7 @@ impl Session {
     pub fn start(space: String, local: Arc<Vec<(u64, EntryId)>>) -> Result<(Self, Vec<u8>), Error> {
         let count = local.len() as u64;
         let items = Items::new(local);
+        let newest = items.0.last().map(|&(created, _)| created);
         let open_end = first_message(&items, OpenEnd::AfterNewest)?;
         let mut negentropy = negentropy(items)?;
         let message = match open_end {
@@ -185,11 +191,15 @@ impl Session {
             fetches_sent: 0,
             stats: Stats::default(),
             range_position: None,
+            newest,
+            received_newer: HashSet::new(),
         };
+        // An empty side asks for everything after time 0: a small space then comes whole.
         let request = session.encode(&Request::Reconcile {
             space,
             count,
             message: Bytes(message),
+            newer_than: Some(newest.unwrap_or(0)),
         })?;
         Ok((session, request))
     }
@@ -230,8 +240,9 @@ impl Session {
         let mut frames = Vec::new();
         match (awaited, response) {
             (_, Response::Refused { reason }) => return Err(Error::Refused(reason)),
-            (Awaited::Reconcile, Response::Reconcile { message }) => {
+            (Awaited::Reconcile, Response::Reconcile { message, newer }) => {
                 self.stats.reconcile_round_trips += 1;
+                self.take_newer(&newer)?;
                 let mut have = Vec::new();
                 let mut need = Vec::new();
                 let next = self
@@ -239,9 +250,14 @@ impl Session {
                     .reconcile_with_ids(&message.0, &mut have, &mut need)
                     .map_err(|err| Error::Negentropy(err.to_string()))?;
                 let room = MAX_QUEUED.saturating_sub(self.queued.len());
-                self.stats.expected += need.len().min(room) as u64;
-                self.queued
-                    .extend(need.into_iter().take(room).map(|id| EntryId(*id)));
+                let missing: Vec<EntryId> = need
+                    .into_iter()
+                    .map(|id| EntryId(*id))
+                    .filter(|id| !self.received_newer.contains(id))
+                    .take(room)
+                    .collect();
+                self.stats.expected += missing.len() as u64;
+                self.queued.extend(missing);
                 if let Some(message) = next
                     && self.queued.len() < MAX_QUEUED
                 {
@@ -249,10 +265,12 @@ impl Session {
                         space: self.space.clone(),
                         count: self.count,
                         message: Bytes(message),
+                        newer_than: None,
                     };
                     requests.push(self.encode(&request)?);
                     self.awaiting.push_back(Awaited::Reconcile);
                 }
+                frames = ranges_in(bytes, &newer);
             }
             (Awaited::Reconcile, Response::UseRange { count }) => {
                 self.stats.streamed = true;
@@ -308,14 +326,7 @@ impl Session {
                 self.stats.entries_received += page.len() as u64;
                 // Every entry must be in this space, and the pages must move forward.
                 for frame in &page {
-                    // The header alone: the store decodes and checks the whole entry next.
-                    let in_space = cairn_core::entry::frame_header(frame).is_ok_and(|header| {
-                        header
-                            .spaces
-                            .iter()
-                            .any(|space| space.as_str() == self.space)
-                    });
-                    if !in_space {
+                    if self.created_in_space(frame).is_none() {
                         return Err(Error::Unexpected {
                             asked: "range",
                             got: "an entry outside the space",
@@ -360,6 +371,45 @@ impl Session {
             Step::Wait
         };
         Ok((frames, step))
+    }
+
+    /// Checks the entries a reconciliation answer carried: only the first answer may carry
+    /// any, each must be in the space and newer than anything held here, and none twice. They
+    /// count as the first fetch, so the next fetch is the second one's size.
+    fn take_newer(&mut self, newer: &[&[u8]]) -> Result<(), Error> {
+        if newer.is_empty() {
+            return Ok(());
+        }
+        let unasked = || Error::Unexpected {
+            asked: "reconcile",
+            got: "entries that were not asked for",
+        };
+        if self.stats.reconcile_round_trips > 1 || newer.len() > NEWER_PAGE {
+            return Err(unasked());
+        }
+        let after = self.newest.unwrap_or(0);
+        for frame in newer {
+            let created = self.created_in_space(frame).ok_or_else(unasked)?;
+            let id = cairn_core::entry::frame_id(frame).ok_or_else(unasked)?;
+            if created <= after || !self.received_newer.insert(id) {
+                return Err(unasked());
+            }
+        }
+        self.stats.entries_received += newer.len() as u64;
+        self.stats.expected += newer.len() as u64;
+        self.fetches_sent = self.fetches_sent.max(1);
+        Ok(())
+    }
+
+    /// When a frame the peer sent names this session's space, its `created`; read from the
+    /// header alone, as the store decodes and checks the whole entry next.
+    fn created_in_space(&self, frame: &[u8]) -> Option<u64> {
+        let header = cairn_core::entry::frame_header(frame).ok()?;
+        let in_space = header
+            .spaces
+            .iter()
+            .any(|space| space.as_str() == self.space);
+        in_space.then_some(header.created.0)
     }
 
     /// Fills the fetch pipeline: as many new fetches as fit beside those in flight. The first

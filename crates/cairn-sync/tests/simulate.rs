@@ -170,10 +170,59 @@ fn missing_newest_entries_arrive_in_few_round_trips() {
     assert_eq!(puller.ids(), server.ids());
     assert_eq!(stats.entries_received, 800);
     assert!(!stats.streamed);
-    // The first answer names every id newer than the puller's newest.
+    // The first answer names every id newer than the puller's newest, and carries the first
+    // 128 of those entries.
     assert_eq!(stats.reconcile_round_trips, 1, "{stats:?}");
-    // Fetched in 128, 256, then the remaining 416 ids, all sent at once.
-    assert_eq!(stats.round_trips - stats.reconcile_round_trips, 3);
+    assert_eq!(stats.expected, 800);
+    // The rest are fetched in 256, then the remaining 416 ids, both sent at once.
+    assert_eq!(stats.round_trips - stats.reconcile_round_trips, 2);
+}
+
+#[test]
+fn a_few_missing_newest_entries_come_with_the_first_answer() {
+    let all = entries(4_000);
+    let server = holding(&all);
+    // The puller lacks the newest 20 of each author: 80, fewer than the first answer carries.
+    let mut puller = holding(all.iter().filter(|entry| entry.header().seq <= 980));
+    let stats = pull(&mut puller, &server);
+    assert_eq!(puller.ids(), server.ids());
+    assert_eq!(
+        (stats.round_trips, stats.entries_received, stats.expected),
+        (1, 80, 80)
+    );
+    // A small space reaches an empty node whole in one round trip too.
+    let server = holding(&all[..50]);
+    let mut puller = Memory::default();
+    let stats = pull(&mut puller, &server);
+    assert!(!stats.streamed);
+    assert_eq!(puller.ids(), server.ids());
+    assert_eq!((stats.round_trips, stats.entries_received), (1, 50));
+}
+
+#[test]
+fn a_first_answer_carrying_entries_not_newer_than_those_held_or_twice_is_refused() {
+    let all = entries(400);
+    // Each author's first 80 of 100; all[79] is the first author's 80th, all[80] their 81st.
+    let puller = holding(all.iter().filter(|entry| entry.header().seq <= 80));
+    let answer_carrying = |newer: &[&Entry]| {
+        let (mut session, _) =
+            Session::start("commons".into(), puller.items("commons").expect("items"))
+                .expect("start");
+        let answer = Response::Reconcile {
+            message: cairn_sync::Bytes(vec![0x61]),
+            newer: newer
+                .iter()
+                .map(|entry| cairn_sync::Bytes(entry.encode()))
+                .collect(),
+        };
+        session.on_response(&answer.encode().expect("encode"))
+    };
+    let (frames, _) = answer_carrying(&[&all[80]]).expect("a newer entry");
+    assert_eq!(frames.len(), 1);
+    for newer in [&[&all[79]][..], &[&all[80], &all[80]][..]] {
+        let err = answer_carrying(newer).expect_err("not newer, or twice");
+        assert!(err.to_string().contains("not asked for"), "{err}");
+    }
 }
 
 #[test]
