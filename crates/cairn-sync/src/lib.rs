@@ -7,7 +7,7 @@
 //! - [`Session`]: the side that pulls. It reconciles its (created, id) set for a space with the
 //!   peer's using negentropy (range-based set reconciliation, as in Nostr NIP-77), and fetches
 //!   the ids each round names in bounded batches, several in flight at once, while the next
-//!   rounds go on. If it holds far fewer entries than the peer (an empty or new node), the
+//!   rounds go on. The first answer also carries the first entries newer than any held here. If it holds far fewer entries than the peer (an empty or new node), the
 //!   peer declines to reconcile and the session streams the space in pages instead, which
 //!   costs less than reconciling a large difference.
 //! - [`respond`]: the side that serves, given a [`Source`] of items and frames.
@@ -33,9 +33,10 @@ pub const MAX_RESPONSE_LEN: usize = 8 << 20;
 pub const RECONCILE_FRAME_LIMIT: u64 = 512 * 1024;
 /// Ids asked for in one fetch.
 pub const FETCH_BATCH: usize = 1_024;
-/// Entries a responder sends with its first reconciliation answer at most, when asked for
-/// those newer than the initiator's newest (the first fetch's size), and their bytes at most.
+/// The most entries a first reconciliation answer carries, when the request asks for those
+/// newer than the initiator's newest: the first fetch's size.
 pub const NEWER_PAGE: usize = FIRST_FETCH;
+/// The most frame bytes a first reconciliation answer carries.
 pub const NEWER_PAGE_BYTES: usize = 1 << 20;
 /// Ids asked for in a session's first fetch; each next fetch asks for twice as many, up to
 /// [`FETCH_BATCH`].
