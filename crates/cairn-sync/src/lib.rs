@@ -7,9 +7,10 @@
 //! - [`Session`]: the side that pulls. It reconciles its (created, id) set for a space with the
 //!   peer's using negentropy (range-based set reconciliation, as in Nostr NIP-77), and fetches
 //!   the ids each round names in bounded batches, several in flight at once, while the next
-//!   rounds go on. The first answer also carries the first entries newer than any held here. If it holds far fewer entries than the peer (an empty or new node), the
-//!   peer declines to reconcile and the session streams the space in pages instead, which
-//!   costs less than reconciling a large difference.
+//!   rounds go on; the first answer also carries the first entries newer than any held here.
+//!   If it holds far fewer entries than the peer (an empty or new node), the peer declines to
+//!   reconcile and the session streams the space in pages instead, which costs less than
+//!   reconciling a large difference.
 //! - [`respond`]: the side that serves, given a [`Source`] of items and frames.
 //!
 //! The caller moves the bytes and stores what arrives (the store validates every entry), so
