@@ -85,9 +85,9 @@ pub struct Session {
     stats: Stats,
     /// The last position a range page reached.
     range_position: Option<(u64, EntryId)>,
-    /// The newest `created` held here when the session started: the first answer carries
-    /// entries newer than it.
-    newest: Option<u64>,
+    /// The `newer_than` of the first request: the newest `created` held here when the session
+    /// started, or 0 if nothing was. The first answer carries entries newer than it.
+    newer_than: u64,
     /// Entries the first answer carried, not to be fetched again (at most [`NEWER_PAGE`]).
     received_newer: HashSet<EntryId>,
 }
@@ -170,7 +170,8 @@ impl Session {
     pub fn start(space: String, local: Arc<Vec<(u64, EntryId)>>) -> Result<(Self, Vec<u8>), Error> {
         let count = local.len() as u64;
         let items = Items::new(local);
-        let newest = items.0.last().map(|&(created, _)| created);
+        // An empty side asks for everything after time 0: a small space then comes whole.
+        let newer_than = items.0.last().map_or(0, |&(created, _)| created);
         let open_end = first_message(&items, OpenEnd::AfterNewest)?;
         let mut negentropy = negentropy(items)?;
         let message = match open_end {
@@ -191,15 +192,14 @@ impl Session {
             fetches_sent: 0,
             stats: Stats::default(),
             range_position: None,
-            newest,
+            newer_than,
             received_newer: HashSet::new(),
         };
-        // An empty side asks for everything after time 0: a small space then comes whole.
         let request = session.encode(&Request::Reconcile {
             space,
             count,
             message: Bytes(message),
-            newer_than: Some(newest.unwrap_or(0)),
+            newer_than: Some(newer_than),
         })?;
         Ok((session, request))
     }
@@ -387,11 +387,10 @@ impl Session {
         if self.stats.reconcile_round_trips > 1 || newer.len() > NEWER_PAGE {
             return Err(unasked());
         }
-        let after = self.newest.unwrap_or(0);
         for frame in newer {
             let created = self.created_in_space(frame).ok_or_else(unasked)?;
             let id = cairn_core::entry::frame_id(frame).ok_or_else(unasked)?;
-            if created <= after || !self.received_newer.insert(id) {
+            if created <= self.newer_than || !self.received_newer.insert(id) {
                 return Err(unasked());
             }
         }

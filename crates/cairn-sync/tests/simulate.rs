@@ -160,14 +160,21 @@ fn entries(count: usize) -> Vec<Entry> {
     all
 }
 
-#[test]
-fn missing_newest_entries_arrive_in_few_round_trips() {
+/// A puller holding each author's first `kept` of 1,000 entries pulls the rest from a server
+/// holding them all; returns the session's counters once the two hold the same.
+fn pull_missing_newest(kept: u64) -> Stats {
     let all = entries(4_000);
     let server = holding(&all);
-    // The puller lacks the newest 200 of each author.
-    let mut puller = holding(all.iter().filter(|entry| entry.header().seq <= 800));
+    let mut puller = holding(all.iter().filter(|entry| entry.header().seq <= kept));
     let stats = pull(&mut puller, &server);
     assert_eq!(puller.ids(), server.ids());
+    stats
+}
+
+#[test]
+fn missing_newest_entries_arrive_in_few_round_trips() {
+    // The puller lacks the newest 200 of each author.
+    let stats = pull_missing_newest(800);
     assert_eq!(stats.entries_received, 800);
     assert!(!stats.streamed);
     // The first answer names every id newer than the puller's newest, and carries the first
@@ -180,18 +187,14 @@ fn missing_newest_entries_arrive_in_few_round_trips() {
 
 #[test]
 fn a_few_missing_newest_entries_come_with_the_first_answer() {
-    let all = entries(4_000);
-    let server = holding(&all);
     // The puller lacks the newest 20 of each author: 80, fewer than the first answer carries.
-    let mut puller = holding(all.iter().filter(|entry| entry.header().seq <= 980));
-    let stats = pull(&mut puller, &server);
-    assert_eq!(puller.ids(), server.ids());
+    let stats = pull_missing_newest(980);
     assert_eq!(
         (stats.round_trips, stats.entries_received, stats.expected),
         (1, 80, 80)
     );
     // A small space reaches an empty node whole in one round trip too.
-    let server = holding(&all[..50]);
+    let server = holding(&entries(200)[..50]);
     let mut puller = Memory::default();
     let stats = pull(&mut puller, &server);
     assert!(!stats.streamed);
