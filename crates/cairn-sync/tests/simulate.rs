@@ -11,12 +11,15 @@ use cairn_sync::{Page, Position, Request, Response, Session, Source, Stats, Step
 struct Memory {
     /// (created, id) → frame, for one space.
     entries: BTreeMap<(u64, EntryId), Vec<u8>>,
+    /// The (created, id) of each entry added, in the order they came.
+    arrived: Vec<(u64, EntryId)>,
 }
 
 impl Memory {
     fn add(&mut self, entry: &Entry) {
-        self.entries
-            .insert((entry.header().created.0, entry.id()), entry.encode());
+        let key = (entry.header().created.0, entry.id());
+        self.arrived.push(key);
+        self.entries.insert(key, entry.encode());
     }
 
     fn ids(&self) -> Vec<EntryId> {
@@ -183,6 +186,24 @@ fn missing_newest_entries_arrive_in_few_round_trips() {
     assert_eq!(stats.expected, 800);
     // The rest are fetched in 256, then the remaining 416 ids, both sent at once.
     assert_eq!(stats.round_trips - stats.reconcile_round_trips, 2);
+}
+
+#[test]
+fn fetched_entries_arrive_in_the_order_the_peer_holds_them() {
+    // Negentropy names the needed ids of a range in hash order; fetched so, most entries would
+    // reach the store before the entry they follow in their author's chain.
+    let all = entries(4_000);
+    let server = holding(&all);
+    let mut puller = holding(all.iter().filter(|entry| entry.header().seq <= 700));
+    puller.arrived.clear();
+    let stats = pull(&mut puller, &server);
+    assert_eq!(puller.ids(), server.ids());
+    assert!(stats.round_trips > 2, "{stats:?}");
+    assert_eq!(puller.arrived.len(), 1_200);
+    assert!(
+        puller.arrived.is_sorted(),
+        "entries arrived out of (created, id) order"
+    );
 }
 
 #[test]
