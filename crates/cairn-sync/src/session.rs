@@ -573,7 +573,7 @@ impl BoundWriter {
 /// its ids in (created, id) order, and stored in that order each author's chain grows entry by
 /// entry; stored in hash order most entries of a catch-up would arrive before the one they
 /// follow and take the store's slower path for entries whose predecessor is missing (about
-/// 1.5 times the writer's work an entry, measured). So the order is read back from the
+/// 1.5 times the writer's CPU an entry in the benchmark). So the order is read back from the
 /// message, which negentropy has already accepted; ids it does not list (there are none) keep
 /// negentropy's order at the end.
 fn in_listed_order(message: &[u8], need: Vec<Id>) -> Vec<EntryId> {
