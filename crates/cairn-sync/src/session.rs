@@ -444,12 +444,12 @@ const BUCKETS: usize = 16;
 const DOUBLE_BUCKETS: usize = 2 * BUCKETS;
 /// Negentropy's protocol version byte, its message modes and its "no upper limit" timestamp.
 const PROTOCOL_VERSION: u8 = 0x61;
-const MODE_SKIP: u64 = 0;
+const MODE_SKIP: u8 = 0;
 const MODE_FINGERPRINT: u8 = 1;
-/// Bytes of a range's fingerprint in a negentropy message.
-const FINGERPRINT_BYTES: usize = 16;
 const MODE_ID_LIST: u8 = 2;
 const INFINITY: u64 = u64::MAX;
+/// Bytes of a range's fingerprint in a negentropy message.
+const FINGERPRINT_BYTES: usize = 16;
 
 /// Where the first message's last bucket ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -612,9 +612,8 @@ fn listed_ids(message: &[u8]) -> Vec<&[u8; 32]> {
             break;
         };
         rest = tail;
-        let mode = read_varint(&mut rest);
-        match mode {
-            Some(MODE_SKIP) => {}
+        match read_varint(&mut rest) {
+            Some(mode) if mode == u64::from(MODE_SKIP) => {}
             Some(mode) if mode == u64::from(MODE_FINGERPRINT) => {
                 let Some(tail) = rest.get(FINGERPRINT_BYTES..) else {
                     break;
