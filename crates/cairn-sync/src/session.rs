@@ -6,7 +6,7 @@ use std::ops::Range;
 use cairn_core::EntryId;
 use std::sync::Arc;
 
-use negentropy::{Bound, Id, Item, Negentropy, NegentropyStorageBase};
+use negentropy::{Bound, FINGERPRINT_SIZE, ID_SIZE, Id, Item, Negentropy, NegentropyStorageBase};
 
 use crate::{
     Bytes, Error, FETCH_BATCH, FETCHES_IN_FLIGHT, FIRST_FETCH, NEWER_PAGE, RANGE_PAGE,
@@ -448,8 +448,6 @@ const MODE_SKIP: u8 = 0;
 const MODE_FINGERPRINT: u8 = 1;
 const MODE_ID_LIST: u8 = 2;
 const INFINITY: u64 = u64::MAX;
-/// Bytes of a range's fingerprint in a negentropy message.
-const FINGERPRINT_BYTES: usize = 16;
 
 /// Where the first message's last bucket ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -595,7 +593,7 @@ fn in_listed_order(message: &[u8], need: Vec<Id>) -> Vec<EntryId> {
 
 /// Every id in the id lists of a negentropy message, in message order. Stops at the first
 /// thing it cannot read (the message has passed negentropy's own parsing by then).
-fn listed_ids(message: &[u8]) -> Vec<&[u8; 32]> {
+fn listed_ids(message: &[u8]) -> Vec<&[u8; ID_SIZE]> {
     let mut ids = Vec::new();
     let Some((&PROTOCOL_VERSION, mut rest)) = message.split_first() else {
         return ids;
@@ -615,7 +613,7 @@ fn listed_ids(message: &[u8]) -> Vec<&[u8; 32]> {
         match read_varint(&mut rest) {
             Some(mode) if mode == u64::from(MODE_SKIP) => {}
             Some(mode) if mode == u64::from(MODE_FINGERPRINT) => {
-                let Some(tail) = rest.get(FINGERPRINT_BYTES..) else {
+                let Some(tail) = rest.get(FINGERPRINT_SIZE..) else {
                     break;
                 };
                 rest = tail;
@@ -626,14 +624,14 @@ fn listed_ids(message: &[u8]) -> Vec<&[u8; 32]> {
                     break;
                 };
                 let Some((list, tail)) = count
-                    .checked_mul(32)
+                    .checked_mul(ID_SIZE)
                     .and_then(|len| rest.split_at_checked(len))
                 else {
                     break;
                 };
                 ids.extend(
-                    list.chunks_exact(32)
-                        .filter_map(|id| <&[u8; 32]>::try_from(id).ok()),
+                    list.chunks_exact(ID_SIZE)
+                        .filter_map(|id| <&[u8; ID_SIZE]>::try_from(id).ok()),
                 );
                 rest = tail;
             }
@@ -806,7 +804,7 @@ mod tests {
         };
         out.bound(5, &[]);
         out.message.push(MODE_FINGERPRINT);
-        out.message.extend([0u8; FINGERPRINT_BYTES]);
+        out.message.extend([0u8; FINGERPRINT_SIZE]);
         out.bound(9, &[1]);
         out.message.push(MODE_ID_LIST);
         out.varint(2);
