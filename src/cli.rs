@@ -469,4 +469,8 @@ pub struct ListArgs {
     /// At most this many entries.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// Continue a listing cut at --limit: the cursor it printed (with --json, the `cursor`
+    /// of its last entry).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
 }

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cairn_core::Entry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -108,22 +107,11 @@ impl NodeClient {
         }
         let message = response
             .body_mut()
-            .read_json::<cairn_node::api::ErrorView>()
+            .read_json::<cairn_api::ErrorView>()
             .map(|error| error.error)
             .unwrap_or_else(|_| format!("the node answered {status}"));
         bail!("{message}")
     }
-}
-
-/// Decodes hex frames from the API into entries.
-pub fn entries(frames: &[String]) -> Result<Vec<Entry>> {
-    frames
-        .iter()
-        .map(|frame| {
-            let bytes = hex::decode(frame).context("the node sent a frame that is not hex")?;
-            Entry::decode(&bytes).context("the node sent an entry that does not decode")
-        })
-        .collect()
 }
 
 fn read_trimmed(path: &Path) -> Result<Option<String>> {

@@ -1,24 +1,24 @@
-//! What each command does. Commands read the home, act on the store and print through
-//! `render`; all of them report failures as errors for `main` to print.
+//! What each command does. Commands read the home, run their operation through the backend
+//! (the running node, or the service on the store) and print through `render`; all of them
+//! report failures as errors for `main` to print.
 
 use std::io::{IsTerminal, Read};
 
 use anyhow::{Context, Result, bail};
+use cairn_api::{ListQuery, MAX_PAGE, PolicyChange, PolicyView, Signing};
 use cairn_core::body::normalize_tags;
-use cairn_core::{Draft, Entry, Kind, Ref, RefKind, Space, Story, Timestamp};
-use cairn_store::Store;
+use cairn_core::{Entry, Kind, RefKind, Story};
+use cairn_node::service::{NewStory, Notes};
 use serde::Serialize;
-
-use cairn_node::policy::{PolicyChange, PolicyView};
 
 use crate::cli::{
     Cli, Command, InitArgs, ListArgs, PeerAction, PolicyMode, PublishArgs, SpaceAction, StoryKind,
 };
-use crate::client::{self, NodeClient};
+use crate::client::NodeClient;
 use crate::home::Home;
 use crate::output::{say, say_raw};
-use crate::render::{self, EntryView, Notes};
-use crate::{conversation, editor, node};
+use crate::render::{self, EntryView};
+use crate::{backend, conversation, editor, node};
 
 pub fn run(cli: Cli) -> Result<()> {
     let home = Home::locate(cli.home)?;
@@ -75,45 +75,38 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peer {
             action: PeerAction::Add { address },
         } => {
-            let added: cairn_node::api::PeerAddedView = NodeClient::require(&home)?
-                .post("/api/peers", &cairn_node::api::AddressRequest { address })?;
+            let added: cairn_api::PeerAddedView = NodeClient::require(&home)?
+                .post("/api/peers", &cairn_api::AddressRequest { address })?;
             print_or_json(json, &added, || {
                 say!("Connected to {} and remembered it.", added.peer_id)
             })
         }
         Command::Invite => {
-            let ticket: cairn_node::api::TicketText =
+            let ticket: cairn_api::TicketText =
                 NodeClient::require(&home)?.get("/api/invite", &[])?;
             print_or_json(json, &ticket, || say!("{}", ticket.ticket))
         }
         Command::Join { ticket } => {
-            let joined: cairn_node::api::PeerAddedView = NodeClient::require(&home)?
-                .post("/api/join", &cairn_node::api::TicketText { ticket })?;
+            let joined: cairn_api::PeerAddedView =
+                NodeClient::require(&home)?.post("/api/join", &cairn_api::TicketText { ticket })?;
             print_or_json(json, &joined, || {
                 say!("Joined {} and its spaces.", joined.peer_id)
             })
         }
         Command::Sync { peer, space } => sync(&home, peer, space, json),
         Command::Spaces => {
-            let spaces: cairn_node::api::SpacesView =
-                NodeClient::require(&home)?.get("/api/spaces", &[])?;
-            print_or_json(json, &spaces.spaces, || {
-                spaces.spaces.iter().for_each(|space| say!("{space}"))
+            let spaces = backend::open(&home)?.spaces()?;
+            print_or_json(json, &spaces, || {
+                spaces.iter().for_each(|space| say!("{space}"))
             })
         }
         Command::Space { action } => {
-            let client = NodeClient::require(&home)?;
-            let spaces: cairn_node::api::SpacesView = match &action {
-                SpaceAction::Join { name } => {
-                    client.post(&format!("/api/spaces/{}", Space::new(name)?), &())?
-                }
-                SpaceAction::Leave { name } => {
-                    client.delete(&format!("/api/spaces/{}", Space::new(name)?))?
-                }
+            let backend = backend::open(&home)?;
+            let spaces = match &action {
+                SpaceAction::Join { name } => backend.join_space(name)?,
+                SpaceAction::Leave { name } => backend.leave_space(name)?,
             };
-            print_or_json(json, &spaces.spaces, || {
-                say!("Spaces: {}", spaces.spaces.join(", "))
-            })
+            print_or_json(json, &spaces, || say!("Spaces: {}", spaces.join(", ")))
         }
     }
 }
@@ -178,102 +171,34 @@ fn init(home: &Home, args: &InitArgs, json: bool) -> Result<()> {
 
 fn publish(home: &Home, args: PublishArgs, json: bool) -> Result<()> {
     home.load()?;
-    let config = home.config()?;
     let story = story_from(args.clone_story_parts()?, &args)?;
-    let space_names = if args.spaces.is_empty() {
-        config.publish.default_spaces.clone()
-    } else {
-        args.spaces.clone()
-    };
-    let spaces = space_names
-        .iter()
-        .map(|name| Space::new(name))
-        .collect::<Result<Vec<_>, _>>()?;
     let kind = match args.kind {
         StoryKind::Learning => Kind::LEARNING,
         StoryKind::Failure => Kind::FAILURE,
         StoryKind::Question => Kind::QUESTION,
     };
-    if let Some(client) = NodeClient::find(home)? {
-        let request = cairn_node::api::PublishRequest {
-            kind: kind.0,
-            story,
-            spaces: spaces.iter().map(ToString::to_string).collect(),
-            links: args
-                .typed_links()
-                .into_iter()
-                .map(|(kind, target)| cairn_node::api::LinkRequest {
-                    kind: kind.into(),
-                    target,
-                })
-                .collect(),
-            as_member: args.as_member.clone(),
-            on_behalf: args.on_behalf,
-        };
-        let published: cairn_node::api::PublishedView = client.post("/api/publish", &request)?;
-        if json {
-            let entry = client::entries(std::slice::from_ref(&published.frame))?;
-            return print_json(&entry.iter().map(EntryView::new).next());
-        }
-        say!("{}", published.id);
-        return Ok(());
-    }
-    let store = home.open_store()?;
-    let mut draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
+    let mut links = Vec::new();
     for (name, target) in args.typed_links() {
-        draft.refs.push(Ref {
-            kind: RefKind::from_name(name).context("typed link names are known")?,
-            target: store.resolve(&target)?,
-        });
+        let kind = RefKind::from_name(name).context("typed link names are known")?;
+        links.push((kind, target));
     }
-    let publish_as = cairn_node::PublishAs::from_request(args.as_member.clone(), args.on_behalf)?;
-    let entry = publish_offline(home, &store, draft, &publish_as)?;
+    let new = NewStory {
+        kind,
+        story,
+        // Empty: the joined spaces.
+        spaces: args.spaces.clone(),
+        links,
+    };
+    let signing = Signing {
+        as_member: args.as_member.clone(),
+        on_behalf: args.on_behalf,
+    };
+    let entry = backend::open(home)?.publish(new, signing)?;
     if json {
         return print_json(&EntryView::new(&entry));
     }
     say!("{}", entry.id());
     Ok(())
-}
-
-/// The key and credential to sign with when no node runs.
-pub fn offline_signer(
-    home: &Home,
-    publish_as: &cairn_node::PublishAs,
-) -> Result<cairn_node::keystore::Signer> {
-    let identity = home.load()?;
-    let keystore = cairn_node::keystore::Keystore::new(home.node_files().keys);
-    Ok(match publish_as {
-        cairn_node::PublishAs::Me => cairn_node::keystore::Signer {
-            key: identity.member_key,
-            credential: identity.credential,
-        },
-        cairn_node::PublishAs::Member(name) => keystore.member(name)?,
-        cairn_node::PublishAs::Organisation => {
-            keystore.organisation(&identity.credential.claims().org_name)?
-        }
-    })
-}
-
-/// Signs a draft as this member's next entry and stores it while no node runs; it waits in the
-/// outbox and goes out when the node next starts and a peer is there.
-pub fn publish_offline(
-    home: &Home,
-    store: &Store,
-    draft: Draft,
-    publish_as: &cairn_node::PublishAs,
-) -> Result<Entry> {
-    let signer = offline_signer(home, publish_as)?;
-    let author = signer.key.member_id();
-    let (seq, prev) = match store.chain_head(&author)? {
-        Some((seq, id)) => (seq + 1, Some(id)),
-        None => (1, None),
-    };
-    let entry = Entry::sign(&signer.key, &signer.credential, seq, prev, draft)?;
-    let inserted = store
-        .insert(&entry.encode(), Timestamp::now())
-        .context("the entry was not published")?;
-    store.outbox_add(&inserted.id)?;
-    Ok(entry)
 }
 
 /// Body text and sections as given on the command line, before the editor may fill them.
@@ -352,55 +277,57 @@ fn story_from(parts: StoryParts, args: &PublishArgs) -> Result<Story> {
     })
 }
 
+/// Lists entries page by page until `--limit` is reached or nothing more matches, so a
+/// listing answers the same with or without a node.
 fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
-    let query = cairn_node::api::ListQuery {
+    let backend = backend::open(home)?;
+    let mut query = ListQuery {
         kind: args.kind.clone(),
         space: args.space.clone(),
         tag: args.tag.clone(),
         org: args.org.clone(),
         author: args.author.clone(),
-        limit: Some(args.limit),
+        limit: None,
+        cursor: args.after.clone(),
     };
-    let filter = cairn_node::api::filter_from(&query)?;
-    let (entries, notes) = if let Some(client) = NodeClient::find(home)? {
-        let mut params = vec![("limit", args.limit.to_string())];
-        for (name, value) in [
-            ("kind", &query.kind),
-            ("space", &query.space),
-            ("tag", &query.tag),
-            ("org", &query.org),
-            ("author", &query.author),
-        ] {
-            if let Some(value) = value {
-                params.push((name, value.clone()));
-            }
+    let mut entries = Vec::new();
+    let mut notes = Notes::default();
+    let next = loop {
+        query.limit = Some((args.limit - entries.len()).min(MAX_PAGE));
+        let page = backend.list(&query)?;
+        entries.extend(page.entries);
+        notes.extend(page.notes);
+        match page.next {
+            Some(next) if entries.len() < args.limit => query.cursor = Some(next),
+            next => break next,
         }
-        let frames: cairn_node::api::FramesView = client.get("/api/entries", &params)?;
-        (client::entries(&frames.frames)?, Notes::from_view(&frames))
-    } else {
-        let store = home.open_store()?;
-        let entries = store
-            .newest(&filter)
-            .take(args.limit)
-            .collect::<Result<Vec<_>, _>>()?;
-        let notes = Notes::read(&store, &entries)?;
-        (entries, notes)
     };
     print_entries(
         &entries,
         &notes,
+        next.as_deref(),
         json,
         "No entries match. Publish one with `cairn publish`.",
     )
 }
 
-/// A list of entries as text (or JSON), with `when_empty` if there are none.
-pub fn print_entries(entries: &[Entry], notes: &Notes, json: bool, when_empty: &str) -> Result<()> {
+/// A list of entries as text (or JSON), with `when_empty` if there are none. `next`, for a
+/// listing cut short, is where it continues.
+pub fn print_entries(
+    entries: &[Entry],
+    notes: &Notes,
+    next: Option<&str>,
+    json: bool,
+    when_empty: &str,
+) -> Result<()> {
     if json {
-        let views: Vec<_> = entries
+        let mut views: Vec<_> = entries
             .iter()
-            .map(|entry| EntryView::new(entry).noted(notes))
+            .map(|entry| EntryView::noted(entry, notes))
             .collect();
+        if let Some(last) = views.last_mut() {
+            last.cursor = next.map(str::to_string);
+        }
         return print_json(&views);
     }
     if entries.is_empty() {
@@ -409,61 +336,37 @@ pub fn print_entries(entries: &[Entry], notes: &Notes, json: bool, when_empty: &
     for entry in entries {
         say!("{}", render::list_item(entry, notes));
     }
+    if let Some(next) = next {
+        say!("More entries match; see them with `cairn list ... --after {next}`.");
+    }
     Ok(())
 }
 
 fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
-    let (entry, related, notes) = if let Some(client) = NodeClient::find(home)? {
-        let frames: cairn_node::api::FramesView =
-            client.get(&format!("/api/entries/{}", prefix.trim()), &[])?;
-        let mut entries = client::entries(&frames.frames)?.into_iter();
-        let entry = entries.next().context("the node sent no entry")?;
-        (
-            entry,
-            entries.collect::<Vec<_>>(),
-            Notes::from_view(&frames),
-        )
-    } else {
-        let store = home.open_store()?;
-        let id = store.resolve(prefix)?;
-        let entry = store.get(&id)?.with_context(|| {
-            format!("entry {id} disappeared while it was being read; try again")
-        })?;
-        let related = store
-            .referring(&id, cairn_node::api::MAX_LIST)?
-            .into_iter()
-            .map(|(_, entry)| entry)
-            .collect();
-        let notes = Notes::read(&store, std::slice::from_ref(&entry))?;
-        (entry, related, notes)
-    };
+    let shown = backend::open(home)?.show(prefix)?;
+    let notes = &shown.notes;
     if json {
         return print_json(&render::ShowView {
-            entry: EntryView::new(&entry).noted(&notes),
-            related: related
+            entry: EntryView::noted(&shown.entry, notes),
+            related: shown
+                .related
                 .iter()
-                .map(|entry| EntryView::new(entry).noted(&notes))
+                .map(|entry| EntryView::noted(entry, notes))
                 .collect(),
         });
     }
-    let thread = cairn_node::thread::Thread::gather(&entry, related);
+    let thread = cairn_node::thread::Thread::gather(&shown.entry, shown.related.iter().cloned());
     say_raw!(
         "{}{}",
-        render::entry_text(&entry, &notes),
+        render::entry_text(&shown.entry, notes),
         render::thread_text(&thread)
     );
     Ok(())
 }
 
-/// Applies a policy change, through the node when it runs, else to the store directly.
+/// Applies a policy change.
 fn policy(home: &Home, change: PolicyChange, json: bool) -> Result<()> {
-    let view: PolicyView = match NodeClient::find(home)? {
-        Some(client) => client.post("/api/policy", &change)?,
-        None => {
-            let own_org = home.load()?.credential.claims().org;
-            cairn_node::policy::apply(&home.open_store()?, own_org, &change)?
-        }
-    };
+    let view = backend::open(home)?.change_policy(&change)?;
     if json {
         return print_json(&view);
     }
@@ -482,10 +385,7 @@ fn policy(home: &Home, change: PolicyChange, json: bool) -> Result<()> {
 }
 
 fn show_policy(home: &Home, json: bool) -> Result<()> {
-    let view: PolicyView = match NodeClient::find(home)? {
-        Some(client) => client.get("/api/policy", &[])?,
-        None => cairn_node::policy::view(&home.open_store()?)?,
-    };
+    let view = backend::open(home)?.policy()?;
     if json {
         return print_json(&view);
     }
@@ -494,7 +394,7 @@ fn show_policy(home: &Home, json: bool) -> Result<()> {
 }
 
 fn print_policy(view: &PolicyView) {
-    let name = |org: &cairn_node::policy::OrgView| {
+    let name = |org: &cairn_api::OrgView| {
         if org.name.is_empty() {
             org.org.clone()
         } else {
@@ -525,7 +425,7 @@ fn print_policy(view: &PolicyView) {
 /// Asks the node for a one-time login link to its web page, prints it and opens a browser
 /// where there is a desktop to open it on.
 fn open(home: &Home, print_only: bool, json: bool) -> Result<()> {
-    let login: cairn_node::api::LoginView = NodeClient::require(home)?.post("/api/login", &())?;
+    let login: cairn_api::LoginView = NodeClient::require(home)?.post("/api/login", &())?;
     if json {
         return print_json(&login);
     }
@@ -557,14 +457,7 @@ fn open(home: &Home, print_only: bool, json: bool) -> Result<()> {
 
 fn whoami(home: &Home, json: bool) -> Result<()> {
     let identity = home.load()?;
-    let entries = match NodeClient::find(home)? {
-        Some(client) => {
-            client
-                .get::<cairn_node::api::StatusView>("/api/status", &[])?
-                .entries
-        }
-        None => home.open_store()?.count()?,
-    };
+    let entries = backend::open(home)?.count()?;
     let claims = identity.credential.claims();
     let view = WhoamiView {
         org: claims.org.to_string(),
@@ -617,7 +510,7 @@ fn status(home: &Home, json: bool) -> Result<()> {
         );
         return Ok(());
     };
-    let status: cairn_node::api::StatusView = client.get("/api/status", &[])?;
+    let status: cairn_api::StatusView = client.get("/api/status", &[])?;
     if json {
         let mut value = serde_json::to_value(&status)?;
         value["running"] = serde_json::Value::Bool(true);
@@ -680,17 +573,15 @@ fn status(home: &Home, json: bool) -> Result<()> {
 fn sync(home: &Home, peer: Option<String>, space: Option<String>, json: bool) -> Result<()> {
     let client = std::sync::Arc::new(NodeClient::require(home)?);
     let started = std::time::Instant::now();
-    let request = cairn_node::api::SyncRequest { peer, space };
+    let request = cairn_api::SyncRequest { peer, space };
     let worker = {
         let client = client.clone();
-        std::thread::spawn(move || {
-            client.post::<_, cairn_node::api::SyncView>("/api/sync", &request)
-        })
+        std::thread::spawn(move || client.post::<_, cairn_api::SyncView>("/api/sync", &request))
     };
     let show_bar = !json && std::io::stderr().is_terminal();
     while !worker.is_finished() {
         if show_bar
-            && let Ok(progress) = client.get::<cairn_node::Progress>("/api/sync/progress", &[])
+            && let Ok(progress) = client.get::<cairn_api::Progress>("/api/sync/progress", &[])
         {
             eprint!(
                 "\r{}",
@@ -732,7 +623,7 @@ fn sync(home: &Home, peer: Option<String>, space: Option<String>, json: bool) ->
 }
 
 fn peers(home: &Home, json: bool) -> Result<()> {
-    let status: cairn_node::api::StatusView = NodeClient::require(home)?.get("/api/status", &[])?;
+    let status: cairn_api::StatusView = NodeClient::require(home)?.get("/api/status", &[])?;
     if json {
         return print_json(&serde_json::json!({
             "connected": status.connected_peers,

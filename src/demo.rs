@@ -193,7 +193,7 @@ pub fn run() -> Result<()> {
     let signals = shutdown_signal(&runtime);
     let nodes = runtime.block_on(start_and_seed(&homes))?;
     let login =
-        NodeClient::require(&homes[0])?.post::<_, cairn_node::api::LoginView>("/api/login", &())?;
+        NodeClient::require(&homes[0])?.post::<_, cairn_api::LoginView>("/api/login", &())?;
     println!();
     println!("Open {}'s web page (the link works once):", ORGS[0].0);
     println!();
@@ -257,15 +257,15 @@ async fn start_and_seed(homes: &[Home]) -> Result<Vec<Running>> {
             language: "en".into(),
             ..Story::default()
         };
+        let new = cairn_node::service::NewStory {
+            kind: seed.kind,
+            story,
+            spaces: vec![SPACES[seed.space].into()],
+            links: Vec::new(),
+        };
         nodes[seed.org]
             .shared
-            .publish(
-                seed.kind,
-                story,
-                vec![SPACES[seed.space].into()],
-                Vec::new(),
-                &cairn_node::PublishAs::Me,
-            )
+            .write(move |service| service.publish(new, &cairn_node::PublishAs::Me))
             .await
             .context("could not publish a demo entry")?;
     }

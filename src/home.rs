@@ -406,21 +406,23 @@ impl Home {
         })
     }
 
-    /// The spaces entries go to when none are named (`default_spaces` in `config.toml`).
-    pub fn default_spaces(&self) -> Result<Vec<Space>> {
-        self.config()?
-            .publish
-            .default_spaces
-            .iter()
-            .map(|name| Ok(Space::new(name)?))
-            .collect()
-    }
-
-    /// Opens this home's existing store.
+    /// Opens this home's existing store, waiting a few seconds for another process to let it
+    /// go.
     pub fn open_store(&self) -> Result<Store> {
         self.load()?;
         let config = self.config()?;
         Ok(Store::open(&self.store_path(), store_config(&config))?)
+    }
+
+    /// Opens this home's existing store at once, or fails with the store's `Locked` error if
+    /// another process holds it.
+    pub fn open_store_now(&self) -> Result<Store> {
+        let config = self.config()?;
+        let store_config = cairn_store::Config {
+            lock_wait: Duration::ZERO,
+            ..store_config(&config)
+        };
+        Ok(Store::open(&self.store_path(), store_config)?)
     }
 }
 

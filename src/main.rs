@@ -1,6 +1,7 @@
 //! The `cairn` command: parses arguments and runs one command against the home's store.
 //!
 //! - `cli`: argument definitions;
+//! - `backend`: where operations run: the running node's API, or the service on the store;
 //! - `commands`: what each command does;
 //! - `conversation`: replies, responses and search;
 //! - `demo`: `cairn demo`, three nodes with sample entries;
@@ -11,6 +12,7 @@
 //! - `node`: `cairn node`, which runs the daemon;
 //! - `output`: standard output that ends quietly on a closed pipe.
 
+mod backend;
 mod cli;
 mod client;
 mod commands;

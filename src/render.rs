@@ -1,12 +1,10 @@
 //! How entries and identities look on the terminal: the stable `--json` shapes and the text
 //! views. Nothing else serialises for output.
 
-use std::collections::{BTreeMap, HashSet};
-
-use cairn_node::api::FramesView;
 use std::fmt::Write as _;
 
-use cairn_core::{Entry, Kind, MemberId, Reply, Response, Story, Timestamp};
+use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
+use cairn_node::service::Notes;
 use cairn_node::thread::Thread;
 use serde::Serialize;
 
@@ -44,79 +42,10 @@ pub struct EntryView {
     pub on_behalf: bool,
     /// The organisation has since revoked the author (this entry stays valid).
     pub former_member: bool,
-}
-
-/// What readers must be told beside entries: authors with fork proofs against them, and
-/// retractions with their reasons; as the node reported them, or read from the store.
-#[derive(Debug, Default)]
-pub struct Notes {
-    forked: HashSet<String>,
-    retracted: BTreeMap<String, String>,
-    former: HashSet<String>,
-    /// Latest revisions of amended stories, by the original's id.
-    revisions: BTreeMap<String, Entry>,
-}
-
-impl Notes {
-    pub fn from_view(view: &FramesView) -> Self {
-        Self {
-            forked: view.forked_authors.iter().cloned().collect(),
-            retracted: view.retracted.clone(),
-            former: view.former_authors.iter().cloned().collect(),
-            revisions: view
-                .revisions
-                .iter()
-                .filter_map(|(id, frame)| {
-                    let bytes = hex::decode(frame).ok()?;
-                    Some((id.clone(), Entry::decode(&bytes).ok()?))
-                })
-                .collect(),
-        }
-    }
-
-    /// The story to show for `entry`: its latest revision's, or its own.
-    pub fn story(&self, entry: &Entry) -> Option<Story> {
-        self.revisions
-            .get(&entry.id().to_string())
-            .unwrap_or(entry)
-            .story()
-            .and_then(Result::ok)
-    }
-
-    /// The latest revision of `entry`, if its author revised it.
-    pub fn revision(&self, entry: &Entry) -> Option<&Entry> {
-        self.revisions.get(&entry.id().to_string())
-    }
-
-    /// The notes for `entries`, read from the store when no node runs.
-    pub fn read(store: &cairn_store::Store, entries: &[Entry]) -> anyhow::Result<Self> {
-        Ok(Self::from_view(&FramesView::of(store, entries)?))
-    }
-
-    pub fn forked(&self, entry: &Entry) -> bool {
-        self.forked.contains(&entry.header().author.to_string())
-    }
-
-    /// "Ana Silva of Riverside Trust", "Ana Silva (former member) of ...", or for an entry
-    /// published on behalf of the organisation "Riverside Trust (author withheld)".
-    pub fn byline(&self, entry: &Entry) -> String {
-        let claims = entry.credential().claims();
-        if entry.header().author == MemberId::from(claims.org) {
-            return format!("{} (author withheld)", claims.org_name);
-        }
-        let former = if self.former.contains(&entry.header().author.to_string()) {
-            " (former member)"
-        } else {
-            ""
-        };
-        format!("{}{former} of {}", claims.member_name, claims.org_name)
-    }
-
-    pub fn retracted(&self, entry: &Entry) -> Option<&str> {
-        self.retracted
-            .get(&entry.id().to_string())
-            .map(String::as_str)
-    }
+    /// On the last entry of a listing cut at its limit: pass it to `cairn list --after` for
+    /// the entries that follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,17 +137,20 @@ impl EntryView {
                 }),
             author_forked: false,
             retracted: None,
-            on_behalf: header.author == MemberId::from(claims.org),
+            on_behalf: entry.on_behalf_of_org(),
             former_member: false,
+            cursor: None,
         }
     }
 
-    /// Adds what readers must be told: a fork by the author, a retraction.
-    pub fn noted(mut self, notes: &Notes) -> Self {
-        self.author_forked = notes.forked.contains(&self.author);
-        self.retracted = notes.retracted.get(&self.id).cloned();
-        self.former_member = notes.former.contains(&self.author);
-        self
+    /// The view of `entry` with what readers must be told: a fork by the author, a
+    /// retraction, a revoked author.
+    pub fn noted(entry: &Entry, notes: &Notes) -> Self {
+        let mut view = Self::new(entry);
+        view.author_forked = notes.forked(entry);
+        view.retracted = notes.retracted(entry).map(str::to_string);
+        view.former_member = notes.former(entry);
+        view
     }
 }
 

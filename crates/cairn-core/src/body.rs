@@ -46,6 +46,47 @@ pub struct Story {
     pub links: Vec<String>,
 }
 
+/// The fields of a story to change in a revision; the ones left `None` keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoryEdit {
+    pub title: Option<String>,
+    pub summary: Option<String>,
+    pub text: Option<String>,
+    pub context: Option<String>,
+    pub tried: Option<String>,
+    pub happened: Option<String>,
+    pub learned: Option<String>,
+    pub next: Option<String>,
+    /// Replaces every tag (normalised on the way in).
+    pub tags: Option<Vec<String>>,
+}
+
+impl StoryEdit {
+    /// `story` with this edit's fields put in (each trimmed, tags normalised).
+    pub fn apply(&self, mut story: Story) -> Result<Story, Error> {
+        let fields = [
+            (&mut story.title, &self.title),
+            (&mut story.summary, &self.summary),
+            (&mut story.text, &self.text),
+            (&mut story.context, &self.context),
+            (&mut story.tried, &self.tried),
+            (&mut story.happened, &self.happened),
+            (&mut story.learned, &self.learned),
+            (&mut story.next, &self.next),
+        ];
+        for (field, given) in fields {
+            if let Some(given) = given {
+                *field = given.trim().to_string();
+            }
+        }
+        if let Some(tags) = &self.tags {
+            story.tags = normalize_tags(tags.iter().map(String::as_str))?;
+        }
+        Ok(story)
+    }
+}
+
 impl Story {
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         self.check()?;

@@ -545,6 +545,40 @@ impl Entry {
         self.signed_header.split_at(self.signed_header.len() - 64)
     }
 
+    /// The target of this entry's first reference of kind `kind`, if it has one.
+    pub fn target(&self, kind: RefKind) -> Option<EntryId> {
+        self.header
+            .refs
+            .iter()
+            .find(|reference| reference.kind == kind)
+            .map(|reference| reference.target)
+    }
+
+    /// For a revision (`amend`), the story it revises: every revision names the original
+    /// entry, never an earlier revision. `None` for every other kind.
+    pub fn original(&self) -> Option<EntryId> {
+        (self.header.kind == Kind::AMEND)
+            .then(|| self.target(RefKind::AMENDS))
+            .flatten()
+    }
+
+    /// Whether the organisation's own key signed this entry: it was published on behalf of the
+    /// organisation, and the person who wrote it is withheld from readers.
+    pub fn on_behalf_of_org(&self) -> bool {
+        self.header.author == MemberId::from(self.credential.claims().org)
+    }
+
+    /// The name readers see as the author: the organisation's for an entry published on its
+    /// behalf, else the member's.
+    pub fn author_name(&self) -> &str {
+        let claims = self.credential.claims();
+        if self.on_behalf_of_org() {
+            &claims.org_name
+        } else {
+            &claims.member_name
+        }
+    }
+
     /// The story, for kinds that carry one and entries whose body is held.
     pub fn story(&self) -> Option<Result<Story, Error>> {
         if !self.header.kind.carries_story() {

@@ -1,5 +1,6 @@
 //! The crate's error type. Each variant is one reason an entry or credential is refused, with a
-//! short stable code (see [`Error::code`]) that peers and tests can match on.
+//! short stable code (see [`Error::code`]) that peers and tests can match on, and a decision on
+//! who is to blame when a peer sent it (see [`Error::blame`]).
 
 use crate::keys::{EntryId, MemberId, OrgId};
 
@@ -108,7 +109,57 @@ pub enum Error {
     OverQuota { org: OrgId, max: u64 },
 }
 
+/// Who is at fault when a peer sent an entry that this node refused. It decides whether the
+/// sender is penalised, so it must never blame a peer that could be honest: one running an
+/// older or newer version, one whose clock disagrees, one that has not yet seen a retraction or
+/// revocation, or one whose policy differs from this node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// An honest peer could have sent it: drop it quietly and relay nothing.
+    Nobody,
+    /// Only a forger or a broken implementation sends it: drop it and penalise the sender.
+    Sender,
+}
+
 impl Error {
+    /// Who is to blame for this refusal when a peer sent the entry. The match names every
+    /// variant on purpose: a new variant does not compile until someone decides.
+    pub fn blame(&self) -> Blame {
+        match self {
+            // Peers relay what they hold; the same entry reaching us twice is normal.
+            Error::Duplicate(_) => Blame::Nobody,
+            // A newer peer may speak a newer format.
+            Error::UnsupportedVersion(_) => Blame::Nobody,
+            // Clocks disagree between honest machines.
+            Error::ClockSkew { .. } => Blame::Nobody,
+            // The author forked their chain; the relaying peer cannot know which branch we hold.
+            Error::ChainConflict { .. } => Blame::Nobody,
+            // The entry may have been retracted and the retraction not yet arrived.
+            Error::BodyMissing => Blame::Nobody,
+            // Peers that have not seen the revocation relay the member's entries.
+            Error::Revoked { .. } => Blame::Nobody,
+            // This node's own policy refused it; the sender did nothing wrong.
+            Error::Blocked { .. } | Error::NotFollowed(_) | Error::OverQuota { .. } => {
+                Blame::Nobody
+            }
+            // Forged, damaged or built against the format: an honest peer verifies before it
+            // relays, so it never sends these.
+            Error::TooLarge { .. }
+            | Error::Truncated { .. }
+            | Error::TrailingBytes { .. }
+            | Error::Malformed { .. }
+            | Error::BadChain(_)
+            | Error::BadField { .. }
+            | Error::CredentialMismatch { .. }
+            | Error::CredentialNotValid(_)
+            | Error::BadCredentialSignature
+            | Error::BadKey(_)
+            | Error::BadSignature
+            | Error::BodyLengthMismatch { .. }
+            | Error::BodyHashMismatch => Blame::Sender,
+        }
+    }
+
     /// A short, stable code for this reason, prefixed by its class like Nostr's
     /// `invalid:` / `duplicate:` / `blocked:` machine-readable prefixes.
     pub fn code(&self) -> &'static str {

@@ -30,6 +30,6 @@ pub use credential::{Credential, CredentialClaims};
 pub use entry::{
     BodyHash, Draft, Entry, FORMAT_VERSION, Header, Kind, Ref, RefKind, Space, Timestamp,
 };
-pub use error::Error;
+pub use error::{Blame, Error};
 pub use keys::{EntryId, MemberId, OrgId, SecretKey};
 pub use verify::Verifier;

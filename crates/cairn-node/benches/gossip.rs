@@ -146,15 +146,15 @@ async fn wait_for_mesh(nodes: &[Running], peers: usize) {
 }
 
 async fn publish(node: &Running, index: usize) -> EntryId {
+    let new = cairn_node::service::NewStory {
+        kind: Kind::LEARNING,
+        story: story(index, 1_000),
+        spaces: vec!["commons".into()],
+        links: Vec::new(),
+    };
     let (entry, _) = node
         .shared
-        .publish(
-            Kind::LEARNING,
-            story(index, 1_000),
-            vec!["commons".into()],
-            Vec::new(),
-            &cairn_node::PublishAs::Me,
-        )
+        .write(move |service| service.publish(new, &cairn_node::PublishAs::Me))
         .await
         .expect("publish");
     entry.id()

@@ -3,11 +3,15 @@
 //! members, keeps the search index, and shuts down cleanly.
 //!
 //! - [`run`]: start everything and run until the shutdown future completes;
-//! - `api`: the HTTP API on loopback, with its token and Host checks, and its JSON shapes;
-//! - `node`: the shared state and what the node does with entries (publish, gossip, outbox);
+//! - [`service`]: every operation on entries, members, profiles and policy, once; the CLI
+//!   calls it directly when no node runs, the API and the web page through the daemon;
+//! - `api`: the HTTP API on loopback, with its token and Host checks;
+//! - [`wire`]: typed results to and from the JSON shapes of `cairn-api`, at the HTTP edge;
+//! - `node`: the daemon's shared state: gossip of what the service wrote, validation of what
+//!   peers gossip, the outbox, spaces and peers;
 //! - [`keystore`]: the keys the node signs with (members, the organisation);
-//! - [`policy`]: block, follow and follow-only changes, shared by the API and the CLI;
-//! - [`search`]: keeps the full-text index in step with the store;
+//! - `policy`: block, follow and follow-only changes;
+//! - `search`: keeps the full-text index in step with the store;
 //! - `state`: the small persisted state file (joined spaces, known peers);
 //! - `sync`: catch-up sync with peers (driving `cairn-sync` over the network);
 //! - [`thread`]: replies, responses and links gathered under an entry;
@@ -17,16 +21,18 @@
 //! Invariant: an entry is relayed only after the store accepted it (`Verdict::Accept` is sent
 //! only for entries that were stored with their body or kept as fork proofs).
 
-pub mod api;
+mod api;
 pub mod keystore;
 mod node;
-pub mod policy;
-pub mod search;
+mod policy;
+mod search;
+pub mod service;
 mod state;
 mod sync;
 pub mod thread;
 pub mod ticket;
 mod web;
+pub mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,8 +42,8 @@ use std::sync::Arc;
 use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
-pub use node::{PublishAs, Running, Shared, start};
-pub use sync::{Progress, SyncRecord};
+pub use node::{Running, Shared, start, validate_and_store};
+pub use service::{PublishAs, Service};
 
 /// What can go wrong running the node.
 #[derive(Debug, thiserror::Error)]

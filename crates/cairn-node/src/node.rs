@@ -1,22 +1,18 @@
-//! The node's shared state and what it does with entries: publish (sign, store, gossip),
+//! The daemon's shared state and what it does with entries: gossip what the service wrote,
 //! validate what peers gossip (store first, then relay), keep entries that reached nobody in
 //! the outbox until a peer joins their space, and manage spaces and peers.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use cairn_core::{
-    Credential, Draft, Entry, EntryId, Kind, Ref, Reply, Response, Retraction, SecretKey, Space,
-    Story, Timestamp,
-};
+use cairn_core::{Credential, Entry, EntryId, Kind, Space, Timestamp};
 use cairn_net::{Client, Event, Multiaddr, PeerId, Verdict};
 use cairn_store::{Outcome, Store};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
-use crate::state::State;
+use crate::service::Service;
 use crate::ticket::Ticket;
 use crate::{Config, Error, Files};
 
@@ -25,66 +21,63 @@ const GOSSIP_BATCH: usize = 256;
 /// Stored-entry notifications buffered per listener.
 const STORED_WATCH_QUEUE: usize = 4_096;
 
-/// State shared by the API handlers and the event loop.
+/// State shared by the API handlers, the web page and the event loop.
 #[derive(Debug)]
 pub struct Shared {
+    /// Every operation on entries, members, profiles and policy.
+    pub service: Arc<Service>,
+    /// The service's store, for the daemon's own work (gossip, sync, indexing).
     pub store: Arc<Store>,
     pub client: Client,
-    /// The full-text index, kept in step with the store by `search::run_indexer`.
-    pub search: Arc<cairn_search::SearchIndex>,
-    member_key: SecretKey,
-    credential: Credential,
-    /// Joined spaces and known peers, mirrored to the state file on every change.
-    state: RwLock<State>,
-    files: Files,
     /// Ids of entries as they are stored (published here or received), for live views and
     /// benchmarks. Bounded: a slow listener misses ids rather than holding memory.
     stored: tokio::sync::broadcast::Sender<EntryId>,
     /// Catch-up sync: what runs now and how the last sync with each peer went.
     pub(crate) syncs: crate::sync::Syncs,
-    /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
-    /// two publishes can never take the same seq (which would be a fork of our own making).
-    publish_lock: Mutex<()>,
-    /// Other members' keys and the organisation's key, read when needed.
-    keystore: crate::keystore::Keystore,
     /// Whether the search index has caught up with the store since the node started (and is
     /// not waiting for a large sync to end).
     pub(crate) search_current: std::sync::atomic::AtomicBool,
 }
 
-/// Whose name an entry goes out under.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum PublishAs {
-    /// The node's own member.
-    #[default]
-    Me,
-    /// A member added with `cairn member add`, by name.
-    Member(String),
-    /// The organisation itself: readers see the organisation, and the author is withheld.
-    Organisation,
-}
-
-impl PublishAs {
-    /// From the API's `as_member` and `on_behalf` fields.
-    pub fn from_request(as_member: Option<String>, on_behalf: bool) -> Result<Self, Error> {
-        match (as_member, on_behalf) {
-            (Some(_), true) => Err(Error::BadRequest(
-                "choose either a member to publish as or the organisation, not both".into(),
-            )),
-            (Some(name), false) => Ok(Self::Member(name)),
-            (None, true) => Ok(Self::Organisation),
-            (None, false) => Ok(Self::Me),
-        }
-    }
-}
-
 impl Shared {
     pub fn credential(&self) -> &Credential {
-        &self.credential
+        self.service.credential()
     }
 
     pub fn spaces(&self) -> Vec<String> {
-        read(&self.state).spaces.iter().cloned().collect()
+        self.service.spaces()
+    }
+
+    pub fn known_peers(&self) -> Vec<String> {
+        self.service.known_peers()
+    }
+
+    /// Runs a service operation that writes an entry on a blocking thread, then tells
+    /// listeners and gossips it; returns the entry and whether a peer received it now (if
+    /// not, it stays in the outbox until one joins its space).
+    pub async fn write(
+        &self,
+        operation: impl FnOnce(&Service) -> Result<Entry, Error> + Send + 'static,
+    ) -> Result<(Entry, bool), Error> {
+        let entry = self.read(operation).await?;
+        // Nobody listening is fine.
+        let _ = self.stored.send(entry.id());
+        let shared = self.gossip(&entry).await;
+        if shared {
+            let store = self.store.clone();
+            let id = entry.id();
+            blocking(move || Ok(store.outbox_remove(&id)?)).await?;
+        }
+        Ok((entry, shared))
+    }
+
+    /// Runs a service operation on a blocking thread.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Service) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let service = self.service.clone();
+        blocking(move || operation(&service)).await
     }
 
     /// Ids of entries from now on as they are stored, whether published here or received.
@@ -97,12 +90,12 @@ impl Shared {
     }
 
     /// How far the running syncs have got.
-    pub fn sync_progress(&self) -> crate::Progress {
+    pub fn sync_progress(&self) -> cairn_api::Progress {
         self.syncs.progress()
     }
 
     /// The last sync with a peer.
-    pub fn last_sync(&self, peer: &PeerId) -> Option<crate::SyncRecord> {
+    pub fn last_sync(&self, peer: &PeerId) -> Option<cairn_api::SyncRecord> {
         self.syncs.last(peer)
     }
 
@@ -111,7 +104,7 @@ impl Shared {
         self: &Arc<Self>,
         peer: Option<&str>,
         space: Option<&str>,
-    ) -> Result<Vec<crate::SyncRecord>, Error> {
+    ) -> Result<Vec<cairn_api::SyncRecord>, Error> {
         let spaces = match space {
             Some(name) => vec![Space::new(name)?.to_string()],
             None => self.spaces(),
@@ -158,270 +151,6 @@ impl Shared {
             records.push(record);
         }
         Ok(records)
-    }
-
-    pub fn known_peers(&self) -> Vec<String> {
-        read(&self.state).peers.iter().cloned().collect()
-    }
-
-    /// Signs, stores and gossips a story entry with its typed links; returns it and whether
-    /// any peer received it.
-    pub async fn publish(
-        &self,
-        kind: Kind,
-        story: Story,
-        spaces: Vec<String>,
-        links: Vec<Ref>,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        if !kind.has_story() {
-            return Err(Error::BadRequest(format!(
-                "kind {kind} cannot be published as a story"
-            )));
-        }
-        if let Some(link) = links.iter().find(|link| !link.kind.is_story_link()) {
-            return Err(Error::BadRequest(format!(
-                "a story may link with builds-on, contradicts or tried-too, not {:?}",
-                link.kind
-            )));
-        }
-        for link in &links {
-            self.target(&link.target).await?;
-        }
-        let spaces = if spaces.is_empty() {
-            self.spaces()
-        } else {
-            spaces
-        };
-        let spaces = spaces
-            .iter()
-            .map(|name| Space::new(name))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut draft = Draft::story(kind, &story, spaces, Timestamp::now())?;
-        draft.refs = links;
-        self.publish_draft(draft, publish_as).await
-    }
-
-    /// Replies to an entry this node holds, in the spaces of that entry.
-    pub async fn reply(
-        &self,
-        target: EntryId,
-        reply: Reply,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        let spaces = self.target(&target).await?.header().spaces.clone();
-        let draft = Draft::reply(target, &reply, spaces, Timestamp::now())?;
-        self.publish_draft(draft, publish_as).await
-    }
-
-    /// Responds to an entry this node holds, in the spaces of that entry.
-    pub async fn respond(
-        &self,
-        target: EntryId,
-        response: Response,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        let spaces = self.target(&target).await?.header().spaces.clone();
-        let draft = Draft::response(target, &response, spaces, Timestamp::now())?;
-        self.publish_draft(draft, publish_as).await
-    }
-
-    /// Withdraws one of this member's own entries: publishes a retraction, after which every
-    /// node that holds the entry drops its body and keeps its signed header.
-    pub async fn retract(
-        &self,
-        target: EntryId,
-        reason: String,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        let held = self.target(&target).await?;
-        if matches!(held.header().kind, Kind::RETRACT | Kind::REVOKE) {
-            return Err(Error::BadRequest(format!(
-                "entry {target} is a {}; retractions and revocations cannot be retracted",
-                held.header().kind
-            )));
-        }
-        let signer = self.signer(publish_as)?;
-        if held.header().author != signer.key.member_id() {
-            return Err(Error::BadRequest(format!(
-                "entry {target} was written by {} of {}; only its author can retract it",
-                held.credential().claims().member_name,
-                held.credential().claims().org_name
-            )));
-        }
-        let spaces = held.header().spaces.clone();
-        let draft = Draft::retraction(target, &Retraction { reason }, spaces, Timestamp::now())?;
-        self.publish_draft(draft, publish_as).await
-    }
-
-    /// Publishes a new revision of one of the signer's own stories. The revision names the
-    /// original entry (also when `target` is an earlier revision), so every revision of a
-    /// story hangs off the same entry.
-    pub async fn amend(
-        &self,
-        target: EntryId,
-        story: Story,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        let mut held = self.target(&target).await?;
-        if held.header().kind == Kind::AMEND
-            && let Some(original) = held
-                .header()
-                .refs
-                .iter()
-                .find(|r| r.kind == cairn_core::RefKind::AMENDS)
-                .map(|r| r.target)
-        {
-            held = self.target(&original).await?;
-        }
-        if !held.header().kind.has_story() {
-            return Err(Error::BadRequest(format!(
-                "entry {target} is a {}, not a learning, failure or question entry; only those can be amended",
-                held.header().kind
-            )));
-        }
-        if held.body().is_none() {
-            return Err(Error::BadRequest(format!(
-                "entry {} was retracted by its author; it cannot be amended",
-                held.id()
-            )));
-        }
-        let signer = self.signer(publish_as)?;
-        if held.header().author != signer.key.member_id() {
-            return Err(Error::BadRequest(format!(
-                "entry {} was written by {} of {}; only its author can amend it",
-                held.id(),
-                held.credential().claims().member_name,
-                held.credential().claims().org_name
-            )));
-        }
-        let spaces = held.header().spaces.clone();
-        let draft = Draft::amendment(held.id(), &story, spaces, Timestamp::now())?;
-        self.publish_draft(draft, publish_as).await
-    }
-
-    /// Publishes a profile of the organisation (`PublishAs::Organisation`) or of a member, in
-    /// every joined space. The newest profile of an author is the one shown.
-    pub async fn set_profile(
-        &self,
-        profile: cairn_core::Profile,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        let draft = Draft::profile(&profile, self.joined_spaces()?, Timestamp::now())?;
-        self.publish_draft(draft, publish_as).await
-    }
-
-    /// The joined spaces, for entries that concern everyone this node talks to.
-    fn joined_spaces(&self) -> Result<Vec<Space>, Error> {
-        Ok(self
-            .spaces()
-            .iter()
-            .map(|name| Space::new(name))
-            .collect::<Result<Vec<_>, _>>()?)
-    }
-
-    /// The key and credential for `publish_as`.
-    fn signer(&self, publish_as: &PublishAs) -> Result<crate::keystore::Signer, Error> {
-        match publish_as {
-            PublishAs::Me => Ok(crate::keystore::Signer {
-                key: self.member_key.clone(),
-                credential: self.credential.clone(),
-            }),
-            PublishAs::Member(name) => self.keystore.member(name),
-            PublishAs::Organisation => self
-                .keystore
-                .organisation(&self.credential.claims().org_name),
-        }
-    }
-
-    /// Adds a member key with its org-signed credential to this home's keystore.
-    pub fn add_member(&self, name: &str) -> Result<crate::keystore::MemberKey, Error> {
-        let signer = self
-            .keystore
-            .add_member(name, &self.credential.claims().org_name)?;
-        let claims = signer.credential.claims();
-        Ok(crate::keystore::MemberKey {
-            handle: name.to_string(),
-            member: claims.member,
-            name: claims.member_name.clone(),
-        })
-    }
-
-    /// The members in this home's keystore, each with the seq after which they were revoked.
-    pub async fn members(&self) -> Result<Vec<(crate::keystore::MemberKey, Option<u64>)>, Error> {
-        let members = self.keystore.members()?;
-        let store = self.store.clone();
-        let org = self.credential.claims().org;
-        blocking(move || {
-            members
-                .into_iter()
-                .map(|member| {
-                    let revoked = store.revoked_after(&org, &member.member)?;
-                    Ok((member, revoked))
-                })
-                .collect()
-        })
-        .await
-    }
-
-    /// Publishes the organisation's revocation of a member: their entries so far stay valid,
-    /// every later one is refused by every node that holds the revocation.
-    pub async fn revoke(&self, name: &str, reason: String) -> Result<(Entry, bool), Error> {
-        let member = self.keystore.member(name)?.key.member_id();
-        let store = self.store.clone();
-        // Only the gap-free start of the chain: a stolen key could claim a huge seq.
-        let last_valid_seq = blocking(move || Ok(store.contiguous_head(&member)?)).await?;
-        let spaces = self.joined_spaces()?;
-        let revocation = cairn_core::Revocation {
-            member,
-            last_valid_seq,
-            reason,
-        };
-        let draft = Draft::revocation(&revocation, spaces, Timestamp::now())?;
-        self.publish_draft(draft, &PublishAs::Organisation).await
-    }
-
-    /// The entry a reply, response or link points at; it must be held here.
-    async fn target(&self, id: &EntryId) -> Result<Entry, Error> {
-        let store = self.store.clone();
-        let id = *id;
-        blocking(move || store.get(&id).map_err(Error::from))
-            .await?
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "entry {id} is not held by this node; sync with its author's peers first"
-                ))
-            })
-    }
-
-    /// Signs a draft as the next entry of this member's chain, stores it and gossips it; an
-    /// entry no peer received waits in the outbox.
-    async fn publish_draft(
-        &self,
-        draft: Draft,
-        publish_as: &PublishAs,
-    ) -> Result<(Entry, bool), Error> {
-        let crate::keystore::Signer { key, credential } = self.signer(publish_as)?;
-        let _one_at_a_time = self.publish_lock.lock().await;
-        let store = self.store.clone();
-        let entry = blocking(move || -> Result<Entry, Error> {
-            let (seq, prev) = match store.chain_head(&key.member_id())? {
-                Some((seq, id)) => (seq + 1, Some(id)),
-                None => (1, None),
-            };
-            let entry = Entry::sign(&key, &credential, seq, prev, draft)?;
-            store.insert(&entry.encode(), Timestamp::now())?;
-            Ok(entry)
-        })
-        .await?;
-        let _ = self.stored.send(entry.id());
-        let shared = self.gossip(&entry).await;
-        if !shared {
-            let store = self.store.clone();
-            let id = entry.id();
-            blocking(move || store.outbox_add(&id).map_err(Error::from)).await?;
-        }
-        Ok((entry, shared))
     }
 
     /// Gossips an entry to each of its spaces; true if at least one peer got it.
@@ -473,9 +202,9 @@ impl Shared {
     pub async fn join_space(&self, name: &str) -> Result<String, Error> {
         let space = Space::new(name)?.to_string();
         self.client.subscribe(space.clone()).await?;
-        self.update_state(|state| {
-            state.spaces.insert(space.clone());
-        })?;
+        let joined = space.clone();
+        self.read(move |service| service.join_space(&joined))
+            .await?;
         self.flush_outbox(&space).await?;
         Ok(space)
     }
@@ -483,9 +212,8 @@ impl Shared {
     pub async fn leave_space(&self, name: &str) -> Result<String, Error> {
         let space = Space::new(name)?.to_string();
         self.client.unsubscribe(space.clone()).await?;
-        self.update_state(|state| {
-            state.spaces.remove(&space);
-        })?;
+        let left = space.clone();
+        self.read(move |service| service.leave_space(&left)).await?;
         Ok(space)
     }
 
@@ -499,16 +227,16 @@ impl Shared {
         let peer = self.client.dial(address.clone()).await?;
         let full = with_peer(address, peer);
         self.client.remember(full.clone()).await?;
-        self.update_state(|state| {
-            state.peers.insert(full.to_string());
-        })?;
+        let text = full.to_string();
+        self.read(move |service| service.remember_peer(text))
+            .await?;
         Ok(peer)
     }
 
     /// The invite ticket for this node.
     pub async fn invite(&self) -> Result<Ticket, Error> {
         let status = self.client.status().await?;
-        let claims = self.credential.claims();
+        let claims = self.credential().claims();
         let addresses = status
             .listen_addrs
             .into_iter()
@@ -549,15 +277,6 @@ impl Shared {
         }
         Ok(peer)
     }
-
-    fn update_state(&self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
-        let mut state = self
-            .state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut state);
-        state.save(&self.files.state)
-    }
 }
 
 /// A started node; stop it with [`Running::stop`].
@@ -566,7 +285,6 @@ pub struct Running {
     pub shared: Arc<Shared>,
     pub api_address: std::net::SocketAddr,
     files: Files,
-    store: Arc<Store>,
     /// Tells the API server to finish its requests and stop.
     stop_api: tokio::sync::oneshot::Sender<()>,
     api: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -595,46 +313,46 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     if !config.api_address.ip().is_loopback() && !config.allow_remote_api {
         return Err(Error::RemoteApi(config.api_address));
     }
-    let state = match State::load(&config.files.state)? {
-        Some(state) => state,
-        None => State {
-            spaces: config.default_spaces.iter().cloned().collect(),
-            peers: BTreeSet::new(),
-        },
-    };
-    // Before going online: the first sync with a peer starts as soon as it connects, and
-    // should find each joined space's items and the per-organisation counts already read.
-    let store = config.store.clone();
-    let spaces: Vec<String> = state.spaces.iter().cloned().collect();
-    blocking(move || Ok(store.warm(&spaces)?)).await?;
+    let files = config.files.clone();
+    let search = Arc::new(crate::search::open(&files.search_index)?);
+    let service = blocking(move || {
+        let service = Service::new(
+            crate::service::Config {
+                store: config.store.clone(),
+                member_key: config.member_key,
+                credential: config.credential,
+                files: config.files,
+                default_spaces: config.default_spaces,
+            },
+            Some(search),
+        )?;
+        service.save_state()?;
+        // Before going online: the first sync with a peer starts as soon as it connects, and
+        // should find each joined space's items and the per-organisation counts already read.
+        service.store().warm(&service.spaces())?;
+        Ok(Arc::new(service))
+    })
+    .await?;
     let mut net_config = config.net.clone();
     net_config.known_peers.extend(
-        state
-            .peers
+        service
+            .known_peers()
             .iter()
             .filter_map(|address| address.parse().ok()),
     );
     let (client, events, network_loop) = cairn_net::new(net_config)?;
     let peer_id = network_loop.local_peer_id();
     let network = tokio::spawn(network_loop.run());
-    for space in &state.spaces {
-        client.subscribe(space.clone()).await?;
+    for space in service.spaces() {
+        client.subscribe(space).await?;
     }
-    state.save(&config.files.state)?;
 
-    let search = crate::search::open(&config.files.search_index)?;
     let shared = Arc::new(Shared {
-        store: config.store.clone(),
+        store: service.store().clone(),
+        service,
         client,
-        search: Arc::new(search),
-        member_key: config.member_key,
-        credential: config.credential,
-        state: RwLock::new(state),
-        files: config.files.clone(),
         stored: tokio::sync::broadcast::channel(STORED_WATCH_QUEUE).0,
         syncs: crate::sync::Syncs::default(),
-        publish_lock: Mutex::new(()),
-        keystore: crate::keystore::Keystore::new(config.files.keys.clone()),
         search_current: std::sync::atomic::AtomicBool::new(false),
     });
 
@@ -649,8 +367,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         source,
     })?;
     let token = random_token()?;
-    write_private(&config.files.api_token, &format!("{token}\n"))?;
-    write_private(&config.files.api_address, &format!("{api_address}\n"))?;
+    write_private(&files.api_token, &format!("{token}\n"))?;
+    write_private(&files.api_address, &format!("{api_address}\n"))?;
     tracing::info!(%api_address, %peer_id, "node running");
 
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -676,8 +394,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     Ok(Running {
         shared,
         api_address,
-        files: config.files,
-        store: config.store,
+        files,
         stop_api,
         api,
         stop_events,
@@ -705,9 +422,10 @@ impl Running {
         self.indexer.abort();
         let _ = self.indexer.await;
         // Dropping the last client ends the network task, which closes every connection.
+        let store = self.shared.store.clone();
         drop(self.shared);
         let _ = self.network.await;
-        self.store.flush()?;
+        store.flush()?;
         Ok(())
     }
 }
@@ -810,9 +528,10 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
     }
 }
 
-/// Stores what is valid, and says for each frame whether to relay it (Accept), drop it quietly
-/// (Ignore) or drop it and penalise the sender (Reject).
-fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> Vec<Verdict> {
+/// Stores what is valid among frames gossiped in `spaces` (one topic per frame), and says for
+/// each frame whether to relay it (Accept), drop it quietly (Ignore) or drop it and penalise
+/// the sender (Reject).
+pub fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> Vec<Verdict> {
     // A retraction or revocation can change or remove entries stored before it in the batch.
     let mut withdraws = false;
     // An entry must belong to the space it was gossiped in; check that before storing.
@@ -890,38 +609,17 @@ fn validate_and_store(store: &Store, frames: &[Vec<u8>], spaces: &[String]) -> V
         .collect()
 }
 
-/// Duplicates, entries from newer formats, clocks that disagree and chain conflicts are things
-/// an honest peer can relay: ignored. Everything else is forged or broken: rejected.
+/// What to tell gossip about an entry the store refused: relay nothing either way, and
+/// penalise the sender only when [`cairn_core::Error::blame`] says an honest peer could not
+/// have sent it.
 pub(crate) fn verdict_for(err: &cairn_core::Error) -> Verdict {
-    match err.code() {
-        // A body can be missing because the entry was retracted and the retraction has not
-        // arrived yet: an honest peer serves such entries, so they are only ignored.
-        "duplicate:id"
-        | "invalid:version"
-        | "invalid:clock-skew"
-        | "invalid:chain-conflict"
-        | "invalid:body-missing"
-        // This node's own policy refused it; the sender did nothing wrong.
-        | "blocked:org"
-        | "blocked:not-followed"
-        | "blocked:quota"
-        // Entries of a revoked member are relayed by peers that have not seen the revocation.
-        | "revoked:member" => Verdict::Ignore,
-        code => {
-            tracing::warn!(reason = code, "refused a gossiped entry: {err}");
+    match err.blame() {
+        cairn_core::Blame::Nobody => Verdict::Ignore,
+        cairn_core::Blame::Sender => {
+            tracing::warn!(reason = err.code(), "refused a gossiped entry: {err}");
             Verdict::Reject
         }
     }
-}
-
-/// An id an API caller gave, resolved against the store.
-pub(crate) async fn resolve(store: &Arc<Store>, prefix: String) -> Result<Option<Entry>, Error> {
-    let store = store.clone();
-    blocking(move || -> Result<Option<Entry>, Error> {
-        let id: EntryId = store.resolve(&prefix)?;
-        Ok(store.get(&id)?)
-    })
-    .await
 }
 
 /// Runs blocking store work off the async threads.
@@ -965,9 +663,4 @@ fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Error> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

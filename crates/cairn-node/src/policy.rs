@@ -1,62 +1,15 @@
-//! Changing and showing this node's policy on organisations (block, follow, follow only),
-//! the same way from the API and from the CLI when no node runs. The rules themselves live in
-//! the store, which refuses what the policy excludes.
+//! Changing and showing this node's policy on organisations (block, follow, follow only), for
+//! the service. The rules themselves live in the store, which refuses what the policy
+//! excludes.
 
+use cairn_api::{OrgView, PolicyChange, PolicyView};
 use cairn_core::OrgId;
 use cairn_store::Store;
-use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
 /// Organisations looked at when resolving a name.
 const MAX_ORGS: usize = 10_000;
-
-/// One change to the policy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
-pub enum PolicyChange {
-    /// Remove the organisation's entries and refuse them from now on.
-    Block {
-        org: String,
-        #[serde(default)]
-        reason: String,
-    },
-    Unblock {
-        org: String,
-    },
-    Follow {
-        org: String,
-    },
-    Unfollow {
-        org: String,
-    },
-    /// Accept every organisation that is not blocked.
-    Open,
-    /// Accept only followed organisations (and this node's own).
-    FollowOnly,
-}
-
-/// `GET /api/policy`: the policy as set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PolicyView {
-    /// `open` or `follow`.
-    pub mode: String,
-    pub followed: Vec<OrgView>,
-    pub blocked: Vec<OrgView>,
-    pub max_entries_per_org: u64,
-    /// For a block: how many entries it removed.
-    #[serde(default)]
-    pub removed: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OrgView {
-    pub org: String,
-    /// The name in its newest entry held here, if any.
-    pub name: String,
-    #[serde(default)]
-    pub reason: String,
-}
 
 /// The name of an organisation as in its newest entry held here (empty if none is held).
 fn org_name(store: &Store, org: &OrgId) -> Result<String, Error> {

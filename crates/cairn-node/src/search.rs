@@ -13,7 +13,7 @@ use cairn_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::Error;
-use crate::node::{Shared, blocking};
+use crate::node::Shared;
 
 /// Ids indexed per commit at most; a commit makes them searchable.
 const INDEX_BATCH: usize = 2_048;
@@ -95,13 +95,7 @@ fn retracted_targets(
         if entry.header().kind != Kind::RETRACT {
             continue;
         }
-        let target = entry
-            .header()
-            .refs
-            .iter()
-            .find(|r| r.kind == RefKind::RETRACTS)
-            .map(|r| r.target);
-        if let Some(target) = target
+        if let Some(target) = entry.target(RefKind::RETRACTS)
             && let Some(target) = store.get(&target)?
         {
             targets.push(target);
@@ -112,16 +106,6 @@ fn retracted_targets(
 
 /// The stored entries that best match `query`, best first. Hits whose entry is no longer
 /// held are left out; a hit in a story's revision stands for the story.
-pub(crate) async fn find(
-    shared: &Shared,
-    query: String,
-    limit: usize,
-) -> Result<Vec<cairn_core::Entry>, Error> {
-    let (store, index) = (shared.store.clone(), shared.search.clone());
-    blocking(move || matching(&store, &index, &query, limit)).await
-}
-
-/// [`find`] without a running node: for the CLI.
 pub fn matching(
     store: &Store,
     index: &SearchIndex,
@@ -133,8 +117,7 @@ pub fn matching(
         let Some(mut entry) = store.get(&hit.id)? else {
             continue;
         };
-        if entry.header().kind == Kind::AMEND
-            && let Some(original) = entry.header().refs.first().map(|r| r.target)
+        if let Some(original) = entry.original()
             && let Some(original) = store.get(&original)?
         {
             entry = original;
@@ -146,18 +129,17 @@ pub fn matching(
     Ok(entries)
 }
 
-/// Rebuilds the index in `dir` from the store, from nothing. Returns the number of entries.
-pub fn reindex(store: &Store, dir: &Path) -> Result<u64, Error> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|source| Error::File {
-            action: "remove the old search index",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    let index = SearchIndex::open(dir)?;
-    catch_up(store, &index)?;
-    Ok(index.len())
+/// Indexes `entries` (replacing documents they may have) with the targets of retractions
+/// among them, indexed again without their text, and commits.
+pub(crate) fn index_entries(
+    store: &Store,
+    index: &SearchIndex,
+    entries: &[cairn_core::Entry],
+) -> Result<(), Error> {
+    let targets = retracted_targets(store, entries)?;
+    index.add(entries.iter().chain(&targets))?;
+    index.commit()?;
+    Ok(())
 }
 
 /// Indexes entries as the node stores them, committing in batches, until the node stops.
@@ -205,24 +187,24 @@ pub(crate) async fn run_indexer(shared: Arc<Shared>) {
         if wait {
             continue;
         }
-        let (store, index) = (shared.store.clone(), shared.search.clone());
         let catching_up = behind;
-        let result = blocking(move || -> Result<usize, Error> {
-            if catching_up {
-                return catch_up(&store, &index);
-            }
-            let mut entries = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(entry) = store.get(&id)? {
-                    entries.push(entry);
-                }
-            }
-            let targets = retracted_targets(&store, &entries)?;
-            index.add(entries.iter().chain(&targets))?;
-            index.commit()?;
-            Ok(entries.len())
-        })
-        .await;
+        let result = shared
+            .read(move |service| {
+                service.with_index(|store, index| {
+                    if catching_up {
+                        return catch_up(store, index);
+                    }
+                    let mut entries = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        if let Some(entry) = store.get(&id)? {
+                            entries.push(entry);
+                        }
+                    }
+                    index_entries(store, index, &entries)?;
+                    Ok(entries.len())
+                })
+            })
+            .await;
         match result {
             Ok(added) if catching_up => {
                 behind = false;

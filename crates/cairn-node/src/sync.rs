@@ -10,9 +10,10 @@ use cairn_core::{EntryId, Timestamp};
 use cairn_net::{PeerId, Verdict};
 use cairn_store::Store;
 use cairn_sync::{Page, Position, Request, Response, Session, Source, Step, respond};
-use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use cairn_api::{Progress, SyncRecord};
+
 use crate::node::{Shared, blocking, verdict_for};
 
 /// Sync requests sent to one peer per second, once a burst is spent.
@@ -70,34 +71,6 @@ impl Pacer {
     fn is_full(&self, now: Instant) -> bool {
         self.tokens_at(now) >= REQUEST_BURST
     }
-}
-
-/// How the last sync with a peer went.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SyncRecord {
-    pub peer_id: String,
-    /// When it finished, RFC 3339.
-    pub finished: String,
-    pub ok: bool,
-    /// "up to date", or what went wrong.
-    pub message: String,
-    pub fetched: u64,
-    pub expected: u64,
-    pub bytes: u64,
-    pub round_trips: u32,
-    /// Round trips spent reconciling (the rest fetched or streamed entries).
-    pub reconcile_round_trips: u32,
-    /// Whether a space was streamed rather than reconciled.
-    pub streamed: bool,
-    pub millis: u64,
-}
-
-/// Progress of the syncs running now.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Progress {
-    pub running: usize,
-    pub fetched: u64,
-    pub expected: u64,
 }
 
 /// Sync state shared by the node's tasks.

@@ -203,9 +203,59 @@ pub struct Filter {
     /// Only learning, failure and question entries: what a timeline shows (replies and
     /// responses appear under their entry instead).
     pub stories_only: bool,
+    /// Only entries after this position in the listing's order (from [`Filter::cursor_of`] of
+    /// the last entry of the previous page). A cursor of the other kind than the listing reads
+    /// (a seq for a listing without an author, or a time for one with) matches nothing.
+    pub after: Option<Cursor>,
+}
+
+/// A position in a newest-first listing, exclusive: the next page starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// In a listing by space or of everything: (created, id).
+    Time(u64, EntryId),
+    /// In a listing of one author's chain: their seq.
+    Seq(u64),
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cursor::Time(created, id) => write!(f, "t{created}.{id}"),
+            Cursor::Seq(seq) => write!(f, "s{seq}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = ();
+
+    /// The text [`Cursor`]'s `Display` writes.
+    fn from_str(text: &str) -> Result<Self, ()> {
+        if let Some(seq) = text.strip_prefix('s') {
+            return seq.parse().map(Cursor::Seq).map_err(|_| ());
+        }
+        let (created, id) = text
+            .strip_prefix('t')
+            .ok_or(())?
+            .split_once('.')
+            .ok_or(())?;
+        Ok(Cursor::Time(
+            created.parse().map_err(|_| ())?,
+            id.parse().map_err(|_| ())?,
+        ))
+    }
 }
 
 impl Filter {
+    /// The cursor that continues this listing after `entry`.
+    pub fn cursor_of(&self, entry: &Entry) -> Cursor {
+        match self.author {
+            Some(_) => Cursor::Seq(entry.header().seq),
+            None => Cursor::Time(entry.header().created.0, entry.id()),
+        }
+    }
+
     fn matches(&self, entry: &Entry) -> bool {
         let header = entry.header();
         self.kind.is_none_or(|kind| header.kind == kind)
@@ -1604,28 +1654,38 @@ impl Store {
     pub fn newest<'a>(
         &'a self,
         filter: &'a Filter,
-    ) -> impl Iterator<Item = Result<Entry, Error>> + 'a {
+    ) -> Box<dyn Iterator<Item = Result<Entry, Error>> + 'a> {
         // Kind, organisation and tag are in the records, so filtering on them loads only
         // matching entries. An author has their chain, a space alone its index, and all
         // entries are the space indexes merged.
+        let before = match filter.after {
+            None => None,
+            Some(Cursor::Time(created, id)) if filter.author.is_none() => Some((created, id)),
+            Some(Cursor::Seq(_)) if filter.author.is_some() => None,
+            Some(_) => return Box::new(std::iter::empty()) as Box<dyn Iterator<Item = _>>,
+        };
         let ids: Box<dyn Iterator<Item = Result<EntryId, Error>> + 'a> =
             if let Some(author) = &filter.author {
+                let end = match filter.after {
+                    Some(Cursor::Seq(seq)) => layout::chain_key(author, seq),
+                    _ => layout::chain_key(author, u64::MAX),
+                };
                 Box::new(
                     self.entries
-                        .scan_prefix(layout::chain_prefix(author))
+                        .range(layout::chain_prefix(author)..end)
                         .values()
                         .rev()
                         .map(|value| id_from(&value?)),
                 )
             } else if let Some(space) = filter.space.as_ref() {
                 Box::new(
-                    self.space_keys_newest_first(space)
+                    self.space_keys_newest_first(space, before)
                         .map(|item| item.map(|(_, id)| id)),
                 )
             } else {
-                Box::new(self.all_newest_first())
+                Box::new(self.all_newest_first(before))
             };
-        ids.filter_map(move |id| {
+        Box::new(ids.filter_map(move |id| {
             let result = (|| {
                 let id = id?;
                 // An index key without its record (a fork proof, or a key left by a crash
@@ -1650,18 +1710,25 @@ impl Store {
                 Ok(_) => None,
                 Err(err) => Some(Err(err)),
             }
-        })
+        }))
     }
 
-    /// A space's index keys as (created, id), newest first.
+    /// A space's index keys as (created, id), newest first, from just before `before` if
+    /// given.
     fn space_keys_newest_first(
         &self,
         space: &str,
+        before: Option<(u64, EntryId)>,
     ) -> impl Iterator<Item = Result<(u64, EntryId), Error>> + '_ {
         let prefix = layout::space_prefix(space);
         let start = prefix.len();
+        let end = match before {
+            Some((created, id)) => layout::space_key(space, Timestamp(created), &id),
+            // Past every key of the space: its name, then a byte above the 0 that ends it.
+            None => [&prefix[..prefix.len() - 1], &[1]].concat(),
+        };
         self.entries
-            .scan_prefix(prefix)
+            .range(prefix..end)
             .keys()
             .rev()
             .map(move |key| {
@@ -1694,12 +1761,15 @@ impl Store {
 
     /// The ids of every entry and fork proof, newest first, each once: the space indexes
     /// merged (an entry is in one to eight spaces, so the same key can come from several).
-    fn all_newest_first(&self) -> Box<dyn Iterator<Item = Result<EntryId, Error>> + '_> {
+    fn all_newest_first(
+        &self,
+        before: Option<(u64, EntryId)>,
+    ) -> Box<dyn Iterator<Item = Result<EntryId, Error>> + '_> {
         match self.spaces() {
             Ok(spaces) => Box::new(NewestFirst {
                 sources: spaces
                     .iter()
-                    .map(|space| (self.space_keys_newest_first(space), None))
+                    .map(|space| (self.space_keys_newest_first(space, before), None))
                     .collect(),
             }),
             Err(err) => Box::new(std::iter::once(Err(err))),
@@ -1940,6 +2010,24 @@ impl Store {
             }
         }
         Ok((self.read_frames_at(located)?, stopped_early))
+    }
+
+    /// Stores an entry written on this node and marks it as not yet shared, with one flush.
+    /// The mark goes in first: a crash can leave a mark without its entry (which the outbox's
+    /// reader drops), never a stored, unshared entry without its mark.
+    pub fn insert_own(&self, frame: &[u8], now: Timestamp) -> Result<Inserted, Error> {
+        let id = cairn_core::entry::frame_id(frame).ok_or_else(|| {
+            Error::Rejected(cairn_core::Error::Truncated {
+                what: "entry frame",
+                detail: "shorter than the signed header it declares".into(),
+            })
+        })?;
+        let mark = layout::entry_key(layout::OUTBOX, &id);
+        self.entries.insert(mark.clone(), &[][..])?;
+        self.insert(frame, now).inspect_err(|_| {
+            // Nothing was stored, so nothing waits to be shared.
+            let _ = self.entries.remove(&mark);
+        })
     }
 
     /// Marks entries as not yet shared with any peer.

@@ -7,13 +7,11 @@ use std::fmt::Write as _;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_store::Filter;
 use serde::Deserialize;
 
 use super::session::constant_time_eq;
 use super::view::{iso, markdown};
 use super::{Web, message, session_cookie};
-use crate::node::blocking;
 
 /// Entries in the feed.
 const FEED_ENTRIES: usize = 50;
@@ -56,22 +54,23 @@ pub async fn feed(
         .and_then(|host| host.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let store = web.shared.store.clone();
-    let filter = Filter {
-        stories_only: true,
-        ..Filter::default()
+    let query = cairn_api::ListQuery {
+        limit: Some(FEED_ENTRIES),
+        ..cairn_api::ListQuery::default()
     };
-    let entries = blocking(move || {
-        let entries = store
-            .newest(&filter)
-            // A retracted entry has nothing left to show.
-            .filter(|entry| entry.as_ref().map_or(true, |entry| entry.body().is_some()))
-            .take(FEED_ENTRIES)
-            .collect::<Result<Vec<_>, _>>()?;
-        let notes = crate::api::EntryNotes::read(&store, &entries)?;
-        Ok((entries, notes))
-    })
-    .await;
+    let entries = web
+        .shared
+        .read(move |service| service.list(&query))
+        .await
+        .map(|listing| {
+            let entries: Vec<_> = listing
+                .entries
+                .into_iter()
+                // A retracted entry has nothing left to show.
+                .filter(|entry| entry.body().is_some())
+                .collect();
+            (entries, listing.notes)
+        });
     let (entries, notes) = match entries {
         Ok(found) => found,
         Err(err) => {

@@ -1,6 +1,6 @@
-//! The page handlers and their templates. Reads go to the store on the blocking pool; writes
-//! go through the same `Shared` methods as the API, so the web page and the CLI cannot differ
-//! in what they publish.
+//! The page handlers and their templates. Reads and writes are service calls on the blocking
+//! pool, the same ones the API and the CLI make, so the web page and the CLI cannot differ in
+//! what they publish or show.
 
 use std::time::SystemTime;
 
@@ -9,22 +9,20 @@ use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use cairn_api::ListQuery;
 use cairn_core::{Entry, EntryId, Kind, RefKind, Reply, ResponseType, Story};
 use serde::Deserialize;
 
 use super::view::{Card, ago, iso, markdown};
 use super::{Session, Web, message};
 use crate::Error;
-use crate::api::{EntryNotes, ListQuery, filter_from};
-use crate::node::{PublishAs, blocking, resolve};
+use crate::service::{NewStory, PublishAs};
 use crate::thread::Thread;
 
 /// Entries on one timeline or search page.
 const PAGE_SIZE: usize = 50;
 /// Organisations in the directory and the filter.
 const MAX_ORGS: usize = 500;
-/// Replies, responses and links read under one entry.
-const MAX_RELATED: usize = 500;
 
 /// The parts every page shares: who is signed in, the navigation, the CSRF token.
 #[derive(Debug)]
@@ -319,20 +317,20 @@ pub async fn timeline(
         org: given(&query.org),
         author: None,
         limit: Some(PAGE_SIZE),
+        cursor: None,
     };
-    let mut filter = filter_from(&list)?;
-    // The timeline shows stories only, even when a kind is chosen.
-    filter.stories_only = true;
-    let store = web.shared.store.clone();
-    let (entries, orgs, notes) = blocking(move || {
-        let entries = store
-            .newest(&filter)
-            .take(PAGE_SIZE)
-            .collect::<Result<Vec<_>, _>>()?;
-        let notes = EntryNotes::read(&store, &entries)?;
-        Ok((entries, store.orgs(MAX_ORGS)?, notes))
-    })
-    .await?;
+    let page = list.clone();
+    let (listing, orgs) = web
+        .shared
+        .read(move |service| {
+            let mut listing = service.list(&page)?;
+            // The timeline shows stories only, even when a kind is chosen.
+            listing
+                .entries
+                .retain(|entry| entry.header().kind.has_story());
+            Ok((listing, service.orgs(MAX_ORGS)?))
+        })
+        .await?;
     let now = SystemTime::now();
     let choose = |value: &str, label: String, current: &Option<String>| Choice {
         value: value.to_string(),
@@ -379,9 +377,10 @@ pub async fn timeline(
         spaces,
         orgs: org_choices,
         tag: list.tag.unwrap_or_default(),
-        cards: entries
+        cards: listing
+            .entries
             .iter()
-            .map(|entry| Card::noted(entry, now, &notes))
+            .map(|entry| Card::noted(entry, now, &listing.notes))
             .collect(),
     })
 }
@@ -400,30 +399,26 @@ pub async fn entry(
     Extension(session): Extension<Session>,
     Path(id): Path<String>,
 ) -> PageResult {
-    let entry = resolve(&web.shared.store, id.clone())
-        .await?
-        .ok_or(Error::Store(cairn_store::Error::NotFound(id)))?;
-    let store = web.shared.store.clone();
-    let target = entry.id();
-    let outgoing: Vec<(RefKind, EntryId)> = entry
-        .header()
-        .refs
-        .iter()
-        .filter(|r| r.kind.is_story_link())
-        .map(|r| (r.kind, r.target))
-        .collect();
-    let held = entry.clone();
-    let (related, linked, notes) = blocking(move || {
-        let related = store.referring(&target, MAX_RELATED)?;
-        let mut linked = Vec::new();
-        for (how, id) in outgoing {
-            linked.push((how, id, store.get(&id)?));
-        }
-        let notes = EntryNotes::read(&store, [&held])?;
-        Ok((related, linked, notes))
-    })
-    .await?;
-    let thread = Thread::gather(&entry, related.into_iter().map(|(_, entry)| entry));
+    let (shown, linked) = web
+        .shared
+        .read(move |service| {
+            let shown = service.show(&id)?;
+            let mut linked = Vec::new();
+            for reference in &shown.entry.header().refs {
+                if reference.kind.is_story_link() {
+                    let target = service.get(&reference.target)?;
+                    linked.push((reference.kind, reference.target, target));
+                }
+            }
+            Ok((shown, linked))
+        })
+        .await?;
+    let crate::service::Shown {
+        entry,
+        related,
+        notes,
+    } = shown;
+    let thread = Thread::gather(&entry, related);
     let now = SystemTime::now();
     // The latest revision's text, if the author revised the story.
     let story = notes
@@ -549,11 +544,14 @@ pub async fn reply(
 ) -> PageResult {
     let form = Form::parse(&body);
     check_csrf(&session, &form)?;
-    let target = held_id(&web, id).await?;
     let text = form.get("text").unwrap_or_default().to_string();
-    web.shared
-        .reply(target, Reply { text }, &PublishAs::Me)
+    let (reply, _) = web
+        .shared
+        .write(move |service| service.reply(&id, Reply { text }, &PublishAs::Me))
         .await?;
+    let target = reply
+        .target(RefKind::REPLY_TO)
+        .unwrap_or_else(|| reply.id());
     Ok(Redirect::to(&format!("/entries/{target}#replies-heading")).into_response())
 }
 
@@ -565,7 +563,6 @@ pub async fn respond(
 ) -> PageResult {
     let form = Form::parse(&body);
     check_csrf(&session, &form)?;
-    let target = held_id(&web, id).await?;
     let name = form.get("type").unwrap_or_default();
     let kind = ResponseType::from_name(name)
         .ok_or_else(|| Error::BadRequest(format!("{name:?} is not a response type")))?;
@@ -573,15 +570,14 @@ pub async fn respond(
         kind,
         note: form.get("note").unwrap_or_default().trim().to_string(),
     };
-    web.shared.respond(target, response, &PublishAs::Me).await?;
+    let (responded, _) = web
+        .shared
+        .write(move |service| service.respond(&id, response, &PublishAs::Me))
+        .await?;
+    let target = responded
+        .target(RefKind::RESPONDS_TO)
+        .unwrap_or_else(|| responded.id());
     Ok(Redirect::to(&format!("/entries/{target}#responses-heading")).into_response())
-}
-
-async fn held_id(web: &Web, id: String) -> Result<EntryId, Error> {
-    Ok(resolve(&web.shared.store, id.clone())
-        .await?
-        .ok_or(Error::Store(cairn_store::Error::NotFound(id)))?
-        .id())
 }
 
 pub async fn compose(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
@@ -710,9 +706,15 @@ async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Erro
         tags,
         ..Story::default()
     };
+    let new = NewStory {
+        kind,
+        story,
+        spaces: form.spaces.clone(),
+        links: Vec::new(),
+    };
     let (entry, _) = web
         .shared
-        .publish(kind, story, form.spaces.clone(), Vec::new(), &PublishAs::Me)
+        .write(move |service| service.publish(new, &PublishAs::Me))
         .await?;
     Ok(entry.id())
 }
@@ -728,43 +730,42 @@ pub async fn search(
     Query(query): Query<SearchQuery>,
 ) -> PageResult {
     let query = query.q.unwrap_or_default().trim().to_string();
-    let entries = if query.is_empty() {
-        Vec::new()
+    let listing = if query.is_empty() {
+        crate::service::Listing::default()
     } else {
-        crate::search::find(&web.shared, query.clone(), PAGE_SIZE).await?
+        let words = query.clone();
+        web.shared
+            .read(move |service| service.search(&words, PAGE_SIZE))
+            .await?
     };
-    let store = web.shared.store.clone();
-    let (entries, notes) = blocking(move || {
-        let notes = EntryNotes::read(&store, &entries)?;
-        Ok((entries, notes))
-    })
-    .await?;
     let now = SystemTime::now();
     render(&SearchPage {
         chrome: Chrome::new(&web, &session, "Search", "/search"),
-        cards: entries
+        cards: listing
+            .entries
             .iter()
             .filter(|entry| entry.header().kind.has_story())
-            .map(|entry| Card::noted(entry, now, &notes))
+            .map(|entry| Card::noted(entry, now, &listing.notes))
             .collect(),
         query,
     })
 }
 
 pub async fn orgs(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
-    let store = web.shared.store.clone();
-    let orgs = blocking(move || {
-        let mut orgs = Vec::new();
-        for (org, entry) in store.orgs(MAX_ORGS)? {
-            let about = store
-                .profile_of(&cairn_core::MemberId::from(org))?
-                .map(|(_, profile)| profile.about)
-                .unwrap_or_default();
-            orgs.push((org, entry, about));
-        }
-        Ok(orgs)
-    })
-    .await?;
+    let orgs = web
+        .shared
+        .read(move |service| {
+            let mut orgs = Vec::new();
+            for (org, entry) in service.orgs(MAX_ORGS)? {
+                let about = service
+                    .profile(Some(&cairn_core::MemberId::from(org).to_string()))?
+                    .map(|(_, profile)| profile.about)
+                    .unwrap_or_default();
+                orgs.push((org, entry, about));
+            }
+            Ok(orgs)
+        })
+        .await?;
     let now = SystemTime::now();
     let mut orgs: Vec<OrgView> = orgs
         .iter()
@@ -785,8 +786,10 @@ pub async fn orgs(State(web): State<Web>, Extension(session): Extension<Session>
 
 pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
     let net = web.shared.client.status().await.map_err(Error::from)?;
-    let store = web.shared.store.clone();
-    let (entries, orgs) = blocking(move || Ok((store.count()?, store.orgs(MAX_ORGS)?))).await?;
+    let (entries, orgs) = web
+        .shared
+        .read(|service| Ok((service.count()?, service.orgs(MAX_ORGS)?)))
+        .await?;
     let now = SystemTime::now();
     let own_org = web.shared.credential().claims().org;
     let mut synced = 0;

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use cairn_core::{Entry, Kind, Timestamp};
 
-use crate::api::EntryNotes;
+use crate::service::Notes;
 
 /// An entry as a timeline card (and the head of the entry page). Strings are escaped by the
 /// templates.
@@ -37,9 +37,9 @@ pub struct Card {
 
 impl Card {
     /// The card of `entry` with what readers must be told about it.
-    pub fn noted(entry: &Entry, now: SystemTime, notes: &EntryNotes) -> Self {
+    pub fn noted(entry: &Entry, now: SystemTime, notes: &Notes) -> Self {
         let mut card = Self::new(entry, now);
-        if let Some(revision) = notes.revisions.get(&entry.id()) {
+        if let Some(revision) = notes.revision(entry) {
             let current = Self::new(revision, now);
             card.title = current.title;
             card.summary = current.summary;
@@ -48,8 +48,8 @@ impl Card {
         }
         card.forked = notes.forked(entry);
         card.former = notes.former(entry);
-        if let Some(reason) = notes.retracted.get(&entry.id()) {
-            card.retracted = reason.clone();
+        if let Some(reason) = notes.retracted(entry) {
+            card.retracted = reason.to_string();
             card.title = "Retracted by its author".into();
             card.summary = String::new();
         }
@@ -85,7 +85,7 @@ impl Card {
             tags: story.tags,
             forked: false,
             retracted: String::new(),
-            on_behalf: header.author == cairn_core::MemberId::from(claims.org),
+            on_behalf: entry.on_behalf_of_org(),
             former: false,
             revised: String::new(),
         }

@@ -1,0 +1,354 @@
+//! The JSON shapes of the node's local HTTP API: requests, answers and errors, shared by the
+//! node that serves them and the CLI that sends them. Nothing here does I/O or holds logic;
+//! turning these shapes into typed values (hex frames into entries, ids into keys) happens
+//! at the HTTP edge, in `cairn_node::wire`.
+//!
+//! Compatibility: fields are only ever added (with `#[serde(default)]`), never renamed or
+//! removed, so a CLI and a node one version apart still understand each other.
+
+use std::collections::BTreeMap;
+
+use cairn_core::body::StoryEdit;
+use cairn_core::{Profile, Story};
+use serde::{Deserialize, Serialize};
+
+/// The most entries one page of `GET /api/entries` or `GET /api/search` holds; a listing
+/// with more says where to continue (`next`).
+pub const MAX_PAGE: usize = 1_000;
+
+/// `GET /api/status`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusView {
+    pub peer_id: String,
+    pub listen_addrs: Vec<String>,
+    pub org: String,
+    pub org_name: String,
+    pub member: String,
+    pub member_name: String,
+    pub spaces: Vec<String>,
+    pub connected_peers: Vec<PeerView>,
+    pub known_peers: Vec<String>,
+    pub blocked_peers: Vec<String>,
+    pub entries: usize,
+    /// Whether search sees every stored entry (false while it catches up, for example while a
+    /// large sync runs). Entries published through this node are always found.
+    #[serde(default)]
+    pub search_up_to_date: bool,
+    pub api: String,
+    /// Authors against whom this node holds fork proofs.
+    #[serde(default)]
+    pub forked_authors: Vec<ForkedAuthorView>,
+}
+
+/// An author who signed two different entries with the same sequence number.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ForkedAuthorView {
+    pub author: String,
+    pub author_name: String,
+    pub org_name: String,
+    /// The sequence numbers at which the author forked.
+    pub seqs: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerView {
+    pub peer_id: String,
+    pub address: String,
+    pub spaces: Vec<String>,
+    /// How the last catch-up sync with this peer went, if one ran.
+    pub last_sync: Option<SyncRecord>,
+}
+
+/// How one catch-up sync with a peer went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SyncRecord {
+    pub peer_id: String,
+    /// When it finished, RFC 3339.
+    pub finished: String,
+    pub ok: bool,
+    /// "up to date", or what went wrong.
+    pub message: String,
+    pub fetched: u64,
+    pub expected: u64,
+    pub bytes: u64,
+    pub round_trips: u32,
+    /// Round trips spent reconciling (the rest fetched or streamed entries).
+    pub reconcile_round_trips: u32,
+    /// Whether a space was streamed rather than reconciled.
+    pub streamed: bool,
+    pub millis: u64,
+}
+
+/// `GET /api/sync/progress`: the syncs running now.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    pub running: usize,
+    pub fetched: u64,
+    pub expected: u64,
+}
+
+/// `POST /api/sync`: with no peer, every connected peer; with no space, every joined space.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub peer: Option<String>,
+    pub space: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncView {
+    pub syncs: Vec<SyncRecord>,
+}
+
+/// Entries as hex frames, with what a reader must be told beside them.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FramesView {
+    pub frames: Vec<String>,
+    /// Authors (member ids) of these entries against whom this node holds a fork proof.
+    #[serde(default)]
+    pub forked_authors: Vec<String>,
+    /// Entries among these that their author retracted: id → the reason given.
+    #[serde(default)]
+    pub retracted: BTreeMap<String, String>,
+    /// Authors of these entries whose organisation has since revoked them.
+    #[serde(default)]
+    pub former_authors: Vec<String>,
+    /// Stories among these that their author revised: id → the latest revision (hex frame).
+    #[serde(default)]
+    pub revisions: BTreeMap<String, String>,
+    /// For a listing cut at its page size: the cursor to pass as `cursor` for the next page.
+    /// `None` when nothing more matches.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// Query of `GET /api/entries`; names match without regard to case, ids exactly.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub kind: Option<String>,
+    pub space: Option<String>,
+    pub tag: Option<String>,
+    pub org: Option<String>,
+    pub author: Option<String>,
+    /// At most this many entries (and never more than [`MAX_PAGE`]); 20 if not given.
+    pub limit: Option<usize>,
+    /// Continue after the entry this cursor names (from a previous page's `next`).
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/search`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub q: String,
+    pub limit: Option<usize>,
+}
+
+/// `POST /api/reindex`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReindexView {
+    pub entries: u64,
+}
+
+/// Whose name an entry goes out under, as requests give it: the node's own member by default,
+/// a member of the home's keystore by name, or the organisation itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Signing {
+    /// Publish as this member of the home's keystore instead of the node's own member.
+    #[serde(default)]
+    pub as_member: Option<String>,
+    /// Publish as the organisation itself (the author is withheld from readers).
+    #[serde(default)]
+    pub on_behalf: bool,
+}
+
+/// `POST /api/publish`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishRequest {
+    pub kind: u16,
+    pub story: Story,
+    /// Empty: the spaces the node joined.
+    pub spaces: Vec<String>,
+    /// Typed links to entries this node holds.
+    #[serde(default)]
+    pub links: Vec<LinkRequest>,
+    #[serde(flatten)]
+    pub signing: Signing,
+}
+
+/// A typed link from a new story: `kind` is builds-on, contradicts or tried-too; `target` an
+/// entry id or a unique prefix of one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRequest {
+    pub kind: String,
+    pub target: String,
+}
+
+/// `POST /api/entries/{id}/reply`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplyRequest {
+    pub text: String,
+    #[serde(flatten)]
+    pub signing: Signing,
+}
+
+/// `POST /api/entries/{id}/respond`: `kind` is a response type name such as `me-too`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RespondRequest {
+    pub kind: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(flatten)]
+    pub signing: Signing,
+}
+
+/// `POST /api/entries/{id}/retract`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RetractRequest {
+    pub reason: String,
+    #[serde(flatten)]
+    pub signing: Signing,
+}
+
+/// `POST /api/entries/{id}/amend`: the fields to change; the rest stay as they are.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AmendRequest {
+    pub edit: StoryEdit,
+    #[serde(flatten)]
+    pub signing: Signing,
+}
+
+/// `POST /api/profile`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileRequest {
+    pub profile: Profile,
+    #[serde(flatten)]
+    pub signing: Signing,
+}
+
+/// `GET /api/profile?author=ID`: the newest profile of an organisation (its id) or member.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileQuery {
+    pub author: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileView {
+    pub author: String,
+    pub name: String,
+    pub about: String,
+    pub website: String,
+    pub contact: String,
+    /// When it was published (RFC 3339).
+    pub updated: String,
+}
+
+/// `POST /api/members`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MemberRequest {
+    pub name: String,
+}
+
+/// `POST /api/members/revoke`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RevokeRequest {
+    pub name: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// A member of this home's keystore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub name: String,
+    pub member: String,
+    /// Set once the organisation revoked them: their last valid entry number.
+    pub revoked_after: Option<u64>,
+}
+
+/// The answer to every request that publishes an entry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishedView {
+    pub id: String,
+    pub frame: String,
+    /// Whether a peer received it now (if not, it waits in the outbox).
+    pub shared: bool,
+}
+
+/// One change to the policy (`POST /api/policy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum PolicyChange {
+    /// Remove the organisation's entries and refuse them from now on.
+    Block {
+        org: String,
+        #[serde(default)]
+        reason: String,
+    },
+    Unblock {
+        org: String,
+    },
+    Follow {
+        org: String,
+    },
+    Unfollow {
+        org: String,
+    },
+    /// Accept every organisation that is not blocked.
+    Open,
+    /// Accept only followed organisations (and this node's own).
+    FollowOnly,
+}
+
+/// `GET /api/policy`: the policy as set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyView {
+    /// `open` or `follow`.
+    pub mode: String,
+    pub followed: Vec<OrgView>,
+    pub blocked: Vec<OrgView>,
+    pub max_entries_per_org: u64,
+    /// For a block: how many entries it removed.
+    #[serde(default)]
+    pub removed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgView {
+    pub org: String,
+    /// The name in its newest entry held here, if any.
+    pub name: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddressRequest {
+    pub address: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerAddedView {
+    pub peer_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TicketText {
+    pub ticket: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SpacesView {
+    pub spaces: Vec<String>,
+}
+
+/// `POST /api/login`: a one-time link that logs a browser in to the web page.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginView {
+    pub url: String,
+}
+
+/// Every failed request answers with this body and a 4xx or 5xx status.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub error: String,
+}

@@ -1,0 +1,734 @@
+//! The service: every operation members and admins run on a home, written once. It owns the
+//! store, the keystore, the node's own identity, the joined spaces and the search index, and
+//! has one synchronous method per operation (publish, reply, respond, amend, retract, profile,
+//! members, revoke, list, show, search, reindex, policy), returning typed results and typed
+//! errors.
+//!
+//! Two callers use it. The daemon runs each method on a blocking thread and then gossips
+//! what it wrote (`crate::node::Shared::write`); the CLI, when no node runs, calls it directly
+//! and what it wrote waits in the outbox until the node next starts. Every entry written here
+//! goes into the outbox with the same store write path, and the daemon takes it out once a
+//! peer received it, so an entry written just before a crash still goes out.
+//!
+//! Invariant: nothing above this module signs, stores or reads entries for members; the HTTP
+//! API, the web page and the CLI only translate their inputs and outputs.
+
+mod notes;
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use cairn_api::{ListQuery, MAX_PAGE, PolicyChange, PolicyView};
+use cairn_core::body::StoryEdit;
+use cairn_core::{
+    Credential, Draft, Entry, EntryId, Kind, MemberId, OrgId, Profile, Ref, RefKind, Reply,
+    Response, Retraction, Revocation, SecretKey, Space, Story, Timestamp,
+};
+use cairn_search::SearchIndex;
+use cairn_store::{Cursor, Filter, Store};
+
+pub use notes::Notes;
+
+use crate::keystore::{Keystore, MemberKey, Signer};
+use crate::state::State;
+use crate::{Error, Files};
+
+/// Entries a listing returns when the caller does not say.
+pub const DEFAULT_PAGE: usize = 20;
+/// Replies, responses and links read under one entry.
+pub const MAX_RELATED: usize = 1_000;
+/// Own entries waiting to be indexed before the service indexes them itself, without waiting
+/// for a search: bounds the list while the indexer is held back by a large sync.
+const MAX_UNINDEXED: usize = 256;
+
+/// Whose name an entry goes out under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PublishAs {
+    /// The node's own member.
+    #[default]
+    Me,
+    /// A member added with `cairn member add`, by name.
+    Member(String),
+    /// The organisation itself: readers see the organisation, and the author is withheld.
+    Organisation,
+}
+
+impl PublishAs {
+    /// From a request's `as_member` and `on_behalf`.
+    pub fn from_request(as_member: Option<String>, on_behalf: bool) -> Result<Self, Error> {
+        match (as_member, on_behalf) {
+            (Some(_), true) => Err(Error::BadRequest(
+                "choose either a member to publish as or the organisation, not both".into(),
+            )),
+            (Some(name), false) => Ok(Self::Member(name)),
+            (None, true) => Ok(Self::Organisation),
+            (None, false) => Ok(Self::Me),
+        }
+    }
+}
+
+/// A new learning, failure or question entry.
+#[derive(Debug, Clone)]
+pub struct NewStory {
+    pub kind: Kind,
+    pub story: Story,
+    /// Space names; empty means the joined spaces.
+    pub spaces: Vec<String>,
+    /// Typed links (builds-on, contradicts, tried-too) to held entries, by id or unique prefix.
+    pub links: Vec<(RefKind, String)>,
+}
+
+/// Some entries, with what readers must be told beside them.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub entries: Vec<Entry>,
+    pub notes: Notes,
+    /// Where the next page starts, when the listing was cut at its page size.
+    pub next: Option<String>,
+}
+
+/// One entry and everything that refers to it (replies, responses, revisions, links), oldest
+/// first.
+#[derive(Debug)]
+pub struct Shown {
+    pub entry: Entry,
+    pub related: Vec<Entry>,
+    pub notes: Notes,
+}
+
+/// A member of the home's keystore and, once revoked, the last of their entries that stays
+/// valid.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub key: MemberKey,
+    pub revoked_after: Option<u64>,
+}
+
+/// What the service needs to run on a home.
+#[derive(Debug)]
+pub struct Config {
+    pub store: Arc<Store>,
+    /// The node's own member: what entries are signed with unless told otherwise.
+    pub member_key: SecretKey,
+    pub credential: Credential,
+    pub files: Files,
+    /// The spaces to join while the home has no state file yet.
+    pub default_spaces: Vec<String>,
+}
+
+/// The operations on one home; see the module docs.
+#[derive(Debug)]
+pub struct Service {
+    store: Arc<Store>,
+    keystore: Keystore,
+    me: Signer,
+    /// Joined spaces and known peers, mirrored to the state file on every change.
+    state: RwLock<State>,
+    files: Files,
+    /// The search index: handed over by the daemon, whose indexer keeps it current, or opened
+    /// on first use when no node runs, and then caught up before each search.
+    index: Mutex<Option<Arc<SearchIndex>>>,
+    /// Whether an indexer keeps the index current (the daemon's), so a search only has to add
+    /// this service's own recent writes.
+    live_index: bool,
+    /// Held while the index is written (by a search taking in own writes, by the daemon's
+    /// indexer, by a reindex): one writer at a time, and no entry indexed twice.
+    index_writing: Mutex<()>,
+    /// Entries written here that the index may not hold yet: a search takes them in first, so
+    /// it finds every entry the node acknowledged.
+    unindexed: Mutex<Vec<EntryId>>,
+    /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
+    /// two publishes can never take the same seq (which would be a fork of our own making).
+    publish_lock: Mutex<()>,
+}
+
+impl Service {
+    /// The service of a home. `index` is the daemon's search index, kept current by its
+    /// indexer; without one, the index is opened when first needed.
+    pub fn new(config: Config, index: Option<Arc<SearchIndex>>) -> Result<Self, Error> {
+        let state = State::load(&config.files.state)?.unwrap_or_else(|| State {
+            spaces: config.default_spaces.iter().cloned().collect(),
+            peers: Default::default(),
+        });
+        Ok(Self {
+            keystore: Keystore::new(config.files.keys.clone()),
+            me: Signer {
+                key: config.member_key,
+                credential: config.credential,
+            },
+            store: config.store,
+            state: RwLock::new(state),
+            files: config.files,
+            live_index: index.is_some(),
+            index: Mutex::new(index),
+            index_writing: Mutex::new(()),
+            unindexed: Mutex::new(Vec::new()),
+            publish_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The node's own member's credential.
+    pub fn credential(&self) -> &Credential {
+        &self.me.credential
+    }
+
+    pub fn own_org(&self) -> OrgId {
+        self.me.credential.claims().org
+    }
+
+    /// How many entries the store holds.
+    pub fn count(&self) -> Result<usize, Error> {
+        Ok(self.store.count()?)
+    }
+
+    // ---- Writing ----
+
+    /// Signs and stores a story entry with its typed links.
+    pub fn publish(&self, new: NewStory, publish_as: &PublishAs) -> Result<Entry, Error> {
+        if !new.kind.has_story() {
+            return Err(Error::BadRequest(format!(
+                "kind {} cannot be published as a story; use learning, failure or question",
+                new.kind
+            )));
+        }
+        let mut refs = Vec::with_capacity(new.links.len());
+        for (kind, target) in &new.links {
+            if !kind.is_story_link() {
+                return Err(Error::BadRequest(format!(
+                    "a story may link with builds-on, contradicts or tried-too, not {kind:?}"
+                )));
+            }
+            refs.push(Ref {
+                kind: *kind,
+                target: self.held(target)?.id(),
+            });
+        }
+        let spaces = if new.spaces.is_empty() {
+            self.joined_spaces()?
+        } else {
+            new.spaces
+                .iter()
+                .map(|name| Space::new(name))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let mut draft = Draft::story(new.kind, &new.story, spaces, Timestamp::now())?;
+        draft.refs = refs;
+        self.write(draft, publish_as)
+    }
+
+    /// Replies to a held entry, in that entry's spaces.
+    pub fn reply(
+        &self,
+        target: &str,
+        reply: Reply,
+        publish_as: &PublishAs,
+    ) -> Result<Entry, Error> {
+        let target = self.held(target)?;
+        let draft = Draft::reply(
+            target.id(),
+            &reply,
+            target.header().spaces.clone(),
+            Timestamp::now(),
+        )?;
+        self.write(draft, publish_as)
+    }
+
+    /// Responds to a held entry, in that entry's spaces.
+    pub fn respond(
+        &self,
+        target: &str,
+        response: Response,
+        publish_as: &PublishAs,
+    ) -> Result<Entry, Error> {
+        let target = self.held(target)?;
+        let draft = Draft::response(
+            target.id(),
+            &response,
+            target.header().spaces.clone(),
+            Timestamp::now(),
+        )?;
+        self.write(draft, publish_as)
+    }
+
+    /// Withdraws one of the signer's own entries: after the retraction, every node that holds
+    /// the entry drops its body and keeps its signed header.
+    pub fn retract(
+        &self,
+        target: &str,
+        reason: String,
+        publish_as: &PublishAs,
+    ) -> Result<Entry, Error> {
+        let held = self.held(target)?;
+        if matches!(held.header().kind, Kind::RETRACT | Kind::REVOKE) {
+            return Err(Error::BadRequest(format!(
+                "entry {} is a {}; retractions and revocations cannot be retracted",
+                held.id(),
+                held.header().kind
+            )));
+        }
+        let signer = self.signer(publish_as)?;
+        only_author(&held, &signer, "retract")?;
+        let draft = Draft::retraction(
+            held.id(),
+            &Retraction { reason },
+            held.header().spaces.clone(),
+            Timestamp::now(),
+        )?;
+        self.write(draft, publish_as)
+    }
+
+    /// Publishes a new revision of one of the signer's own stories: the current version with
+    /// `edit`'s fields put in. The revision names the original entry (also when `target` is an
+    /// earlier revision), so every revision of a story hangs off the same entry.
+    pub fn amend(
+        &self,
+        target: &str,
+        edit: &StoryEdit,
+        publish_as: &PublishAs,
+    ) -> Result<Entry, Error> {
+        let mut held = self.held(target)?;
+        if let Some(original) = held.original() {
+            held = self.get(&original)?.ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "entry {} revises {original}, which is not held here; sync first",
+                    held.id()
+                ))
+            })?;
+        }
+        if !held.header().kind.has_story() {
+            return Err(Error::BadRequest(format!(
+                "entry {} is a {}, not a learning, failure or question entry; only those can be amended",
+                held.id(),
+                held.header().kind
+            )));
+        }
+        if held.body().is_none() {
+            return Err(Error::BadRequest(format!(
+                "entry {} was retracted by its author; it cannot be amended",
+                held.id()
+            )));
+        }
+        let signer = self.signer(publish_as)?;
+        only_author(&held, &signer, "amend")?;
+        let notes = Notes::read(&self.store, [&held])?;
+        let current = notes.story(&held).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "the story of entry {} cannot be read; it cannot be amended",
+                held.id()
+            ))
+        })?;
+        let story = edit.apply(current)?;
+        let draft = Draft::amendment(
+            held.id(),
+            &story,
+            held.header().spaces.clone(),
+            Timestamp::now(),
+        )?;
+        self.write(draft, publish_as)
+    }
+
+    /// Publishes a profile of the organisation (`PublishAs::Organisation`) or of a member, in
+    /// every joined space. The newest profile of an author is the one shown.
+    pub fn set_profile(&self, profile: &Profile, publish_as: &PublishAs) -> Result<Entry, Error> {
+        let profile = Profile {
+            about: profile.about.trim().to_string(),
+            website: profile.website.trim().to_string(),
+            contact: profile.contact.trim().to_string(),
+        };
+        let draft = Draft::profile(&profile, self.joined_spaces()?, Timestamp::now())?;
+        self.write(draft, publish_as)
+    }
+
+    /// Adds a member key, with its credential signed by the organisation, to the keystore.
+    pub fn add_member(&self, name: &str) -> Result<MemberKey, Error> {
+        let signer = self
+            .keystore
+            .add_member(name, &self.credential().claims().org_name)?;
+        let claims = signer.credential.claims();
+        Ok(MemberKey {
+            handle: name.trim().to_string(),
+            member: claims.member,
+            name: claims.member_name.clone(),
+        })
+    }
+
+    /// Publishes the organisation's revocation of a member, in every joined space: their
+    /// entries so far stay valid, every later one is refused by every node that holds it.
+    pub fn revoke(&self, name: &str, reason: String) -> Result<Entry, Error> {
+        let member = self.keystore.member(name)?.key.member_id();
+        // Only the gap-free start of the chain: a stolen key could claim a huge seq.
+        let last_valid_seq = self.store.contiguous_head(&member)?;
+        let revocation = Revocation {
+            member,
+            last_valid_seq,
+            reason,
+        };
+        let draft = Draft::revocation(&revocation, self.joined_spaces()?, Timestamp::now())?;
+        self.write(draft, &PublishAs::Organisation)
+    }
+
+    /// Applies a policy change (block, follow, follow-only ...).
+    pub fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView, Error> {
+        crate::policy::apply(&self.store, self.own_org(), change)
+    }
+
+    // ---- Reading ----
+
+    /// A page of entries matching `query`, newest first; `next` says where the following page
+    /// starts. Pages hold at most [`MAX_PAGE`] entries, whatever `query.limit` asks.
+    pub fn list(&self, query: &ListQuery) -> Result<Listing, Error> {
+        let mut filter = filter_from(query)?;
+        if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.trim().is_empty()) {
+            let cursor: Cursor = cursor.trim().parse().map_err(|()| {
+                Error::BadRequest(format!(
+                    "{cursor:?} is not a listing cursor; pass on the `next` value of the previous page"
+                ))
+            })?;
+            if matches!(cursor, Cursor::Seq(_)) != filter.author.is_some() {
+                return Err(Error::BadRequest(
+                    "this cursor belongs to a listing with other filters; list again from the start"
+                        .into(),
+                ));
+            }
+            filter.after = Some(cursor);
+        }
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+        let mut entries = Vec::with_capacity(limit.min(64));
+        let mut found = self.store.newest(&filter);
+        for entry in found.by_ref().take(limit) {
+            entries.push(entry?);
+        }
+        // Cut at the page size: the next page starts after the last entry given, if there is
+        // anything after it.
+        let next = match entries.last() {
+            Some(last) if found.next().is_some() => Some(filter.cursor_of(last).to_string()),
+            _ => None,
+        };
+        let notes = Notes::read(&self.store, &entries)?;
+        Ok(Listing {
+            entries,
+            notes,
+            next,
+        })
+    }
+
+    /// The held entry an id or unique prefix names, with what refers to it.
+    pub fn show(&self, prefix: &str) -> Result<Shown, Error> {
+        let entry = self.held(prefix)?;
+        let related: Vec<Entry> = self
+            .store
+            .referring(&entry.id(), MAX_RELATED)?
+            .into_iter()
+            .map(|(_, entry)| entry)
+            .collect();
+        let notes = Notes::read(&self.store, std::iter::once(&entry).chain(&related))?;
+        Ok(Shown {
+            entry,
+            related,
+            notes,
+        })
+    }
+
+    /// An entry by its full id, if held.
+    pub fn get(&self, id: &EntryId) -> Result<Option<Entry>, Error> {
+        Ok(self.store.get(id)?)
+    }
+
+    /// Organisations with entries here, each with its newest entry, at most `limit`.
+    pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
+        Ok(self.store.orgs(limit)?)
+    }
+
+    /// The newest profile of an organisation (by its id) or member (by theirs); with no id,
+    /// this home's organisation.
+    pub fn profile(&self, author: Option<&str>) -> Result<Option<(Entry, Profile)>, Error> {
+        let author: MemberId = match author.map(str::trim) {
+            None | Some("") => MemberId::from(self.own_org()),
+            Some(text) => text
+                .parse()
+                .map_err(|_| Error::BadRequest(format!("{text:?} is not a 64-digit id")))?,
+        };
+        Ok(self.store.profile_of(&author)?)
+    }
+
+    /// The members in this home's keystore.
+    pub fn members(&self) -> Result<Vec<Member>, Error> {
+        let org = self.own_org();
+        self.keystore
+            .members()?
+            .into_iter()
+            .map(|key| {
+                Ok(Member {
+                    revoked_after: self.store.revoked_after(&org, &key.member)?,
+                    key,
+                })
+            })
+            .collect()
+    }
+
+    /// The policy as set.
+    pub fn policy(&self) -> Result<PolicyView, Error> {
+        crate::policy::view(&self.store)
+    }
+
+    /// The entries that best match a full-text query, best first, with their notes. Sees
+    /// every entry this service wrote (and, without a daemon, every stored entry).
+    pub fn search(&self, query: &str, limit: usize) -> Result<Listing, Error> {
+        let index = self.index()?;
+        {
+            let _writing = lock(&self.index_writing);
+            if self.live_index {
+                self.index_own_writes(&index)?;
+            } else {
+                crate::search::catch_up(&self.store, &index)?;
+            }
+        }
+        let entries = crate::search::matching(&self.store, &index, query, limit.min(MAX_PAGE))?;
+        let notes = Notes::read(&self.store, &entries)?;
+        Ok(Listing {
+            entries,
+            notes,
+            next: None,
+        })
+    }
+
+    /// Rebuilds the search index from the store; returns how many entries it holds.
+    pub fn reindex(&self) -> Result<u64, Error> {
+        let index = self.index()?;
+        let _writing = lock(&self.index_writing);
+        index.clear()?;
+        index.commit()?;
+        crate::search::catch_up(&self.store, &index)?;
+        lock(&self.unindexed).clear();
+        Ok(index.len())
+    }
+
+    /// Runs `work` on the search index as its only writer (for the daemon's indexer).
+    pub(crate) fn with_index<T>(
+        &self,
+        work: impl FnOnce(&Store, &SearchIndex) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let index = self.index()?;
+        let _writing = lock(&self.index_writing);
+        work(&self.store, &index)
+    }
+
+    // ---- Spaces and peers ----
+
+    /// The spaces this home takes part in.
+    pub fn spaces(&self) -> Vec<String> {
+        read(&self.state).spaces.iter().cloned().collect()
+    }
+
+    /// Addresses of the peers this home remembers.
+    pub fn known_peers(&self) -> Vec<String> {
+        read(&self.state).peers.iter().cloned().collect()
+    }
+
+    /// Adds a space to the joined ones (the daemon also subscribes to it).
+    pub fn join_space(&self, name: &str) -> Result<String, Error> {
+        let space = Space::new(name)?.to_string();
+        self.update_state(|state| {
+            state.spaces.insert(space.clone());
+        })?;
+        Ok(space)
+    }
+
+    pub fn leave_space(&self, name: &str) -> Result<String, Error> {
+        let space = Space::new(name)?.to_string();
+        self.update_state(|state| {
+            state.spaces.remove(&space);
+        })?;
+        Ok(space)
+    }
+
+    /// Remembers a peer's address for reconnection.
+    pub fn remember_peer(&self, address: String) -> Result<(), Error> {
+        self.update_state(|state| {
+            state.peers.insert(address);
+        })
+    }
+
+    /// Writes the state file if it does not exist yet (the daemon does at start).
+    pub fn save_state(&self) -> Result<(), Error> {
+        self.update_state(|_| {})
+    }
+
+    // ---- Internals ----
+
+    /// Signs a draft as the signer's next entry, stores it (flushed) and puts it in the
+    /// outbox.
+    fn write(&self, draft: Draft, publish_as: &PublishAs) -> Result<Entry, Error> {
+        let Signer { key, credential } = self.signer(publish_as)?;
+        let entry = {
+            let _one_at_a_time = lock(&self.publish_lock);
+            let (seq, prev) = match self.store.chain_head(&key.member_id())? {
+                Some((seq, id)) => (seq + 1, Some(id)),
+                None => (1, None),
+            };
+            let entry = Entry::sign(&key, &credential, seq, prev, draft)?;
+            self.store.insert_own(&entry.encode(), Timestamp::now())?;
+            entry
+        };
+        if self.live_index {
+            let full = {
+                let mut unindexed = lock(&self.unindexed);
+                unindexed.push(entry.id());
+                unindexed.len() >= MAX_UNINDEXED
+            };
+            if full {
+                let index = self.index()?;
+                let _writing = lock(&self.index_writing);
+                self.index_own_writes(&index)?;
+            }
+        }
+        Ok(entry)
+    }
+
+    /// Indexes and commits the entries this service wrote that may not be indexed yet (with
+    /// the targets of retractions among them, indexed again without their text).
+    fn index_own_writes(&self, index: &SearchIndex) -> Result<(), Error> {
+        let ids = std::mem::take(&mut *lock(&self.unindexed));
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(entry) = self.store.get(&id)? {
+                entries.push(entry);
+            }
+        }
+        crate::search::index_entries(&self.store, index, &entries)?;
+        Ok(())
+    }
+
+    /// The search index, opened (and rebuilt if unreadable) on first use.
+    fn index(&self) -> Result<Arc<SearchIndex>, Error> {
+        let mut slot = lock(&self.index);
+        if let Some(index) = slot.as_ref() {
+            return Ok(index.clone());
+        }
+        let index = Arc::new(crate::search::open(&self.files.search_index)?);
+        *slot = Some(index.clone());
+        Ok(index)
+    }
+
+    /// The held entry an id or unique prefix names.
+    fn held(&self, prefix: &str) -> Result<Entry, Error> {
+        let id = self.store.resolve(prefix.trim())?;
+        self.store.get(&id)?.ok_or_else(|| {
+            Error::BadRequest(format!(
+                "entry {id} is not held by this node (it was removed while being read); try again"
+            ))
+        })
+    }
+
+    /// The key and credential for `publish_as`.
+    fn signer(&self, publish_as: &PublishAs) -> Result<Signer, Error> {
+        match publish_as {
+            PublishAs::Me => Ok(self.me.clone()),
+            PublishAs::Member(name) => self.keystore.member(name),
+            PublishAs::Organisation => self
+                .keystore
+                .organisation(&self.credential().claims().org_name),
+        }
+    }
+
+    /// The joined spaces, for entries that concern everyone this home talks to.
+    fn joined_spaces(&self) -> Result<Vec<Space>, Error> {
+        let spaces = self
+            .spaces()
+            .iter()
+            .map(|name| Space::new(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        if spaces.is_empty() {
+            return Err(Error::BadRequest(
+                "this node has left every space, so there is nowhere to publish; join one with `cairn space join NAME`".into(),
+            ));
+        }
+        Ok(spaces)
+    }
+
+    fn update_state(&self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
+        let mut state = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut state);
+        state.save(&self.files.state)
+    }
+}
+
+/// Refuses to act on someone else's entry.
+fn only_author(held: &Entry, signer: &Signer, action: &str) -> Result<(), Error> {
+    if held.header().author == signer.key.member_id() {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "entry {} was written by {} of {}; only its author can {action} it",
+        held.id(),
+        held.credential().claims().member_name,
+        held.credential().claims().org_name
+    )))
+}
+
+/// The store filter of a list query.
+pub fn filter_from(query: &ListQuery) -> Result<Filter, Error> {
+    let given = |value: &Option<String>| {
+        value
+            .as_deref()
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    let kind = match given(&query.kind) {
+        None => None,
+        Some(name) => Some(Kind::from_name(&name).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "{name:?} is not a kind; use learning, failure, question, reply, response, amend, retract, profile, membership or revoke"
+            ))
+        })?),
+    };
+    let tag = given(&query.tag)
+        .as_deref()
+        .map(cairn_core::body::normalize_tag)
+        .transpose()?;
+    let space = given(&query.space)
+        .as_deref()
+        .map(Space::new)
+        .transpose()?
+        .map(|space| space.to_string());
+    let org_text = given(&query.org);
+    let author_text = given(&query.author);
+    let org = org_text
+        .as_deref()
+        .and_then(|org| org.parse::<OrgId>().ok());
+    let author = author_text
+        .as_deref()
+        .and_then(|author| author.parse::<MemberId>().ok());
+    Ok(Filter {
+        kind,
+        space,
+        tag,
+        org,
+        author,
+        org_name: org_text.filter(|_| org.is_none()),
+        author_name: author_text.filter(|_| author.is_none()),
+        stories_only: kind.is_none(),
+        after: None,
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

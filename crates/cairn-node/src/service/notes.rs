@@ -1,0 +1,114 @@
+//! What a reader must be told beside entries, read from the store: authors with fork proofs
+//! against them, entries their authors retracted (with the reason), authors their
+//! organisation revoked since, and the latest revision of amended stories. One typed model
+//! for the CLI, the API and the web page; `crate::wire` turns it into hex and strings for the
+//! HTTP edge and back.
+
+use std::collections::{HashMap, HashSet};
+
+use cairn_core::{Entry, EntryId, MemberId, Retraction, Story};
+use cairn_store::Store;
+
+use crate::Error;
+
+#[derive(Debug, Default, Clone)]
+pub struct Notes {
+    pub forked_authors: HashSet<MemberId>,
+    /// Entries their author retracted: id → the reason given.
+    pub retracted: HashMap<EntryId, String>,
+    /// Authors whose organisation revoked them since (their earlier entries stay valid).
+    pub former_authors: HashSet<MemberId>,
+    /// The latest revision of stories their author amended, by the original's id.
+    pub revisions: HashMap<EntryId, Entry>,
+}
+
+impl Notes {
+    /// Reads the notes for `entries` from the store.
+    pub fn read<'a>(
+        store: &Store,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<Self, Error> {
+        let mut notes = Notes {
+            forked_authors: store.forked_authors()?,
+            ..Notes::default()
+        };
+        for entry in entries {
+            // A retracted story shows nothing, not even its revisions.
+            if entry.header().kind.has_story()
+                && entry.body().is_some()
+                && let Some(latest) = store.revisions(entry)?.pop()
+            {
+                notes.revisions.insert(entry.id(), latest);
+            }
+            let author = entry.header().author;
+            if store
+                .revoked_after(&entry.credential().claims().org, &author)?
+                .is_some()
+            {
+                notes.former_authors.insert(author);
+            }
+            let reason = store
+                .retraction_of(entry)?
+                .and_then(|retraction| retraction.body().map(Retraction::decode))
+                .and_then(Result::ok)
+                .map(|retraction| retraction.reason);
+            if let Some(reason) = reason {
+                notes.retracted.insert(entry.id(), reason);
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Adds the notes of another page of the same listing.
+    pub fn extend(&mut self, other: Notes) {
+        self.forked_authors.extend(other.forked_authors);
+        self.retracted.extend(other.retracted);
+        self.former_authors.extend(other.former_authors);
+        self.revisions.extend(other.revisions);
+    }
+
+    /// Whether this node holds a fork proof against the entry's author.
+    pub fn forked(&self, entry: &Entry) -> bool {
+        self.forked_authors.contains(&entry.header().author)
+    }
+
+    /// Whether the entry's organisation revoked its author since.
+    pub fn former(&self, entry: &Entry) -> bool {
+        self.former_authors.contains(&entry.header().author)
+    }
+
+    /// The reason the author gave for retracting `entry`, if they did.
+    pub fn retracted(&self, entry: &Entry) -> Option<&str> {
+        self.retracted.get(&entry.id()).map(String::as_str)
+    }
+
+    /// The latest revision of `entry`, if its author revised it.
+    pub fn revision(&self, entry: &Entry) -> Option<&Entry> {
+        self.revisions.get(&entry.id())
+    }
+
+    /// The entry whose story to show for `entry`: its latest revision, or itself.
+    pub fn current<'a>(&'a self, entry: &'a Entry) -> &'a Entry {
+        self.revision(entry).unwrap_or(entry)
+    }
+
+    /// The story to show for `entry`: its latest revision's, or its own.
+    pub fn story(&self, entry: &Entry) -> Option<Story> {
+        self.current(entry).story().and_then(Result::ok)
+    }
+
+    /// "Ana Silva of Riverside Trust", "Ana Silva (former member) of ...", or for an entry
+    /// published on behalf of the organisation "Riverside Trust (author withheld)".
+    pub fn byline(&self, entry: &Entry) -> String {
+        let claims = entry.credential().claims();
+        if entry.on_behalf_of_org() {
+            return format!("{} (author withheld)", claims.org_name);
+        }
+        let former = if self.former(entry) {
+            " (former member)"
+        } else {
+            ""
+        };
+        format!("{}{former} of {}", claims.member_name, claims.org_name)
+    }
+}

@@ -1,0 +1,157 @@
+//! The HTTP edge: typed service results to the JSON shapes of `cairn-api` (for the node's API)
+//! and back (for the CLI talking to a running node). Entries travel as hex frames, so the CLI
+//! decodes and checks them with `cairn-core` rather than trusting a second rendering; hex and
+//! id strings exist only here and in `cairn-api`.
+
+use cairn_api::{FramesView, MemberView, ProfileView, PublishedView};
+use cairn_core::{Entry, EntryId, MemberId, Profile};
+
+use crate::Error;
+use crate::service::{Listing, Member, Notes, Shown};
+
+/// Entries and their notes as hex frames and id strings.
+pub fn frames_view<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    notes: &Notes,
+    next: Option<String>,
+) -> FramesView {
+    let mut view = FramesView {
+        next,
+        ..FramesView::default()
+    };
+    for entry in entries {
+        view.frames.push(hex::encode(entry.encode()));
+        if let Some(revision) = notes.revision(entry) {
+            view.revisions
+                .insert(entry.id().to_string(), hex::encode(revision.encode()));
+        }
+        let author = entry.header().author.to_string();
+        if notes.forked(entry) && !view.forked_authors.contains(&author) {
+            view.forked_authors.push(author.clone());
+        }
+        if notes.former(entry) && !view.former_authors.contains(&author) {
+            view.former_authors.push(author);
+        }
+        if let Some(reason) = notes.retracted(entry) {
+            view.retracted
+                .insert(entry.id().to_string(), reason.to_string());
+        }
+    }
+    view
+}
+
+/// A listing's page as the API sends it.
+pub fn listing_view(listing: &Listing) -> FramesView {
+    frames_view(&listing.entries, &listing.notes, listing.next.clone())
+}
+
+/// An entry and what refers to it, the entry first.
+pub fn shown_view(shown: &Shown) -> FramesView {
+    frames_view(
+        std::iter::once(&shown.entry).chain(&shown.related),
+        &shown.notes,
+        None,
+    )
+}
+
+/// A listing read back from the API's answer.
+pub fn listing_from(view: &FramesView) -> Result<Listing, Error> {
+    let entries = entries_from(&view.frames)?;
+    let mut notes = Notes::default();
+    for author in view.forked_authors.iter().chain(&view.former_authors) {
+        let member = parse_id::<MemberId>(author, "author")?;
+        if view.forked_authors.contains(author) {
+            notes.forked_authors.insert(member);
+        }
+        if view.former_authors.contains(author) {
+            notes.former_authors.insert(member);
+        }
+    }
+    for (id, reason) in &view.retracted {
+        notes
+            .retracted
+            .insert(parse_id::<EntryId>(id, "entry")?, reason.clone());
+    }
+    for (id, frame) in &view.revisions {
+        notes
+            .revisions
+            .insert(parse_id::<EntryId>(id, "entry")?, entry_from(frame)?);
+    }
+    Ok(Listing {
+        entries,
+        notes,
+        next: view.next.clone(),
+    })
+}
+
+/// An entry and what refers to it, read back from the API's answer.
+pub fn shown_from(view: &FramesView) -> Result<Shown, Error> {
+    let Listing { entries, notes, .. } = listing_from(view)?;
+    let mut entries = entries.into_iter();
+    let entry = entries
+        .next()
+        .ok_or_else(|| Error::BadRequest("the node sent no entry".into()))?;
+    Ok(Shown {
+        entry,
+        related: entries.collect(),
+        notes,
+    })
+}
+
+/// The answer to a request that published an entry.
+pub fn published_view(entry: &Entry, shared: bool) -> PublishedView {
+    PublishedView {
+        id: entry.id().to_string(),
+        frame: hex::encode(entry.encode()),
+        shared,
+    }
+}
+
+/// The entry a publishing request produced, read back from the API's answer.
+pub fn published_from(view: &PublishedView) -> Result<Entry, Error> {
+    entry_from(&view.frame)
+}
+
+/// An author's newest profile as readers see it.
+pub fn profile_view(entry: &Entry, profile: Profile) -> ProfileView {
+    ProfileView {
+        author: entry.header().author.to_string(),
+        name: entry.author_name().to_string(),
+        about: profile.about,
+        website: profile.website,
+        contact: profile.contact,
+        updated: humantime::format_rfc3339_seconds(entry.header().created.to_system_time())
+            .to_string(),
+    }
+}
+
+pub fn member_view(member: &Member) -> MemberView {
+    MemberView {
+        name: member.key.name.clone(),
+        member: member.key.member.to_string(),
+        revoked_after: member.revoked_after,
+    }
+}
+
+/// Hex frames decoded into entries.
+pub fn entries_from(frames: &[String]) -> Result<Vec<Entry>, Error> {
+    frames.iter().map(|frame| entry_from(frame)).collect()
+}
+
+fn entry_from(frame: &str) -> Result<Entry, Error> {
+    let bytes = hex::decode(frame).map_err(|_| {
+        Error::BadRequest(
+            "the node sent a frame that is not hex; are the CLI and the node the same version?"
+                .into(),
+        )
+    })?;
+    Ok(Entry::decode(&bytes)?)
+}
+
+fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Error> {
+    text.parse().map_err(|_| {
+        Error::BadRequest(format!(
+            "the node sent {text:?}, which is not an {what} id; are the CLI and the node the same version?"
+        ))
+    })
+}
