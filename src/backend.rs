@@ -33,9 +33,8 @@ pub trait Backend {
     fn amend(&self, target: &str, edit: StoryEdit, signing: Signing) -> Result<Entry>;
     fn retract(&self, target: &str, reason: String, signing: Signing) -> Result<Entry>;
     fn set_profile(&self, profile: Profile, signing: Signing) -> Result<Entry>;
-    /// The newest profile of an author (an organisation or member id); `None` for this home's
-    /// organisation.
-    fn profile(&self, author: Option<&str>) -> Result<Option<ProfileView>>;
+    /// The newest profile of an author (an organisation or member id).
+    fn profile(&self, author: &str) -> Result<Option<ProfileView>>;
     fn add_member(&self, name: &str) -> Result<MemberView>;
     fn members(&self) -> Result<Vec<MemberView>>;
     fn revoke(&self, name: &str, reason: String) -> Result<Entry>;
@@ -82,7 +81,7 @@ pub fn open(home: &Home) -> Result<Box<dyn Backend>> {
                 }
                 if !told {
                     eprintln!(
-                        "Waiting for the node that is starting (or stopping) in {}...",
+                        "The store in {} is in use; waiting for the node that is starting (or stopping), or for the other command to finish...",
                         home.root().display()
                     );
                     told = true;
@@ -154,8 +153,8 @@ impl Backend for Service {
         Ok(Service::set_profile(self, &profile, &publish_as(signing)?)?)
     }
 
-    fn profile(&self, author: Option<&str>) -> Result<Option<ProfileView>> {
-        Ok(Service::profile(self, author)?
+    fn profile(&self, author: &str) -> Result<Option<ProfileView>> {
+        Ok(Service::profile(self, Some(author))?
             .map(|(entry, profile)| wire::profile_view(&entry, profile)))
     }
 
@@ -286,7 +285,11 @@ impl Backend for NodeClient {
     fn amend(&self, target: &str, edit: StoryEdit, signing: Signing) -> Result<Entry> {
         self.published(
             &entry_path(target, "amend"),
-            &AmendRequest { edit, signing },
+            &AmendRequest {
+                edit,
+                story: None,
+                signing,
+            },
         )
     }
 
@@ -301,21 +304,8 @@ impl Backend for NodeClient {
         self.published("/api/profile", &ProfileRequest { profile, signing })
     }
 
-    fn profile(&self, author: Option<&str>) -> Result<Option<ProfileView>> {
-        let author = match author {
-            Some(author) => author.trim().to_string(),
-            None => {
-                let status: StatusView = self.get("/api/status", &[])?;
-                cairn_core::MemberId::from(
-                    status
-                        .org
-                        .parse::<cairn_core::OrgId>()
-                        .map_err(|_| anyhow::anyhow!("the node sent an organisation id that does not parse; are the CLI and the node the same version?"))?,
-                )
-                .to_string()
-            }
-        };
-        self.get("/api/profile", &[("author", author)])
+    fn profile(&self, author: &str) -> Result<Option<ProfileView>> {
+        self.get("/api/profile", &[("author", author.trim().to_string())])
     }
 
     fn add_member(&self, name: &str) -> Result<MemberView> {

@@ -262,9 +262,10 @@ fn story_from(parts: StoryParts, args: &PublishArgs) -> Result<Story> {
     };
     let tags = normalize_tags(args.tags.iter().map(String::as_str))?;
     let [context, tried, happened, learned, next] = sections;
+    // The service tidies whitespace, as for every other way of publishing.
     Ok(Story {
-        title: args.title.trim().to_string(),
-        summary: summary.trim().to_string(),
+        title: args.title.clone(),
+        summary,
         text,
         context,
         tried,
@@ -293,7 +294,7 @@ fn list(home: &Home, args: &ListArgs, json: bool) -> Result<()> {
     let mut entries = Vec::new();
     let mut notes = Notes::default();
     let next = loop {
-        query.limit = Some((args.limit - entries.len()).min(MAX_PAGE));
+        query.limit = Some(args.limit.saturating_sub(entries.len()).min(MAX_PAGE));
         let page = backend.list(&query)?;
         entries.extend(page.entries);
         notes.extend(page.notes);
@@ -337,7 +338,8 @@ pub fn print_entries(
         say!("{}", render::list_item(entry, notes));
     }
     if let Some(next) = next {
-        say!("More entries match; see them with `cairn list ... --after {next}`.");
+        // On standard error, so that a script reading the list sees entries only.
+        eprintln!("More entries match; add `--after {next}` to the same command to see them.");
     }
     Ok(())
 }
@@ -359,7 +361,7 @@ fn show(home: &Home, prefix: &str, json: bool) -> Result<()> {
     say_raw!(
         "{}{}",
         render::entry_text(&shown.entry, notes),
-        render::thread_text(&thread)
+        render::thread_text(&thread, notes)
     );
     Ok(())
 }

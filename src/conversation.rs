@@ -196,15 +196,18 @@ pub fn profile(home: &Home, action: ProfileAction, json: bool) -> Result<()> {
             print_entry(&entry, json)
         }
         ProfileAction::Show { id } => {
-            let view = backend::open(home)?.profile(id.as_deref())?;
+            let author = match &id {
+                Some(id) => id.trim().to_string(),
+                None => {
+                    cairn_core::MemberId::from(home.load()?.credential.claims().org).to_string()
+                }
+            };
+            let view = backend::open(home)?.profile(&author)?;
             if json {
                 return print_json(&view);
             }
             match view {
-                None => say!(
-                    "No profile from {} yet. Publish one with `cairn profile set`.",
-                    id.as_deref().unwrap_or("your organisation")
-                ),
+                None => say!("No profile from {author} yet. Publish one with `cairn profile set`."),
                 Some(view) => {
                     say!("{} (updated {})", view.name, view.updated);
                     if !view.about.is_empty() {

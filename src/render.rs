@@ -288,12 +288,9 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
 
 /// Replies, responses grouped by type (no counts: support, not applause), and the stories
 /// that link here, as text under an entry.
-pub fn thread_text(thread: &Thread) -> String {
+pub fn thread_text(thread: &Thread, notes: &Notes) -> String {
     let mut out = String::new();
-    let who = |entry: &Entry| {
-        let claims = entry.credential().claims();
-        format!("{} of {}", claims.member_name, claims.org_name)
-    };
+    let who = |entry: &Entry| notes.byline(entry);
     if !thread.responses.is_empty() {
         let _ = writeln!(out, "\nResponses\n");
         for group in &thread.responses {

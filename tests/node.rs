@@ -948,3 +948,54 @@ fn a_block_purges_an_organisations_entries_and_they_stay_purged_across_syncs() {
         a.has(&more) && spam.iter().all(|id| a.has(id))
     });
 }
+
+#[test]
+fn a_command_waits_for_a_node_that_is_starting() {
+    use std::io::BufRead;
+    let root = tempfile::tempdir().expect("temp dir");
+    let home = Node::init(root.path(), "Early riser");
+    let id = ok(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "Before the node",
+        ],
+    )
+    .trim()
+    .to_string();
+    // Something holds the store and offers no API yet, as a node does while it starts.
+    let held = cairn_store::Store::open(&home.join("store"), cairn_store::Config::default())
+        .expect("store");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--home")
+        .arg(&home)
+        .args(["--json", "list"])
+        .env_remove("CAIRN_HOME")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cairn runs");
+    let mut errors = std::io::BufReader::new(command.stderr.take().expect("stderr"));
+    let mut said = String::new();
+    errors.read_line(&mut said).expect("read stderr");
+    assert!(
+        said.contains("waiting for the node that is starting"),
+        "the command said {said:?}"
+    );
+    // The node starts (it waits for the store too), and the store comes free.
+    let node = Node::spawn(&home, &[]);
+    drop(held);
+    let output = command.wait_with_output().expect("the command ends");
+    let mut rest = String::new();
+    errors.read_to_string(&mut rest).expect("read stderr");
+    assert!(output.status.success(), "the command failed: {rest}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("JSON from the command");
+    assert_eq!(listed[0]["id"], id.as_str());
+    node.wait_ready();
+    assert!(node.has(&id));
+}

@@ -73,6 +73,13 @@ impl Node {
     }
 
     pub fn start(home: &Path, extra: &[&str]) -> Self {
+        let node = Self::spawn(home, extra);
+        node.wait_ready();
+        node
+    }
+
+    /// Starts the node process without waiting for it to be ready.
+    pub fn spawn(home: &Path, extra: &[&str]) -> Self {
         let _ = std::fs::remove_file(home.join("api.address"));
         let log = std::fs::File::create(home.with_extension("log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -95,18 +102,22 @@ impl Node {
             .stderr(log)
             .spawn()
             .expect("start node");
-        let node = Self {
+        Self {
             home: home.to_path_buf(),
             child: Some(child),
-        };
+        }
+    }
+
+    /// Waits until the node answers on its API and listens for peers.
+    pub fn wait_ready(&self) {
+        let home = &self.home;
         wait_for("the node's API", || {
             home.join("api.address").exists()
                 && cairn(home, &["--json", "status"]).status.success()
-                && node.status()["listen_addrs"]
+                && self.status()["listen_addrs"]
                     .as_array()
                     .is_some_and(|addrs| !addrs.is_empty())
         });
-        node
     }
 
     pub fn status(&self) -> Value {

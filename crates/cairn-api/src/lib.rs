@@ -212,7 +212,12 @@ pub struct RetractRequest {
 /// `POST /api/entries/{id}/amend`: the fields to change; the rest stay as they are.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AmendRequest {
+    #[serde(default)]
     pub edit: StoryEdit,
+    /// The whole revised story, as clients before `edit` sent it; when given, it is the
+    /// revision and `edit` is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub story: Option<Story>,
     #[serde(flatten)]
     pub signing: Signing,
 }

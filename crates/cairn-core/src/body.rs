@@ -63,7 +63,22 @@ pub struct StoryEdit {
 }
 
 impl StoryEdit {
-    /// `story` with this edit's fields put in (each trimmed, tags normalised).
+    /// Every field of `story`, for a client that sends a whole revision.
+    pub fn replacing(story: Story) -> Self {
+        Self {
+            title: Some(story.title),
+            summary: Some(story.summary),
+            text: Some(story.text),
+            context: Some(story.context),
+            tried: Some(story.tried),
+            happened: Some(story.happened),
+            learned: Some(story.learned),
+            next: Some(story.next),
+            tags: Some(story.tags),
+        }
+    }
+
+    /// `story` with this edit's fields put in (tags normalised).
     pub fn apply(&self, mut story: Story) -> Result<Story, Error> {
         let fields = [
             (&mut story.title, &self.title),
@@ -77,7 +92,7 @@ impl StoryEdit {
         ];
         for (field, given) in fields {
             if let Some(given) = given {
-                *field = given.trim().to_string();
+                field.clone_from(given);
             }
         }
         if let Some(tags) = &self.tags {
@@ -88,6 +103,24 @@ impl StoryEdit {
 }
 
 impl Story {
+    /// The story as every publishing path stores it: title, summary and sections without
+    /// surrounding whitespace. The Markdown text is kept exactly as written: its whitespace
+    /// can mean something (a code block, a line break).
+    pub fn tidied(mut self) -> Self {
+        for field in [
+            &mut self.title,
+            &mut self.summary,
+            &mut self.context,
+            &mut self.tried,
+            &mut self.happened,
+            &mut self.learned,
+            &mut self.next,
+        ] {
+            *field = field.trim().to_string();
+        }
+        self
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         self.check()?;
         codec::encode("story body", self)

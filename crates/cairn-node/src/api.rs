@@ -20,6 +20,7 @@ use cairn_api::{
     ReplyRequest, RespondRequest, RetractRequest, RevokeRequest, SearchQuery, Signing, SpacesView,
     StatusView, SyncRequest, SyncView, TicketText,
 };
+use cairn_core::body::StoryEdit;
 use cairn_core::{Kind, RefKind, Reply, ResponseType};
 
 use crate::Error;
@@ -186,7 +187,7 @@ async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
     let net = api.shared.client.status().await?;
     let (entries, forks) = api
         .shared
-        .read(|service| Ok((service.count()?, service.store().forks(None)?)))
+        .read(|service| Ok((service.count()?, service.forks()?)))
         .await?;
     let mut forked_authors: Vec<ForkedAuthorView> = Vec::new();
     for fork in forks {
@@ -336,9 +337,14 @@ async fn amend(
     Json(request): Json<AmendRequest>,
 ) -> Result<Json<PublishedView>, Error> {
     let publish_as = signer(request.signing)?;
+    // A client one version older sends the whole revised story.
+    let edit = match request.story {
+        Some(story) => StoryEdit::replacing(story),
+        None => request.edit,
+    };
     published(
         api.shared
-            .write(move |service| service.amend(&id, &request.edit, &publish_as))
+            .write(move |service| service.amend(&id, &edit, &publish_as))
             .await?,
     )
 }

@@ -66,7 +66,11 @@ impl Shared {
         if shared {
             let store = self.store.clone();
             let id = entry.id();
-            blocking(move || Ok(store.outbox_remove(&id)?)).await?;
+            // The entry is stored and sent: a failure here must not report the publish as
+            // failed. The worst case is that the outbox sends it again later.
+            if let Err(err) = blocking(move || Ok(store.outbox_remove(&id)?)).await {
+                tracing::warn!(%id, "could not take a shared entry out of the outbox: {err}");
+            }
         }
         Ok((entry, shared))
     }

@@ -1666,17 +1666,13 @@ impl Store {
         };
         let ids: Box<dyn Iterator<Item = Result<EntryId, Error>> + 'a> =
             if let Some(author) = &filter.author {
-                let end = match filter.after {
-                    Some(Cursor::Seq(seq)) => layout::chain_key(author, seq),
-                    _ => layout::chain_key(author, u64::MAX),
+                let chain = match filter.after {
+                    Some(Cursor::Seq(seq)) => self
+                        .entries
+                        .range(layout::chain_prefix(author)..layout::chain_key(author, seq)),
+                    _ => self.entries.scan_prefix(layout::chain_prefix(author)),
                 };
-                Box::new(
-                    self.entries
-                        .range(layout::chain_prefix(author)..end)
-                        .values()
-                        .rev()
-                        .map(|value| id_from(&value?)),
-                )
+                Box::new(chain.values().rev().map(|value| id_from(&value?)))
             } else if let Some(space) = filter.space.as_ref() {
                 Box::new(
                     self.space_keys_newest_first(space, before)
@@ -2012,22 +2008,18 @@ impl Store {
         Ok((self.read_frames_at(located)?, stopped_early))
     }
 
-    /// Stores an entry written on this node and marks it as not yet shared, with one flush.
-    /// The mark goes in first: a crash can leave a mark without its entry (which the outbox's
-    /// reader drops), never a stored, unshared entry without its mark.
+    /// Stores an entry written on this node and marks it as not yet shared, with one flush
+    /// for both. A crash before the flush loses both or, at worst, the mark alone: the entry
+    /// then reaches peers by their next sync instead of by gossip.
     pub fn insert_own(&self, frame: &[u8], now: Timestamp) -> Result<Inserted, Error> {
-        let id = cairn_core::entry::frame_id(frame).ok_or_else(|| {
-            Error::Rejected(cairn_core::Error::Truncated {
-                what: "entry frame",
-                detail: "shorter than the signed header it declares".into(),
-            })
-        })?;
-        let mark = layout::entry_key(layout::OUTBOX, &id);
-        self.entries.insert(mark.clone(), &[][..])?;
-        self.insert(frame, now).inspect_err(|_| {
-            // Nothing was stored, so nothing waits to be shared.
-            let _ = self.entries.remove(&mark);
-        })
+        let inserted = self
+            .insert_batch_unflushed(&[frame], now)?
+            .pop()
+            .unwrap_or_else(|| Err(Error::Corrupt("insert produced no result".into())))?;
+        self.entries
+            .insert(layout::entry_key(layout::OUTBOX, &inserted.id), &[][..])?;
+        self.flush()?;
+        Ok(inserted)
     }
 
     /// Marks entries as not yet shared with any peer.

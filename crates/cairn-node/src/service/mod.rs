@@ -214,7 +214,8 @@ impl Service {
                 .map(|name| Space::new(name))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let mut draft = Draft::story(new.kind, &new.story, spaces, Timestamp::now())?;
+        let story = new.story.tidied();
+        let mut draft = Draft::story(new.kind, &story, spaces, Timestamp::now())?;
         draft.refs = refs;
         self.write(draft, publish_as)
     }
@@ -244,6 +245,10 @@ impl Service {
         publish_as: &PublishAs,
     ) -> Result<Entry, Error> {
         let target = self.held(target)?;
+        let response = Response {
+            note: response.note.trim().to_string(),
+            ..response
+        };
         let draft = Draft::response(
             target.id(),
             &response,
@@ -320,7 +325,7 @@ impl Service {
                 held.id()
             ))
         })?;
-        let story = edit.apply(current)?;
+        let story = edit.apply(current)?.tidied();
         let draft = Draft::amendment(
             held.id(),
             &story,
@@ -469,6 +474,11 @@ impl Service {
             .collect()
     }
 
+    /// The fork proofs held: two entries signed by one author at one seq.
+    pub fn forks(&self) -> Result<Vec<cairn_store::Fork>, Error> {
+        Ok(self.store.forks(None)?)
+    }
+
     /// The policy as set.
     pub fn policy(&self) -> Result<PolicyView, Error> {
         crate::policy::view(&self.store)
@@ -478,13 +488,11 @@ impl Service {
     /// every entry this service wrote (and, without a daemon, every stored entry).
     pub fn search(&self, query: &str, limit: usize) -> Result<Listing, Error> {
         let index = self.index()?;
-        {
+        if self.live_index {
+            self.index_own_writes(&index)?;
+        } else {
             let _writing = lock(&self.index_writing);
-            if self.live_index {
-                self.index_own_writes(&index)?;
-            } else {
-                crate::search::catch_up(&self.store, &index)?;
-            }
+            crate::search::catch_up(&self.store, &index)?;
         }
         let entries = crate::search::matching(&self.store, &index, query, limit.min(MAX_PAGE))?;
         let notes = Notes::read(&self.store, &entries)?;
@@ -579,22 +587,30 @@ impl Service {
                 unindexed.push(entry.id());
                 unindexed.len() >= MAX_UNINDEXED
             };
-            if full {
-                let index = self.index()?;
-                let _writing = lock(&self.index_writing);
-                self.index_own_writes(&index)?;
+            // The entry is stored: a failure here must not report the publish as failed.
+            if full && let Err(err) = self.index().and_then(|index| self.index_own_writes(&index)) {
+                tracing::warn!("could not index the entries written here: {err}");
             }
         }
         Ok(entry)
     }
 
     /// Indexes and commits the entries this service wrote that may not be indexed yet (with
-    /// the targets of retractions among them, indexed again without their text).
+    /// the targets of retractions among them, indexed again without their text). It does not
+    /// wait for the indexer: while the indexer holds the index (a long catch-up after a large
+    /// sync), it indexes beside it. `SearchIndex::add` replaces a document, and results are
+    /// deduplicated by entry, so the worst case is a second document for an entry until the
+    /// next rebuild.
     fn index_own_writes(&self, index: &SearchIndex) -> Result<(), Error> {
         let ids = std::mem::take(&mut *lock(&self.unindexed));
         if ids.is_empty() {
             return Ok(());
         }
+        let _writing = match self.index_writing.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
         let mut entries = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(entry) = self.store.get(&id)? {
@@ -619,11 +635,10 @@ impl Service {
     /// The held entry an id or unique prefix names.
     fn held(&self, prefix: &str) -> Result<Entry, Error> {
         let id = self.store.resolve(prefix.trim())?;
-        self.store.get(&id)?.ok_or_else(|| {
-            Error::BadRequest(format!(
-                "entry {id} is not held by this node (it was removed while being read); try again"
-            ))
-        })
+        // Removed between the two reads (by a block or a revocation).
+        self.store
+            .get(&id)?
+            .ok_or_else(|| cairn_store::Error::NotFound(prefix.trim().to_string()).into())
     }
 
     /// The key and credential for `publish_as`.

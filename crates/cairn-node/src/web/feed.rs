@@ -15,6 +15,8 @@ use super::{Web, message, session_cookie};
 
 /// Entries in the feed.
 const FEED_ENTRIES: usize = 50;
+/// Pages of the listing read at most to fill the feed, past retracted entries.
+const FEED_PAGES: usize = 20;
 
 #[derive(Debug, Deserialize)]
 pub struct FeedQuery {
@@ -54,23 +56,33 @@ pub async fn feed(
         .and_then(|host| host.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_string();
-    let query = cairn_api::ListQuery {
-        limit: Some(FEED_ENTRIES),
-        ..cairn_api::ListQuery::default()
-    };
     let entries = web
         .shared
-        .read(move |service| service.list(&query))
-        .await
-        .map(|listing| {
-            let entries: Vec<_> = listing
-                .entries
-                .into_iter()
+        .read(|service| {
+            let mut query = cairn_api::ListQuery {
+                limit: Some(FEED_ENTRIES),
+                ..cairn_api::ListQuery::default()
+            };
+            let mut entries = Vec::with_capacity(FEED_ENTRIES);
+            let mut notes = crate::service::Notes::default();
+            for _ in 0..FEED_PAGES {
+                let page = service.list(&query)?;
+                notes.extend(page.notes);
                 // A retracted entry has nothing left to show.
-                .filter(|entry| entry.body().is_some())
-                .collect();
-            (entries, listing.notes)
-        });
+                entries.extend(
+                    page.entries
+                        .into_iter()
+                        .filter(|entry| entry.body().is_some()),
+                );
+                match page.next {
+                    Some(next) if entries.len() < FEED_ENTRIES => query.cursor = Some(next),
+                    _ => break,
+                }
+            }
+            entries.truncate(FEED_ENTRIES);
+            Ok((entries, notes))
+        })
+        .await;
     let (entries, notes) = match entries {
         Ok(found) => found,
         Err(err) => {
@@ -99,11 +111,7 @@ pub async fn feed(
     let _ = writeln!(xml, "<link href=\"http://{}/\"/>", escape(&host));
     for entry in &entries {
         // The newest revision's text, if the author revised it.
-        let story = notes
-            .current(entry)
-            .story()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let story = notes.story(entry).unwrap_or_default();
         let author = entry.credential().claims();
         let mut body = String::new();
         if !story.summary.is_empty() {
@@ -125,7 +133,7 @@ pub async fn feed(
             title = escape(&story.title),
             id = entry.id(),
             updated = iso(entry.header().created),
-            who = escape(&author.member_name),
+            who = escape(entry.author_name()),
             org = escape(&author.org_name),
             host = escape(&host),
             summary = escape(&story.summary),

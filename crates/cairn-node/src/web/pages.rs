@@ -436,10 +436,7 @@ pub async fn entry(
             )
         })
         .collect();
-    let who = |entry: &Entry| {
-        let claims = entry.credential().claims();
-        format!("{} of {}", claims.member_name, claims.org_name)
-    };
+    let who = |entry: &Entry| notes.byline(entry);
     let title_of = |entry: &Entry| Card::new(entry, now).title;
     let card = Card::noted(&entry, now, &notes);
     let page = EntryPage {
@@ -568,7 +565,7 @@ pub async fn respond(
         .ok_or_else(|| Error::BadRequest(format!("{name:?} is not a response type")))?;
     let response = cairn_core::Response {
         kind,
-        note: form.get("note").unwrap_or_default().trim().to_string(),
+        note: form.get("note").unwrap_or_default().to_string(),
     };
     let (responded, _) = web
         .shared
@@ -692,12 +689,12 @@ async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Erro
     let tags = cairn_core::body::normalize_tags(
         form.tags.split(',').filter(|tag| !tag.trim().is_empty()),
     )?;
-    let [context, tried, happened, learned, next] =
-        form.sections.clone().map(|s| s.trim().to_string());
+    // The service tidies whitespace, as for every other way of publishing.
+    let [context, tried, happened, learned, next] = form.sections.clone();
     let story = Story {
-        title: form.title.trim().to_string(),
-        summary: form.summary.trim().to_string(),
-        text: form.text.trim().to_string(),
+        title: form.title.clone(),
+        summary: form.summary.clone(),
+        text: form.text.clone(),
         context,
         tried,
         happened,
