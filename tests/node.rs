@@ -999,3 +999,24 @@ fn a_command_waits_for_a_node_that_is_starting() {
     node.wait_ready();
     assert!(node.has(&id));
 }
+
+#[test]
+fn search_through_the_node_finds_an_entry_as_soon_as_it_is_published() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let home = Node::init(root.path(), "Quick finder");
+    let _node = Node::start(&home, &[]);
+    for round in 0..5 {
+        let word = format!("zygomorphic{round}");
+        let id = ok(
+            &home,
+            &["publish", "--kind", "learning", "--title", &format!("A {word} rota")],
+        );
+        // No waiting: the node acknowledged the entry, so search must see it.
+        let found = json(&home, &["search", &word]);
+        assert_eq!(
+            found[0]["id"],
+            id.trim(),
+            "round {round}: search did not find the entry just published"
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! The node's small persisted state: the spaces it joined and the peers it knows. Written
-//! whole to a temporary file and renamed over the old one, so it is never half-written.
+//! whole to a synced temporary file and renamed over the old one, so it is never half-written,
+//! even by a power cut.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -35,15 +36,34 @@ impl State {
         }
     }
 
+    /// Writes the state durably: a temporary file beside it, synced, renamed over the old
+    /// one, and the folder synced so the rename itself survives a power cut. At every moment
+    /// the path holds either the old state or the new one, whole.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let temporary = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(self).map_err(|err| Error::Task(err.to_string()))?;
-        std::fs::write(&temporary, bytes)
-            .and_then(|()| std::fs::rename(&temporary, path))
-            .map_err(|source| Error::File {
-                action: "write",
-                path: path.to_path_buf(),
-                source,
-            })
+        write_durably(path, &bytes).map_err(|source| Error::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
     }
+}
+
+/// Replaces the file at `path` with `bytes` so that a crash or power cut at any point leaves
+/// either the old contents or the new ones.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let temporary = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    // Without this, the rename can reach the disk before the data, and a power cut leaves an
+    // empty file under the real name.
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)?;
+    let folder = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(folder)?.sync_all()
 }
