@@ -231,7 +231,7 @@ async fn start_and_seed(homes: &[Home]) -> Result<Vec<Running>> {
             .await
             .with_context(|| format!("could not start the node of {}", ORGS[index].0))?;
         if first_address.is_none() {
-            let status = node.shared.client.status().await?;
+            let status = node.shared.client().status().await?;
             let address = status
                 .listen_addrs
                 .first()
@@ -275,8 +275,7 @@ async fn start_and_seed(homes: &[Home]) -> Result<Vec<Running>> {
     loop {
         let mut counts = Vec::new();
         for node in &nodes {
-            let store = node.shared.store.clone();
-            counts.push(tokio::task::spawn_blocking(move || store.count()).await??);
+            counts.push(node.shared.read(|service| service.count()).await?);
         }
         let line = ORGS
             .iter()

@@ -449,7 +449,7 @@ fn key_file_text(owner: &str, key: &SecretKey) -> String {
 }
 
 fn read_key(path: &Path) -> Result<SecretKey> {
-    Ok(cairn_node::keystore::read_key(path)?)
+    Ok(cairn_node::service::keystore::read_key(path)?)
 }
 
 fn create_private_dir(path: &Path) -> Result<()> {

@@ -1009,7 +1009,13 @@ fn search_through_the_node_finds_an_entry_as_soon_as_it_is_published() {
         let word = format!("zygomorphic{round}");
         let id = ok(
             &home,
-            &["publish", "--kind", "learning", "--title", &format!("A {word} rota")],
+            &[
+                "publish",
+                "--kind",
+                "learning",
+                "--title",
+                &format!("A {word} rota"),
+            ],
         );
         // No waiting: the node acknowledged the entry, so search must see it.
         let found = json(&home, &["search", &word]);

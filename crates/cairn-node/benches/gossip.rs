@@ -112,7 +112,7 @@ async fn start_node(dir: &Path, index: usize, peers: Vec<Multiaddr>) -> Running 
 async fn address_of(node: &Running) -> Multiaddr {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let status = node.shared.client.status().await.expect("status");
+        let status = node.shared.client().status().await.expect("status");
         if let Some(address) = status.listen_addrs.first() {
             return address
                 .clone()
@@ -128,7 +128,7 @@ async fn wait_for_mesh(nodes: &[Running], peers: usize) {
     let deadline = Instant::now() + DEADLINE;
     for node in nodes {
         loop {
-            let status = node.shared.client.status().await.expect("status");
+            let status = node.shared.client().status().await.expect("status");
             let in_space = status
                 .connected
                 .iter()
@@ -204,7 +204,7 @@ async fn pair(dir: &Path, rtt: Duration) {
 
 /// Messages received on the wire before duplicate filtering, from gossipsub's counters.
 async fn received_unfiltered(node: &Running) -> u64 {
-    let text = node.shared.client.metrics().await.expect("metrics");
+    let text = node.shared.client().metrics().await.expect("metrics");
     text.lines()
         .filter(|line| line.starts_with("gossipsub_topic_msg_recv_counts_unfiltered"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
@@ -225,7 +225,12 @@ async fn mesh(dir: &Path) {
     // Close the ring: the first nodes dial the last ones.
     for index in 0..MESH_LINKS.min(MESH_NODES) {
         let target = addresses[MESH_NODES - 1 - index].clone();
-        nodes[index].shared.client.dial(target).await.expect("dial");
+        nodes[index]
+            .shared
+            .client()
+            .dial(target)
+            .await
+            .expect("dial");
     }
     wait_for_mesh(&nodes, MESH_LINKS).await;
     let before: Vec<u64> = futures_join(&nodes).await;

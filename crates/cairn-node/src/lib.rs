@@ -1,37 +1,27 @@
-//! The Cairn daemon: it wires the store to the network, validates every gossiped entry before
-//! it is stored or relayed, serves the local HTTP API that the CLI uses and the web page for
-//! members, keeps the search index, and shuts down cleanly.
+//! The Cairn node: every operation on a home's entries written once (the service), the daemon
+//! that wires the store to the network and validates every gossiped entry before it is stored
+//! or relayed, and the local HTTP API and web page it serves.
 //!
-//! - [`run`]: start everything and run until the shutdown future completes;
-//! - [`service`]: every operation on entries, members, profiles and policy, once; the CLI
-//!   calls it directly when no node runs, the API and the web page through the daemon;
-//! - `api`: the HTTP API on loopback, with its token and Host checks;
+//! Layers, each importing only those below it:
+//! - [`service`]: every operation on entries, members, profiles, policy and spaces, once,
+//!   synchronous; the CLI calls it directly when no node runs. It owns the store, the keystore
+//!   (`service::keystore`), the state file and the search index;
+//! - [`daemon`]: the running node: start, run and stop with a cancellation signal and tracked
+//!   tasks; gossip and its verdicts, the outbox, catch-up sync, the indexer, peers;
+//! - `http`: the API on loopback (token and Host checks, thin handlers) and the web page for
+//!   members (sessions, CSRF, one file per page);
 //! - [`wire`]: typed results to and from the JSON shapes of `cairn-api`, at the HTTP edge;
-//! - `node`: the daemon's shared state: gossip of what the service wrote, validation of what
-//!   peers gossip, the outbox, spaces and peers;
-//! - [`keystore`]: the keys the node signs with (members, the organisation);
-//! - `policy`: block, follow and follow-only changes;
-//! - `search`: keeps the full-text index in step with the store;
-//! - `state`: the small persisted state file (joined spaces, known peers);
-//! - `sync`: catch-up sync with peers (driving `cairn-sync` over the network);
 //! - [`thread`]: replies, responses and links gathered under an entry;
-//! - `ticket`: invite tickets;
-//! - `web`: the web page for members, with its login, sessions and CSRF checks.
+//! - [`ticket`]: invite tickets.
 //!
 //! Invariant: an entry is relayed only after the store accepted it (`Verdict::Accept` is sent
 //! only for entries that were stored with their body or kept as fork proofs).
 
-mod api;
-pub mod keystore;
-mod node;
-mod policy;
-mod search;
+pub mod daemon;
+mod http;
 pub mod service;
-mod state;
-mod sync;
 pub mod thread;
 pub mod ticket;
-mod web;
 pub mod wire;
 
 use std::future::Future;
@@ -42,7 +32,7 @@ use std::sync::Arc;
 use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
-pub use node::{Running, Shared, start, validate_and_store};
+pub use daemon::{Running, Shared, start, validate_and_store};
 pub use service::{PublishAs, Service};
 
 /// What can go wrong running the node.
@@ -89,6 +79,9 @@ pub enum Error {
 
     #[error("an internal task failed: {0}")]
     Task(String),
+
+    #[error("the node is stopping; try again once it has restarted")]
+    Stopping,
 }
 
 /// Where the node keeps its runtime files inside the home.
@@ -139,5 +132,5 @@ pub struct Config {
 /// Runs the node until `shutdown` completes, then stops the API, closes connections and
 /// flushes the store.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    node::run(config, shutdown).await
+    daemon::run(config, shutdown).await
 }

@@ -5,7 +5,7 @@
 //! errors.
 //!
 //! Two callers use it. The daemon runs each method on a blocking thread and then gossips
-//! what it wrote (`crate::node::Shared::write`); the CLI, when no node runs, calls it directly
+//! what it wrote (`crate::daemon::Shared::write`); the CLI, when no node runs, calls it directly
 //! and what it wrote waits in the outbox until the node next starts. Every entry written here
 //! goes into the outbox with the same store write path, and the daemon takes it out once a
 //! peer received it, so an entry written just before a crash still goes out.
@@ -13,7 +13,11 @@
 //! Invariant: nothing above this module signs, stores or reads entries for members; the HTTP
 //! API, the web page and the CLI only translate their inputs and outputs.
 
+pub mod keystore;
 mod notes;
+mod policy;
+pub(crate) mod search;
+mod state;
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -28,9 +32,9 @@ use cairn_store::{Cursor, Filter, Store};
 
 pub use notes::Notes;
 
-use crate::keystore::{Keystore, MemberKey, Signer};
-use crate::state::State;
 use crate::{Error, Files};
+use keystore::{Keystore, MemberKey, Signer};
+use state::State;
 
 /// Entries a listing returns when the caller does not say.
 pub const DEFAULT_PAGE: usize = 20;
@@ -377,7 +381,7 @@ impl Service {
 
     /// Applies a policy change (block, follow, follow-only ...).
     pub fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView, Error> {
-        crate::policy::apply(&self.store, self.own_org(), change)
+        policy::apply(&self.store, self.own_org(), change)
     }
 
     // ---- Reading ----
@@ -481,7 +485,7 @@ impl Service {
 
     /// The policy as set.
     pub fn policy(&self) -> Result<PolicyView, Error> {
-        crate::policy::view(&self.store)
+        policy::view(&self.store)
     }
 
     /// The entries that best match a full-text query, best first, with their notes. Sees
@@ -492,9 +496,9 @@ impl Service {
             self.index_own_writes(&index)?;
         } else {
             let _writing = lock(&self.index_writing);
-            crate::search::catch_up(&self.store, &index)?;
+            search::catch_up(&self.store, &index)?;
         }
-        let entries = crate::search::matching(&self.store, &index, query, limit.min(MAX_PAGE))?;
+        let entries = search::matching(&self.store, &index, query, limit.min(MAX_PAGE))?;
         let notes = Notes::read(&self.store, &entries)?;
         Ok(Listing {
             entries,
@@ -509,7 +513,7 @@ impl Service {
         let _writing = lock(&self.index_writing);
         index.clear()?;
         index.commit()?;
-        crate::search::catch_up(&self.store, &index)?;
+        search::catch_up(&self.store, &index)?;
         lock(&self.unindexed).clear();
         Ok(index.len())
     }
@@ -617,7 +621,7 @@ impl Service {
                 entries.push(entry);
             }
         }
-        crate::search::index_entries(&self.store, index, &entries)?;
+        search::index_entries(&self.store, index, &entries)?;
         Ok(())
     }
 
@@ -627,7 +631,7 @@ impl Service {
         if let Some(index) = slot.as_ref() {
             return Ok(index.clone());
         }
-        let index = Arc::new(crate::search::open(&self.files.search_index)?);
+        let index = Arc::new(search::open(&self.files.search_index)?);
         *slot = Some(index.clone());
         Ok(index)
     }

@@ -1,26 +1,17 @@
-//! Keeps the full-text index in step with the store: opens it (rebuilding it when it cannot
-//! be read, since it is only a cache of the store), indexes entries as they are stored, and
-//! catches up after a restart or when the stored-entry feed ran ahead of it.
+//! The full-text index beside the store: opening it (rebuilding it when it cannot be read,
+//! since it is only a cache of the store), catching it up with the store, indexing entries,
+//! and reading matches back as entries.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use cairn_core::{EntryId, Kind, RefKind};
+use cairn_core::{Kind, RefKind};
 use cairn_search::SearchIndex;
 use cairn_store::Store;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::Error;
-use crate::node::Shared;
 
 /// Ids indexed per commit at most; a commit makes them searchable.
-const INDEX_BATCH: usize = 2_048;
-/// How long the indexer waits for more ids before committing what it has.
-const INDEX_LINGER: Duration = Duration::from_millis(100);
-/// How often an index that fell behind checks whether it can catch up.
-const BEHIND_RECHECK: Duration = Duration::from_secs(1);
+pub(crate) const INDEX_BATCH: usize = 2_048;
 
 /// Opens the index in `dir`; an unreadable index is deleted and recreated empty (the caller
 /// then catches it up from the store).
@@ -140,81 +131,4 @@ pub(crate) fn index_entries(
     index.add(entries.iter().chain(&targets))?;
     index.commit()?;
     Ok(())
-}
-
-/// Indexes entries as the node stores them, committing in batches, until the node stops.
-///
-/// While a large catch-up sync runs, ids are not indexed one batch at a time: indexing
-/// would compete with verification for the cores. The index catches up in one pass when the
-/// sync ends (and likewise if the stored-entry feed dropped ids because the indexer lagged).
-pub(crate) async fn run_indexer(shared: Arc<Shared>) {
-    let mut stored = shared.watch_stored();
-    // Compare with the store once the node has been up for a moment: the syncs with peers
-    // that start as they connect go first.
-    let mut behind = true;
-    loop {
-        let mut ids: Vec<EntryId> = Vec::new();
-        if behind {
-            // Wake up now and then to catch up once the bulk sync is over.
-            match tokio::time::timeout(BEHIND_RECHECK, stored.recv()).await {
-                Ok(Ok(id)) => ids.push(id),
-                Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
-                Ok(Err(RecvError::Closed)) => return,
-            }
-        } else {
-            match stored.recv().await {
-                Ok(id) => ids.push(id),
-                Err(RecvError::Lagged(_)) => behind = true,
-                Err(RecvError::Closed) => return,
-            }
-        }
-        let deadline = tokio::time::Instant::now() + INDEX_LINGER;
-        while ids.len() < INDEX_BATCH {
-            match tokio::time::timeout_at(deadline, stored.recv()).await {
-                Ok(Ok(id)) => ids.push(id),
-                Ok(Err(RecvError::Lagged(_))) => behind = true,
-                Ok(Err(RecvError::Closed)) | Err(_) => break,
-            }
-        }
-        // Indexing would compete with a sync for the cores: a catch-up pass waits for every
-        // sync to end, and so does indexing while a large sync runs (the pass picks it up).
-        let progress = shared.sync_progress();
-        let wait = progress.running > 0 && (behind || progress.expected > INDEX_BATCH as u64);
-        behind |= wait;
-        if behind {
-            shared.search_current.store(false, Ordering::Relaxed);
-        }
-        if wait {
-            continue;
-        }
-        let catching_up = behind;
-        let result = shared
-            .read(move |service| {
-                service.with_index(|store, index| {
-                    if catching_up {
-                        return catch_up(store, index);
-                    }
-                    let mut entries = Vec::with_capacity(ids.len());
-                    for id in ids {
-                        if let Some(entry) = store.get(&id)? {
-                            entries.push(entry);
-                        }
-                    }
-                    index_entries(store, index, &entries)?;
-                    Ok(entries.len())
-                })
-            })
-            .await;
-        match result {
-            Ok(added) if catching_up => {
-                behind = false;
-                shared.search_current.store(true, Ordering::Relaxed);
-                if added > 0 {
-                    tracing::info!(added, "search index caught up with the store");
-                }
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!("could not update the search index: {err}"),
-        }
-    }
 }

@@ -8,18 +8,27 @@
 //! - every page needs that session (the Atom feed also accepts its own read-only key);
 //! - every state change needs the session's CSRF token and, when the browser sends one, an
 //!   Origin naming this node;
-//! - the Host check of `api` applies to every request (DNS rebinding);
+//! - the Host check of `crate::http` applies to every request (DNS rebinding);
 //! - every response carries a Content-Security-Policy that allows no scripts at all.
 //!
 //! - `session`: login codes and sessions, bounded in number and lifetime;
-//! - `pages`: the handlers and their templates;
+//! - `page`: what every page shares (chrome, errors, forms and their CSRF check);
+//! - `login`, `timeline`, `entry`, `compose`, `search`, `orgs`, `peers`: one page each, with
+//!   its template's data;
 //! - `view`: Markdown, times and the entry cards the templates show;
 //! - `feed`: the Atom feed.
 
 mod feed;
 pub(crate) use feed::feed_key;
-mod pages;
+mod compose;
+mod entry;
+mod login;
+mod orgs;
+mod page;
+mod peers;
+mod search;
 pub(crate) mod session;
+mod timeline;
 mod view;
 
 use std::sync::Arc;
@@ -31,7 +40,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::node::Shared;
+use crate::daemon::Shared;
 use session::Sessions;
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -56,20 +65,20 @@ pub(crate) struct Session {
 
 pub(crate) fn router(web: Web) -> Router {
     let pages = Router::new()
-        .route("/", get(pages::timeline))
-        .route("/entries/{id}", get(pages::entry))
-        .route("/entries/{id}/reply", post(pages::reply))
-        .route("/entries/{id}/respond", post(pages::respond))
-        .route("/compose", get(pages::compose).post(pages::publish))
-        .route("/search", get(pages::search))
-        .route("/orgs", get(pages::orgs))
-        .route("/peers", get(pages::peers))
-        .route("/sync", post(pages::sync))
-        .route("/logout", post(pages::logout))
+        .route("/", get(timeline::timeline))
+        .route("/entries/{id}", get(entry::entry))
+        .route("/entries/{id}/reply", post(entry::reply))
+        .route("/entries/{id}/respond", post(entry::respond))
+        .route("/compose", get(compose::compose).post(compose::publish))
+        .route("/search", get(search::search))
+        .route("/orgs", get(orgs::orgs))
+        .route("/peers", get(peers::peers))
+        .route("/sync", post(peers::sync))
+        .route("/logout", post(login::logout))
         .layer(middleware::from_fn_with_state(web.clone(), require_session));
     Router::new()
         .merge(pages)
-        .route("/login", get(pages::login))
+        .route("/login", get(login::login))
         .route("/feed.atom", get(feed::feed))
         .route("/static/style.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
@@ -150,13 +159,13 @@ async fn security_headers(request: Request, next: Next) -> Response {
 async fn stylesheet() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("../../templates/style.css"),
+        include_str!("../../../templates/style.css"),
     )
 }
 
 /// A small page with a title and one message, for errors and refusals.
 pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    let page = pages::MessagePage {
+    let page = page::MessagePage {
         title,
         message: text,
         back: status.is_client_error() && status != StatusCode::UNAUTHORIZED,

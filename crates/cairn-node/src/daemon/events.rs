@@ -1,0 +1,114 @@
+//! The daemon's event handler: gossiped messages (validated and stored in batches, then given
+//! their verdicts), peers joining spaces (for the outbox), new connections and the periodic
+//! tick (for catch-up sync), and peers' sync requests.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use cairn_net::{Event, Verdict};
+use tokio::sync::mpsc;
+
+use super::gossip::{GOSSIP_BATCH, validate_and_store};
+use super::shared::Shared;
+use super::{blocking, serve, sync};
+use crate::Error;
+
+/// Handles network events until shutdown.
+pub(crate) async fn handle_network(
+    shared: Arc<Shared>,
+    mut events: mpsc::Receiver<Event>,
+    sync_interval: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    tokio::pin!(shutdown);
+    let mut batch = Vec::with_capacity(GOSSIP_BATCH);
+    let mut sync_tick =
+        tokio::time::interval(sync_interval.max(std::time::Duration::from_millis(100)));
+    sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            _ = sync_tick.tick() => {
+                // Gossip never heals a partition on its own: pull from every peer now and then.
+                if let Ok(status) = shared.client().status().await {
+                    for peer in status.connected {
+                        let sync = sync::with_peer(shared.clone(), peer.peer_id, shared.spaces());
+                        shared.tasks.spawn(async move {
+                            sync.await;
+                        });
+                    }
+                }
+            }
+            received = events.recv_many(&mut batch, GOSSIP_BATCH) => {
+                if received == 0 {
+                    return Err(Error::Task("the network task stopped unexpectedly".into()));
+                }
+                handle_events(&shared, std::mem::take(&mut batch)).await;
+            }
+        }
+    }
+}
+
+/// Handles one batch of network events: gossiped messages are validated and stored together.
+async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
+    let mut messages = Vec::new();
+    for event in events {
+        match event {
+            Event::Message {
+                source,
+                message_id,
+                space,
+                data,
+            } => messages.push((source, message_id, space, data)),
+            Event::PeerJoinedSpace { peer, space } => {
+                tracing::debug!(%peer, %space, "peer joined a space");
+                if shared.spaces().contains(&space) {
+                    shared.outbox.wake(&space);
+                }
+            }
+            Event::Connected { peer, dialed, .. } => {
+                shared
+                    .tasks
+                    .spawn(sync::on_connect(Arc::downgrade(shared), peer, dialed));
+            }
+            Event::SyncRequest {
+                peer,
+                token,
+                request,
+            } => serve::in_turn(shared, peer, token, request),
+            Event::Disconnected { .. } | Event::Listening { .. } => {}
+        }
+    }
+    if messages.is_empty() {
+        return;
+    }
+    let frames: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|(_, _, _, data)| data.clone())
+        .collect();
+    let spaces: Vec<String> = messages
+        .iter()
+        .map(|(_, _, space, _)| space.clone())
+        .collect();
+    let store = shared.store().clone();
+    let verdicts = blocking(move || -> Result<Vec<Verdict>, Error> {
+        Ok(validate_and_store(&store, &frames, &spaces))
+    })
+    .await;
+    let verdicts = verdicts.unwrap_or_else(|err| {
+        tracing::error!("could not store gossiped entries: {err}");
+        vec![Verdict::Ignore; messages.len()]
+    });
+    for ((source, message_id, _, data), verdict) in messages.into_iter().zip(verdicts) {
+        if verdict == Verdict::Accept
+            && let Some(id) = cairn_core::entry::frame_id(&data)
+        {
+            // Nobody listening is fine.
+            let _ = shared.stored_sender().send(id);
+        }
+        if let Err(err) = shared.client().report(message_id, source, verdict).await {
+            tracing::warn!("could not report a verdict: {err}");
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The running node: the composition root that starts, runs and stops everything, and the
+//! parts it wires together.
+//!
+//! - `shared`: the state the parts share ([`Shared`]), reached through its methods;
+//! - `tasks`: the stop signal every long task checks, and the tasks stopping waits for;
+//! - `events`: the network event handler;
+//! - `gossip`: publishing to topics, and the verdicts on what peers gossip;
+//! - `outbox`: sharing entries written while no peer could take them;
+//! - `sync`, `syncs`, `serve`: catch-up sync with peers, its bookkeeping, and serving peers'
+//!   requests;
+//! - `indexer`: keeping the search index in step with the store.
+//!
+//! Stopping is bounded: the stop signal goes out first, so syncs end between pages and a sync
+//! request waiting on the API returns; every task the node started is then waited for up to
+//! [`STOP_DEADLINE`] and aborted after it, and the store is flushed last.
+
+mod events;
+mod gossip;
+mod indexer;
+mod outbox;
+mod serve;
+pub(crate) mod shared;
+pub(crate) mod sync;
+mod syncs;
+mod tasks;
+
+use std::future::Future;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use gossip::validate_and_store;
+pub use shared::Shared;
+
+use crate::service::Service;
+use crate::{Config, Error, Files};
+
+/// How long stopping waits for the node's tasks (syncs, serving) before aborting them, and
+/// for each of its long-lived parts.
+pub const STOP_DEADLINE: Duration = Duration::from_millis(1_500);
+
+/// A started node; stop it with [`Running::stop`].
+#[derive(Debug)]
+pub struct Running {
+    pub shared: Arc<Shared>,
+    pub api_address: std::net::SocketAddr,
+    files: Files,
+    /// Tells the API server to finish its requests and stop.
+    stop_api: tokio::sync::oneshot::Sender<()>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Tells the event handler to stop.
+    stop_events: tokio::sync::oneshot::Sender<()>,
+    events: tokio::task::JoinHandle<Result<(), Error>>,
+    network: tokio::task::JoinHandle<()>,
+    indexer: tokio::task::JoinHandle<()>,
+    outbox: tokio::task::JoinHandle<()>,
+}
+
+/// Runs the node until `shutdown` completes (or its event handler fails), then stops it.
+pub(crate) async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let mut running = start(config).await?;
+    let failed = tokio::select! {
+        () = shutdown => None,
+        result = &mut running.events => Some(result.map_err(|err| Error::Task(err.to_string())).and_then(|result| result)),
+    };
+    let stopped = running.stop().await;
+    match failed {
+        Some(Err(err)) => Err(err),
+        _ => stopped,
+    }
+}
+
+/// Starts the service, the network, the event handler, the indexer, the outbox and the API.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    if !config.api_address.ip().is_loopback() && !config.allow_remote_api {
+        return Err(Error::RemoteApi(config.api_address));
+    }
+    let files = config.files.clone();
+    let service = blocking(move || {
+        let search = Arc::new(crate::service::search::open(&config.files.search_index)?);
+        let service = Service::new(
+            crate::service::Config {
+                store: config.store,
+                member_key: config.member_key,
+                credential: config.credential,
+                files: config.files,
+                default_spaces: config.default_spaces,
+            },
+            Some(search),
+        )?;
+        service.save_state()?;
+        // Before going online: the first sync with a peer starts as soon as it connects, and
+        // should find each joined space's items and the per-organisation counts already read.
+        service.store().warm(&service.spaces())?;
+        Ok(Arc::new(service))
+    })
+    .await?;
+    let mut net_config = config.net.clone();
+    net_config.known_peers.extend(
+        service
+            .known_peers()
+            .iter()
+            .filter_map(|address| address.parse().ok()),
+    );
+    let (client, events, network_loop) = cairn_net::new(net_config)?;
+    let peer_id = network_loop.local_peer_id();
+    let network = tokio::spawn(network_loop.run());
+    for space in service.spaces() {
+        client.subscribe(space).await?;
+    }
+    let shared = Arc::new(Shared::new(service, client));
+
+    let listener = tokio::net::TcpListener::bind(config.api_address)
+        .await
+        .map_err(|source| Error::ApiBind {
+            address: config.api_address,
+            source,
+        })?;
+    let api_address = listener.local_addr().map_err(|source| Error::ApiBind {
+        address: config.api_address,
+        source,
+    })?;
+    let token = random_token()?;
+    let (written, secret) = (files.clone(), token.clone());
+    blocking(move || {
+        write_private(&written.api_token, &format!("{secret}\n"))?;
+        write_private(&written.api_address, &format!("{api_address}\n"))
+    })
+    .await?;
+    tracing::info!(%api_address, %peer_id, "node running");
+
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = crate::http::router(shared.clone(), token, api_address);
+    let api = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
+
+    let indexer = tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            tokio::select! {
+                () = shared.tasks.stopping() => {}
+                () = indexer::run(shared.clone()) => {}
+            }
+        }
+    });
+    let outbox = tokio::spawn(outbox::run(
+        shared.store().clone(),
+        shared.client().clone(),
+        shared.outbox.clone(),
+        shared.tasks.clone(),
+    ));
+    // Entries written while the node was down wait for a peer in their spaces.
+    for space in shared.spaces() {
+        shared.outbox.wake(&space);
+    }
+    let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
+    let handler = tokio::spawn(events::handle_network(
+        shared.clone(),
+        events,
+        config.sync_interval,
+        async {
+            let _ = events_stopped.await;
+        },
+    ));
+    Ok(Running {
+        shared,
+        api_address,
+        files,
+        stop_api,
+        api,
+        stop_events,
+        events: handler,
+        network,
+        indexer,
+        outbox,
+    })
+}
+
+impl Running {
+    /// Stops the node within a bounded time: signals every task to stop, stops the API, the
+    /// event handler, the indexer, the outbox and the syncs (aborting what outlives
+    /// [`STOP_DEADLINE`]), closes every connection, removes the API files and flushes the
+    /// store.
+    pub async fn stop(self) -> Result<(), Error> {
+        tracing::info!("shutting down");
+        let tasks = self.shared.tasks.clone();
+        tasks.signal_stop();
+        let _ = self.stop_api.send(());
+        settle("the API", self.api).await;
+        let files = self.files.clone();
+        let _ = blocking(move || {
+            for path in [&files.api_address, &files.api_token] {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        })
+        .await;
+        let _ = self.stop_events.send(());
+        settle("the event handler", self.events).await;
+        settle("the indexer", self.indexer).await;
+        settle("the outbox", self.outbox).await;
+        let aborted = tasks.stop(STOP_DEADLINE).await;
+        if aborted > 0 {
+            tracing::warn!(
+                aborted,
+                "tasks still running at the stop deadline were aborted"
+            );
+        }
+        // Dropping the last client ends the network task, which closes every connection.
+        let store = self.shared.store().clone();
+        drop(self.shared);
+        settle("the network", self.network).await;
+        blocking(move || Ok(store.flush()?)).await
+    }
+}
+
+/// Waits up to [`STOP_DEADLINE`] for a part of the node to end, then aborts it.
+async fn settle<T>(what: &str, mut task: tokio::task::JoinHandle<T>) {
+    if tokio::time::timeout(STOP_DEADLINE, &mut task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("{what} did not stop within {STOP_DEADLINE:?}; aborting it");
+        task.abort();
+        let _ = task.await;
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::Task(err.to_string()))?
+}
+
+fn random_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| Error::Task(format!("the system random generator failed: {err}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Writes a file readable only by its owner, replacing any old one.
+fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Error> {
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|source| Error::File {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
+}

@@ -1,0 +1,231 @@
+//! The state the daemon's parts share (the API, the web page, the event handler, syncs, the
+//! indexer, the outbox): the service, the network client, the stored-entry feed, sync
+//! bookkeeping and the node's tasks. Reached only through its methods.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cairn_core::{Credential, Entry, EntryId, Space};
+use cairn_net::{Client, Multiaddr, PeerId};
+use cairn_store::Store;
+
+use super::outbox::Outbox;
+use super::syncs::Syncs;
+use super::tasks::Tasks;
+use super::{blocking, gossip};
+use crate::Error;
+use crate::service::Service;
+use crate::ticket::Ticket;
+
+/// Stored-entry notifications buffered per listener.
+const STORED_WATCH_QUEUE: usize = 4_096;
+
+/// State shared by the API handlers, the web page and the daemon's tasks.
+#[derive(Debug)]
+pub struct Shared {
+    /// Every operation on entries, members, profiles and policy.
+    service: Arc<Service>,
+    /// The service's store, for the daemon's own work (gossip, sync, indexing).
+    store: Arc<Store>,
+    client: Client,
+    /// Ids of entries as they are stored (published here or received), for live views and
+    /// benchmarks. Bounded: a slow listener misses ids rather than holding memory.
+    stored: tokio::sync::broadcast::Sender<EntryId>,
+    /// Catch-up sync: what runs now and how the last sync with each peer went.
+    pub(crate) syncs: Syncs,
+    /// The stop signal and the tasks started on the node's behalf.
+    pub(crate) tasks: Arc<Tasks>,
+    /// Spaces whose waiting entries the outbox task should share.
+    pub(crate) outbox: Arc<Outbox>,
+    /// Whether the search index has caught up with the store since the node started (and is
+    /// not waiting for a large sync to end).
+    search_current: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(service: Arc<Service>, client: Client) -> Self {
+        Self {
+            store: service.store().clone(),
+            service,
+            client,
+            stored: tokio::sync::broadcast::channel(STORED_WATCH_QUEUE).0,
+            syncs: Syncs::default(),
+            tasks: Arc::new(Tasks::default()),
+            outbox: Arc::new(Outbox::default()),
+            search_current: AtomicBool::new(false),
+        }
+    }
+
+    /// The network: peers, gossip, sync requests.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn credential(&self) -> &Credential {
+        self.service.credential()
+    }
+
+    pub fn spaces(&self) -> Vec<String> {
+        self.service.spaces()
+    }
+
+    pub fn known_peers(&self) -> Vec<String> {
+        self.service.known_peers()
+    }
+
+    /// Whether search sees every stored entry.
+    pub fn search_up_to_date(&self) -> bool {
+        self.search_current.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_search_up_to_date(&self, current: bool) {
+        self.search_current.store(current, Ordering::Relaxed);
+    }
+
+    /// Runs a service operation that writes an entry on a blocking thread, then tells
+    /// listeners and gossips it; returns the entry and whether a peer received it now (if
+    /// not, it stays in the outbox until one joins its space).
+    pub async fn write(
+        &self,
+        operation: impl FnOnce(&Service) -> Result<Entry, Error> + Send + 'static,
+    ) -> Result<(Entry, bool), Error> {
+        let entry = self.read(operation).await?;
+        // Nobody listening is fine.
+        let _ = self.stored.send(entry.id());
+        let shared = gossip::publish(&self.client, &entry).await;
+        if shared {
+            let store = self.store.clone();
+            let id = entry.id();
+            // The entry is stored and sent: a failure here must not report the publish as
+            // failed. The worst case is that the outbox sends it again later.
+            if let Err(err) = blocking(move || Ok(store.outbox_remove(&id)?)).await {
+                tracing::warn!(%id, "could not take a shared entry out of the outbox: {err}");
+            }
+        }
+        Ok((entry, shared))
+    }
+
+    /// Runs a service operation on a blocking thread.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Service) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let service = self.service.clone();
+        blocking(move || operation(&service)).await
+    }
+
+    /// Ids of entries from now on as they are stored, whether published here or received.
+    pub fn watch_stored(&self) -> tokio::sync::broadcast::Receiver<EntryId> {
+        self.stored.subscribe()
+    }
+
+    pub(crate) fn stored_sender(&self) -> &tokio::sync::broadcast::Sender<EntryId> {
+        &self.stored
+    }
+
+    /// How far the running syncs have got.
+    pub fn sync_progress(&self) -> cairn_api::Progress {
+        self.syncs.progress()
+    }
+
+    /// The last sync with a peer.
+    pub fn last_sync(&self, peer: &PeerId) -> Option<cairn_api::SyncRecord> {
+        self.syncs.last(peer)
+    }
+
+    /// Joins a space: subscribes to its gossip and remembers it.
+    pub async fn join_space(&self, name: &str) -> Result<String, Error> {
+        let space = Space::new(name)?.to_string();
+        self.client.subscribe(space.clone()).await?;
+        let joined = space.clone();
+        self.read(move |service| service.join_space(&joined))
+            .await?;
+        self.outbox.wake(&space);
+        Ok(space)
+    }
+
+    pub async fn leave_space(&self, name: &str) -> Result<String, Error> {
+        let space = Space::new(name)?.to_string();
+        self.client.unsubscribe(space.clone()).await?;
+        let left = space.clone();
+        self.read(move |service| service.leave_space(&left)).await?;
+        Ok(space)
+    }
+
+    /// Connects to a peer and remembers it for reconnection.
+    pub async fn add_peer(&self, address: &str) -> Result<PeerId, Error> {
+        let address: Multiaddr = address.trim().parse().map_err(|err| {
+            Error::BadRequest(format!(
+                "{address:?} is not a peer address like /ip4/192.0.2.1/tcp/7411/p2p/12D3Koo…: {err}"
+            ))
+        })?;
+        let peer = self.client.dial(address.clone()).await?;
+        let full = with_peer(address, peer);
+        self.client.remember(full.clone()).await?;
+        let text = full.to_string();
+        self.read(move |service| service.remember_peer(text))
+            .await?;
+        Ok(peer)
+    }
+
+    /// The invite ticket for this node.
+    pub async fn invite(&self) -> Result<Ticket, Error> {
+        let status = self.client.status().await?;
+        let claims = self.credential().claims();
+        let addresses = status
+            .listen_addrs
+            .into_iter()
+            .map(|address| with_peer(address, status.peer_id).to_string())
+            .collect();
+        Ok(Ticket {
+            peer_id: status.peer_id.to_string(),
+            addresses,
+            org: claims.org.to_string(),
+            org_name: claims.org_name.clone(),
+            spaces: self.spaces(),
+        })
+    }
+
+    /// Connects to the peer in a ticket through the first address that works, remembers it
+    /// and joins its spaces.
+    pub async fn join(&self, ticket: &Ticket) -> Result<PeerId, Error> {
+        let mut failures = Vec::new();
+        let mut joined = None;
+        for address in &ticket.addresses {
+            match self.add_peer(address).await {
+                Ok(peer) => {
+                    joined = Some(peer);
+                    break;
+                }
+                Err(err) => failures.push(format!("{address}: {err}")),
+            }
+        }
+        let peer = joined.ok_or_else(|| {
+            Error::BadRequest(format!(
+                "could not reach {} at any address in the ticket ({})",
+                ticket.org_name,
+                failures.join("; ")
+            ))
+        })?;
+        for space in &ticket.spaces {
+            self.join_space(space).await?;
+        }
+        Ok(peer)
+    }
+}
+
+/// `address`, ending in `/p2p/<peer>`.
+fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
+    if address
+        .iter()
+        .any(|protocol| matches!(protocol, cairn_net::multiaddr::Protocol::P2p(_)))
+    {
+        address
+    } else {
+        address.with(cairn_net::multiaddr::Protocol::P2p(peer))
+    }
+}

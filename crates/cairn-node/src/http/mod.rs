@@ -1,0 +1,177 @@
+//! The node's HTTP server on loopback: the router, the checks every request passes (a Host
+//! naming this node, against DNS rebinding; the API token on `/api/`), how errors answer, and
+//! the two surfaces it serves:
+//! - `api`: the JSON API for the CLI, thin handlers over the service;
+//! - `web`: the web page for members, with its login, sessions and CSRF checks.
+
+mod api;
+pub(crate) mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_api::{ErrorView, LoginView};
+
+use crate::Error;
+use crate::daemon::Shared;
+use web::session::constant_time_eq;
+
+/// The largest request body accepted (a story is at most 64 KiB, plus JSON escaping).
+const MAX_BODY: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    shared: Arc<Shared>,
+    token: Arc<str>,
+    allowed_hosts: Arc<[String]>,
+    sessions: Arc<web::session::Sessions>,
+}
+
+pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) -> Router {
+    let port = address.port();
+    let allowed_hosts: Arc<[String]> = [
+        address.to_string(),
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ]
+    .into();
+    let sessions = Arc::new(web::session::Sessions::new(port));
+    let web = web::Web {
+        shared: shared.clone(),
+        sessions: sessions.clone(),
+        origins: allowed_hosts
+            .iter()
+            .map(|host| format!("http://{host}"))
+            .collect(),
+        feed_key: web::feed_key(&token).into(),
+    };
+    let api = Api {
+        shared,
+        token: token.into(),
+        allowed_hosts: allowed_hosts.clone(),
+        sessions,
+    };
+    let api_routes = Router::new()
+        .route("/api/status", get(api::status))
+        .route("/api/entries", get(api::list))
+        .route("/api/entries/{id}", get(api::show))
+        .route("/api/entries/{id}/reply", post(api::reply))
+        .route("/api/entries/{id}/respond", post(api::respond))
+        .route("/api/entries/{id}/retract", post(api::retract))
+        .route("/api/entries/{id}/amend", post(api::amend))
+        .route("/api/search", get(api::search))
+        .route("/api/reindex", post(api::reindex))
+        .route("/api/publish", post(api::publish))
+        .route("/api/peers", post(api::add_peer))
+        .route("/api/invite", get(api::invite))
+        .route("/api/join", post(api::join))
+        .route("/api/spaces", get(api::spaces))
+        .route(
+            "/api/spaces/{name}",
+            post(api::join_space).delete(api::leave_space),
+        )
+        .route("/api/sync", post(api::sync_now))
+        .route("/api/sync/progress", get(api::sync_progress))
+        .route("/api/login", post(login_link))
+        .route("/api/members", get(api::members).post(api::add_member))
+        .route("/api/members/revoke", post(api::revoke_member))
+        .route("/api/policy", get(api::policy).post(api::change_policy))
+        .route("/api/profile", get(api::profile).post(api::set_profile))
+        .route("/metrics", get(api::metrics))
+        .layer(middleware::from_fn_with_state(api.clone(), require_token))
+        .with_state(api);
+    api_routes
+        .merge(web::router(web))
+        .layer(middleware::from_fn_with_state(
+            allowed_hosts,
+            require_own_host,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// Refuses requests whose Host header names anything but this node's API address (403): a
+/// page on another site that resolves its own name to 127.0.0.1 cannot reach the node.
+async fn require_own_host(
+    State(allowed_hosts): State<Arc<[String]>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("");
+    if !allowed_hosts.iter().any(|allowed| allowed == host) {
+        return failure(
+            StatusCode::FORBIDDEN,
+            format!("Host {host:?} is not this node's API address"),
+        );
+    }
+    next.run(request).await
+}
+
+/// Refuses API requests without the token (401).
+async fn require_token(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), api.token.as_bytes()) {
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token; use the cairn CLI, which reads the token from the node's home".into(),
+        );
+    }
+    next.run(request).await
+}
+
+/// A one-time login link for the web page, on the address the CLI reached the API at.
+pub(crate) async fn login_link(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> Result<Json<LoginView>, Error> {
+    let code = api.sessions.new_login_code()?;
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .filter(|host| api.allowed_hosts.iter().any(|allowed| allowed == host))
+        .or_else(|| api.allowed_hosts.first().map(String::as_str))
+        .unwrap_or_default()
+        .to_string();
+    Ok(Json(LoginView {
+        url: format!("http://{host}/login?code={code}"),
+    }))
+}
+
+fn failure(status: StatusCode, error: String) -> Response {
+    (status, Json(ErrorView { error })).into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Error::BadRequest(_) | Error::Ticket(_) | Error::Entry(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::Store(
+                cairn_store::Error::NotFound(_) | cairn_store::Error::Ambiguous { .. },
+            ) => StatusCode::NOT_FOUND,
+            Error::Store(cairn_store::Error::Rejected(_)) => StatusCode::BAD_REQUEST,
+            Error::Net(cairn_net::Error::Dial { .. }) => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        failure(status, self.to_string())
+    }
+}
