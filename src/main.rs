@@ -2,8 +2,7 @@
 //!
 //! - `cli`: argument definitions;
 //! - `backend`: where operations run: the running node's API, or the service on the store;
-//! - `commands`: what each command does;
-//! - `conversation`: replies, responses and search;
+//! - `commands`: what each command does, by group;
 //! - `demo`: `cairn demo`, three nodes with sample entries;
 //! - `home`: the home directory, identity, keys and configuration;
 //! - `render`: text and `--json` output;
@@ -16,7 +15,6 @@ mod backend;
 mod cli;
 mod client;
 mod commands;
-mod conversation;
 mod demo;
 mod editor;
 mod home;
