@@ -141,7 +141,7 @@ impl Store {
             let mut orgs: HashMap<OrgId, OrgStats> = HashMap::new();
             for item in self.entries.scan_prefix([layout::RECORD]) {
                 let (key, record) = item?;
-                let (id, record) = crate::read_record(&key, &record)?;
+                let (id, record) = crate::read::read_record(&key, &record)?;
                 OrgStats::count_in(&mut orgs, record.value.org, (record.created, id));
             }
             state.orgs = Some(orgs);
