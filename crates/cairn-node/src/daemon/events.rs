@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 
 use super::gossip::{GOSSIP_BATCH, validate_and_store};
 use super::shared::Shared;
-use super::{blocking, serve, sync};
+use super::tasks::blocking;
+use super::{serve, sync};
 use crate::Error;
 
 /// Handles network events until shutdown.
@@ -34,7 +35,7 @@ pub(crate) async fn handle_network(
                 if let Ok(status) = shared.client().status().await {
                     for peer in status.connected {
                         let sync = sync::with_peer(shared.clone(), peer.peer_id, shared.spaces());
-                        shared.tasks.spawn(async move {
+                        shared.tasks().spawn(async move {
                             sync.await;
                         });
                     }
@@ -64,12 +65,12 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
             Event::PeerJoinedSpace { peer, space } => {
                 tracing::debug!(%peer, %space, "peer joined a space");
                 if shared.spaces().contains(&space) {
-                    shared.outbox.wake(&space);
+                    shared.outbox().wake(&space);
                 }
             }
             Event::Connected { peer, dialed, .. } => {
                 shared
-                    .tasks
+                    .tasks()
                     .spawn(sync::on_connect(Arc::downgrade(shared), peer, dialed));
             }
             Event::SyncRequest {

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 pub use gossip::validate_and_store;
 pub use shared::Shared;
+use tasks::blocking;
 
 use crate::service::Service;
 use crate::{Config, Error, Files};
@@ -144,7 +145,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         let shared = shared.clone();
         async move {
             tokio::select! {
-                () = shared.tasks.stopping() => {}
+                () = shared.tasks().stopping() => {}
                 () = indexer::run(shared.clone()) => {}
             }
         }
@@ -152,12 +153,12 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let outbox = tokio::spawn(outbox::run(
         shared.store().clone(),
         shared.client().clone(),
-        shared.outbox.clone(),
-        shared.tasks.clone(),
+        shared.outbox().clone(),
+        shared.tasks().clone(),
     ));
     // Entries written while the node was down wait for a peer in their spaces.
     for space in shared.spaces() {
-        shared.outbox.wake(&space);
+        shared.outbox().wake(&space);
     }
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();
     let handler = tokio::spawn(events::handle_network(
@@ -189,7 +190,7 @@ impl Running {
     /// store.
     pub async fn stop(self) -> Result<(), Error> {
         tracing::info!("shutting down");
-        let tasks = self.shared.tasks.clone();
+        let tasks = self.shared.tasks().clone();
         tasks.signal_stop();
         let _ = self.stop_api.send(());
         settle("the API", self.api).await;
@@ -230,15 +231,6 @@ async fn settle<T>(what: &str, mut task: tokio::task::JoinHandle<T>) {
         task.abort();
         let _ = task.await;
     }
-}
-
-/// Runs blocking store work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|err| Error::Task(err.to_string()))?
 }
 
 fn random_token() -> Result<String, Error> {

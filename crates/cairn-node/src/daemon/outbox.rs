@@ -10,8 +10,9 @@ use cairn_net::Client;
 use cairn_store::Store;
 use tokio::sync::Notify;
 
+use super::gossip;
 use super::tasks::Tasks;
-use super::{blocking, gossip};
+use super::tasks::blocking;
 use crate::Error;
 
 /// Outbox entries read and gossiped at a time.

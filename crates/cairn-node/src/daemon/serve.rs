@@ -7,8 +7,8 @@ use cairn_net::PeerId;
 use cairn_store::Store;
 use cairn_sync::{Page, Position, Request, Response, Source, respond};
 
-use super::blocking;
 use super::shared::Shared;
+use super::tasks::blocking;
 use crate::Error;
 
 /// Requests from one peer waiting for their turn: more than the network layer lets one peer
@@ -54,13 +54,13 @@ impl Source for StoreSource<'_> {
 /// gets its small first answer first instead of all of them late and together.
 pub(crate) fn in_turn(shared: &Arc<Shared>, peer: PeerId, token: u64, request: Vec<u8>) {
     use tokio::sync::mpsc::error::TrySendError;
-    let mut queues = shared.syncs.serving();
+    let mut queues = shared.syncs().serving();
     let request = match queues.get(&peer) {
         None => (token, request),
         Some(queue) => match queue.try_send((token, request)) {
             Ok(()) => return,
             Err(TrySendError::Full((token, request))) => {
-                shared.tasks.spawn(serve(shared.clone(), token, request));
+                shared.tasks().spawn(serve(shared.clone(), token, request));
                 return;
             }
             // The peer's serving task has ended: start another.
@@ -71,13 +71,13 @@ pub(crate) fn in_turn(shared: &Arc<Shared>, peer: PeerId, token: u64, request: V
     if let Err(TrySendError::Full((token, request)) | TrySendError::Closed((token, request))) =
         queue.try_send(request)
     {
-        shared.tasks.spawn(serve(shared.clone(), token, request));
+        shared.tasks().spawn(serve(shared.clone(), token, request));
         return;
     }
     queues.insert(peer, queue);
-    let tasks = shared.tasks.clone();
+    let tasks = shared.tasks().clone();
     shared
-        .tasks
+        .tasks()
         .spawn(serve_queue(Arc::downgrade(shared), tasks, peer, requests));
 }
 
@@ -104,7 +104,7 @@ async fn serve_queue(
             Err(_) => {
                 // Requests are queued only under this lock, so none can arrive for a queue
                 // that is about to go.
-                let mut queues = shared.syncs.serving();
+                let mut queues = shared.syncs().serving();
                 if requests.is_empty() {
                     queues.remove(&peer);
                     return;

@@ -9,10 +9,11 @@ use cairn_core::{Credential, Entry, EntryId, Space};
 use cairn_net::{Client, Multiaddr, PeerId};
 use cairn_store::Store;
 
+use super::gossip;
 use super::outbox::Outbox;
 use super::syncs::Syncs;
 use super::tasks::Tasks;
-use super::{blocking, gossip};
+use super::tasks::blocking;
 use crate::Error;
 use crate::service::Service;
 use crate::ticket::Ticket;
@@ -32,11 +33,11 @@ pub struct Shared {
     /// benchmarks. Bounded: a slow listener misses ids rather than holding memory.
     stored: tokio::sync::broadcast::Sender<EntryId>,
     /// Catch-up sync: what runs now and how the last sync with each peer went.
-    pub(crate) syncs: Syncs,
+    syncs: Syncs,
     /// The stop signal and the tasks started on the node's behalf.
-    pub(crate) tasks: Arc<Tasks>,
+    tasks: Arc<Tasks>,
     /// Spaces whose waiting entries the outbox task should share.
-    pub(crate) outbox: Arc<Outbox>,
+    outbox: Arc<Outbox>,
     /// Whether the search index has caught up with the store since the node started (and is
     /// not waiting for a large sync to end).
     search_current: AtomicBool,
@@ -59,6 +60,21 @@ impl Shared {
     /// The network: peers, gossip, sync requests.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Sync bookkeeping: running syncs, records, pacing, serving queues.
+    pub(crate) fn syncs(&self) -> &Syncs {
+        &self.syncs
+    }
+
+    /// The stop signal and the tasks started on the node's behalf.
+    pub(crate) fn tasks(&self) -> &Arc<Tasks> {
+        &self.tasks
+    }
+
+    /// The outbox task's queue of spaces to share waiting entries in.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
     }
 
     pub(crate) fn store(&self) -> &Arc<Store> {

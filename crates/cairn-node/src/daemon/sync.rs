@@ -11,9 +11,9 @@ use cairn_core::{Space, Timestamp};
 use cairn_net::{PeerId, Verdict};
 use cairn_sync::{Session, Step};
 
-use super::blocking;
 use super::gossip::verdict_for;
 use super::shared::Shared;
+use super::tasks::blocking;
 use crate::Error;
 
 /// Pages of one sync being stored at once: one written while the next is checked. More would
@@ -80,7 +80,7 @@ pub(crate) async fn now(
     let mut records = Vec::new();
     for peer in peers {
         let record = loop {
-            let ended = shared.syncs.ended();
+            let ended = shared.syncs().ended();
             tokio::pin!(ended);
             // From here on, the end of a running sync wakes this one.
             ended.as_mut().enable();
@@ -89,7 +89,7 @@ pub(crate) async fn now(
             }
             tokio::select! {
                 () = ended => {}
-                () = shared.tasks.stopping() => return Err(Error::Stopping),
+                () = shared.tasks().stopping() => return Err(Error::Stopping),
             }
         };
         records.push(record);
@@ -105,12 +105,12 @@ pub(crate) async fn with_peer(
     spaces: Vec<String>,
 ) -> Option<SyncRecord> {
     // Cleared however this ends, including when the task is aborted.
-    let _running = shared.syncs.begin(peer)?;
+    let _running = shared.syncs().begin(peer)?;
     let started = Instant::now();
     let mut totals = cairn_sync::Stats::default();
     let mut failure = None;
     for space in spaces {
-        if shared.tasks.is_stopping() {
+        if shared.tasks().is_stopping() {
             failure = Some(Error::Stopping.to_string());
             break;
         }
@@ -140,7 +140,7 @@ pub(crate) async fn with_peer(
     } else {
         tracing::info!(%peer, "sync failed: {}", record.message);
     }
-    shared.syncs.record(peer, record.clone());
+    shared.syncs().record(peer, record.clone());
     Some(record)
 }
 
@@ -177,7 +177,7 @@ async fn space_from(
             // sync reconciles from there.
             let response = tokio::select! {
                 biased;
-                () = shared.tasks.stopping() => return Err(Error::Stopping),
+                () = shared.tasks().stopping() => return Err(Error::Stopping),
                 answer = answer => Arc::new(answer?),
             };
             let (frames, step) = session.on_response(&response).map_err(sync_error)?;
@@ -204,7 +204,7 @@ async fn space_from(
                 storing.push_back(store_frames(shared, peer, frames, write_line.next_turn()));
             }
             let stats = session.stats();
-            shared.syncs.set_progress(
+            shared.syncs().set_progress(
                 &peer,
                 totals.entries_received + stats.entries_received,
                 totals.expected + stats.expected,
@@ -248,7 +248,7 @@ async fn ask(
     request: Vec<u8>,
 ) -> Result<cairn_net::SyncAnswer, Error> {
     // Stay under the rate the peer serves.
-    let wait = shared.syncs.pace(peer);
+    let wait = shared.syncs().pace(peer);
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }

@@ -1,12 +1,15 @@
-//! The daemon's background work with a bounded end: a cancellation signal every long task
-//! checks, and the set of tasks started on the node's behalf (syncs, the serving of peers'
-//! requests), which stopping waits for, up to a deadline, and then aborts.
+//! The daemon's background work: a cancellation signal every long task checks, the set of
+//! tasks started on the node's behalf (syncs, the serving of peers' requests), which stopping
+//! waits for, up to a deadline, and then aborts; and running blocking work off the async
+//! threads.
 
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+
+use crate::Error;
 use tokio_util::sync::CancellationToken;
 
 /// Started tasks and the signal that asks them to end.
@@ -62,6 +65,15 @@ impl Tasks {
         while running.join_next().await.is_some() {}
         left
     }
+}
+
+/// Runs blocking store work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| Error::Task(err.to_string()))?
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
