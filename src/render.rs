@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use cairn_core::display::{self, Lines};
 use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
 use cairn_node::service::Notes;
 use cairn_node::thread::Thread;
@@ -172,19 +173,39 @@ fn short_time(time: Timestamp) -> String {
 
 /// Two lines per entry: id, time, kind and title; then who, where and tags (and a third with
 /// the fork warning, if the author forked).
+/// A one-line field that came from the network, safe for a terminal: its controls shown, not
+/// obeyed, and isolated so that right-to-left text cannot reorder what is around it.
+pub fn field(text: &str) -> String {
+    display::isolated(text, Lines::One)
+}
+
+/// A block of text that came from the network (a body, a reply), as safe lines for a terminal,
+/// each isolated on its own.
+fn block(text: &str) -> Vec<String> {
+    display::printable(text.trim_end(), Lines::Keep)
+        .lines()
+        .map(|line| display::isolated(line, Lines::One))
+        .collect()
+}
+
+/// "Ana Silva of Riverside Trust" with each name made safe.
+fn byline(entry: &Entry, notes: &Notes) -> String {
+    notes.byline_with(entry, field)
+}
+
 pub fn list_item(entry: &Entry, notes: &Notes) -> String {
     let header = entry.header();
     let story = notes.story(entry).unwrap_or_default();
-    let mut second = notes.byline(entry);
+    let mut second = byline(entry, notes);
     let spaces: Vec<_> = header.spaces.iter().map(ToString::to_string).collect();
     let _ = write!(second, " · {}", spaces.join(", "));
     if !story.tags.is_empty() {
         let tags: Vec<_> = story.tags.iter().map(|tag| format!("#{tag}")).collect();
-        let _ = write!(second, " · {}", tags.join(" "));
+        let _ = write!(second, " · {}", field(&tags.join(" ")));
     }
     let title = match notes.retracted(entry) {
-        Some(reason) => format!("(retracted by the author: {reason})"),
-        None => story.title,
+        Some(reason) => format!("(retracted by the author: {})", field(reason)),
+        None => field(&story.title),
     };
     let mut item = format!(
         "{}  {}  {:<8}  {}\n{:14}{}",
@@ -214,10 +235,10 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
         out,
         "{}: {}",
         header.kind.to_string().to_uppercase(),
-        story.title
+        field(&story.title)
     );
     let _ = writeln!(out);
-    let _ = writeln!(out, "  by       {}", notes.byline(entry));
+    let _ = writeln!(out, "  by       {}", byline(entry, notes));
     let _ = writeln!(out, "  created  {}", rfc3339(header.created));
     let _ = writeln!(
         out,
@@ -233,16 +254,18 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
         let _ = writeln!(
             out,
             "  tags     {}",
-            story
-                .tags
-                .iter()
-                .map(|t| format!("#{t}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            field(
+                &story
+                    .tags
+                    .iter()
+                    .map(|t| format!("#{t}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
         );
     }
     if !story.language.is_empty() {
-        let _ = writeln!(out, "  language {}", story.language);
+        let _ = writeln!(out, "  language {}", field(&story.language));
     }
     let _ = writeln!(out, "  id       {}", entry.id());
     let _ = writeln!(out, "  author   {} (seq {})", header.author, header.seq);
@@ -261,7 +284,8 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
     if let Some(reason) = notes.retracted(entry) {
         let _ = writeln!(
             out,
-            "\n  Retracted by the author: {reason}\n  (its text is no longer kept or shared)"
+            "\n  Retracted by the author: {}\n  (its text is no longer kept or shared)",
+            field(reason)
         );
     }
     let mut section = |heading: &str, text: &str| {
@@ -270,7 +294,7 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
             if !heading.is_empty() {
                 let _ = writeln!(out, "{heading}\n");
             }
-            for line in text.trim_end().lines() {
+            for line in block(text) {
                 let _ = writeln!(out, "  {line}");
             }
         }
@@ -290,7 +314,7 @@ pub fn entry_text(entry: &Entry, notes: &Notes) -> String {
 /// that link here, as text under an entry.
 pub fn thread_text(thread: &Thread, notes: &Notes) -> String {
     let mut out = String::new();
-    let who = |entry: &Entry| notes.byline(entry);
+    let who = |entry: &Entry| byline(entry, notes);
     if !thread.responses.is_empty() {
         let _ = writeln!(out, "\nResponses\n");
         for group in &thread.responses {
@@ -303,7 +327,7 @@ pub fn thread_text(thread: &Thread, notes: &Notes) -> String {
                 let note = if response.note.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", response.note)
+                    format!(": {}", field(&response.note))
                 };
                 let _ = writeln!(out, "    {}{note}", who(entry));
             }
@@ -319,7 +343,7 @@ pub fn thread_text(thread: &Thread, notes: &Notes) -> String {
                 short_time(item.entry.header().created),
                 item.entry.id().short(12)
             );
-            for line in item.reply.text.trim_end().lines() {
+            for line in block(&item.reply.text) {
                 let _ = writeln!(out, "    {line}");
             }
         }
@@ -333,7 +357,7 @@ pub fn thread_text(thread: &Thread, notes: &Notes) -> String {
                 "  {} {}: {} ({})",
                 entry.id().short(12),
                 how.name().unwrap_or("links to"),
-                title,
+                field(&title),
                 who(entry)
             );
         }

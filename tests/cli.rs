@@ -147,11 +147,11 @@ fn publish_many_then_list_and_show() {
     let shown = json(&home, &["show", &ids[4][..10]]);
     assert_eq!(shown["id"], ids[4]);
     assert_eq!(shown["title"], "Entry 4");
-    let text = ok(&home, &["show", &ids[4]]);
+    let text = common::plain(&ok(&home, &["show", &ids[4]]));
     assert!(
         text.contains("Entry 4") && text.contains("Ana Silva") && text.contains("Riverside Trust")
     );
-    let text_list = ok(&home, &["list", "--limit", "3"]);
+    let text_list = common::plain(&ok(&home, &["list", "--limit", "3"]));
     assert!(text_list.contains("Entry 29"));
 }
 
@@ -372,7 +372,7 @@ fn replies_responses_and_links_gather_under_the_entry_without_a_node() {
     assert_eq!(related[4]["id"], linked.as_str());
     assert_eq!(related[4]["refs"][0]["kind"], "builds-on");
 
-    let text = ok(&home, &["show", &target]);
+    let text = common::plain(&ok(&home, &["show", &target]));
     let me_too = text.find("Me too").expect("responses grouped by type");
     let thank_you = text.find("Thank you").expect("thank-you group");
     assert!(thank_you < me_too, "groups in their usual order:\n{text}");
@@ -514,7 +514,7 @@ fn members_and_entries_published_on_behalf_of_the_organisation() {
         by_org["author"], by_org["org"],
         "signed by the organisation's key"
     );
-    let listed = ok(&home, &["list"]);
+    let listed = common::plain(&ok(&home, &["list"]));
     assert!(
         listed.contains("Riverside Trust (author withheld)"),
         "{listed}"
@@ -619,7 +619,7 @@ fn amend_publishes_a_revision_that_supersedes_and_keeps_history() {
         1,
         "revisions are not listed as entries of their own"
     );
-    let shown = ok(&home, &["show", &original]);
+    let shown = common::plain(&ok(&home, &["show", &original]));
     assert!(shown.contains("Rota collapsed in winter"), "{shown}");
     assert!(shown.contains("Second telling, with numbers."), "{shown}");
     assert!(shown.contains("Revised by the author"), "{shown}");

@@ -11,7 +11,7 @@ use crate::cli::SpaceAction;
 use crate::client::NodeClient;
 use crate::home::Home;
 use crate::output::say;
-use crate::render::{self};
+use crate::render;
 
 /// Asks the node for a one-time login link to its web page, prints it and opens a browser
 /// where there is a desktop to open it on.
@@ -110,8 +110,8 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
         let seqs: Vec<String> = fork.seqs.iter().map(ToString::to_string).collect();
         say!(
             "  forked    {} of {} signed two different entries with the same number ({}): {}",
-            fork.author_name,
-            fork.org_name,
+            render::field(&fork.author_name),
+            render::field(&fork.org_name),
             seqs.join(", "),
             fork.author
         );

@@ -11,6 +11,7 @@ use crate::cli::{InitArgs, MemberAction, ProfileAction};
 use crate::client::NodeClient;
 use crate::home::Home;
 use crate::output::say;
+use crate::render;
 
 #[derive(Serialize)]
 struct WhoamiView {
@@ -186,15 +187,15 @@ pub(super) fn profile(home: &Home, action: ProfileAction, json: bool) -> Result<
             match view {
                 None => say!("No profile from {author} yet. Publish one with `cairn profile set`."),
                 Some(view) => {
-                    say!("{} (updated {})", view.name, view.updated);
+                    say!("{} (updated {})", render::field(&view.name), view.updated);
                     if !view.about.is_empty() {
-                        say!("  {}", view.about);
+                        say!("  {}", render::field(&view.about));
                     }
                     if !view.website.is_empty() {
-                        say!("  website  {}", view.website);
+                        say!("  website  {}", render::field(&view.website));
                     }
                     if !view.contact.is_empty() {
-                        say!("  contact  {}", view.contact);
+                        say!("  contact  {}", render::field(&view.contact));
                     }
                 }
             }

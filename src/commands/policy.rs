@@ -7,6 +7,7 @@ use super::print_json;
 use crate::backend;
 use crate::home::Home;
 use crate::output::say;
+use crate::render;
 
 /// Applies a policy change.
 pub(super) fn change(home: &Home, change: PolicyChange, json: bool) -> Result<()> {
@@ -42,7 +43,7 @@ fn print_policy(view: &PolicyView) {
         if org.name.is_empty() {
             org.org.clone()
         } else {
-            format!("{} ({})", org.name, &org.org[..12])
+            format!("{} ({})", render::field(&org.name), &org.org[..12])
         }
     };
     match view.mode.as_str() {
@@ -56,7 +57,7 @@ fn print_policy(view: &PolicyView) {
         let reason = if org.reason.is_empty() {
             String::new()
         } else {
-            format!(": {}", org.reason)
+            format!(": {}", render::field(&org.reason))
         };
         say!("  blocked   {}{reason}", name(org));
     }

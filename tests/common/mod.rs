@@ -35,6 +35,12 @@ pub fn ok(home: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
+/// Text output without the bidirectional isolates the CLI puts around each field that came
+/// from an entry, for comparing with plain text.
+pub fn plain(output: &str) -> String {
+    output.replace(['\u{2068}', '\u{2069}'], "")
+}
+
 /// Runs a command with `--json` and parses its output.
 pub fn json(home: &Path, args: &[&str]) -> Value {
     let mut all = vec!["--json"];

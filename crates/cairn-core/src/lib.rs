@@ -2,6 +2,7 @@
 //! entry header with its detached body, the canonical encoding, and validation.
 //!
 //! Module map:
+//! - [`display`]: text from the network made safe to show (controls shown, bidi balanced).
 //! - [`codec`]: the one place that names bincode; fixed configuration, size limits, no trailing
 //!   bytes.
 //! - [`keys`]: ids for organisations, members and entries, and secret keys.
@@ -18,6 +19,7 @@
 pub mod body;
 pub mod codec;
 pub mod credential;
+pub mod display;
 pub mod entry;
 pub mod error;
 pub mod keys;

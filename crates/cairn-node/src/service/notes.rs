@@ -100,15 +100,25 @@ impl Notes {
     /// "Ana Silva of Riverside Trust", "Ana Silva (former member) of ...", or for an entry
     /// published on behalf of the organisation "Riverside Trust (author withheld)".
     pub fn byline(&self, entry: &Entry) -> String {
+        self.byline_with(entry, str::to_string)
+    }
+
+    /// [`Notes::byline`] with each name passed through `name` first (to make it safe for
+    /// where it is shown).
+    pub fn byline_with(&self, entry: &Entry, name: impl Fn(&str) -> String) -> String {
         let claims = entry.credential().claims();
         if entry.on_behalf_of_org() {
-            return format!("{} (author withheld)", claims.org_name);
+            return format!("{} (author withheld)", name(&claims.org_name));
         }
         let former = if self.former(entry) {
             " (former member)"
         } else {
             ""
         };
-        format!("{}{former} of {}", claims.member_name, claims.org_name)
+        format!(
+            "{}{former} of {}",
+            name(&claims.member_name),
+            name(&claims.org_name)
+        )
     }
 }

@@ -14,6 +14,7 @@ use super::{Session, Web};
 use crate::Error;
 use crate::service::PublishAs;
 use crate::thread::Thread;
+use cairn_core::display::{Lines, printable};
 
 use super::page::{Choice, Chrome, Form, PageResult, check_csrf, render};
 
@@ -104,7 +105,7 @@ pub async fn entry(
             )
         })
         .collect();
-    let who = |entry: &Entry| notes.byline(entry);
+    let who = |entry: &Entry| notes.byline_with(entry, |name| printable(name, Lines::One));
     let title_of = |entry: &Entry| Card::new(entry, now).title;
     let card = Card::noted(&entry, now, &notes);
     let page = EntryPage {
@@ -123,7 +124,11 @@ pub async fn entry(
                 html: markdown(text),
             })
             .collect(),
-        web_links: story.links.clone(),
+        web_links: story
+            .links
+            .iter()
+            .map(|link| printable(link, Lines::One))
+            .collect(),
         links_out: linked
             .iter()
             .map(|(how, id, target)| LinkView {
@@ -157,7 +162,7 @@ pub async fn entry(
                     .iter()
                     .map(|(entry, response)| ResponseItemView {
                         who: who(entry),
-                        note: response.note.clone(),
+                        note: printable(&response.note, Lines::One),
                     })
                     .collect(),
             })

@@ -152,9 +152,12 @@ pub async fn feed(
         .into_response()
 }
 
+/// Text for the feed's XML: controls shown as pictures rather than dropped or obeyed (see
+/// `cairn_core::display`), bidirectional controls balanced, then XML-escaped.
 fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let shown = cairn_core::display::printable(text, cairn_core::display::Lines::Keep);
+    let mut out = String::with_capacity(shown.len());
+    for c in shown.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -168,4 +171,24 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn feed_text_is_valid_xml_with_controls_shown() {
+        let escaped = escape("\x1b]0;pwned\x07 <b>&\u{202E}\u{9b}");
+        // XML 1.0 allows no C0 control but tab, newline and carriage return, and C1 controls
+        // are discouraged; none is left, and the markup is escaped.
+        assert!(
+            !escaped
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t'),
+            "{escaped:?}"
+        );
+        assert!(escaped.contains("␛]0;pwned␇ &lt;b&gt;&amp;"), "{escaped:?}");
+        assert!(escaped.ends_with("\\u{9b}\u{202C}"), "{escaped:?}");
+    }
 }

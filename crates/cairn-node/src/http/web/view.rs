@@ -2,6 +2,7 @@
 
 use std::time::SystemTime;
 
+use cairn_core::display::{Lines, printable};
 use cairn_core::{Entry, Kind, Timestamp};
 
 use crate::service::Notes;
@@ -49,7 +50,7 @@ impl Card {
         card.forked = notes.forked(entry);
         card.former = notes.former(entry);
         if let Some(reason) = notes.retracted(entry) {
-            card.retracted = reason.to_string();
+            card.retracted = printable(reason, Lines::One);
             card.title = "Retracted by its author".into();
             card.summary = String::new();
         }
@@ -70,19 +71,25 @@ impl Card {
             id: entry.id().to_string(),
             kind: header.kind.to_string(),
             kind_label,
+            // Text from the network with its controls shown, not obeyed; the templates isolate
+            // each field (`<bdi>`) so right-to-left text cannot reorder the page around it.
             title: if story.title.is_empty() {
                 format!("({} entry)", header.kind)
             } else {
-                story.title
+                printable(&story.title, Lines::One)
             },
-            summary: story.summary,
-            author_name: claims.member_name.clone(),
+            summary: printable(&story.summary, Lines::Keep),
+            author_name: printable(&claims.member_name, Lines::One),
             org: claims.org.to_string(),
-            org_name: claims.org_name.clone(),
+            org_name: printable(&claims.org_name, Lines::One),
             created_iso: iso(header.created),
             created_human: ago(header.created, now),
             spaces: header.spaces.iter().map(ToString::to_string).collect(),
-            tags: story.tags,
+            tags: story
+                .tags
+                .iter()
+                .map(|tag| printable(tag, Lines::One))
+                .collect(),
             forked: false,
             retracted: String::new(),
             on_behalf: entry.on_behalf_of_org(),
@@ -98,6 +105,8 @@ impl Card {
 /// elsewhere).
 pub fn markdown(source: &str) -> String {
     use pulldown_cmark::{Options, Parser, html};
+    let source = printable(source, Lines::Keep);
+    let source = source.as_str();
     let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     html::push_html(&mut unsafe_html, Parser::new_ext(source, options));
@@ -150,6 +159,17 @@ mod tests {
         assert!(!html.contains("javascript:"));
         assert!(!html.contains("onerror"));
         assert!(!html.contains("<img"));
+    }
+
+    #[test]
+    fn markdown_shows_controls_instead_of_passing_them_on() {
+        let html = markdown("\x1b]8;;http://evil\x1b\\click\x1b]8;;\x1b\\ \u{202E}txt");
+        assert!(
+            !html.chars().any(|c| c.is_control() && c != '\n'),
+            "{html:?}"
+        );
+        assert!(html.contains("␛]8;;http://evil␛"), "{html:?}");
+        assert!(html.contains("\u{202E}txt\u{202C}"), "{html:?}");
     }
 
     #[test]
