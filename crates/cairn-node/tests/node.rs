@@ -394,3 +394,44 @@ fn the_api_wants_its_token_and_its_own_host() {
         "the token is removed at stop"
     );
 }
+
+#[test]
+fn an_organisation_name_two_organisations_use_is_refused_with_both_ids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = service(dir.path(), None);
+    service
+        .publish(new_story("From the real one"), &PublishAs::Me)
+        .expect("publish");
+    // A stranger calls itself by the same name.
+    let impostor = Author::from_seeds(40, 41, "Riverside Trust", "Ana Silva");
+    let entry = impostor
+        .entry(1, None, Kind::LEARNING, &story(1, 200), Timestamp::now())
+        .expect("entry");
+    service
+        .store()
+        .insert(&entry.encode(), Timestamp::now())
+        .expect("stored");
+    let query = ListQuery {
+        org: Some("riverside trust".into()),
+        ..ListQuery::default()
+    };
+    let err = service.list(&query).expect_err("two organisations match");
+    let message = err.to_string();
+    assert!(matches!(err, Error::BadRequest(_)), "{message}");
+    for org in [Author::ana().org_key.org_id(), impostor.org_key.org_id()] {
+        assert!(message.contains(&org.to_string()), "{message}");
+    }
+    // By id, each is listed alone.
+    let query = ListQuery {
+        org: Some(impostor.org_key.org_id().to_string()),
+        ..ListQuery::default()
+    };
+    let listed: Vec<_> = service
+        .list(&query)
+        .expect("list")
+        .entries
+        .iter()
+        .map(cairn_core::Entry::id)
+        .collect();
+    assert_eq!(listed, [entry.id()]);
+}

@@ -261,16 +261,24 @@ impl Store {
         }
     }
 
-    /// Up to `limit` organisations with entries here, by id, each with its newest entry.
+    /// Up to `limit` organisations with entries here, each with its newest entry: the ones
+    /// this node follows first, then the others by their newest entry, most recent first. Ids
+    /// cost nothing to choose, so ranking by them would let cheap vanity keys push the
+    /// organisations that matter out of a bounded directory.
     pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
-        let mut newest: Vec<(OrgId, EntryId)> = self.read_org_stats(|orgs| {
+        let followed = self.policy().followed;
+        let mut newest: Vec<(bool, u64, OrgId, EntryId)> = self.read_org_stats(|orgs| {
             orgs.iter()
-                .map(|(org, stats)| (*org, stats.newest.1))
+                .map(|(org, stats)| (followed.contains(org), stats.newest.0, *org, stats.newest.1))
                 .collect()
         })?;
-        newest.sort_unstable();
+        newest.sort_unstable_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| b.1.cmp(&a.1))
+                .then_with(|| a.2.cmp(&b.2))
+        });
         let mut found = Vec::with_capacity(newest.len().min(limit));
-        for (org, id) in newest.into_iter().take(limit) {
+        for (_, _, org, id) in newest.into_iter().take(limit) {
             let entry = match self.get(&id)? {
                 Some(entry) => Some(entry),
                 // A key left by an interrupted write: the newest entry that is held.

@@ -1278,3 +1278,74 @@ fn a_power_cut_that_tore_a_frame_and_lost_a_retraction_still_opens_losing_only_t
     let retracted = store.get(&chain[3].id()).expect("reads").expect("held");
     assert!(retracted.body().is_none(), "still without its body");
 }
+
+/// Twenty thousand organisations with lower ids than a followed one, and than the one that
+/// wrote last, push neither out of a bounded directory: followed first, then by activity.
+#[test]
+fn a_crowd_of_low_ids_never_pushes_out_the_organisations_that_matter() {
+    use cairn_core::{Credential, CredentialClaims, Draft, Entry, SecretKey, Space};
+    const CROWD: usize = 20_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::create(&dir.path().join("store"), Config::default()).expect("store");
+    let sign = |index: usize, created: Timestamp| {
+        let mut seed = [7u8; 32];
+        seed[..8].copy_from_slice(&(index as u64).to_le_bytes());
+        let key = SecretKey::from_seed(seed);
+        let credential = Credential::issue(
+            &key,
+            CredentialClaims {
+                org: key.org_id(),
+                org_name: format!("Org {index}"),
+                member: key.member_id(),
+                member_name: format!("Org {index}"),
+                issued: EPOCH,
+                expires: None,
+            },
+        )
+        .expect("credential");
+        let draft = Draft::story(
+            Kind::LEARNING,
+            &story(index, 100),
+            vec![Space::new("commons").expect("space")],
+            created,
+        )
+        .expect("draft");
+        Entry::sign(&key, &credential, 1, None, draft).expect("entry")
+    };
+    let entries: Vec<Entry> = (0..=CROWD)
+        .map(|index| sign(index, Timestamp(EPOCH.0 + 60_000 + index as u64)))
+        .collect();
+    // The followed organisation has the highest id of all; the most active one the second
+    // highest (its entry is the newest).
+    let mut by_id: Vec<&Entry> = entries.iter().collect();
+    by_id.sort_by_key(|entry| entry.credential().claims().org);
+    let followed = by_id[CROWD].credential().claims().org;
+    let active_index = entries
+        .iter()
+        .position(|entry| entry.id() == by_id[CROWD - 1].id())
+        .expect("held");
+    let mut frames: Vec<Vec<u8>> = entries.iter().map(Entry::encode).collect();
+    frames[active_index] = sign(active_index, Timestamp(EPOCH.0 + 3_600_000)).encode();
+    let active = by_id[CROWD - 1].credential().claims().org;
+    for chunk in frames.chunks(1_000) {
+        for result in store.insert_batch(chunk, Timestamp::now()).expect("insert") {
+            result.expect("stored");
+        }
+    }
+    store.follow_org(&followed).expect("follow");
+    let directory = store.orgs(500).expect("orgs");
+    assert_eq!(directory.len(), 500);
+    assert_eq!(
+        directory[0].0, followed,
+        "followed organisations come first"
+    );
+    assert_eq!(directory[1].0, active, "then the most recently active");
+    let created: Vec<u64> = directory[1..]
+        .iter()
+        .map(|(_, entry)| entry.header().created.0)
+        .collect();
+    assert!(
+        created.windows(2).all(|pair| pair[0] >= pair[1]),
+        "the rest by their newest entry"
+    );
+}

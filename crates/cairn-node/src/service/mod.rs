@@ -390,6 +390,11 @@ impl Service {
     /// starts. Pages hold at most [`MAX_PAGE`] entries, whatever `query.limit` asks.
     pub fn list(&self, query: &ListQuery) -> Result<Listing, Error> {
         let mut filter = filter_from(query)?;
+        // An organisation by name must be exactly one: two of the same name would otherwise
+        // be listed as one.
+        if let Some(name) = filter.org_name.take() {
+            filter.org = Some(policy::resolve_org(&self.store, &name)?);
+        }
         if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.trim().is_empty()) {
             let cursor: Cursor = cursor.trim().parse().map_err(|()| {
                 Error::BadRequest(format!(

@@ -14,7 +14,7 @@ const MAX_ORGS: usize = 10_000;
 /// The name of an organisation as in its newest entry held here (empty if none is held).
 fn org_name(store: &Store, org: &OrgId) -> Result<String, Error> {
     Ok(store
-        .orgs(MAX_ORGS)?
+        .orgs(usize::MAX)?
         .into_iter()
         .find(|(known, _)| known == org)
         .map(|(_, entry)| entry.credential().claims().org_name.clone())
@@ -94,8 +94,10 @@ pub fn resolve_org(store: &Store, text: &str) -> Result<OrgId, Error> {
         return Ok(org);
     }
     let wanted = text.to_lowercase();
+    // Every organisation, not a bounded directory: a name must never resolve to one
+    // organisation only because another of the same name was left out.
     let mut matches: Vec<OrgId> = store
-        .orgs(MAX_ORGS)?
+        .orgs(usize::MAX)?
         .into_iter()
         .filter(|(_, entry)| entry.credential().claims().org_name.to_lowercase() == wanted)
         .map(|(org, _)| org)
@@ -112,8 +114,13 @@ pub fn resolve_org(store: &Store, text: &str) -> Result<OrgId, Error> {
             "no organisation called {text:?} has entries here; use its 64-digit id (see `cairn list --json`)"
         ))),
         _ => Err(Error::BadRequest(format!(
-            "{} organisations are called {text:?}; use the 64-digit id of the one you mean",
-            matches.len()
+            "{} organisations are called {text:?}: {}; use the 64-digit id of the one you mean",
+            matches.len(),
+            matches
+                .iter()
+                .map(|org| org.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
