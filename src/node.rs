@@ -29,7 +29,11 @@ pub fn run(home: &Home, args: NodeArgs) -> Result<()> {
         .build()
         .context("could not start the async runtime")?;
     let signals = shutdown_signal(&runtime);
-    runtime.block_on(cairn_node::run(node, signals))?;
+    let result = runtime.block_on(cairn_node::run(node, signals));
+    // Work still on a blocking thread (a search index catch-up, say) is only a cache of the
+    // store, which is flushed: leave it rather than keep the process alive for it.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result?;
     eprintln!("Node stopped.");
     Ok(())
 }
@@ -61,6 +65,9 @@ pub fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn limit_malloc_arenas() {}
+
+/// How long the process waits, once the node has stopped, for work still on blocking threads.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Threads for the store, search and sync work the node runs off its async threads. Each
 /// allocating thread keeps memory of its own, so fewer threads hold less at peak; the work

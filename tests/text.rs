@@ -102,6 +102,8 @@ fn hostile_text_from_a_peer_is_shown_safely_and_right_to_left_text_stays_readabl
         vec!["show", withdrawn.as_str()],
         vec!["search", "invoice"],
         vec!["policy"],
+        vec!["status"],
+        vec!["peers"],
     ] {
         let output = ok(&reader_home, &args);
         if let Some(c) = obeys(&output) {

@@ -89,13 +89,13 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
             "    {} at {} ({})",
             peer.peer_id,
             peer.address,
-            peer.spaces.join(", ")
+            render::field(&peer.spaces.join(", "))
         );
         if let Some(sync) = &peer.last_sync {
             say!(
                 "      last sync {}: {} ({} fetched)",
                 sync.finished,
-                sync.message,
+                render::field(&sync.message),
                 sync.fetched
             );
         }
@@ -165,7 +165,7 @@ pub(super) fn sync(
         say!(
             "  {}  {}  ({} fetched, {} round trips)",
             sync.peer_id,
-            sync.message,
+            render::field(&sync.message),
             sync.fetched,
             sync.round_trips
         );
@@ -193,7 +193,7 @@ pub(super) fn peers(home: &Home, json: bool) -> Result<()> {
             "{}  {}  {}",
             peer.peer_id,
             peer.address,
-            peer.spaces.join(", ")
+            render::field(&peer.spaces.join(", "))
         );
     }
     for address in &status.known_peers {

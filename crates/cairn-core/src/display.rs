@@ -112,7 +112,7 @@ pub fn isolated(text: &str, lines: Lines) -> String {
 /// Whether `text` holds nothing a terminal would obey: no C0 control but newline and tab, no
 /// DEL or C1 control, and its bidirectional controls balanced.
 pub fn is_printable(text: &str) -> bool {
-    printable(text, Lines::Keep) == text.replace('\r', "")
+    printable(text, Lines::Keep) == text
 }
 
 fn is_isolate(c: char) -> bool {

@@ -203,7 +203,10 @@ impl Running {
         })
         .await;
         let _ = self.stop_events.send(());
-        settle("the event handler", self.events).await;
+        // `run` may have awaited it to its end already; a finished handle is not polled again.
+        if !self.events.is_finished() {
+            settle("the event handler", self.events).await;
+        }
         settle("the indexer", self.indexer).await;
         settle("the outbox", self.outbox).await;
         let aborted = tasks.stop(STOP_DEADLINE).await;

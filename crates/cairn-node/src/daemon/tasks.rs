@@ -25,10 +25,12 @@ pub(crate) struct Tasks {
 impl Tasks {
     /// Runs `task` in the background unless the node is stopping.
     pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        // Checked under the lock that `stop` takes the set under, after signalling: a task
+        // either starts before the set is taken (and is waited for) or not at all.
+        let mut running = lock(&self.running);
         if self.stopping.is_cancelled() {
             return;
         }
-        let mut running = lock(&self.running);
         while running.try_join_next().is_some() {}
         running.spawn(task);
     }

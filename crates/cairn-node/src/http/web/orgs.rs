@@ -5,6 +5,8 @@ use std::time::SystemTime;
 use askama::Template;
 use axum::extract::{Extension, State};
 
+use cairn_core::display::{Lines, printable};
+
 use super::view::{ago, iso};
 use super::{Session, Web};
 
@@ -46,8 +48,8 @@ pub async fn orgs(State(web): State<Web>, Extension(session): Extension<Session>
         .iter()
         .map(|(org, entry, about)| OrgView {
             id: org.to_string(),
-            name: entry.credential().claims().org_name.clone(),
-            about: about.clone(),
+            name: printable(&entry.credential().claims().org_name, Lines::One),
+            about: printable(about, Lines::Keep),
             latest_iso: iso(entry.header().created),
             latest_human: ago(entry.header().created, now),
         })

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Redirect};
 
 use super::view::ago;
 use super::{Session, Web};
+use cairn_core::display::{Lines, printable};
+
 use crate::Error;
 
 use super::page::{Chrome, Form, MAX_ORGS, PageResult, check_csrf, render};
@@ -47,7 +49,10 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
                     synced += 1;
                     format!("up to date (last caught up {})", record.finished)
                 }
-                Some(record) => format!("the last catch-up failed: {}", record.message),
+                Some(record) => format!(
+                    "the last catch-up failed: {}",
+                    printable(&record.message, Lines::One)
+                ),
                 None => "connected; catching up has not finished yet".into(),
             };
             PeerLine {
@@ -78,7 +83,7 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
         .map(|(_, entry)| {
             format!(
                 "Last heard from {} {}.",
-                entry.credential().claims().org_name,
+                printable(&entry.credential().claims().org_name, Lines::One),
                 ago(entry.header().created, now)
             )
         })

@@ -6,6 +6,7 @@ use askama::Template;
 use axum::extract::{Extension, Query, State};
 use cairn_api::ListQuery;
 use cairn_core::Kind;
+use cairn_core::display::{Lines, printable};
 use serde::Deserialize;
 
 use super::view::Card;
@@ -86,7 +87,7 @@ pub async fn timeline(
     let org_choices = orgs
         .iter()
         .map(|(org, entry)| {
-            let name = entry.credential().claims().org_name.clone();
+            let name = printable(&entry.credential().claims().org_name, Lines::One);
             choose(&org.to_string(), name, &list.org)
         })
         .collect();

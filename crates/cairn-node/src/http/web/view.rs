@@ -110,10 +110,13 @@ pub fn markdown(source: &str) -> String {
     let mut unsafe_html = String::with_capacity(source.len() * 3 / 2);
     let options = Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH;
     html::push_html(&mut unsafe_html, Parser::new_ext(source, options));
-    ammonia::Builder::default()
+    let html = ammonia::Builder::default()
         .rm_tags(["img"])
         .clean(&unsafe_html)
-        .to_string()
+        .to_string();
+    // Character references (`&#27;`, `&#x202E;`) are decoded by the Markdown renderer, after
+    // the source was made printable: the output goes through it again.
+    printable(&html, Lines::Keep)
 }
 
 /// RFC 3339, for `<time datetime>` and feeds.
@@ -170,6 +173,16 @@ mod tests {
         );
         assert!(html.contains("␛]8;;http://evil␛"), "{html:?}");
         assert!(html.contains("\u{202E}txt\u{202C}"), "{html:?}");
+        // Character references are decoded by the renderer: they are made safe afterwards.
+        let html = markdown("a &#27;[31m b &#x202E;x");
+        assert!(
+            !html.chars().any(|c| c.is_control() && c != '\n'),
+            "{html:?}"
+        );
+        assert!(
+            cairn_core::display::is_printable(&html),
+            "an override is left open: {html:?}"
+        );
     }
 
     #[test]
