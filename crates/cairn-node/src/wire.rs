@@ -58,14 +58,15 @@ pub fn shown_view(shown: &Shown) -> FramesView {
 pub fn listing_from(view: &FramesView) -> Result<Listing, Error> {
     let entries = entries_from(&view.frames)?;
     let mut notes = Notes::default();
-    for author in view.forked_authors.iter().chain(&view.former_authors) {
-        let member = parse_id::<MemberId>(author, "author")?;
-        if view.forked_authors.contains(author) {
-            notes.forked_authors.insert(member);
-        }
-        if view.former_authors.contains(author) {
-            notes.former_authors.insert(member);
-        }
+    for author in &view.forked_authors {
+        notes
+            .forked_authors
+            .insert(parse_id::<MemberId>(author, "author")?);
+    }
+    for author in &view.former_authors {
+        notes
+            .former_authors
+            .insert(parse_id::<MemberId>(author, "author")?);
     }
     for (id, reason) in &view.retracted {
         notes

@@ -5,13 +5,6 @@ use cairn_core::EntryId;
 use crate::{Error, Store, layout};
 
 impl Store {
-    /// Marks entries as not yet shared with any peer.
-    pub fn outbox_add(&self, id: &EntryId) -> Result<(), Error> {
-        self.entries
-            .insert(layout::entry_key(layout::OUTBOX, id), &[][..])?;
-        self.flush()
-    }
-
     /// Entries not yet shared with any peer, oldest insert first by id order.
     pub fn outbox(&self) -> Result<Vec<EntryId>, Error> {
         self.entries

@@ -13,11 +13,15 @@ const MAX_ORGS: usize = 10_000;
 
 /// The name of an organisation as in its newest entry held here (empty if none is held).
 fn org_name(store: &Store, org: &OrgId) -> Result<String, Error> {
+    let filter = cairn_store::Filter {
+        org: Some(*org),
+        ..cairn_store::Filter::default()
+    };
     Ok(store
-        .orgs(usize::MAX)?
-        .into_iter()
-        .find(|(known, _)| known == org)
-        .map(|(_, entry)| entry.credential().claims().org_name.clone())
+        .newest(&filter)
+        .next()
+        .transpose()?
+        .map(|entry| entry.credential().claims().org_name.clone())
         .unwrap_or_default())
 }
 
