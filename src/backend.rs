@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use cairn_api::{
-    AmendRequest, FramesView, LinkRequest, ListQuery, MemberRequest, MemberView, PolicyChange,
-    PolicyView, ProfileRequest, ProfileView, PublishRequest, PublishedView, ReindexView,
-    ReplyRequest, RespondRequest, RetractRequest, RevokeRequest, Signing, SpacesView, StatusView,
+    AmendRequest, DirectoryView, FramesView, KnownOrgView, LinkRequest, ListQuery, MemberRequest,
+    MemberView, PolicyChange, PolicyView, ProfileRequest, ProfileView, PublishRequest,
+    PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest, RevokeRequest,
+    Signing, SpacesView, StatusView,
 };
 use cairn_core::body::StoryEdit;
 use cairn_core::{Entry, Profile, Reply, Response};
@@ -45,6 +46,8 @@ pub trait Backend {
     fn reindex(&self) -> Result<u64>;
     fn policy(&self) -> Result<PolicyView>;
     fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView>;
+    /// Up to `limit` organisations with entries here, followed first.
+    fn directory(&self, limit: usize) -> Result<Vec<KnownOrgView>>;
     /// How many entries the store holds.
     fn count(&self) -> Result<usize>;
     /// The joined spaces.
@@ -199,6 +202,11 @@ impl Backend for Service {
 
     fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView> {
         Ok(Service::change_policy(self, change)?)
+    }
+
+    fn directory(&self, limit: usize) -> Result<Vec<KnownOrgView>> {
+        let orgs = Service::directory(self, limit.min(cairn_api::MAX_DIRECTORY))?;
+        Ok(orgs.iter().map(wire::known_org_view).collect())
     }
 
     fn count(&self) -> Result<usize> {
@@ -378,6 +386,11 @@ impl Backend for NodeClient {
 
     fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView> {
         self.post("/api/policy", change)
+    }
+
+    fn directory(&self, limit: usize) -> Result<Vec<KnownOrgView>> {
+        let view: DirectoryView = self.get("/api/orgs", &[("limit", limit.to_string())])?;
+        Ok(view.orgs)
     }
 
     fn count(&self) -> Result<usize> {

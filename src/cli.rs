@@ -88,11 +88,25 @@ pub enum Command {
         #[arg(long = "as", value_name = "MEMBER")]
         as_member: Option<String>,
     },
-    /// Accept entries from an organisation when this node follows only those it follows.
+    /// Follow an organisation: it comes first in the directory, and its entries are accepted
+    /// when this node follows only those it follows. Run it again to change the petname.
     #[command(after_help = EXIT_CODES)]
     Follow {
-        /// The organisation's name (as in its entries) or 64-digit id.
+        /// The organisation's name, its id (the first 12 digits are enough), or your petname
+        /// for it.
         org: String,
+        /// Your own name for it, shown everywhere on this node instead of the name it gives
+        /// itself ("" removes it).
+        #[arg(long, value_name = "NAME")]
+        petname: Option<String>,
+    },
+    /// List the organisations whose entries this node holds: the ones you follow first, then
+    /// the most recently active, each with how this node knows it.
+    #[command(after_help = EXIT_CODES)]
+    Orgs {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Stop following an organisation.
     #[command(after_help = EXIT_CODES)]

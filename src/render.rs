@@ -3,10 +3,13 @@
 
 use std::fmt::Write as _;
 
+use cairn_api::{KnownOrgView, OrgLabelView};
 use cairn_core::display::{self, Lines};
 use cairn_core::{Entry, Kind, Reply, Response, Story, Timestamp};
-use cairn_node::service::Notes;
+use cairn_node::service::names::SHORT_ID_DIGITS;
+use cairn_node::service::{Notes, OrgLabel};
 use cairn_node::thread::Thread;
+use cairn_node::wire;
 use serde::Serialize;
 
 /// The `--json` shape of an entry. Fields are only ever added, never renamed or removed.
@@ -43,6 +46,10 @@ pub struct EntryView {
     pub on_behalf: bool,
     /// The organisation has since revoked the author (this entry stays valid).
     pub former_member: bool,
+    /// How this node knows the organisation: `standing` (`own`, `followed` or `stranger`), its
+    /// `petname` here if it has one (shown instead of `org_name`), and whether its name
+    /// looks like another organisation's (`name_shared`). Missing only from an older node.
+    pub provenance: Option<OrgLabelView>,
     /// On the last entry of a listing cut at its limit: pass it to `cairn list --after` for
     /// the entries that follow.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,6 +147,7 @@ impl EntryView {
             retracted: None,
             on_behalf: entry.on_behalf_of_org(),
             former_member: false,
+            provenance: None,
             cursor: None,
         }
     }
@@ -151,8 +159,56 @@ impl EntryView {
         view.author_forked = notes.forked(entry);
         view.retracted = notes.retracted(entry).map(str::to_string);
         view.former_member = notes.former(entry);
+        view.provenance = notes.label(entry).map(wire::label_view);
         view
     }
+}
+
+/// One line of the directory: `3f2a9c1d0b4e  Riverside Trust (followed) · latest 2026-12-07
+/// 10:02`, with the name it gives itself when a petname is shown instead.
+pub fn known_org(org: &KnownOrgView, label: &OrgLabel) -> String {
+    let short = org.org.get(..SHORT_ID_DIGITS).unwrap_or(&org.org);
+    let mut line = format!(
+        "{short}  {} ({})",
+        field(label.shown(&org.name)),
+        label.describe()
+    );
+    if label.petname.is_some() {
+        let _ = write!(line, " · calls itself {}", field(&org.name));
+    }
+    let latest = org
+        .latest
+        .get(..16)
+        .unwrap_or(&org.latest)
+        .replace('T', " ");
+    let _ = write!(line, " · latest {latest}");
+    line
+}
+
+/// The organisation behind a connected peer, from its binding: "Riverside Trust
+/// (followed)", or "anonymous" for a peer whose binding was missing or did not check (and
+/// a warning when its clock is far off).
+pub fn peer_org(peer: &cairn_api::PeerView) -> anyhow::Result<String> {
+    let mut shown = match (&peer.org, &peer.org_name, &peer.provenance) {
+        (Some(org), Some(name), Some(label)) => {
+            let label = wire::label_from(org, label)?;
+            format!("{} ({})", field(label.shown(name)), label.describe())
+        }
+        (Some(org), Some(name), None) => format!("{} ({})", field(name), &org[..12.min(org.len())]),
+        _ => "anonymous node".to_string(),
+    };
+    if let Some(skew) = peer
+        .clock_skew_ms
+        .filter(|skew| skew.unsigned_abs() > cairn_node::hello::CLOCK_WARNING_MS)
+    {
+        let _ = write!(
+            shown,
+            " [its clock is {} min {}]",
+            skew.unsigned_abs() / 60_000,
+            if skew > 0 { "ahead" } else { "behind" }
+        );
+    }
+    Ok(shown)
 }
 
 /// The warning shown beside entries of an author who forked their chain.

@@ -516,7 +516,7 @@ fn members_and_entries_published_on_behalf_of_the_organisation() {
     );
     let listed = common::plain(&ok(&home, &["list"]));
     assert!(
-        listed.contains("Riverside Trust (author withheld)"),
+        listed.contains("Riverside Trust (your organisation), author withheld"),
         "{listed}"
     );
     assert!(

@@ -149,10 +149,17 @@ fn the_state_file_is_synced_before_it_replaces_the_old_one() {
         line.contains("openat(") && line.contains("node-state.json.tmp")
     });
     let temporary_fd = fd_of(lines[temporary]).expect("fd");
-    let synced = position("fsync of the temporary file", &|line| {
-        line.contains(&format!("fsync({temporary_fd})"))
-            || line.contains(&format!("fdatasync({temporary_fd})"))
-    });
+    // A call another thread interrupts is logged as `fsync(5 <unfinished ...>`.
+    let syncs = |line: &str, fd: &str| {
+        ["fsync", "fdatasync"].iter().any(|call| {
+            line.contains(&format!("{call}({fd})")) || line.contains(&format!("{call}({fd} <"))
+        })
+    };
+    let synced = lines[temporary..]
+        .iter()
+        .position(|line| syncs(line, &temporary_fd))
+        .map(|offset| temporary + offset)
+        .unwrap_or_else(|| panic!("no fsync of the temporary file in the trace:\n{calls}"));
     let renamed = position("rename over the state file", &|line| {
         line.contains("rename") && line.contains("node-state.json.tmp")
     });
@@ -166,9 +173,7 @@ fn the_state_file_is_synced_before_it_replaces_the_old_one() {
         .map(|offset| renamed + offset)
         .unwrap_or_else(|| panic!("the folder is not opened after the rename:\n{calls}"));
     let folder_fd = fd_of(lines[folder]).expect("fd");
-    let folder_synced = lines[folder..]
-        .iter()
-        .any(|line| line.contains(&format!("fsync({folder_fd})")));
+    let folder_synced = lines[folder..].iter().any(|line| syncs(line, &folder_fd));
     assert!(
         temporary < synced && synced < renamed,
         "the data must reach the disk before the rename:\n{calls}"

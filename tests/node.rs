@@ -513,7 +513,8 @@ fn a_reply_and_a_response_written_at_b_show_under_the_entry_at_a() {
     });
     let shown = common::plain(&ok(&a.home, &["show", &id]));
     assert!(shown.contains("Happy to talk about it"), "{shown}");
-    assert!(shown.contains("Member of B of B: Call us"), "{shown}");
+    assert!(shown.contains("Member of B of B (stranger "), "{shown}");
+    assert!(shown.contains("): Call us"), "{shown}");
     assert!(shown.contains("We had the same problem."), "{shown}");
     // Found by search at A as soon as it is indexed.
     wait_for("A's search to find the reply", || {

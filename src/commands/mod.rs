@@ -51,7 +51,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Member { action } => people::member(&home, action, json),
         Command::Amend(args) => conversation::amend(&home, *args, json),
         Command::Profile { action } => people::profile(&home, action, json),
-        Command::Follow { org } => policy::change(&home, PolicyChange::Follow { org }, json),
+        Command::Follow { org, petname } => {
+            policy::change(&home, PolicyChange::Follow { org, petname }, json)
+        }
+        Command::Orgs { limit } => policy::directory(&home, limit, json),
         Command::Unfollow { org } => policy::change(&home, PolicyChange::Unfollow { org }, json),
         Command::Block { org, reason } => policy::change(
             &home,

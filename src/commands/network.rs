@@ -86,7 +86,8 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
     );
     for peer in &status.connected_peers {
         say!(
-            "    {} at {} ({})",
+            "    {}: {} at {} ({})",
+            render::peer_org(peer)?,
             peer.peer_id,
             peer.address,
             render::field(&peer.spaces.join(", "))
@@ -190,7 +191,8 @@ pub(super) fn peers(home: &Home, json: bool) -> Result<()> {
     }
     for peer in &status.connected_peers {
         say!(
-            "{}  {}  {}",
+            "{}\n  {}  {}  {}",
+            render::peer_org(peer)?,
             peer.peer_id,
             peer.address,
             render::field(&peer.spaces.join(", "))

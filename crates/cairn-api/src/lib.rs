@@ -57,6 +57,21 @@ pub struct PeerView {
     pub spaces: Vec<String>,
     /// How the last catch-up sync with this peer went, if one ran.
     pub last_sync: Option<SyncRecord>,
+    /// The organisation that runs the peer, from its binding (if it checks): its id...
+    #[serde(default)]
+    pub org: Option<String>,
+    /// ...the name it gives itself...
+    #[serde(default)]
+    pub org_name: Option<String>,
+    /// ...and how this node knows it.
+    #[serde(default)]
+    pub provenance: Option<OrgLabelView>,
+    /// The peer's clock minus this node's, in ms, as its hello said when it connected.
+    #[serde(default)]
+    pub clock_skew_ms: Option<i64>,
+    /// The software the peer says it runs ("cairn 0.1.0"), for operators.
+    #[serde(default)]
+    pub software: Option<String>,
 }
 
 /// How one catch-up sync with a peer went.
@@ -115,6 +130,9 @@ pub struct FramesView {
     /// Stories among these that their author revised: id → the latest revision (hex frame).
     #[serde(default)]
     pub revisions: BTreeMap<String, String>,
+    /// How this node knows each organisation of these entries: organisation id → label.
+    #[serde(default)]
+    pub orgs: BTreeMap<String, OrgLabelView>,
     /// For a listing cut at its page size: the cursor to pass as `cursor` for the next page.
     /// `None` when nothing more matches.
     #[serde(default)]
@@ -292,8 +310,12 @@ pub enum PolicyChange {
     Unblock {
         org: String,
     },
+    /// Follow the organisation; `petname` gives it a name of this node's own, shown instead
+    /// of its self-chosen one (`None` keeps the one it has, an empty one removes it).
     Follow {
         org: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        petname: Option<String>,
     },
     Unfollow {
         org: String,
@@ -324,6 +346,49 @@ pub struct OrgView {
     pub name: String,
     #[serde(default)]
     pub reason: String,
+    /// The name this node gave it, if it follows it under a petname.
+    #[serde(default)]
+    pub petname: Option<String>,
+}
+
+/// `GET /api/orgs`: organisations with entries here, the followed ones first, then by their
+/// newest entry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DirectoryView {
+    pub orgs: Vec<KnownOrgView>,
+}
+
+/// An organisation in the directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KnownOrgView {
+    pub org: String,
+    /// The name its newest entry gives.
+    pub name: String,
+    #[serde(flatten)]
+    pub label: OrgLabelView,
+    /// When its newest entry here was written, RFC 3339.
+    pub latest: String,
+}
+
+/// The most organisations one answer of `GET /api/orgs` holds.
+pub const MAX_DIRECTORY: usize = 10_000;
+
+/// `GET /api/orgs?limit=N` (at most [`MAX_DIRECTORY`]; 100 if not given).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct DirectoryQuery {
+    pub limit: Option<usize>,
+}
+
+/// How this node knows an organisation named beside entries: `standing` is `own`, `followed`
+/// or `stranger`; `petname` the name this node gave it (shown instead of its own);
+/// `name_shared` whether its own name looks like another organisation's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgLabelView {
+    pub standing: String,
+    #[serde(default)]
+    pub petname: Option<String>,
+    #[serde(default)]
+    pub name_shared: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -12,6 +12,9 @@
 //!   is shown escaped, and whatever is left open at the end of the field is closed there, so it
 //!   cannot reorder what follows the field. [`isolated`] also wraps a field in a first-strong
 //!   isolate, so a right-to-left field does not reorder the text around it.
+//! - Names are compared by how they look: [`name_key`] maps names that a reader could take
+//!   for one another (letter case, spacing, invisible characters, confusable letters from
+//!   other scripts) to the same key, so two organisations that look alike are flagged.
 
 use std::fmt::Write as _;
 
@@ -115,6 +118,43 @@ pub fn is_printable(text: &str) -> bool {
     printable(text, Lines::Keep) == text
 }
 
+/// A key under which names that look alike to a reader are equal: invisible characters
+/// (controls, bidirectional and other format characters) dropped, runs of white space made
+/// one space, letter case folded, and each character mapped to its prototype in Unicode's
+/// confusables table (UTS #39 skeletons), so "Alpha Org", "ALPHA  org", "Аlpha Org" (with
+/// a Cyrillic "А") and "Alpha Оrg" (a Greek "Ο") share a key. Only for comparing: never
+/// shown.
+pub fn name_key(name: &str) -> String {
+    let visible: String = name
+        .chars()
+        .filter(|c| c.is_whitespace() || !(c.is_control() || is_format(*c)))
+        .collect();
+    let words = visible.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Upper case first: letters of other scripts that look like Latin ones mostly do so in
+    // their capitals (Cyrillic "Т" and "т"), and the confusables table maps capitals.
+    unicode_security::skeleton(&words.to_uppercase())
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Characters with no glyph of their own (Unicode's format characters that text in names
+/// carries): soft hyphen, zero-width spaces and joiners, direction marks, embeddings,
+/// overrides and isolates, invisible operators, the byte-order mark.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{34F}'
+            | '\u{61C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FE00}'..='\u{FE0F}'
+    )
+}
+
 fn is_isolate(c: char) -> bool {
     matches!(c, '\u{2066}'..='\u{2068}')
 }
@@ -183,6 +223,28 @@ mod tests {
         assert_eq!(field, "\u{2068}\u{202E}abc\u{202C}\u{2069}");
         assert!(is_printable(&printable("\u{202E}\x1b", Lines::Keep)));
         assert!(!is_printable("\x1b[31m"));
+    }
+
+    #[test]
+    fn names_that_look_alike_share_a_key() {
+        let real = name_key("Alpha Org");
+        for lookalike in [
+            "alpha org",
+            "  ALPHA   Org ",
+            "\u{410}lpha Org",
+            "Alpha\u{200B} Org",
+            "\u{202E}Alpha Org",
+            "A\u{FE0F}lpha\tOrg",
+            "Alpha \u{39f}rg",
+            "alpha \u{43e}rg",
+            "ALPHA \u{41e}RG",
+        ] {
+            assert_eq!(name_key(lookalike), real, "{lookalike:?}");
+        }
+        assert_ne!(name_key("Alpha Org"), name_key("Alpha Orgs"));
+        assert_ne!(name_key("Beta Org"), real);
+        // Right-to-left names have keys of their own.
+        assert_eq!(name_key("منظمة الأمل"), name_key(" منظمة  الأمل"));
     }
 
     #[test]

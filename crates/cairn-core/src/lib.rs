@@ -16,6 +16,7 @@
 //! Invariant: everything that is signed or hashed is kept and passed on as the exact bytes that
 //! were received. Structures are decoded from bytes for reading, never re-encoded to be checked.
 
+pub mod binding;
 pub mod body;
 pub mod codec;
 pub mod credential;

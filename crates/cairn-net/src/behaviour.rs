@@ -12,7 +12,7 @@ use libp2p::{
 };
 use prometheus_client::registry::Registry;
 
-use crate::sync_codec::SyncCodec;
+use crate::codec::BytesCodec;
 
 use crate::{Config, Error};
 
@@ -34,7 +34,8 @@ pub(crate) struct Behaviour {
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossip: gossipsub::Behaviour,
-    pub sync: request_response::Behaviour<SyncCodec>,
+    pub sync: request_response::Behaviour<BytesCodec>,
+    pub hello: request_response::Behaviour<BytesCodec>,
 }
 
 impl Behaviour {
@@ -83,7 +84,7 @@ impl Behaviour {
                 gossipsub::MetricsConfig::default(),
             ),
             sync: request_response::Behaviour::with_codec(
-                SyncCodec {
+                BytesCodec {
                     request_limit: config.sync_request_limit,
                     response_limit: config.sync_response_limit,
                 },
@@ -94,6 +95,19 @@ impl Behaviour {
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
                     .with_max_concurrent_streams(16),
+            ),
+            hello: request_response::Behaviour::with_codec(
+                BytesCodec {
+                    request_limit: crate::MAX_HELLO_LEN,
+                    response_limit: crate::MAX_HELLO_LEN,
+                },
+                [(
+                    StreamProtocol::new(config.hello_protocol),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(2),
             ),
         })
     }

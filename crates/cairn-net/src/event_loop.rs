@@ -23,6 +23,8 @@ const MAX_SERVING: usize = 64;
 /// One peer's sync requests being answered at once, at most, so no peer can hold every slot
 /// (a Cairn node keeps at most four in flight to a peer).
 const MAX_SERVING_PER_PEER: usize = 8;
+/// Hello requests answered per peer per tick; a node sends one per connection.
+const HELLOS_PER_TICK: u32 = 2;
 /// How often known peers are checked for redialling and bans for expiry.
 const TICK: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -57,6 +59,9 @@ pub struct EventLoop {
     /// Sync requests served per peer in the current second, for the rate limit.
     sync_budget: HashMap<PeerId, u32>,
     sync_requests_per_second: u32,
+    /// This node's hello, and hello requests answered per peer in the current tick.
+    hello: crate::HelloSource,
+    hello_budget: HashMap<PeerId, u32>,
     /// Addresses to keep connected to, with their backoff.
     known: HashMap<Multiaddr, Redial>,
     /// Peers blocked for sending invalid entries, and when the block ends.
@@ -133,6 +138,8 @@ impl EventLoop {
             next_token: 0,
             sync_budget: HashMap::new(),
             sync_requests_per_second: config.sync_requests_per_second,
+            hello: config.hello.clone(),
+            hello_budget: HashMap::new(),
             known,
             bans: HashMap::new(),
             connected: HashMap::new(),
@@ -279,6 +286,56 @@ impl EventLoop {
         self.swarm.behaviour_mut().blocked.block_peer(peer);
     }
 
+    /// A peer's hello: answered with ours (within the per-peer budget) and passed on.
+    fn on_hello(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let budget = self.hello_budget.entry(peer).or_insert(0);
+                *budget += 1;
+                if *budget > HELLOS_PER_TICK {
+                    tracing::debug!(%peer, "hello refused: over the per-peer rate limit");
+                    return;
+                }
+                let hello = self.hello.make();
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .hello
+                    .send_response(channel, hello)
+                    .is_err()
+                {
+                    tracing::debug!(%peer, "a peer went away before our hello was sent");
+                }
+                self.emit(Event::Hello {
+                    peer,
+                    hello: request,
+                });
+            }
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Response { response, .. },
+                ..
+            } => self.emit(Event::Hello {
+                peer,
+                hello: response,
+            }),
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "no hello from the peer: {error}");
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "a peer's hello failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
     fn on_sync(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         match event {
             request_response::Event::Message {
@@ -394,6 +451,7 @@ impl EventLoop {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.sync_budget.clear();
+        self.hello_budget.clear();
         // Answers the node never gave (its task failed) must not pile up.
         self.serving.retain(|_, (_, channel)| channel.is_open());
         let expired: Vec<PeerId> = self
@@ -460,6 +518,13 @@ impl EventLoop {
                 }
                 if num_established.get() == 1 {
                     tracing::info!(%peer_id, %address, "connected");
+                    if endpoint.is_dialer() {
+                        let hello = self.hello.make();
+                        self.swarm
+                            .behaviour_mut()
+                            .hello
+                            .send_request(&peer_id, hello);
+                    }
                     self.connected.insert(peer_id, address.clone());
                     self.emit(Event::Connected {
                         peer: peer_id,
@@ -491,6 +556,7 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Hello(event)) => self.on_hello(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,

@@ -10,9 +10,10 @@
 //! held unrelayed until the owner reports a [`Verdict`] for it.
 
 mod behaviour;
+mod codec;
 mod event_loop;
-mod sync_codec;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use behaviour::{MAX_TRANSMIT_SIZE, space_of_topic, topic_for_space};
@@ -80,7 +81,37 @@ pub struct Config {
     pub sync_response_limit: usize,
     /// Sync requests served per peer per second; more are refused.
     pub sync_requests_per_second: u32,
+    /// The request-response protocol in which two nodes introduce themselves on connecting.
+    pub hello_protocol: &'static str,
+    /// What this node says of itself (see [`HelloSource`]).
+    pub hello: HelloSource,
 }
+
+/// The bytes of this node's hello, made afresh for each peer (they carry the clock). The
+/// dialling side sends its hello on a new connection and the other answers with its own;
+/// each side reports the peer's as [`Event::Hello`]. What the bytes mean is the owner's
+/// business.
+#[derive(Clone)]
+pub struct HelloSource(Arc<dyn Fn() -> Vec<u8> + Send + Sync>);
+
+impl HelloSource {
+    pub fn new(make: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(make))
+    }
+
+    pub(crate) fn make(&self) -> Vec<u8> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for HelloSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HelloSource")
+    }
+}
+
+/// The largest hello either side sends or reads.
+pub const MAX_HELLO_LEN: usize = 4 * 1024;
 
 impl Config {
     pub fn new(keypair: Keypair) -> Self {
@@ -97,6 +128,8 @@ impl Config {
             sync_request_limit: 1 << 20,
             sync_response_limit: 8 << 20,
             sync_requests_per_second: 50,
+            hello_protocol: "/cairn/hello/1",
+            hello: HelloSource::new(Vec::new),
         }
     }
 }
@@ -135,6 +168,9 @@ pub enum Event {
     Disconnected { peer: PeerId },
     /// The node listens on a new address.
     Listening { address: Multiaddr },
+    /// A connected peer introduced itself (see [`HelloSource`]); at most a few times per
+    /// connection.
+    Hello { peer: PeerId, hello: Vec<u8> },
     /// A peer asks for sync data; answer with [`Client::sync_respond`] and the same token.
     SyncRequest {
         peer: PeerId,

@@ -18,6 +18,7 @@
 //! only for entries that were stored with their body or kept as fork proofs).
 
 pub mod daemon;
+pub mod hello;
 mod http;
 pub mod service;
 pub mod thread;

@@ -3,10 +3,11 @@
 //! decodes and checks them with `cairn-core` rather than trusting a second rendering; hex and
 //! id strings exist only here and in `cairn-api`.
 
-use cairn_api::{FramesView, MemberView, ProfileView, PublishedView};
-use cairn_core::{Entry, EntryId, MemberId, Profile};
+use cairn_api::{FramesView, KnownOrgView, MemberView, OrgLabelView, ProfileView, PublishedView};
+use cairn_core::{Entry, EntryId, MemberId, OrgId, Profile};
 
 use crate::Error;
+use crate::service::names::{KnownOrg, OrgLabel, Standing};
 use crate::service::{Listing, Member, Notes, Shown};
 
 /// Entries and their notes as hex frames and id strings.
@@ -36,8 +37,44 @@ pub fn frames_view<'a>(
             view.retracted
                 .insert(entry.id().to_string(), reason.to_string());
         }
+        if let Some(label) = notes.label(entry) {
+            view.orgs
+                .entry(label.org.to_string())
+                .or_insert_with(|| label_view(label));
+        }
     }
     view
+}
+
+/// How this node knows an organisation, as the API sends it.
+pub fn label_view(label: &OrgLabel) -> OrgLabelView {
+    OrgLabelView {
+        standing: label.standing.as_str().to_string(),
+        petname: label.petname.clone(),
+        name_shared: label.name_shared,
+    }
+}
+
+/// An organisation of the directory as the API sends it.
+pub fn known_org_view(known: &KnownOrg) -> KnownOrgView {
+    KnownOrgView {
+        org: known.org().to_string(),
+        name: known.own_name().to_string(),
+        label: label_view(&known.label),
+        latest: humantime::format_rfc3339_seconds(known.newest.header().created.to_system_time())
+            .to_string(),
+    }
+}
+
+/// A label read back from the API's answer. A standing this build does not know (from a
+/// newer node) reads as a stranger's, the one that claims the least.
+pub fn label_from(org: &str, view: &OrgLabelView) -> Result<OrgLabel, Error> {
+    Ok(OrgLabel {
+        org: parse_id::<OrgId>(org, "organisation")?,
+        standing: Standing::parse(&view.standing).unwrap_or(Standing::Stranger),
+        petname: view.petname.clone(),
+        name_shared: view.name_shared,
+    })
 }
 
 /// A listing's page as the API sends it.
@@ -77,6 +114,10 @@ pub fn listing_from(view: &FramesView) -> Result<Listing, Error> {
         notes
             .revisions
             .insert(parse_id::<EntryId>(id, "entry")?, entry_from(frame)?);
+    }
+    for (org, label) in &view.orgs {
+        let label = label_from(org, label)?;
+        notes.orgs.insert(label.org, label);
     }
     Ok(Listing {
         entries,

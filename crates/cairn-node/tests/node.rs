@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_api::ListQuery;
+use cairn_api::{ListQuery, PolicyChange};
 use cairn_core::body::StoryEdit;
 use cairn_core::testkit::{Author, story};
 use cairn_core::{Draft, Kind, RefKind, Reply, Space, Timestamp};
@@ -399,18 +399,24 @@ fn the_api_wants_its_token_and_its_own_host() {
 fn an_organisation_name_two_organisations_use_is_refused_with_both_ids() {
     let dir = tempfile::tempdir().expect("temp dir");
     let service = service(dir.path(), None);
-    service
+    let own = service
         .publish(new_story("From the real one"), &PublishAs::Me)
         .expect("publish");
-    // A stranger calls itself by the same name.
-    let impostor = Author::from_seeds(40, 41, "Riverside Trust", "Ana Silva");
-    let entry = impostor
-        .entry(1, None, Kind::LEARNING, &story(1, 200), Timestamp::now())
-        .expect("entry");
-    service
-        .store()
-        .insert(&entry.encode(), Timestamp::now())
-        .expect("stored");
+    // A stranger calls itself by a name that looks the same (with a Cyrillic "Т").
+    let impostor = Author::from_seeds(40, 41, "Riverside \u{422}rust", "Ana Silva");
+    let partner = Author::from_seeds(42, 43, "Harbour Collective", "Hana");
+    let insert = |author: &Author| {
+        let entry = author
+            .entry(1, None, Kind::LEARNING, &story(1, 200), Timestamp::now())
+            .expect("entry");
+        service
+            .store()
+            .insert(&entry.encode(), Timestamp::now())
+            .expect("stored");
+        entry
+    };
+    let entry = insert(&impostor);
+    let partner_entry = insert(&partner);
     let query = ListQuery {
         org: Some("riverside trust".into()),
         ..ListQuery::default()
@@ -418,20 +424,91 @@ fn an_organisation_name_two_organisations_use_is_refused_with_both_ids() {
     let err = service.list(&query).expect_err("two organisations match");
     let message = err.to_string();
     assert!(matches!(err, Error::BadRequest(_)), "{message}");
-    for org in [Author::ana().org_key.org_id(), impostor.org_key.org_id()] {
-        assert!(message.contains(&org.to_string()), "{message}");
+    for (org, how) in [
+        (Author::ana().org_key.org_id(), "your organisation"),
+        (impostor.org_key.org_id(), "stranger"),
+    ] {
+        assert!(message.contains(&org.short(12)), "{message}");
+        assert!(message.contains(how), "{message}");
     }
-    // By id, each is listed alone.
+
+    // Listed together, each says how this node knows it, and both are flagged.
+    let listing = service.list(&ListQuery::default()).expect("list");
+    let byline = |entry: &cairn_core::Entry| listing.notes.byline(entry);
+    assert_eq!(
+        byline(&own),
+        format!(
+            "Ana Silva of Riverside Trust (your organisation {}, name shared)",
+            own.credential().claims().org.short(12)
+        )
+    );
+    assert_eq!(
+        byline(&entry),
+        format!(
+            "Ana Silva of Riverside \u{422}rust (stranger {}, name shared)",
+            impostor.org_key.org_id().short(12)
+        )
+    );
+    assert_eq!(
+        byline(&partner_entry),
+        format!(
+            "Hana of Harbour Collective (stranger {})",
+            partner.org_key.org_id().short(12)
+        )
+    );
+
+    // By id, or its first 12 digits, each is listed alone.
+    for given in [
+        impostor.org_key.org_id().to_string(),
+        impostor.org_key.org_id().short(12),
+    ] {
+        let query = ListQuery {
+            org: Some(given),
+            ..ListQuery::default()
+        };
+        let listed: Vec<_> = service
+            .list(&query)
+            .expect("list")
+            .entries
+            .iter()
+            .map(cairn_core::Entry::id)
+            .collect();
+        assert_eq!(listed, [entry.id()]);
+    }
+
+    // A petname is shown instead of the organisation's own name, and names it.
+    service
+        .change_policy(&PolicyChange::Follow {
+            org: partner.org_key.org_id().short(12),
+            petname: Some("  Our  partners ".into()),
+        })
+        .expect("follow with a petname");
     let query = ListQuery {
-        org: Some(impostor.org_key.org_id().to_string()),
+        org: Some("our partners".into()),
         ..ListQuery::default()
     };
-    let listed: Vec<_> = service
-        .list(&query)
-        .expect("list")
-        .entries
-        .iter()
-        .map(cairn_core::Entry::id)
-        .collect();
-    assert_eq!(listed, [entry.id()]);
+    let listing = service.list(&query).expect("list by petname");
+    assert_eq!(listing.entries.len(), 1);
+    assert_eq!(
+        listing.notes.byline(&listing.entries[0]),
+        "Hana of Our partners (your name, followed)"
+    );
+    let directory = service.directory(10).expect("directory");
+    assert_eq!(
+        directory[0].org(),
+        partner.org_key.org_id(),
+        "followed first"
+    );
+    assert_eq!(directory[0].name(), "Our partners");
+    // No two petnames look alike.
+    let refused = service
+        .change_policy(&PolicyChange::Follow {
+            org: impostor.org_key.org_id().to_string(),
+            petname: Some("OUR PARTNERS".into()),
+        })
+        .expect_err("a second petname like the first");
+    assert!(
+        refused.to_string().contains("already has a petname"),
+        "{refused}"
+    );
 }

@@ -117,7 +117,7 @@ impl Store {
         for entry in entries {
             let header = entry.header();
             let id = entry.id();
-            self.uncount_org_entry(&entry.credential().claims().org, header.created.0, id);
+            self.uncount_org_entry(entry);
             self.entries
                 .remove(layout::entry_key(layout::RECORD, &id))?;
             for space in &header.spaces {

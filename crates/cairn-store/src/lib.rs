@@ -33,6 +33,7 @@ mod effects;
 mod frames;
 mod layout;
 mod open;
+mod orgs;
 mod outbox;
 mod policy;
 mod read;

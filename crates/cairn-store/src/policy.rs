@@ -9,8 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use cairn_core::display::name_key;
 use cairn_core::{Entry, EntryId, OrgId};
 
+use crate::orgs::OrgIndex;
 use crate::{Error, SpaceItems, Store, layout, lock};
 
 /// The policy as set, for display.
@@ -19,6 +21,8 @@ pub struct Policy {
     /// Accept entries only from followed organisations.
     pub follow_only: bool,
     pub followed: BTreeSet<OrgId>,
+    /// Names this node gave followed organisations, shown instead of their own.
+    pub petnames: BTreeMap<OrgId, String>,
     /// Blocked organisations, with their name when blocked and the reason given.
     pub blocked: BTreeMap<OrgId, Blocked>,
     /// The most entries kept from one organisation.
@@ -36,27 +40,23 @@ pub struct Blocked {
 #[derive(Debug, Default)]
 pub(crate) struct PolicyState {
     pub policy: Policy,
-    /// Built by one scan of the records on first use, then kept up to date by writes;
-    /// `None` again after a removal took an organisation's newest entry.
-    pub orgs: Option<HashMap<OrgId, OrgStats>>,
+    /// What is held of each organisation; `None` until first used, and again after a
+    /// removal took an organisation's newest entry.
+    pub orgs: Option<OrgIndex>,
+    /// `name_key` of each petname → the organisation it was given to.
+    pub petname_keys: HashMap<String, OrgId>,
 }
 
-/// One organisation's entries held here: how many, and the newest by (created, id).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OrgStats {
-    pub count: u64,
-    pub newest: (u64, EntryId),
-}
-
-impl OrgStats {
-    /// Counts one entry, at (created, id), in its organisation's stats.
-    fn count_in(orgs: &mut HashMap<OrgId, OrgStats>, org: OrgId, position: (u64, EntryId)) {
-        let stats = orgs.entry(org).or_insert(OrgStats {
-            count: 0,
-            newest: position,
-        });
-        stats.count += 1;
-        stats.newest = stats.newest.max(position);
+impl PolicyState {
+    /// Gives `org` a petname, or with an empty one removes its petname.
+    fn set_petname(&mut self, org: OrgId, petname: String) {
+        self.petname_keys.retain(|_, named| *named != org);
+        if petname.is_empty() {
+            self.policy.petnames.remove(&org);
+        } else {
+            self.petname_keys.insert(name_key(&petname), org);
+            self.policy.petnames.insert(org, petname);
+        }
     }
 }
 
@@ -95,12 +95,22 @@ impl Store {
                 },
             );
         }
-        for key in self.entries.scan_prefix([layout::POLICY, FOLLOWED]).keys() {
-            let key = key?;
+        for item in self.entries.scan_prefix([layout::POLICY, FOLLOWED]) {
+            let (key, petname) = item?;
             let org = org_of(&key).ok_or_else(|| Error::Corrupt("a policy key is short".into()))?;
             policy.followed.insert(org);
+            if !petname.is_empty() {
+                let petname = String::from_utf8_lossy(&petname).into_owned();
+                policy.petnames.insert(org, petname);
+            }
         }
-        lock(&self.policy).policy = policy;
+        let mut state = lock(&self.policy);
+        state.petname_keys = policy
+            .petnames
+            .iter()
+            .map(|(org, petname)| (name_key(petname), *org))
+            .collect();
+        state.policy = policy;
         Ok(())
     }
 
@@ -122,68 +132,13 @@ impl Store {
         }
         let max = state.policy.max_entries_per_org;
         let count = self
-            .org_stats(&mut state)?
+            .org_index(&mut state.orgs)?
             .get(org)
             .map_or(0, |stats| stats.count);
         if count >= max {
             return Ok(Some(cairn_core::Error::OverQuota { org: *org, max }));
         }
         Ok(None)
-    }
-
-    /// Every organisation's stats, scanning the records if they are not known yet. The
-    /// caller holds the write lock (writes call it from within).
-    pub(crate) fn org_stats<'a>(
-        &self,
-        state: &'a mut PolicyState,
-    ) -> Result<&'a mut HashMap<OrgId, OrgStats>, Error> {
-        if state.orgs.is_none() {
-            let mut orgs: HashMap<OrgId, OrgStats> = HashMap::new();
-            for item in self.entries.scan_prefix([layout::RECORD]) {
-                let (key, record) = item?;
-                let (id, record) = crate::read::read_record(&key, &record)?;
-                OrgStats::count_in(&mut orgs, record.value.org, (record.created, id));
-            }
-            state.orgs = Some(orgs);
-        }
-        Ok(state.orgs.get_or_insert_default())
-    }
-
-    /// Reads every organisation's stats, for readers. When they must be built, writes wait,
-    /// so the scan and the writes' own counting cannot both count an entry.
-    pub(crate) fn read_org_stats<T>(
-        &self,
-        read: impl FnOnce(&HashMap<OrgId, OrgStats>) -> T,
-    ) -> Result<T, Error> {
-        if let Some(orgs) = &lock(&self.policy).orgs {
-            return Ok(read(orgs));
-        }
-        let _writes = lock(&self.write_lock);
-        let mut state = lock(&self.policy);
-        Ok(read(self.org_stats(&mut state)?))
-    }
-
-    /// Counts a stored entry in its organisation's stats.
-    pub(crate) fn count_org_entry(&self, org: &OrgId, created: u64, id: EntryId) {
-        if let Some(orgs) = &mut lock(&self.policy).orgs {
-            OrgStats::count_in(orgs, *org, (created, id));
-        }
-    }
-
-    /// Takes a removed entry off its organisation's stats.
-    pub(crate) fn uncount_org_entry(&self, org: &OrgId, created: u64, id: EntryId) {
-        let mut state = lock(&self.policy);
-        let Some(orgs) = &mut state.orgs else {
-            return;
-        };
-        match orgs.get_mut(org) {
-            Some(stats) if stats.newest == (created, id) => state.orgs = None,
-            Some(stats) if stats.count <= 1 => {
-                orgs.remove(org);
-            }
-            Some(stats) => stats.count -= 1,
-            None => {}
-        }
     }
 
     /// Notes that an entry was refused, so sync does not fetch it again.
@@ -260,18 +215,32 @@ impl Store {
         Ok(())
     }
 
-    /// Accepts entries from `org` when following only followed organisations.
-    pub fn follow_org(&self, org: &OrgId) -> Result<(), Error> {
-        self.entries.insert(policy_key(FOLLOWED, org), &[][..])?;
-        lock(&self.policy).policy.followed.insert(*org);
+    /// Follows `org`: its entries are accepted when following only followed organisations,
+    /// and it ranks first in the directory. `petname`: a name of this node's own for it, shown
+    /// instead of its self-chosen one; `None` keeps the one it has, `Some("")` removes it.
+    pub fn follow_org(&self, org: &OrgId, petname: Option<&str>) -> Result<(), Error> {
+        let mut state = lock(&self.policy);
+        let petname = match petname {
+            Some(petname) => petname.to_string(),
+            None => state.policy.petnames.get(org).cloned().unwrap_or_default(),
+        };
+        self.entries
+            .insert(policy_key(FOLLOWED, org), petname.as_bytes())?;
+        state.policy.followed.insert(*org);
+        state.set_petname(*org, petname);
+        drop(state);
         self.clear_tombstones(org)?;
         self.flush()?;
         Ok(())
     }
 
+    /// Stops following `org`; the petname given with it goes too.
     pub fn unfollow_org(&self, org: &OrgId) -> Result<(), Error> {
         self.entries.remove(policy_key(FOLLOWED, org))?;
-        lock(&self.policy).policy.followed.remove(org);
+        let mut state = lock(&self.policy);
+        state.policy.followed.remove(org);
+        state.set_petname(*org, String::new());
+        drop(state);
         self.flush()?;
         Ok(())
     }

@@ -261,42 +261,6 @@ impl Store {
         }
     }
 
-    /// Up to `limit` organisations with entries here, each with its newest entry: the ones
-    /// this node follows first, then the others by their newest entry, most recent first. Ids
-    /// cost nothing to choose, so ranking by them would let cheap vanity keys push the
-    /// organisations that matter out of a bounded directory.
-    pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
-        let followed = self.policy().followed;
-        let mut newest: Vec<(bool, u64, OrgId, EntryId)> = self.read_org_stats(|orgs| {
-            orgs.iter()
-                .map(|(org, stats)| (followed.contains(org), stats.newest.0, *org, stats.newest.1))
-                .collect()
-        })?;
-        newest.sort_unstable_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then_with(|| b.1.cmp(&a.1))
-                .then_with(|| a.2.cmp(&b.2))
-        });
-        let mut found = Vec::with_capacity(newest.len().min(limit));
-        for (_, _, org, id) in newest.into_iter().take(limit) {
-            let entry = match self.get(&id)? {
-                Some(entry) => Some(entry),
-                // A key left by an interrupted write: the newest entry that is held.
-                None => self
-                    .newest(&Filter {
-                        org: Some(org),
-                        ..Filter::default()
-                    })
-                    .next()
-                    .transpose()?,
-            };
-            if let Some(entry) = entry {
-                found.push((org, entry));
-            }
-        }
-        Ok(found)
-    }
-
     /// Up to `limit` entries that reference `target` (replies, responses, typed links), oldest
     /// first, with how each refers to it.
     pub fn referring(
@@ -622,14 +586,6 @@ impl Store {
             .into_iter()
             .map(|fork| fork.author)
             .collect())
-    }
-
-    /// The number of entries in chains (fork proofs not counted), from the per-organisation
-    /// stats.
-    pub fn count(&self) -> Result<usize, Error> {
-        let count: u64 =
-            self.read_org_stats(|orgs| orgs.values().map(|stats| stats.count).sum())?;
-        Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 }
 

@@ -145,7 +145,7 @@ impl Store {
         for space in spaces {
             self.space_items(space)?;
         }
-        self.read_org_stats(|_| ())?;
+        self.read_org_index(|_, _| ())?;
         self.remember_authors()
     }
 

@@ -410,7 +410,6 @@ impl Store {
         let header = entry.header();
         let (author, seq, id) = (header.author, header.seq, entry.id());
         let created = header.created;
-        let org = entry.credential().claims().org;
         for space in &header.spaces {
             self.entries
                 .insert(layout::space_key(space.as_str(), created, &id), &[][..])?;
@@ -475,7 +474,7 @@ impl Store {
             layout::record_value(entry, pointer),
         )?;
         self.forget_space_items(&header.spaces);
-        self.count_org_entry(&org, created.0, id);
+        self.count_org_entry(entry);
         Ok(Inserted {
             id,
             outcome: if retracted {

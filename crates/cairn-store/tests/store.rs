@@ -854,7 +854,9 @@ fn policy_refuses_by_quota_and_follow_only_and_remembers_what_it_refused() {
         code(store.insert(&ben_first[0].encode(), NOW)),
         "blocked:not-followed"
     );
-    store.follow_org(&ben.org_key.org_id()).expect("follow");
+    store
+        .follow_org(&ben.org_key.org_id(), None)
+        .expect("follow");
     store
         .insert(&ben_first[0].encode(), NOW)
         .expect("a followed organisation is accepted");
@@ -1332,7 +1334,7 @@ fn a_crowd_of_low_ids_never_pushes_out_the_organisations_that_matter() {
             result.expect("stored");
         }
     }
-    store.follow_org(&followed).expect("follow");
+    store.follow_org(&followed, None).expect("follow");
     let directory = store.orgs(500).expect("orgs");
     assert_eq!(directory.len(), 500);
     assert_eq!(

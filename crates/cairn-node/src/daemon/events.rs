@@ -78,7 +78,9 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                 token,
                 request,
             } => serve::in_turn(shared, peer, token, request),
-            Event::Disconnected { .. } | Event::Listening { .. } => {}
+            Event::Hello { peer, hello } => shared.heard_hello(peer, &hello),
+            Event::Disconnected { peer } => shared.forget_peer(&peer),
+            Event::Listening { .. } => {}
         }
     }
     if messages.is_empty() {

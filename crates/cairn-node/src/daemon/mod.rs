@@ -98,6 +98,16 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     })
     .await?;
     let mut net_config = config.net.clone();
+    let own_peer_id = net_config.keypair.public().to_peer_id().to_bytes();
+    let binding = {
+        let service = service.clone();
+        blocking(move || service.node_binding(&own_peer_id)).await?
+    };
+    net_config.hello = cairn_net::HelloSource::new(move || {
+        crate::hello::Hello::new(binding.as_ref())
+            .encode()
+            .unwrap_or_default()
+    });
     net_config.known_peers.extend(
         service
             .known_peers()

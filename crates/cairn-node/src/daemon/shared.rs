@@ -1,11 +1,14 @@
 //! The state the daemon's parts share (the API, the web page, the event handler, syncs, the
 //! indexer, the outbox): the service, the network client, the stored-entry feed, sync
-//! bookkeeping and the node's tasks. Reached only through its methods.
+//! bookkeeping, the node's tasks, and what each connected peer said of itself. Reached only
+//! through its methods.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use cairn_core::{Credential, Entry, EntryId, Space};
+use cairn_core::display::{Lines, printable};
+use cairn_core::{Credential, Entry, EntryId, Space, Timestamp};
 use cairn_net::{Client, Multiaddr, PeerId};
 use cairn_store::Store;
 
@@ -15,6 +18,7 @@ use super::syncs::Syncs;
 use super::tasks::Tasks;
 use super::tasks::blocking;
 use crate::Error;
+use crate::hello::{Hello, PeerHello};
 use crate::service::Service;
 use crate::ticket::Ticket;
 
@@ -41,6 +45,9 @@ pub struct Shared {
     /// Whether the search index has caught up with the store since the node started (and is
     /// not waiting for a large sync to end).
     search_current: AtomicBool,
+    /// What each connected peer said of itself when it connected. Bounded by the connection
+    /// limit: a peer's entry goes when it disconnects.
+    hellos: Mutex<HashMap<PeerId, PeerHello>>,
 }
 
 impl Shared {
@@ -54,7 +61,46 @@ impl Shared {
             tasks: Arc::new(Tasks::default()),
             outbox: Arc::new(Outbox::default()),
             search_current: AtomicBool::new(false),
+            hellos: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records a peer's hello: the organisation its binding names (if it checks) and its
+    /// clock, with a warning when that is far from ours.
+    pub(crate) fn heard_hello(&self, peer: PeerId, bytes: &[u8]) {
+        let heard = match Hello::read(bytes, &peer.to_bytes(), Timestamp::now()) {
+            Ok(heard) => heard,
+            Err(err) => {
+                tracing::info!(%peer, "the peer's hello is unreadable; it stays anonymous: {err}");
+                return;
+            }
+        };
+        match (&heard.org, &heard.anonymous_because) {
+            (Some((org, name)), _) => {
+                tracing::info!(%peer, %org, name = %printable(name, Lines::One), "peer bound to its organisation");
+            }
+            (None, Some(why)) => tracing::info!(%peer, "peer is anonymous: {why}"),
+            (None, None) => {}
+        }
+        if heard.clock_is_off() {
+            tracing::warn!(
+                %peer,
+                "the peer's clock is {} s {} this node's; entries written there carry that time",
+                heard.clock_skew_ms.unsigned_abs() / 1_000,
+                if heard.clock_skew_ms > 0 { "ahead of" } else { "behind" }
+            );
+        }
+        lock(&self.hellos).insert(peer, heard);
+    }
+
+    /// Forgets what a peer that disconnected said of itself.
+    pub(crate) fn forget_peer(&self, peer: &PeerId) {
+        lock(&self.hellos).remove(peer);
+    }
+
+    /// What a connected peer said of itself, if it did.
+    pub fn hello_of(&self, peer: &PeerId) -> Option<PeerHello> {
+        lock(&self.hellos).get(peer).cloned()
     }
 
     /// The network: peers, gossip, sync requests.
@@ -244,4 +290,10 @@ fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
     } else {
         address.with(cairn_net::multiaddr::Protocol::P2p(peer))
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

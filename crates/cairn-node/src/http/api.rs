@@ -6,20 +6,25 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
-    AddressRequest, AmendRequest, ForkedAuthorView, FramesView, ListQuery, MemberRequest,
-    MemberView, PeerAddedView, PeerView, PolicyChange, PolicyView, ProfileQuery, ProfileRequest,
-    ProfileView, Progress, PublishRequest, PublishedView, ReindexView, ReplyRequest,
-    RespondRequest, RetractRequest, RevokeRequest, SearchQuery, Signing, SpacesView, StatusView,
-    SyncRequest, SyncView, TicketText,
+    AddressRequest, AmendRequest, DirectoryQuery, DirectoryView, ForkedAuthorView, FramesView,
+    ListQuery, MAX_DIRECTORY, MemberRequest, MemberView, PeerAddedView, PeerView, PolicyChange,
+    PolicyView, ProfileQuery, ProfileRequest, ProfileView, Progress, PublishRequest, PublishedView,
+    ReindexView, ReplyRequest, RespondRequest, RetractRequest, RevokeRequest, SearchQuery, Signing,
+    SpacesView, StatusView, SyncRequest, SyncView, TicketText,
 };
 use cairn_core::body::StoryEdit;
-use cairn_core::{Kind, RefKind, Reply, ResponseType};
+use cairn_core::{Kind, OrgId, RefKind, Reply, ResponseType};
 
 use super::Api;
 use crate::Error;
+use crate::hello::PeerHello;
+use crate::service::names;
 use crate::service::{NewStory, PublishAs};
 use crate::ticket::Ticket;
 use crate::wire;
+
+/// Organisations in `GET /api/orgs` when the request does not say.
+const DEFAULT_DIRECTORY: usize = 100;
 
 /// Whose name a request publishes under.
 fn signer(signing: Signing) -> Result<PublishAs, Error> {
@@ -28,9 +33,21 @@ fn signer(signing: Signing) -> Result<PublishAs, Error> {
 
 pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, Error> {
     let net = api.shared.client().status().await?;
-    let (entries, forks) = api
+    let hellos: Vec<Option<PeerHello>> = net
+        .connected
+        .iter()
+        .map(|peer| api.shared.hello_of(&peer.peer_id))
+        .collect();
+    let bound: Vec<OrgId> = hellos
+        .iter()
+        .filter_map(|hello| Some(hello.as_ref()?.org.as_ref()?.0))
+        .collect();
+    let (entries, forks, labels) = api
         .shared
-        .read(|service| Ok((service.count()?, service.forks()?)))
+        .read(move |service| {
+            let labels = names::labels(service.store(), service.own_org(), bound)?;
+            Ok((service.count()?, service.forks()?, labels))
+        })
         .await?;
     let mut forked_authors: Vec<ForkedAuthorView> = Vec::new();
     for fork in forks {
@@ -60,11 +77,23 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
         connected_peers: net
             .connected
             .into_iter()
-            .map(|peer| PeerView {
-                last_sync: api.shared.last_sync(&peer.peer_id),
-                peer_id: peer.peer_id.to_string(),
-                address: peer.address.to_string(),
-                spaces: peer.spaces,
+            .zip(hellos)
+            .map(|(peer, hello)| {
+                let org = hello.as_ref().and_then(|hello| hello.org.clone());
+                PeerView {
+                    last_sync: api.shared.last_sync(&peer.peer_id),
+                    peer_id: peer.peer_id.to_string(),
+                    address: peer.address.to_string(),
+                    spaces: peer.spaces,
+                    provenance: org
+                        .as_ref()
+                        .and_then(|(org, _)| labels.get(org))
+                        .map(wire::label_view),
+                    org: org.as_ref().map(|(org, _)| org.to_string()),
+                    org_name: org.map(|(_, name)| name),
+                    clock_skew_ms: hello.as_ref().map(|hello| hello.clock_skew_ms),
+                    software: hello.map(|hello| hello.software),
+                }
             })
             .collect(),
         known_peers: api.shared.known_peers(),
@@ -215,6 +244,21 @@ pub(crate) async fn profile(
     Ok(Json(found.map(|(entry, profile)| {
         wire::profile_view(&entry, profile)
     })))
+}
+
+/// Organisations with entries here, followed first, each with how this node knows it.
+pub(crate) async fn directory(
+    State(api): State<Api>,
+    Query(query): Query<DirectoryQuery>,
+) -> Result<Json<DirectoryView>, Error> {
+    let limit = query.limit.unwrap_or(DEFAULT_DIRECTORY).min(MAX_DIRECTORY);
+    let orgs = api
+        .shared
+        .read(move |service| service.directory(limit))
+        .await?;
+    Ok(Json(DirectoryView {
+        orgs: orgs.iter().map(wire::known_org_view).collect(),
+    }))
 }
 
 pub(crate) async fn policy(State(api): State<Api>) -> Result<Json<PolicyView>, Error> {

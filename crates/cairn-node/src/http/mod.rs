@@ -83,6 +83,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/members", get(api::members).post(api::add_member))
         .route("/api/members/revoke", post(api::revoke_member))
         .route("/api/policy", get(api::policy).post(api::change_policy))
+        .route("/api/orgs", get(api::directory))
         .route("/api/profile", get(api::profile).post(api::set_profile))
         .route("/metrics", get(api::metrics))
         .layer(middleware::from_fn_with_state(api.clone(), require_token))

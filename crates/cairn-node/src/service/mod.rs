@@ -14,6 +14,7 @@
 //! API, the web page and the CLI only translate their inputs and outputs.
 
 pub mod keystore;
+pub mod names;
 mod notes;
 mod policy;
 pub(crate) mod search;
@@ -22,6 +23,7 @@ mod state;
 use std::sync::{Arc, Mutex, RwLock};
 
 use cairn_api::{ListQuery, MAX_PAGE, PolicyChange, PolicyView};
+use cairn_core::binding::Binding;
 use cairn_core::body::StoryEdit;
 use cairn_core::{
     Credential, Draft, Entry, EntryId, Kind, MemberId, OrgId, Profile, Ref, RefKind, Reply,
@@ -30,6 +32,7 @@ use cairn_core::{
 use cairn_search::SearchIndex;
 use cairn_store::{Cursor, Filter, Store};
 
+pub use names::{KnownOrg, OrgLabel, Standing};
 pub use notes::Notes;
 
 use crate::{Error, Files};
@@ -322,7 +325,7 @@ impl Service {
         }
         let signer = self.signer(publish_as)?;
         only_author(&held, &signer, "amend")?;
-        let notes = Notes::read(&self.store, [&held])?;
+        let notes = Notes::read(&self.store, self.own_org(), [&held])?;
         let current = notes.story(&held).ok_or_else(|| {
             Error::BadRequest(format!(
                 "the story of entry {} cannot be read; it cannot be amended",
@@ -379,6 +382,26 @@ impl Service {
         self.write(draft, &PublishAs::Organisation)
     }
 
+    /// A binding of the node at `peer_id` to this organisation, signed with the
+    /// organisation's key; `None` (the node is then anonymous to its peers) if the key is not
+    /// in this home.
+    pub fn node_binding(&self, peer_id: &[u8]) -> Result<Option<Binding>, Error> {
+        let org_name = &self.credential().claims().org_name;
+        let signer = match self.keystore.organisation(org_name) {
+            Ok(signer) => signer,
+            Err(err) => {
+                tracing::warn!("peers will not see which organisation runs this node: {err}");
+                return Ok(None);
+            }
+        };
+        Ok(Some(Binding::issue(
+            &signer.key,
+            org_name,
+            peer_id,
+            Timestamp::now(),
+        )?))
+    }
+
     /// Applies a policy change (block, follow, follow-only ...).
     pub fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView, Error> {
         policy::apply(&self.store, self.own_org(), change)
@@ -393,7 +416,7 @@ impl Service {
         // An organisation by name must be exactly one: two of the same name would otherwise
         // be listed as one.
         if let Some(name) = filter.org_name.take() {
-            filter.org = Some(policy::resolve_org(&self.store, &name)?);
+            filter.org = Some(policy::resolve_org(&self.store, self.own_org(), &name)?);
         }
         if let Some(cursor) = query.cursor.as_deref().filter(|c| !c.trim().is_empty()) {
             let cursor: Cursor = cursor.trim().parse().map_err(|()| {
@@ -421,7 +444,7 @@ impl Service {
             Some(last) if found.next().is_some() => Some(filter.cursor_of(last).to_string()),
             _ => None,
         };
-        let notes = Notes::read(&self.store, &entries)?;
+        let notes = Notes::read(&self.store, self.own_org(), &entries)?;
         Ok(Listing {
             entries,
             notes,
@@ -438,7 +461,11 @@ impl Service {
             .into_iter()
             .map(|(_, entry)| entry)
             .collect();
-        let notes = Notes::read(&self.store, std::iter::once(&entry).chain(&related))?;
+        let notes = Notes::read(
+            &self.store,
+            self.own_org(),
+            std::iter::once(&entry).chain(&related),
+        )?;
         Ok(Shown {
             entry,
             related,
@@ -451,9 +478,10 @@ impl Service {
         Ok(self.store.get(id)?)
     }
 
-    /// Organisations with entries here, each with its newest entry, at most `limit`.
-    pub fn orgs(&self, limit: usize) -> Result<Vec<(OrgId, Entry)>, Error> {
-        Ok(self.store.orgs(limit)?)
+    /// Up to `limit` organisations with entries here, followed first, then by their newest
+    /// entry, each with how this node knows it.
+    pub fn directory(&self, limit: usize) -> Result<Vec<KnownOrg>, Error> {
+        names::directory(&self.store, self.own_org(), limit)
     }
 
     /// The newest profile of an organisation (by its id) or member (by theirs); with no id,
@@ -504,7 +532,7 @@ impl Service {
             search::catch_up(&self.store, &index)?;
         }
         let entries = search::matching(&self.store, &index, query, limit.min(MAX_PAGE))?;
-        let notes = Notes::read(&self.store, &entries)?;
+        let notes = Notes::read(&self.store, self.own_org(), &entries)?;
         Ok(Listing {
             entries,
             notes,

@@ -1,18 +1,23 @@
-//! What a reader must be told beside entries, read from the store: authors with fork proofs
-//! against them, entries their authors retracted (with the reason), authors their
-//! organisation revoked since, and the latest revision of amended stories. One typed model
+//! What a reader must be told beside entries, read from the store: how this node knows each
+//! entry's organisation, authors with fork proofs against them, entries their authors
+//! retracted (with the reason), authors their organisation revoked since, and the latest
+//! revision of amended stories. One typed model
 //! for the CLI, the API and the web page; `crate::wire` turns it into hex and strings for the
 //! HTTP edge and back.
 
 use std::collections::{HashMap, HashSet};
 
-use cairn_core::{Entry, EntryId, MemberId, Retraction, Story};
+use cairn_core::{Entry, EntryId, MemberId, OrgId, Retraction, Story};
 use cairn_store::Store;
 
 use crate::Error;
+use crate::service::names::{self, OrgLabel};
 
 #[derive(Debug, Default, Clone)]
 pub struct Notes {
+    /// How this node knows the entries' organisations. Missing for an answer from a node
+    /// older than labels, whose names are then shown bare.
+    pub orgs: HashMap<OrgId, OrgLabel>,
     pub forked_authors: HashSet<MemberId>,
     /// Entries their author retracted: id → the reason given.
     pub retracted: HashMap<EntryId, String>,
@@ -23,12 +28,22 @@ pub struct Notes {
 }
 
 impl Notes {
-    /// Reads the notes for `entries` from the store.
+    /// Reads the notes for `entries` from the store of a node whose organisation is
+    /// `own_org`.
     pub fn read<'a>(
         store: &Store,
-        entries: impl IntoIterator<Item = &'a Entry>,
+        own_org: OrgId,
+        entries: impl IntoIterator<Item = &'a Entry> + Clone,
     ) -> Result<Self, Error> {
         let mut notes = Notes {
+            orgs: names::labels(
+                store,
+                own_org,
+                entries
+                    .clone()
+                    .into_iter()
+                    .map(|entry| entry.credential().claims().org),
+            )?,
             forked_authors: store.forked_authors()?,
             ..Notes::default()
         };
@@ -61,6 +76,7 @@ impl Notes {
 
     /// Adds the notes of another page of the same listing.
     pub fn extend(&mut self, other: Notes) {
+        self.orgs.extend(other.orgs);
         self.forked_authors.extend(other.forked_authors);
         self.retracted.extend(other.retracted);
         self.former_authors.extend(other.former_authors);
@@ -97,8 +113,24 @@ impl Notes {
         self.current(entry).story().and_then(Result::ok)
     }
 
-    /// "Ana Silva of Riverside Trust", "Ana Silva (former member) of ...", or for an entry
-    /// published on behalf of the organisation "Riverside Trust (author withheld)".
+    /// How this node knows the entry's organisation, if it was told.
+    pub fn label(&self, entry: &Entry) -> Option<&OrgLabel> {
+        self.orgs.get(&entry.credential().claims().org)
+    }
+
+    /// The entry's organisation as readers see it: its petname or own name, then how this
+    /// node knows it: "Riverside Trust (followed)".
+    pub fn org_with(&self, entry: &Entry, name: impl Fn(&str) -> String) -> String {
+        let org_name = &entry.credential().claims().org_name;
+        match self.label(entry) {
+            Some(label) => format!("{} ({})", name(label.shown(org_name)), label.describe()),
+            None => name(org_name),
+        }
+    }
+
+    /// "Ana Silva of Riverside Trust (followed)", "Ana Silva (former member) of ...", or for
+    /// an entry published on behalf of the organisation "Riverside Trust (followed), author
+    /// withheld".
     pub fn byline(&self, entry: &Entry) -> String {
         self.byline_with(entry, str::to_string)
     }
@@ -106,9 +138,9 @@ impl Notes {
     /// [`Notes::byline`] with each name passed through `name` first (to make it safe for
     /// where it is shown).
     pub fn byline_with(&self, entry: &Entry, name: impl Fn(&str) -> String) -> String {
-        let claims = entry.credential().claims();
+        let org = self.org_with(entry, &name);
         if entry.on_behalf_of_org() {
-            return format!("{} (author withheld)", name(&claims.org_name));
+            return format!("{org}, author withheld");
         }
         let former = if self.former(entry) {
             " (former member)"
@@ -116,9 +148,8 @@ impl Notes {
             ""
         };
         format!(
-            "{}{former} of {}",
-            name(&claims.member_name),
-            name(&claims.org_name)
+            "{}{former} of {org}",
+            name(&entry.credential().claims().member_name)
         )
     }
 }

@@ -2,11 +2,18 @@
 //! the service. The rules themselves live in the store, which refuses what the policy
 //! excludes.
 
+use std::fmt::Write as _;
+
 use cairn_api::{OrgView, PolicyChange, PolicyView};
 use cairn_core::OrgId;
+use cairn_core::display::{Lines, name_key, printable};
 use cairn_store::Store;
 
 use crate::Error;
+use crate::service::names::{self, OrgLabel, SHORT_ID_DIGITS};
+
+/// The fewest hex digits of an organisation id that name it, when they are unique here.
+pub const MIN_ID_PREFIX: usize = 8;
 
 /// Organisations looked at when resolving a name.
 const MAX_ORGS: usize = 10_000;
@@ -30,7 +37,7 @@ pub fn apply(store: &Store, own_org: OrgId, change: &PolicyChange) -> Result<Pol
     let mut removed = 0;
     match change {
         PolicyChange::Block { org, reason } => {
-            let org = resolve_org(store, org)?;
+            let org = resolve_org(store, own_org, org)?;
             if org == own_org {
                 return Err(Error::BadRequest(
                     "a node cannot block its own organisation".into(),
@@ -39,12 +46,19 @@ pub fn apply(store: &Store, own_org: OrgId, change: &PolicyChange) -> Result<Pol
             let name = org_name(store, &org)?;
             removed = store.block_org(&org, &name, reason.trim())?;
         }
-        PolicyChange::Unblock { org } => store.unblock_org(&resolve_org(store, org)?)?,
-        PolicyChange::Follow { org } => store.follow_org(&resolve_org(store, org)?)?,
-        PolicyChange::Unfollow { org } => store.unfollow_org(&resolve_org(store, org)?)?,
+        PolicyChange::Unblock { org } => store.unblock_org(&resolve_org(store, own_org, org)?)?,
+        PolicyChange::Follow { org, petname } => {
+            let org = resolve_org(store, own_org, org)?;
+            let petname = match petname {
+                Some(petname) => Some(names::checked_petname(store, &org, petname)?),
+                None => None,
+            };
+            store.follow_org(&org, petname.as_deref())?;
+        }
+        PolicyChange::Unfollow { org } => store.unfollow_org(&resolve_org(store, own_org, org)?)?,
         PolicyChange::Open => store.set_follow_only(false)?,
         PolicyChange::FollowOnly => {
-            store.follow_org(&own_org)?;
+            store.follow_org(&own_org, None)?;
             store.set_follow_only(true)?;
         }
     }
@@ -74,6 +88,7 @@ pub fn view(store: &Store) -> Result<PolicyView, Error> {
                 org: org.to_string(),
                 name: name_of(org),
                 reason: String::new(),
+                petname: policy.petnames.get(org).cloned(),
             })
             .collect(),
         blocked: policy
@@ -83,6 +98,7 @@ pub fn view(store: &Store) -> Result<PolicyView, Error> {
                 org: org.to_string(),
                 name: name_of(org),
                 reason: blocked.reason.clone(),
+                petname: None,
             })
             .collect(),
         max_entries_per_org: policy.max_entries_per_org,
@@ -90,41 +106,78 @@ pub fn view(store: &Store) -> Result<PolicyView, Error> {
     })
 }
 
-/// An organisation by its 64-digit id, or by a name (any letter case) that exactly one
-/// organisation with entries here uses.
-pub fn resolve_org(store: &Store, text: &str) -> Result<OrgId, Error> {
+/// An organisation by its 64-digit id, a unique prefix of one (at least
+/// [`MIN_ID_PREFIX`] digits) among the organisations held here, this node's petname for it,
+/// or a name that exactly one organisation here goes by. Names are compared by how they
+/// look, so a lookalike makes a name ambiguous rather than resolving to the wrong one.
+pub fn resolve_org(store: &Store, own_org: OrgId, text: &str) -> Result<OrgId, Error> {
     let text = text.trim();
     if let Ok(org) = text.parse::<OrgId>() {
         return Ok(org);
     }
-    let wanted = text.to_lowercase();
-    // Every organisation, not a bounded directory: a name must never resolve to one
-    // organisation only because another of the same name was left out.
-    let mut matches: Vec<OrgId> = store
-        .orgs(usize::MAX)?
-        .into_iter()
-        .filter(|(_, entry)| entry.credential().claims().org_name.to_lowercase() == wanted)
-        .map(|(org, _)| org)
-        .collect();
-    // Blocked organisations' entries are gone; their names were kept with the block.
-    for (org, blocked) in store.policy().blocked {
-        if blocked.name.to_lowercase() == wanted && !matches.contains(&org) {
-            matches.push(org);
+    let policy = store.policy();
+    let key = name_key(text);
+    // A petname is this node's own, and no two look alike: it names one organisation,
+    // whatever others call themselves.
+    if let Some((org, _)) = policy
+        .petnames
+        .iter()
+        .find(|(_, petname)| name_key(petname) == key)
+    {
+        return Ok(*org);
+    }
+    let is_hex = text.len() >= MIN_ID_PREFIX && text.chars().all(|c| c.is_ascii_hexdigit());
+    let mut matches = if is_hex {
+        store.orgs_starting(&text.to_ascii_lowercase())?
+    } else {
+        Vec::new()
+    };
+    if matches.is_empty() {
+        matches = store.orgs_named(text)?;
+        // Blocked organisations' entries are gone; their names were kept with the block.
+        for (org, blocked) in &policy.blocked {
+            if name_key(&blocked.name) == key && !matches.contains(org) {
+                matches.push(*org);
+            }
         }
     }
     match matches.as_slice() {
         [org] => Ok(*org),
         [] => Err(Error::BadRequest(format!(
-            "no organisation called {text:?} has entries here; use its 64-digit id (see `cairn list --json`)"
+            "no organisation called {:?} has entries here; use its id (see `cairn list --json` or `cairn orgs`)",
+            printable(text, Lines::One)
         ))),
-        _ => Err(Error::BadRequest(format!(
-            "{} organisations are called {text:?}: {}; use the 64-digit id of the one you mean",
-            matches.len(),
-            matches
-                .iter()
-                .map(|org| org.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        _ => {
+            let labels = names::labels(store, own_org, matches.iter().copied())?;
+            let mut listed = String::new();
+            for org in &matches {
+                let name = org_name(store, org)?;
+                let name = if name.is_empty() {
+                    policy
+                        .blocked
+                        .get(org)
+                        .map(|b| b.name.clone())
+                        .unwrap_or_default()
+                } else {
+                    name
+                };
+                let how = if policy.blocked.contains_key(org) {
+                    "blocked".to_string()
+                } else {
+                    labels.get(org).map(OrgLabel::describe).unwrap_or_default()
+                };
+                let _ = write!(
+                    listed,
+                    "\n  {}  {} ({how})",
+                    org.short(SHORT_ID_DIGITS),
+                    printable(&name, Lines::One)
+                );
+            }
+            Err(Error::BadRequest(format!(
+                "{} organisations go by names that look like {:?}:{listed}\nuse the id (its first {SHORT_ID_DIGITS} digits are enough) of the one you mean, or give it a petname with `cairn follow ID --petname NAME`",
+                matches.len(),
+                printable(text, Lines::One)
+            )))
+        }
     }
 }

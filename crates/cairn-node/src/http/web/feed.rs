@@ -112,7 +112,6 @@ pub async fn feed(
     for entry in &entries {
         // The newest revision's text, if the author revised it.
         let story = notes.story(entry).unwrap_or_default();
-        let author = entry.credential().claims();
         let mut body = String::new();
         if !story.summary.is_empty() {
             let _ = write!(body, "<p>{}</p>", escape(&story.summary));
@@ -126,15 +125,15 @@ pub async fn feed(
         let _ = write!(
             xml,
             "<entry>\n<title>{kind}: {title}</title>\n<id>urn:cairn:entry:{id}</id>\n\
-             <updated>{updated}</updated>\n<author><name>{who} ({org})</name></author>\n\
+             <updated>{updated}</updated>\n<author><name>{who}</name></author>\n\
              <link href=\"http://{host}/entries/{id}\"/>\n<summary>{summary}</summary>\n\
              <content type=\"html\">{content}</content>\n",
             kind = entry.header().kind,
             title = escape(&story.title),
             id = entry.id(),
             updated = iso(entry.header().created),
-            who = escape(entry.author_name()),
-            org = escape(&author.org_name),
+            // "Ana Silva of Riverside Trust (followed)": how this node knows the organisation.
+            who = escape(&notes.byline(entry)),
             host = escape(&host),
             summary = escape(&story.summary),
             content = escape(&body),

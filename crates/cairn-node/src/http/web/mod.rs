@@ -72,6 +72,7 @@ pub(crate) fn router(web: Web) -> Router {
         .route("/compose", get(compose::compose).post(compose::publish))
         .route("/search", get(search::search))
         .route("/orgs", get(orgs::orgs))
+        .route("/orgs/follow", post(orgs::follow))
         .route("/peers", get(peers::peers))
         .route("/sync", post(peers::sync))
         .route("/logout", post(login::logout))

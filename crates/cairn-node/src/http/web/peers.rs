@@ -12,6 +12,7 @@ use super::{Session, Web};
 use cairn_core::display::{Lines, printable};
 
 use crate::Error;
+use crate::service::names;
 
 use super::page::{Chrome, Form, MAX_ORGS, PageResult, check_csrf, render};
 
@@ -27,15 +28,30 @@ struct PeersPage {
 }
 
 struct PeerLine {
+    /// The organisation its binding names, as "Riverside Trust (followed)", or "An
+    /// anonymous node" when it has no binding that checks.
+    org: String,
     short_id: String,
     sync: String,
 }
 
 pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
     let net = web.shared.client().status().await.map_err(Error::from)?;
-    let (entries, orgs) = web
+    let hellos: Vec<_> = net
+        .connected
+        .iter()
+        .map(|peer| web.shared.hello_of(&peer.peer_id))
+        .collect();
+    let bound: Vec<_> = hellos
+        .iter()
+        .filter_map(|hello| Some(hello.as_ref()?.org.as_ref()?.0))
+        .collect();
+    let (entries, orgs, labels) = web
         .shared
-        .read(|service| Ok((service.count()?, service.orgs(MAX_ORGS)?)))
+        .read(move |service| {
+            let labels = names::labels(service.store(), service.own_org(), bound)?;
+            Ok((service.count()?, service.directory(MAX_ORGS)?, labels))
+        })
         .await?;
     let now = SystemTime::now();
     let own_org = web.shared.credential().claims().org;
@@ -43,7 +59,19 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
     let peers: Vec<PeerLine> = net
         .connected
         .iter()
-        .map(|peer| {
+        .zip(&hellos)
+        .map(|(peer, hello)| {
+            let org = match hello.as_ref().and_then(|hello| hello.org.as_ref()) {
+                Some((org, name)) => match labels.get(org) {
+                    Some(label) => format!(
+                        "{} ({})",
+                        printable(label.shown(name), Lines::One),
+                        label.describe()
+                    ),
+                    None => printable(name, Lines::One),
+                },
+                None => "An anonymous node".into(),
+            };
             let sync = match web.shared.last_sync(&peer.peer_id) {
                 Some(record) if record.ok => {
                     synced += 1;
@@ -56,6 +84,7 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
                 None => "connected; catching up has not finished yet".into(),
             };
             PeerLine {
+                org,
                 short_id: peer
                     .peer_id
                     .to_string()
@@ -78,13 +107,13 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
     };
     let latest = orgs
         .iter()
-        .filter(|(org, _)| *org != own_org)
-        .max_by_key(|(_, entry)| entry.header().created)
-        .map(|(_, entry)| {
+        .filter(|known| known.org() != own_org)
+        .max_by_key(|known| known.newest.header().created)
+        .map(|known| {
             format!(
                 "Last heard from {} {}.",
-                printable(&entry.credential().claims().org_name, Lines::One),
-                ago(entry.header().created, now)
+                known.display_with(|name| printable(name, Lines::One)),
+                ago(known.newest.header().created, now)
             )
         })
         .unwrap_or_default();

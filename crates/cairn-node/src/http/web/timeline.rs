@@ -58,7 +58,7 @@ pub async fn timeline(
             listing
                 .entries
                 .retain(|entry| entry.header().kind.has_story());
-            Ok((listing, service.orgs(MAX_ORGS)?))
+            Ok((listing, service.directory(MAX_ORGS)?))
         })
         .await?;
     let now = SystemTime::now();
@@ -86,9 +86,9 @@ pub async fn timeline(
         .collect();
     let org_choices = orgs
         .iter()
-        .map(|(org, entry)| {
-            let name = printable(&entry.credential().claims().org_name, Lines::One);
-            choose(&org.to_string(), name, &list.org)
+        .map(|known| {
+            let name = known.display_with(|name| printable(name, Lines::One));
+            choose(&known.org().to_string(), name, &list.org)
         })
         .collect();
     let heading = if list.kind.is_some()

@@ -19,7 +19,12 @@ pub struct Card {
     pub summary: String,
     pub author_name: String,
     pub org: String,
+    /// The organisation's petname here, or its own name.
     pub org_name: String,
+    /// How this node knows the organisation ("followed", "stranger 3f2a9c1d0b4e, name
+    /// shared"), and its standing alone (`own`, `followed`, `stranger`) as a CSS class.
+    pub org_label: String,
+    pub org_standing: String,
     pub created_iso: String,
     pub created_human: String,
     pub spaces: Vec<String>,
@@ -46,6 +51,12 @@ impl Card {
             card.summary = current.summary;
             card.tags = current.tags;
             card.revised = current.created_human;
+        }
+        if let Some(label) = notes.label(entry) {
+            let own_name = &entry.credential().claims().org_name;
+            card.org_name = printable(label.shown(own_name), Lines::One);
+            card.org_label = label.describe();
+            card.org_standing = label.standing.as_str().into();
         }
         card.forked = notes.forked(entry);
         card.former = notes.former(entry);
@@ -82,6 +93,8 @@ impl Card {
             author_name: printable(&claims.member_name, Lines::One),
             org: claims.org.to_string(),
             org_name: printable(&claims.org_name, Lines::One),
+            org_label: String::new(),
+            org_standing: String::new(),
             created_iso: iso(header.created),
             created_human: ago(header.created, now),
             spaces: header.spaces.iter().map(ToString::to_string).collect(),

@@ -1,6 +1,6 @@
-//! The byte codec of the sync request-response protocol: each message is a u32 big-endian
-//! length and that many bytes, refused before reading if over its limit. What the bytes mean
-//! is `cairn-sync`'s business.
+//! The byte codec of Cairn's request-response protocols (sync and hello): each message is a
+//! u32 big-endian length and that many bytes, refused before reading if over its limit. What
+//! the bytes mean is the node's business (`cairn-sync`, the node's hello).
 
 use std::io;
 
@@ -10,7 +10,7 @@ use libp2p::request_response::Codec;
 
 /// Length-prefixed byte messages with a limit for each direction.
 #[derive(Debug, Clone)]
-pub struct SyncCodec {
+pub struct BytesCodec {
     pub request_limit: usize,
     pub response_limit: usize,
 }
@@ -25,7 +25,7 @@ async fn read_message<T: AsyncRead + Unpin + Send>(
     if length > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("sync message of {length} bytes is over the {limit}-byte limit"),
+            format!("a message of {length} bytes is over the {limit}-byte limit"),
         ));
     }
     let mut message = vec![0u8; length];
@@ -41,7 +41,7 @@ async fn write_message<T: AsyncWrite + Unpin + Send>(
     if message.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "sync message over its limit",
+            "a message over its limit",
         ));
     }
     io.write_all(&(message.len() as u32).to_be_bytes()).await?;
@@ -49,7 +49,7 @@ async fn write_message<T: AsyncWrite + Unpin + Send>(
     io.close().await
 }
 
-impl Codec for SyncCodec {
+impl Codec for BytesCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
     type Response = Vec<u8>;
