@@ -280,3 +280,42 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
         prev = Some(entry.id());
     }
 }
+
+/// The node binding of the test vectors: Riverside Trust's key (seed `0x01`) binding the
+/// peer id `00 24 08 01 12 20` followed by 32 bytes of `0x03`, issued at the fixtures' time.
+fn binding_vector() -> String {
+    use cairn_core::binding::Binding;
+    let org = cairn_core::SecretKey::from_seed([1; 32]);
+    let mut peer_id = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+    peer_id.extend_from_slice(&[3; 32]);
+    let binding = Binding::issue(&org, "Riverside Trust", &peer_id, EPOCH).expect("binding");
+    assert_eq!(
+        binding.verify(&peer_id).expect("the vector checks").org,
+        org.org_id()
+    );
+    format!(
+        "vector: binding\npeer-id: {}\nbinding: {}\n",
+        hex::encode(&peer_id),
+        hex::encode(binding.as_bytes())
+    )
+}
+
+#[test]
+fn protocol_document_binding_vector_matches_this_build() {
+    let expected = binding_vector();
+    if std::env::var_os("CAIRN_PRINT_VECTORS").is_some() {
+        println!("{expected}");
+    }
+    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md");
+    let doc = std::fs::read_to_string(doc_path).expect("docs/protocol.md is readable");
+    let block = doc
+        .split("```binding-vectors\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/protocol.md has a ```binding-vectors block");
+    assert_eq!(
+        block.trim(),
+        expected.trim(),
+        "docs/protocol.md's binding vector differs from this build"
+    );
+}
