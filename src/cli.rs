@@ -195,7 +195,14 @@ pub enum Command {
     },
     /// Print a ticket that lets another organisation's node connect to this one.
     #[command(after_help = EXIT_CODES)]
-    Invite,
+    Invite {
+        /// How long the invitation lasts, e.g. 2h, 3days, 2weeks (at most a year).
+        #[arg(long, value_name = "DURATION", default_value = "7days", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+        /// Only one node may accept it; it is refused to any other after that.
+        #[arg(long)]
+        single_use: bool,
+    },
     /// Connect to the node in an invite ticket, remember it and join its spaces.
     #[command(after_help = EXIT_CODES)]
     Join {

@@ -83,7 +83,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peer {
             action: PeerAction::Add { address },
         } => network::add_peer(&home, address, json),
-        Command::Invite => network::invite(&home, json),
+        Command::Invite {
+            expires,
+            single_use,
+        } => network::invite(&home, expires, single_use, json),
         Command::Join { ticket } => network::join(&home, ticket, json),
         Command::Sync { peer, space } => network::sync(&home, peer, space, json),
         Command::Spaces => network::spaces(&home, json),

@@ -215,9 +215,29 @@ pub(super) fn add_peer(home: &Home, address: String, json: bool) -> Result<()> {
     })
 }
 
-pub(super) fn invite(home: &Home, json: bool) -> Result<()> {
-    let ticket: cairn_api::TicketText = NodeClient::require(home)?.get("/api/invite", &[])?;
-    print_or_json(json, &ticket, || say!("{}", ticket.ticket))
+pub(super) fn invite(
+    home: &Home,
+    expires: std::time::Duration,
+    single_use: bool,
+    json: bool,
+) -> Result<()> {
+    let query = [
+        ("expires_secs", expires.as_secs().to_string()),
+        ("single_use", single_use.to_string()),
+    ];
+    let ticket: cairn_api::TicketText = NodeClient::require(home)?.get("/api/invite", &query)?;
+    print_or_json(json, &ticket, || {
+        say!("{}", ticket.ticket);
+        eprintln!(
+            "Valid for {}{}. Give it to the other organisation; they run `cairn join` with it.",
+            humantime::format_duration(expires),
+            if single_use {
+                ", for one node only"
+            } else {
+                ""
+            }
+        );
+    })
 }
 
 pub(super) fn join(home: &Home, ticket: String, json: bool) -> Result<()> {

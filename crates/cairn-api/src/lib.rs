@@ -401,6 +401,16 @@ pub struct PeerAddedView {
     pub peer_id: String,
 }
 
+/// `GET /api/invite?expires_secs=&single_use=`: how long the invitation lasts (7 days if not
+/// given, at most a year) and whether only one node may accept it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct InviteQuery {
+    #[serde(default)]
+    pub expires_secs: Option<u64>,
+    #[serde(default)]
+    pub single_use: bool,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct TicketText {
     pub ticket: String,

@@ -23,6 +23,7 @@ pub mod credential;
 pub mod display;
 pub mod entry;
 pub mod error;
+pub mod invitation;
 pub mod keys;
 pub mod signature;
 pub mod testkit;

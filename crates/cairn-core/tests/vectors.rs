@@ -281,8 +281,9 @@ fn every_kind_round_trips_through_encode_sign_verify_decode() {
     }
 }
 
-/// The node binding of the test vectors: Riverside Trust's key (seed `0x01`) binding the
-/// peer id `00 24 08 01 12 20` followed by 32 bytes of `0x03`, issued at the fixtures' time.
+/// The identity vectors: Riverside Trust's key (seed `0x01`) binding the peer id `00 24 08 01
+/// 12 20` followed by 32 bytes of `0x03`, issued at the fixtures' time, and inviting to that
+/// node for seven days, once.
 fn binding_vector() -> String {
     use cairn_core::binding::Binding;
     let org = cairn_core::SecretKey::from_seed([1; 32]);
@@ -293,15 +294,36 @@ fn binding_vector() -> String {
         binding.verify(&peer_id).expect("the vector checks").org,
         org.org_id()
     );
+    let invitation = cairn_core::invitation::Invitation::issue(
+        &org,
+        cairn_core::invitation::InvitationClaims {
+            org: org.org_id(),
+            org_key: org.public(),
+            org_name: "Riverside Trust".into(),
+            peer_id: cairn_core::codec::Bytes(peer_id.clone()),
+            addresses: vec!["/ip4/192.0.2.7/tcp/7411".into()],
+            spaces: vec!["commons".into()],
+            issued: EPOCH,
+            expires: Timestamp(EPOCH.0 + 7 * 86_400_000),
+            single_use: true,
+            nonce: [0x11; 16],
+        },
+    )
+    .expect("invitation");
+    assert_eq!(
+        cairn_core::invitation::Invitation::from_bytes(invitation.as_bytes()).expect("checks"),
+        invitation
+    );
     format!(
-        "vector: binding\npeer-id: {}\nbinding: {}\n",
+        "vector: binding\npeer-id: {}\nbinding: {}\n\nvector: invitation\ninvitation: {}\n",
         hex::encode(&peer_id),
-        hex::encode(binding.as_bytes())
+        hex::encode(binding.as_bytes()),
+        hex::encode(invitation.as_bytes())
     )
 }
 
 #[test]
-fn protocol_document_binding_vector_matches_this_build() {
+fn protocol_document_identity_vectors_match_this_build() {
     let expected = binding_vector();
     if std::env::var_os("CAIRN_PRINT_VECTORS").is_some() {
         println!("{expected}");
@@ -309,13 +331,13 @@ fn protocol_document_binding_vector_matches_this_build() {
     let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/protocol.md");
     let doc = std::fs::read_to_string(doc_path).expect("docs/protocol.md is readable");
     let block = doc
-        .split("```binding-vectors\n")
+        .split("```identity-vectors\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("docs/protocol.md has a ```binding-vectors block");
+        .expect("docs/protocol.md has a ```identity-vectors block");
     assert_eq!(
         block.trim(),
         expected.trim(),
-        "docs/protocol.md's binding vector differs from this build"
+        "docs/protocol.md's identity vectors differ from this build"
     );
 }

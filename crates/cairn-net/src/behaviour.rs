@@ -36,6 +36,7 @@ pub(crate) struct Behaviour {
     pub gossip: gossipsub::Behaviour,
     pub sync: request_response::Behaviour<BytesCodec>,
     pub hello: request_response::Behaviour<BytesCodec>,
+    pub invite: request_response::Behaviour<BytesCodec>,
 }
 
 impl Behaviour {
@@ -107,6 +108,19 @@ impl Behaviour {
                 )],
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(10))
+                    .with_max_concurrent_streams(2),
+            ),
+            invite: request_response::Behaviour::with_codec(
+                BytesCodec {
+                    request_limit: crate::MAX_INVITE_LEN,
+                    response_limit: crate::MAX_INVITE_LEN,
+                },
+                [(
+                    StreamProtocol::new(config.invite_protocol),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(Duration::from_secs(30))
                     .with_max_concurrent_streams(2),
             ),
         })

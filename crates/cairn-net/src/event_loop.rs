@@ -25,6 +25,9 @@ const MAX_SERVING: usize = 64;
 const MAX_SERVING_PER_PEER: usize = 8;
 /// Hello requests answered per peer per tick; a node sends one per connection.
 const HELLOS_PER_TICK: u32 = 2;
+/// Invitations being answered at once, at most, and per peer per tick.
+const MAX_INVITES_ANSWERING: usize = 16;
+const INVITES_PER_TICK: u32 = 2;
 /// How often known peers are checked for redialling and bans for expiry.
 const TICK: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -62,6 +65,10 @@ pub struct EventLoop {
     /// This node's hello, and hello requests answered per peer in the current tick.
     hello: crate::HelloSource,
     hello_budget: HashMap<PeerId, u32>,
+    /// Our invitations awaiting answers, and peers' invitations the owner is answering.
+    pending_invites: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, Error>>>,
+    answering_invites: HashMap<u64, ResponseChannel<Vec<u8>>>,
+    invite_budget: HashMap<PeerId, u32>,
     /// Addresses to keep connected to, with their backoff.
     known: HashMap<Multiaddr, Redial>,
     /// Peers blocked for sending invalid entries, and when the block ends.
@@ -140,6 +147,9 @@ impl EventLoop {
             sync_requests_per_second: config.sync_requests_per_second,
             hello: config.hello.clone(),
             hello_budget: HashMap::new(),
+            pending_invites: HashMap::new(),
+            answering_invites: HashMap::new(),
+            invite_budget: HashMap::new(),
             known,
             bans: HashMap::new(),
             connected: HashMap::new(),
@@ -265,6 +275,30 @@ impl EventLoop {
                     tracing::debug!("a peer went away before its sync answer was sent");
                 }
             }
+            Command::Invite {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .invite
+                    .send_request(&peer, request);
+                self.pending_invites.insert(id, reply);
+            }
+            Command::InviteRespond { token, response } => {
+                if let Some(channel) = self.answering_invites.remove(&token)
+                    && self
+                        .swarm
+                        .behaviour_mut()
+                        .invite
+                        .send_response(channel, response)
+                        .is_err()
+                {
+                    tracing::debug!("a peer went away before its invitation was answered");
+                }
+            }
             Command::Block { peer } => self.ban(peer),
             Command::Metrics { reply } => {
                 let mut text = String::new();
@@ -331,6 +365,72 @@ impl EventLoop {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, "a peer's hello failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Invitations: peers' go to the owner to answer (within bounds), answers to ours back to
+    /// whoever presented them.
+    fn on_invite(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let budget = self.invite_budget.entry(peer).or_insert(0);
+                *budget += 1;
+                if *budget > INVITES_PER_TICK
+                    || self.answering_invites.len() >= MAX_INVITES_ANSWERING
+                {
+                    tracing::info!(%peer, "an invitation was refused: too many at once");
+                    return;
+                }
+                let token = self.next_token;
+                self.next_token += 1;
+                let asked = Event::InviteRequest {
+                    peer,
+                    token,
+                    request,
+                };
+                // Held only while the owner has it to answer: never left waiting for nobody.
+                if self.events.try_send(asked).is_ok() {
+                    self.answering_invites.insert(token, channel);
+                } else {
+                    tracing::warn!(%peer, "the node is not keeping up; an invitation was refused");
+                }
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.pending_invites.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.pending_invites.remove(&request_id) {
+                    let _ = reply.send(Err(Error::Sync {
+                        peer,
+                        reason: format!("it did not answer the invitation: {error}"),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "a peer's invitation failed: {error}");
             }
             request_response::Event::ResponseSent { .. } => {}
         }
@@ -452,6 +552,7 @@ impl EventLoop {
         let now = Instant::now();
         self.sync_budget.clear();
         self.hello_budget.clear();
+        self.invite_budget.clear();
         // Answers the node never gave (its task failed) must not pile up.
         self.serving.retain(|_, (_, channel)| channel.is_open());
         let expired: Vec<PeerId> = self
@@ -557,6 +658,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Hello(event)) => self.on_hello(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Invite(event)) => self.on_invite(event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,

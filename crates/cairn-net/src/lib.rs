@@ -81,6 +81,9 @@ pub struct Config {
     pub sync_response_limit: usize,
     /// Sync requests served per peer per second; more are refused.
     pub sync_requests_per_second: u32,
+    /// The request-response protocol in which a node presents an invitation to the node that
+    /// issued it.
+    pub invite_protocol: &'static str,
     /// The request-response protocol in which two nodes introduce themselves on connecting.
     pub hello_protocol: &'static str,
     /// What this node says of itself (see [`HelloSource`]).
@@ -112,6 +115,8 @@ impl std::fmt::Debug for HelloSource {
 
 /// The largest hello either side sends or reads.
 pub const MAX_HELLO_LEN: usize = 4 * 1024;
+/// The largest invitation request or answer.
+pub const MAX_INVITE_LEN: usize = 8 * 1024;
 
 impl Config {
     pub fn new(keypair: Keypair) -> Self {
@@ -128,6 +133,7 @@ impl Config {
             sync_request_limit: 1 << 20,
             sync_response_limit: 8 << 20,
             sync_requests_per_second: 50,
+            invite_protocol: "/cairn/invite/1",
             hello_protocol: "/cairn/hello/1",
             hello: HelloSource::new(Vec::new),
         }
@@ -171,6 +177,13 @@ pub enum Event {
     /// A connected peer introduced itself (see [`HelloSource`]); at most a few times per
     /// connection.
     Hello { peer: PeerId, hello: Vec<u8> },
+    /// A peer presents an invitation; answer with [`Client::invite_respond`] and the same
+    /// token.
+    InviteRequest {
+        peer: PeerId,
+        token: u64,
+        request: Vec<u8>,
+    },
     /// A peer asks for sync data; answer with [`Client::sync_respond`] and the same token.
     SyncRequest {
         peer: PeerId,
@@ -235,6 +248,15 @@ enum Command {
         reply: oneshot::Sender<Result<Vec<u8>, Error>>,
     },
     SyncRespond {
+        token: u64,
+        response: Vec<u8>,
+    },
+    Invite {
+        peer: PeerId,
+        request: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, Error>>,
+    },
+    InviteRespond {
         token: u64,
         response: Vec<u8>,
     },
@@ -338,6 +360,27 @@ impl Client {
     /// Answers a peer's sync request.
     pub async fn sync_respond(&self, token: u64, response: Vec<u8>) -> Result<(), Error> {
         self.send(Command::SyncRespond { token, response }).await
+    }
+
+    /// Presents an invitation to a connected peer and waits for its answer.
+    pub async fn present_invitation(
+        &self,
+        peer: PeerId,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Invite {
+            peer,
+            request,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Answers a peer's invitation.
+    pub async fn invite_respond(&self, token: u64, response: Vec<u8>) -> Result<(), Error> {
+        self.send(Command::InviteRespond { token, response }).await
     }
 
     /// Blocks a peer that misbehaved (for the configured ban duration) and disconnects it.

@@ -79,6 +79,23 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                 request,
             } => serve::in_turn(shared, peer, token, request),
             Event::Hello { peer, hello } => shared.heard_hello(peer, &hello),
+            Event::InviteRequest {
+                peer,
+                token,
+                request,
+            } => {
+                let weak = Arc::downgrade(shared);
+                shared.tasks().spawn(async move {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let answer = shared.answer_invitation(request).await;
+                    if answer.is_empty() {
+                        tracing::info!(%peer, "a node accepted this node's invitation");
+                    } else {
+                        tracing::info!(%peer, "an invitation was refused: {}", String::from_utf8_lossy(&answer));
+                    }
+                    let _ = shared.client().invite_respond(token, answer).await;
+                });
+            }
             Event::Disconnected { peer } => shared.forget_peer(&peer),
             Event::Listening { .. } => {}
         }

@@ -234,49 +234,102 @@ impl Shared {
         Ok(peer)
     }
 
-    /// The invite ticket for this node.
-    pub async fn invite(&self) -> Result<Ticket, Error> {
+    /// A signed invite ticket for this node, valid for `lifetime`, for one node only if
+    /// `single_use`.
+    pub async fn invite(
+        &self,
+        lifetime: std::time::Duration,
+        single_use: bool,
+    ) -> Result<Ticket, Error> {
         let status = self.client.status().await?;
-        let claims = self.credential().claims();
-        let addresses = status
+        let addresses: Vec<String> = status
             .listen_addrs
             .into_iter()
             .map(|address| with_peer(address, status.peer_id).to_string())
+            .take(cairn_core::invitation::MAX_ADDRESSES)
             .collect();
-        Ok(Ticket {
-            peer_id: status.peer_id.to_string(),
-            addresses,
-            org: claims.org.to_string(),
-            org_name: claims.org_name.clone(),
-            spaces: self.spaces(),
-        })
+        let peer_id = status.peer_id.to_bytes();
+        let invitation = self
+            .read(move |service| service.invitation(&peer_id, addresses, lifetime, single_use))
+            .await?;
+        Ok(Ticket { invitation })
     }
 
-    /// Connects to the peer in a ticket through the first address that works, remembers it
-    /// and joins its spaces.
+    /// Accepts an invitation: connects to the node it names through the first address that
+    /// works, presents the invitation there, and once that node accepts it, remembers the
+    /// node and joins its spaces.
     pub async fn join(&self, ticket: &Ticket) -> Result<PeerId, Error> {
+        ticket.check_current(Timestamp::now())?;
+        let claims = ticket.invitation.claims();
+        let org_name = printable(&claims.org_name, Lines::One);
+        let wanted = PeerId::from_bytes(&claims.peer_id.0)
+            .map_err(|_| Error::Ticket("the node it names has no valid peer id".into()))?;
         let mut failures = Vec::new();
         let mut joined = None;
-        for address in &ticket.addresses {
-            match self.add_peer(address).await {
-                Ok(peer) => {
-                    joined = Some(peer);
+        for address in &claims.addresses {
+            let Ok(parsed) = address.parse::<Multiaddr>() else {
+                failures.push(format!("{address}: not an address"));
+                continue;
+            };
+            match self.client.dial(parsed.clone()).await {
+                Ok(peer) if peer == wanted => {
+                    joined = Some((peer, with_peer(parsed, peer)));
                     break;
                 }
+                Ok(peer) => failures.push(format!(
+                    "{address}: another node answered ({peer}), not the one invited to"
+                )),
                 Err(err) => failures.push(format!("{address}: {err}")),
             }
         }
-        let peer = joined.ok_or_else(|| {
+        let (peer, address) = joined.ok_or_else(|| {
             Error::BadRequest(format!(
-                "could not reach {} at any address in the ticket ({})",
-                ticket.org_name,
+                "could not reach {org_name} at any address in the invitation ({})",
                 failures.join("; ")
             ))
         })?;
-        for space in &ticket.spaces {
+        let answer = self
+            .client
+            .present_invitation(peer, ticket.invitation.as_bytes().to_vec())
+            .await?;
+        if !answer.is_empty() {
+            let why = String::from_utf8_lossy(&answer[..answer.len().min(512)]).into_owned();
+            return Err(Error::Ticket(format!(
+                "{org_name}'s node refused it: {}",
+                printable(&why, Lines::One)
+            )));
+        }
+        self.client.remember(address.clone()).await?;
+        let text = address.to_string();
+        self.read(move |service| service.remember_peer(text))
+            .await?;
+        for space in &claims.spaces {
             self.join_space(space).await?;
         }
         Ok(peer)
+    }
+
+    /// Answers a peer that presents an invitation: empty if accepted, else why not.
+    pub(crate) async fn answer_invitation(&self, request: Vec<u8>) -> Vec<u8> {
+        let own = self
+            .client
+            .status()
+            .await
+            .map(|status| status.peer_id.to_bytes());
+        let Ok(own) = own else {
+            return b"the node is stopping".to_vec();
+        };
+        match self
+            .read(move |service| service.accept_invitation(&request, &own))
+            .await
+        {
+            Ok(()) => Vec::new(),
+            Err(Error::BadRequest(why)) => why.into_bytes(),
+            Err(err) => {
+                tracing::warn!("could not check an invitation a peer presented: {err}");
+                b"the node could not check it; try again later".to_vec()
+            }
+        }
     }
 }
 

@@ -7,10 +7,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
     AddressRequest, AmendRequest, DirectoryQuery, DirectoryView, ForkedAuthorView, FramesView,
-    ListQuery, MAX_DIRECTORY, MemberRequest, MemberView, PeerAddedView, PeerView, PolicyChange,
-    PolicyView, ProfileQuery, ProfileRequest, ProfileView, Progress, PublishRequest, PublishedView,
-    ReindexView, ReplyRequest, RespondRequest, RetractRequest, RevokeRequest, SearchQuery, Signing,
-    SpacesView, StatusView, SyncRequest, SyncView, TicketText,
+    InviteQuery, ListQuery, MAX_DIRECTORY, MemberRequest, MemberView, PeerAddedView, PeerView,
+    PolicyChange, PolicyView, ProfileQuery, ProfileRequest, ProfileView, Progress, PublishRequest,
+    PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest, RevokeRequest,
+    SearchQuery, Signing, SpacesView, StatusView, SyncRequest, SyncView, TicketText,
 };
 use cairn_core::body::StoryEdit;
 use cairn_core::{Kind, OrgId, RefKind, Reply, ResponseType};
@@ -339,9 +339,25 @@ pub(crate) async fn add_peer(
     }))
 }
 
-pub(crate) async fn invite(State(api): State<Api>) -> Result<Json<TicketText>, Error> {
+pub(crate) async fn invite(
+    State(api): State<Api>,
+    Query(query): Query<InviteQuery>,
+) -> Result<Json<TicketText>, Error> {
+    let lifetime = query.expires_secs.map_or(
+        crate::ticket::DEFAULT_LIFETIME,
+        std::time::Duration::from_secs,
+    );
+    if lifetime.is_zero() || lifetime > crate::ticket::MAX_LIFETIME {
+        return Err(Error::BadRequest(
+            "an invitation lasts from a second to a year; choose a duration in between".into(),
+        ));
+    }
     Ok(Json(TicketText {
-        ticket: api.shared.invite().await?.encode(),
+        ticket: api
+            .shared
+            .invite(lifetime, query.single_use)
+            .await?
+            .encode(),
     }))
 }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use cairn_api::{ListQuery, MAX_PAGE, PolicyChange, PolicyView};
 use cairn_core::binding::Binding;
 use cairn_core::body::StoryEdit;
+use cairn_core::invitation::{Invitation, InvitationClaims};
 use cairn_core::{
     Credential, Draft, Entry, EntryId, Kind, MemberId, OrgId, Profile, Ref, RefKind, Reply,
     Response, Retraction, Revocation, SecretKey, Space, Story, Timestamp,
@@ -46,6 +47,8 @@ pub const MAX_RELATED: usize = 1_000;
 /// Own entries waiting to be indexed before the service indexes them itself, without waiting
 /// for a search: bounds the list while the indexer is held back by a large sync.
 const MAX_UNINDEXED: usize = 256;
+/// Single-use invitations accepted and not yet expired that the state file keeps, at most.
+const MAX_OPEN_SINGLE_USE: usize = 10_000;
 
 /// Whose name an entry goes out under.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,7 +157,7 @@ impl Service {
     pub fn new(config: Config, index: Option<Arc<SearchIndex>>) -> Result<Self, Error> {
         let state = State::load(&config.files.state)?.unwrap_or_else(|| State {
             spaces: config.default_spaces.iter().cloned().collect(),
-            peers: Default::default(),
+            ..State::default()
         });
         Ok(Self {
             keystore: Keystore::new(config.files.keys.clone()),
@@ -400,6 +403,77 @@ impl Service {
             peer_id,
             Timestamp::now(),
         )?))
+    }
+
+    /// A signed invitation to the node at `peer_id`, listening at `addresses`, to the spaces
+    /// it joined, valid for `lifetime`; `single_use` if only one node may accept it.
+    pub fn invitation(
+        &self,
+        peer_id: &[u8],
+        addresses: Vec<String>,
+        lifetime: std::time::Duration,
+        single_use: bool,
+    ) -> Result<Invitation, Error> {
+        let claims = self.credential().claims();
+        let signer = self.keystore.organisation(&claims.org_name)?;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|err| Error::Task(format!("the system random generator failed: {err}")))?;
+        let issued = Timestamp::now();
+        let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        Ok(Invitation::issue(
+            &signer.key,
+            InvitationClaims {
+                org: claims.org,
+                org_key: signer.key.public(),
+                org_name: claims.org_name.clone(),
+                peer_id: cairn_core::codec::Bytes(peer_id.to_vec()),
+                addresses,
+                spaces: self.spaces(),
+                issued,
+                expires: Timestamp(issued.0.saturating_add(lifetime_ms)),
+                single_use,
+                nonce,
+            },
+        )?)
+    }
+
+    /// Accepts an invitation a peer presents to this node (at `own_peer_id`), or says why
+    /// not: it must be this organisation's, name this node, not have expired, and if it is
+    /// single-use, not have been accepted before.
+    pub fn accept_invitation(&self, bytes: &[u8], own_peer_id: &[u8]) -> Result<(), Error> {
+        let refused = |why: &str| Err(Error::BadRequest(why.to_string()));
+        let Ok(invitation) = Invitation::from_bytes(bytes) else {
+            return refused("it is not a genuine invitation");
+        };
+        let claims = invitation.claims();
+        let now = Timestamp::now();
+        if claims.org != self.own_org() {
+            return refused("it was not issued by this organisation");
+        }
+        if claims.peer_id.0 != own_peer_id {
+            return refused("it names another of the organisation's nodes");
+        }
+        if invitation.expired(now) {
+            return refused("it has expired; ask for a new one");
+        }
+        if !claims.single_use {
+            return Ok(());
+        }
+        let nonce = hex::encode(claims.nonce);
+        let mut outcome = Ok(());
+        self.update_state(|state| {
+            state.used_invitations.retain(|_, expires| *expires > now.0);
+            outcome = if state.used_invitations.contains_key(&nonce) {
+                refused("it was for one node only, and has been used; ask for a new one")
+            } else if state.used_invitations.len() >= MAX_OPEN_SINGLE_USE {
+                refused("this node holds too many single-use invitations already; try again once some have expired")
+            } else {
+                state.used_invitations.insert(nonce, claims.expires.0);
+                Ok(())
+            };
+        })?;
+        outcome
     }
 
     /// Applies a policy change (block, follow, follow-only ...).

@@ -1,8 +1,9 @@
-//! The node's small persisted state: the spaces it joined and the peers it knows. Written
+//! The node's small persisted state: the spaces it joined, the peers it knows and the
+//! single-use invitations it accepted. Written
 //! whole to a synced temporary file and renamed over the old one, so it is never half-written,
 //! even by a power cut.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,10 @@ pub struct State {
     pub spaces: BTreeSet<String>,
     /// Multiaddresses, each ending in `/p2p/<peer id>` where known.
     pub peers: BTreeSet<String>,
+    /// Single-use invitations this node accepted: nonce (hex) → when the invitation expires
+    /// (ms), after which it is forgotten, since it would be refused as expired anyway.
+    #[serde(default)]
+    pub used_invitations: BTreeMap<String, u64>,
 }
 
 impl State {
