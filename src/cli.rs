@@ -193,6 +193,30 @@ pub enum Command {
         #[command(subcommand)]
         action: PeerAction,
     },
+    /// Write an encrypted backup of this home's keys, configuration and node state to FILE
+    /// (not the entries, which peers hold). Keep it somewhere safe, away from this computer.
+    #[command(after_help = EXIT_CODES)]
+    Backup {
+        /// The backup file to create (never overwritten).
+        file: PathBuf,
+        /// Read the passphrase from the first line of this file instead of asking.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup into a new home (--home DIR): the same organisation and members, a
+    /// new node. Publishing waits until the node has caught up with a peer; `--confirm`
+    /// (with the node stopped) lifts that wait if no other node ever held your entries.
+    #[command(after_help = EXIT_CODES)]
+    Restore {
+        /// The backup file `cairn backup` wrote.
+        #[arg(required_unless_present = "confirm")]
+        file: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+        /// Allow publishing now, without waiting for a sync.
+        #[arg(long, conflicts_with = "file")]
+        confirm: bool,
+    },
     /// Print a ticket that lets another organisation's node connect to this one.
     #[command(after_help = EXIT_CODES)]
     Invite {

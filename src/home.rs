@@ -335,6 +335,40 @@ impl Home {
         })
     }
 
+    /// Finishes a restore from a backup (whose files are in place): checks the identity is
+    /// whole, creates an empty store (sync brings the entries back) and holds publishing
+    /// until a catch-up sync brought this organisation's own entries back.
+    pub fn restored(&self) -> Result<()> {
+        self.load()
+            .context("the backup's keys do not make a whole identity")?;
+        let config = self.config()?;
+        self.create_store(&config)?;
+        self.hold_publishing(true)
+    }
+
+    /// Sets or clears the restore's hold on publishing in the node state file (for a home
+    /// whose node is not running; a running node clears it after its first complete sync).
+    pub fn hold_publishing(&self, hold: bool) -> Result<()> {
+        let path = self.node_files().state;
+        let mut state: serde_json::Value = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is not valid JSON; fix or delete it", path.display())
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => serde_json::json!({
+                "spaces": self.config()?.publish.default_spaces,
+                "peers": [],
+            }),
+            Err(err) => {
+                return Err(err).with_context(|| format!("could not read {}", path.display()));
+            }
+        };
+        state["hold_until_synced"] = serde_json::Value::Bool(hold);
+        let temporary = path.with_extension("json.tmp");
+        let _ = fs::remove_file(&temporary);
+        write_new(&temporary, &serde_json::to_string_pretty(&state)?, 0o600)?;
+        fs::rename(&temporary, &path).with_context(|| format!("could not write {}", path.display()))
+    }
+
     /// Creates the store, or adopts an empty one left by an `init` that failed half-way.
     fn create_store(&self, config: &Config) -> Result<()> {
         let path = self.store_path();

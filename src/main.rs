@@ -12,6 +12,7 @@
 //! - `output`: standard output that ends quietly on a closed pipe.
 
 mod backend;
+mod backup;
 mod cli;
 mod client;
 mod commands;

@@ -83,6 +83,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peer {
             action: PeerAction::Add { address },
         } => network::add_peer(&home, address, json),
+        Command::Backup {
+            file,
+            passphrase_file,
+        } => people::backup(&home, &file, passphrase_file.as_deref(), json),
+        Command::Restore {
+            file,
+            passphrase_file,
+            confirm,
+        } => people::restore(
+            &home,
+            file.as_deref(),
+            passphrase_file.as_deref(),
+            confirm,
+            json,
+        ),
         Command::Invite {
             expires,
             single_use,

@@ -203,3 +203,55 @@ pub(super) fn profile(home: &Home, action: ProfileAction, json: bool) -> Result<
         }
     }
 }
+
+/// `cairn backup FILE`.
+pub(super) fn backup(
+    home: &Home,
+    file: &std::path::Path,
+    passphrase_file: Option<&std::path::Path>,
+    json: bool,
+) -> Result<()> {
+    let passphrase = crate::backup::passphrase(passphrase_file, true)?;
+    let files = crate::backup::backup(home, file, passphrase)?;
+    let view = serde_json::json!({ "file": file.display().to_string(), "files": files });
+    print_or_json(json, &view, || {
+        say!(
+            "Wrote an encrypted backup of {files} files to {}. Keep it and its passphrase apart, away from this computer: with both, anyone can act as your organisation.",
+            file.display()
+        );
+    })
+}
+
+/// `cairn restore FILE` into a new home, or `cairn restore --confirm`.
+pub(super) fn restore(
+    home: &Home,
+    file: Option<&std::path::Path>,
+    passphrase_file: Option<&std::path::Path>,
+    confirm: bool,
+    json: bool,
+) -> Result<()> {
+    if confirm {
+        if crate::client::NodeClient::find(home)?.is_some() {
+            anyhow::bail!(
+                "the node is running; it allows publishing once it has caught up with a peer. To confirm without waiting, stop it first"
+            );
+        }
+        home.hold_publishing(false)?;
+        let view = serde_json::json!({ "publishing": true });
+        return print_or_json(json, &view, || {
+            say!("Publishing is allowed again from this home.");
+        });
+    }
+    let Some(file) = file else {
+        anyhow::bail!("name the backup file to restore");
+    };
+    let passphrase = crate::backup::passphrase(passphrase_file, false)?;
+    let org = crate::backup::restore(home, file, passphrase)?;
+    let view = serde_json::json!({ "org": org, "home": home.root().display().to_string() });
+    print_or_json(json, &view, || {
+        say!(
+            "Restored organisation {org} into {}. This is a new node: start it with a peer (`cairn node --peer ADDRESS`); publishing waits until it has caught up with your organisation's entries.",
+            home.root().display()
+        );
+    })
+}

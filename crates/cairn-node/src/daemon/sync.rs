@@ -141,6 +141,12 @@ pub(crate) async fn with_peer(
         tracing::info!(%peer, "sync failed: {}", record.message);
     }
     shared.syncs().record(peer, record.clone());
+    // A complete catch-up brought back whatever this organisation wrote that the peer held.
+    if record.ok
+        && let Err(err) = shared.read(|service| service.release_publishing()).await
+    {
+        tracing::warn!("could not record that publishing may go ahead: {err}");
+    }
     Some(record)
 }
 

@@ -672,6 +672,21 @@ impl Service {
     }
 
     /// Writes the state file if it does not exist yet (the daemon does at start).
+    /// Whether publishing waits for a sync after a restore.
+    pub fn publishing_held(&self) -> bool {
+        read(&self.state).hold_until_synced
+    }
+
+    /// Lets publishing go ahead after a restore: a catch-up sync brought this
+    /// organisation's entries back, or the admin confirmed that none exist elsewhere.
+    pub fn release_publishing(&self) -> Result<(), Error> {
+        if !self.publishing_held() {
+            return Ok(());
+        }
+        tracing::info!("publishing is allowed again: this home's own entries are caught up");
+        self.update_state(|state| state.hold_until_synced = false)
+    }
+
     pub fn save_state(&self) -> Result<(), Error> {
         self.update_state(|_| {})
     }
@@ -681,6 +696,11 @@ impl Service {
     /// Signs a draft as the signer's next entry, stores it (flushed) and puts it in the
     /// outbox.
     fn write(&self, draft: Draft, publish_as: &PublishAs) -> Result<Entry, Error> {
+        if read(&self.state).hold_until_synced {
+            return Err(Error::BadRequest(
+                "this home was restored from a backup, and its organisation's own entries have not been synced back yet: an entry now could fork its chain. Start the node with a peer (`cairn node --peer ADDRESS`) and publish once it has caught up, or, if no other node ever held this organisation's entries, stop the node and run `cairn restore --confirm`".into(),
+            ));
+        }
         let Signer { key, credential } = self.signer(publish_as)?;
         let entry = {
             let _one_at_a_time = lock(&self.publish_lock);

@@ -19,6 +19,11 @@ pub struct State {
     /// (ms), after which it is forgotten, since it would be refused as expired anyway.
     #[serde(default)]
     pub used_invitations: BTreeMap<String, u64>,
+    /// Set by a restore from a backup: nothing is published until a catch-up sync brought
+    /// this organisation's own entries back (or the admin confirms none exist elsewhere),
+    /// since a chain continued from a stale backup would fork.
+    #[serde(default)]
+    pub hold_until_synced: bool,
 }
 
 impl State {
