@@ -39,7 +39,14 @@ struct Archive {
     org: String,
     /// Each file by its path in the home (`keys/org.key`, `config.toml`...) and its text.
     files: BTreeMap<String, String>,
+    /// Each of the home's chains (member id) and its newest entry number when the backup was
+    /// made: a restored home publishes only once it holds at least these again.
+    #[serde(default)]
+    heads: BTreeMap<String, u64>,
 }
+
+/// The files a backup must hold to make a whole identity.
+const IDENTITY_FILES: [&str; 3] = ["keys/org.key", "keys/member.key", "keys/member.credential"];
 
 /// Where a passphrase comes from: a file's first line, or the terminal.
 pub fn passphrase(file: Option<&Path>, confirm: bool) -> Result<SecretString> {
@@ -78,11 +85,19 @@ pub fn backup(home: &Home, out: &Path, passphrase: SecretString) -> Result<usize
     let identity = home.load()?;
     let mut files = BTreeMap::new();
     collect(home.root(), home.root(), &mut files)?;
+    if let Some(missing) = IDENTITY_FILES.iter().find(|path| !files.contains_key(**path)) {
+        bail!(
+            "{missing} is not a plain file in {}, so the backup would not hold the identity; copy the real file there and try again",
+            home.root().display()
+        );
+    }
+    let claims = identity.credential.claims();
     let archive = Archive {
         format: FORMAT.into(),
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        org: identity.credential.claims().org.to_string(),
+        org: claims.org.to_string(),
         files,
+        heads: chain_heads(home, claims)?,
     };
     let plain = serde_json::to_vec(&archive)?;
     let mut file = std::fs::OpenOptions::new()
@@ -106,6 +121,40 @@ pub fn backup(home: &Home, out: &Path, passphrase: SecretString) -> Result<usize
     Ok(archive.files.len())
 }
 
+/// The newest entry number of each of the home's chains (its member, the organisation's own,
+/// and the members added here), through the running node if there is one.
+fn chain_heads(
+    home: &Home,
+    claims: &cairn_core::CredentialClaims,
+) -> Result<BTreeMap<String, u64>> {
+    let backend = crate::backend::open(home)?;
+    let mut authors = vec![
+        claims.member.to_string(),
+        cairn_core::MemberId::from(claims.org).to_string(),
+    ];
+    authors.extend(backend.members()?.into_iter().map(|member| member.member));
+    let mut heads = BTreeMap::new();
+    for author in authors {
+        let query = cairn_api::ListQuery {
+            author: Some(author.clone()),
+            limit: Some(1),
+            ..cairn_api::ListQuery::default()
+        };
+        if let Some(newest) = backend.list(&query)?.entries.first() {
+            heads.insert(author, newest.header().seq);
+        }
+    }
+    Ok(heads)
+}
+
+/// Whether a backup may hold this file: the identity (without the node key), the
+/// configuration and the node state.
+fn belongs(path: &str) -> bool {
+    (path.starts_with("keys/") && path != NODE_KEY)
+        || path == "config.toml"
+        || path == "node-state.json"
+}
+
 /// Every file under `dir` that belongs in a backup, by its path relative to `root`.
 fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Result<()> {
     for item in
@@ -123,11 +172,7 @@ fn collect(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> Res
         let meta = std::fs::symlink_metadata(&path)?;
         if meta.is_dir() && (relative == "keys" || relative.starts_with("keys/")) {
             collect(root, &path, files)?;
-        } else if meta.is_file()
-            && (relative.starts_with("keys/")
-                || relative == "config.toml"
-                || relative == "node-state.json")
-        {
+        } else if meta.is_file() && belongs(&relative) {
             if meta.len() > MAX_FILE_LEN {
                 bail!("{} is too large to back up", path.display());
             }
@@ -179,30 +224,69 @@ pub fn restore(home: &Home, from: &Path, passphrase: SecretString) -> Result<Str
         );
     }
     for path in archive.files.keys() {
-        if !safe_relative(path) {
-            bail!("the backup names a file outside the home ({path:?}); it is not a Cairn backup");
+        if !safe_relative(path) || !belongs(path) {
+            bail!("the backup names a file a backup never holds ({path:?}); it is not a Cairn backup");
         }
     }
+    if let Some(missing) = IDENTITY_FILES
+        .iter()
+        .find(|path| !archive.files.contains_key(**path))
+    {
+        bail!("the backup lacks {missing}, so it cannot restore the identity");
+    }
+    if home.store_path().exists() {
+        bail!(
+            "{} already has a store; restore into a new home (--home DIR), and peers will send the entries again",
+            home.root().display()
+        );
+    }
+    // The hold on publishing goes first and the organisation's key last (it is what makes
+    // the home count as initialised): a restore cut short never leaves a home that could
+    // publish from a stale chain.
+    let state = hold_state(archive.files.get("node-state.json"), &archive.heads)?;
+    write_restored(home, "node-state.json", &state)?;
     for (path, text) in &archive.files {
-        let target = home.root().join(path);
-        if let Some(parent) = target.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .with_context(|| format!("could not create {}", parent.display()))?;
+        if path != "node-state.json" && path != IDENTITY_FILES[0] {
+            write_restored(home, path, text)?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&target)
-            .with_context(|| format!("could not create {}", target.display()))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
     }
+    write_restored(home, IDENTITY_FILES[0], &archive.files[IDENTITY_FILES[0]])?;
     home.restored()?;
     Ok(archive.org)
+}
+
+/// The restored node state: the backup's (or a new one), with publishing held until the
+/// home holds at least `heads` again.
+fn hold_state(backed_up: Option<&String>, heads: &BTreeMap<String, u64>) -> Result<String> {
+    let mut state: serde_json::Value = match backed_up {
+        Some(text) => serde_json::from_str(text)
+            .context("the backup's node-state.json is not valid JSON")?,
+        None => serde_json::json!({ "spaces": ["commons"], "peers": [] }),
+    };
+    state["hold_until_synced"] = serde_json::Value::Bool(true);
+    state["restore_heads"] = serde_json::to_value(heads)?;
+    Ok(serde_json::to_string_pretty(&state)?)
+}
+
+/// Writes one restored file (0600, never over another) with its folders (0700).
+fn write_restored(home: &Home, path: &str, text: &str) -> Result<()> {
+    let target = home.root().join(path);
+    if let Some(parent) = target.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .with_context(|| format!("could not create {}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&target)
+        .with_context(|| format!("could not create {}", target.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+        .with_context(|| format!("could not write {}", target.display()))
 }
 
 /// A path inside the home: relative, with no `..` or root.

@@ -335,20 +335,19 @@ impl Home {
         })
     }
 
-    /// Finishes a restore from a backup (whose files are in place): checks the identity is
-    /// whole, creates an empty store (sync brings the entries back) and holds publishing
-    /// until a catch-up sync brought this organisation's own entries back.
+    /// Finishes a restore from a backup (whose files, with the hold on publishing in the node
+    /// state, are in place): checks the identity is whole and creates an empty store (sync
+    /// brings the entries back).
     pub fn restored(&self) -> Result<()> {
         self.load()
             .context("the backup's keys do not make a whole identity")?;
         let config = self.config()?;
-        self.create_store(&config)?;
-        self.hold_publishing(true)
+        self.create_store(&config)
     }
 
-    /// Sets or clears the restore's hold on publishing in the node state file (for a home
-    /// whose node is not running; a running node clears it after its first complete sync).
-    pub fn hold_publishing(&self, hold: bool) -> Result<()> {
+    /// Lifts a restore's hold on publishing in the node state file, for a home whose node is
+    /// not running (a running node lifts it once it has caught up).
+    pub fn confirm_restore(&self) -> Result<()> {
         let path = self.node_files().state;
         let mut state: serde_json::Value = match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
@@ -362,7 +361,8 @@ impl Home {
                 return Err(err).with_context(|| format!("could not read {}", path.display()));
             }
         };
-        state["hold_until_synced"] = serde_json::Value::Bool(hold);
+        state["hold_until_synced"] = serde_json::Value::Bool(false);
+        state["restore_heads"] = serde_json::json!({});
         let temporary = path.with_extension("json.tmp");
         let _ = fs::remove_file(&temporary);
         write_new(&temporary, &serde_json::to_string_pretty(&state)?, 0o600)?;

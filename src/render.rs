@@ -194,7 +194,9 @@ pub fn peer_org(peer: &cairn_api::PeerView) -> anyhow::Result<String> {
             let label = wire::label_from(org, label)?;
             format!("{} ({})", field(label.shown(name)), label.describe())
         }
-        (Some(org), Some(name), None) => format!("{} ({})", field(name), &org[..12.min(org.len())]),
+        (Some(org), Some(name), None) => {
+            format!("{} ({})", field(name), org.get(..12).unwrap_or(org))
+        }
         _ => "anonymous node".to_string(),
     };
     if let Some(skew) = peer

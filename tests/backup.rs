@@ -100,15 +100,44 @@ fn a_restored_home_continues_its_chain_after_syncing_without_a_fork() {
         String::from_utf8_lossy(&early.stderr)
     );
 
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(restored_home.join("node-state.json")).expect("state file"),
+    )
+    .expect("state JSON");
+    assert_eq!(state["hold_until_synced"], true);
+    assert!(
+        state["restore_heads"]
+            .as_object()
+            .is_some_and(|heads| heads.values().any(|seq| seq == 3)),
+        "the backup knew three entries: {state}"
+    );
+
+    // A complete sync with a node that holds none of this organisation's entries does not
+    // lift the hold.
+    let stranger_home = Node::init(root.path(), "Stranger Group");
+    let stranger = Node::start(&stranger_home, &["--no-kademlia"]);
     let restored = Node::start(
         &restored_home,
-        &["--no-kademlia", "--peer", &peer.address()],
+        &["--no-kademlia", "--peer", &stranger.address()],
     );
     assert_ne!(
         restored.peer_id(),
         original_peer,
         "a restored home is a new node"
     );
+    wait_for("a complete sync with the stranger", || {
+        restored.status()["connected_peers"]
+            .as_array()
+            .is_some_and(|peers| peers.iter().any(|peer| peer["last_sync"]["ok"] == true))
+    });
+    let still = cairn(
+        &restored_home,
+        &["publish", "--kind", "learning", "--title", "Still too early"],
+    );
+    assert_eq!(still.status.code(), Some(1), "the hold stays");
+
+    // With the peer that holds the entries, it catches up, and publishing goes ahead.
+    ok(&restored_home, &["peer", "add", &peer.address()]);
     wait_for("the restored node to catch up", || restored.has(&head));
     let mut next = None;
     wait_for("publishing to be allowed after the sync", || {

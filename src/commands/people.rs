@@ -236,7 +236,7 @@ pub(super) fn restore(
                 "the node is running; it allows publishing once it has caught up with a peer. To confirm without waiting, stop it first"
             );
         }
-        home.hold_publishing(false)?;
+        home.confirm_restore()?;
         let view = serde_json::json!({ "publishing": true });
         return print_or_json(json, &view, || {
             say!("Publishing is allowed again from this home.");

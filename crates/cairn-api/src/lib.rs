@@ -387,6 +387,9 @@ pub struct OrgLabelView {
     pub standing: String,
     #[serde(default)]
     pub petname: Option<String>,
+    /// Its current name here (its newest entry's), shown on all its entries.
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default)]
     pub name_shared: bool,
 }

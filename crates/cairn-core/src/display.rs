@@ -131,10 +131,10 @@ pub fn name_key(name: &str) -> String {
         .collect();
     let words = visible.split_whitespace().collect::<Vec<_>>().join(" ");
     // Upper case first: letters of other scripts that look like Latin ones mostly do so in
-    // their capitals (Cyrillic "Т" and "т"), and the confusables table maps capitals.
-    unicode_security::skeleton(&words.to_uppercase())
-        .collect::<String>()
-        .to_lowercase()
+    // their capitals (Cyrillic "Т" and "т"), and the confusables table maps capitals. Then
+    // lower case, mapped again: some look-alikes exist only there ("rn" and "m").
+    let upper: String = unicode_security::skeleton(&words.to_uppercase()).collect();
+    unicode_security::skeleton(&upper.to_lowercase()).collect()
 }
 
 /// Characters with no glyph of their own (Unicode's format characters that text in names
@@ -242,6 +242,8 @@ mod tests {
             assert_eq!(name_key(lookalike), real, "{lookalike:?}");
         }
         assert_ne!(name_key("Alpha Org"), name_key("Alpha Orgs"));
+        // Look-alikes that exist only in lower case.
+        assert_eq!(name_key("Caim Trust"), name_key("Cairn Trust"));
         assert_ne!(name_key("Beta Org"), real);
         // Right-to-left names have keys of their own.
         assert_eq!(name_key("منظمة الأمل"), name_key(" منظمة  الأمل"));

@@ -1,7 +1,7 @@
 //! The task that owns the swarm: it runs commands from [`Client`]s, turns swarm events into
 //! [`Event`]s for the owner, redials known peers with backoff and lifts expired bans.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -65,6 +65,8 @@ pub struct EventLoop {
     /// This node's hello, and hello requests answered per peer in the current tick.
     hello: crate::HelloSource,
     hello_budget: HashMap<PeerId, u32>,
+    /// Connected peers we sent our hello to (bounded by the connection limit).
+    hello_sent: HashSet<PeerId>,
     /// Our invitations awaiting answers, and peers' invitations the owner is answering.
     pending_invites: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, Error>>>,
     answering_invites: HashMap<u64, ResponseChannel<Vec<u8>>>,
@@ -147,6 +149,7 @@ impl EventLoop {
             sync_requests_per_second: config.sync_requests_per_second,
             hello: config.hello.clone(),
             hello_budget: HashMap::new(),
+            hello_sent: HashSet::new(),
             pending_invites: HashMap::new(),
             answering_invites: HashMap::new(),
             invite_budget: HashMap::new(),
@@ -617,15 +620,18 @@ impl EventLoop {
                         kad.add_address(&peer_id, address.clone());
                     }
                 }
+                // Our hello goes on the first connection we dialled to the peer, whether or not
+                // it is the first connection between us: when both sides dial at once, each
+                // side's first established connection may be the other's.
+                if endpoint.is_dialer() && self.hello_sent.insert(peer_id) {
+                    let hello = self.hello.make();
+                    self.swarm
+                        .behaviour_mut()
+                        .hello
+                        .send_request(&peer_id, hello);
+                }
                 if num_established.get() == 1 {
                     tracing::info!(%peer_id, %address, "connected");
-                    if endpoint.is_dialer() {
-                        let hello = self.hello.make();
-                        self.swarm
-                            .behaviour_mut()
-                            .hello
-                            .send_request(&peer_id, hello);
-                    }
                     self.connected.insert(peer_id, address.clone());
                     self.emit(Event::Connected {
                         peer: peer_id,
@@ -641,6 +647,7 @@ impl EventLoop {
             } => {
                 tracing::info!(%peer_id, "disconnected");
                 self.connected.remove(&peer_id);
+                self.hello_sent.remove(&peer_id);
                 self.emit(Event::Disconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError {

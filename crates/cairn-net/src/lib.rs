@@ -174,8 +174,8 @@ pub enum Event {
     Disconnected { peer: PeerId },
     /// The node listens on a new address.
     Listening { address: Multiaddr },
-    /// A connected peer introduced itself (see [`HelloSource`]); at most a few times per
-    /// connection.
+    /// A connected peer introduced itself (see [`HelloSource`]): once for each connection it
+    /// dialled and each it answered on, at most two a second.
     Hello { peer: PeerId, hello: Vec<u8> },
     /// A peer presents an invitation; answer with [`Client::invite_respond`] and the same
     /// token.

@@ -19,8 +19,8 @@ const UNSIGNED_PREFIX: &str = "cairn-invite1-";
 const MAX_TICKET_LEN: usize = 8 * 1024;
 /// How long an invitation lasts unless `cairn invite --expires` says otherwise.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3_600);
-/// The longest an invitation may last.
-pub const MAX_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3_600);
+/// The longest an invitation may last: a year (as `humantime` counts one, 365.25 days).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(31_557_600);
 
 /// A decoded ticket: an invitation whose signature checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

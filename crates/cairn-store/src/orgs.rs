@@ -259,19 +259,24 @@ impl Store {
         })
     }
 
-    /// Whether `org`'s current name looks like another organisation's, or like a petname
+    /// `org`'s current name here (the one its newest entry gives), if it has entries, and
+    /// whether that name looks like another organisation's current name or like a petname
     /// this node gave another organisation: readers must then be told which is which.
-    pub fn name_shared(&self, org: &OrgId) -> Result<bool, Error> {
+    pub fn org_name(&self, org: &OrgId) -> Result<Option<(String, bool)>, Error> {
         self.read_org_index(|orgs, state| {
-            let Some(stats) = orgs.get(org) else {
-                return false;
-            };
-            orgs.named(&stats.name_key).iter().any(|other| other != org)
-                || state
-                    .petname_keys
-                    .get(&stats.name_key)
-                    .is_some_and(|other| other != org)
+            let stats = orgs.get(org)?;
+            Some((
+                stats.name.clone(),
+                shared(orgs, state, org, &stats.name_key),
+            ))
         })
+    }
+
+    /// Whether `name`, claimed by `org` (in a binding, say), looks like another
+    /// organisation's current name or a petname given to another.
+    pub fn name_shared(&self, org: &OrgId, name: &str) -> Result<bool, Error> {
+        let key = name_key(name);
+        self.read_org_index(|orgs, state| shared(orgs, state, org, &key))
     }
 
     /// The number of entries in chains (fork proofs not counted).
@@ -280,4 +285,14 @@ impl Store {
             self.read_org_index(|orgs, _| orgs.stats.values().map(|stats| stats.count).sum())?;
         Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
+}
+
+/// Whether a name with `key`, used by `org`, looks like another organisation's.
+fn shared(orgs: &OrgIndex, state: &PolicyState, org: &OrgId, key: &str) -> bool {
+    !key.is_empty()
+        && (orgs.named(key).iter().any(|other| other != org)
+            || state
+                .petname_keys
+                .get(key)
+                .is_some_and(|other| other != org))
 }

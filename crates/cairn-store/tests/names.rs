@@ -26,6 +26,14 @@ fn org(author: &Author) -> OrgId {
     author.org_key.org_id()
 }
 
+/// Whether the organisation's current name is flagged as shared.
+fn shared(store: &Store, author: &Author) -> bool {
+    store
+        .org_name(&org(author))
+        .expect("name")
+        .is_some_and(|(_, shared)| shared)
+}
+
 #[test]
 fn names_that_look_alike_are_found_and_flagged_and_survive_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -44,9 +52,9 @@ fn names_that_look_alike_are_found_and_flagged_and_survive_reopening() {
     let mut both = vec![org(&real), org(&lookalike)];
     both.sort();
     assert_eq!(named, both);
-    assert!(store.name_shared(&org(&real)).expect("shared"));
-    assert!(store.name_shared(&org(&lookalike)).expect("shared"));
-    assert!(!store.name_shared(&org(&beta)).expect("shared"));
+    assert!(shared(&store, &real));
+    assert!(shared(&store, &lookalike));
+    assert!(!shared(&store, &beta));
 
     // A newer entry under a new credential renames Beta; an older one would not.
     let renamed = Author::from_seeds(5, 7, "Gamma Group", "Gil");
@@ -59,6 +67,14 @@ fn names_that_look_alike_are_found_and_flagged_and_survive_reopening() {
         store.orgs_named("gamma group").expect("named"),
         vec![org(&beta)]
     );
+    assert_eq!(
+        store.org_name(&org(&beta)).expect("name"),
+        Some(("Gamma Group".to_string(), false)),
+        "the current name is the newest entry's"
+    );
+    // A name claimed elsewhere (in a binding, say) is checked the same way.
+    assert!(store.name_shared(&org(&beta), "ALPHA ORG").expect("shared"));
+    assert!(!store.name_shared(&org(&beta), "Somewhere Else").expect("shared"));
 
     // A petname is a name readers see, so a stranger using it is flagged too.
     store
@@ -66,8 +82,8 @@ fn names_that_look_alike_are_found_and_flagged_and_survive_reopening() {
         .expect("follow");
     let delta = Author::from_seeds(9, 10, "Delta", "Dee");
     publish(&store, &delta, 5_000);
-    assert!(store.name_shared(&org(&delta)).expect("shared"));
-    assert!(!store.name_shared(&org(&beta)).expect("shared"));
+    assert!(shared(&store, &delta));
+    assert!(!shared(&store, &beta));
     // Following again without a petname keeps it; an empty one removes it.
     store.follow_org(&org(&beta), None).expect("follow");
     assert_eq!(
@@ -92,18 +108,18 @@ fn names_that_look_alike_are_found_and_flagged_and_survive_reopening() {
         store.orgs_named("Gamma Group").expect("named"),
         vec![org(&beta)]
     );
-    assert!(store.name_shared(&org(&delta)).expect("shared"));
+    assert!(shared(&store, &delta));
 
     // Blocking the lookalike removes its entries, and the name is no longer shared.
     store
         .block_org(&org(&lookalike), "Alpha Org", "impersonation")
         .expect("block");
-    assert!(!store.name_shared(&org(&real)).expect("shared"));
+    assert!(!shared(&store, &real));
     assert_eq!(
         store.orgs_named("alpha org").expect("named"),
         vec![org(&real)]
     );
     store.follow_org(&org(&beta), Some("")).expect("follow");
     assert!(store.policy().petnames.is_empty());
-    assert!(!store.name_shared(&org(&delta)).expect("shared"));
+    assert!(!shared(&store, &delta));
 }

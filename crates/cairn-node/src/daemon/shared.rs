@@ -22,6 +22,8 @@ use crate::hello::{Hello, PeerHello};
 use crate::service::Service;
 use crate::ticket::Ticket;
 
+/// Peers' hellos remembered at most (far above the connection limit).
+const MAX_HELLOS: usize = 1_024;
 /// Stored-entry notifications buffered per listener.
 const STORED_WATCH_QUEUE: usize = 4_096;
 
@@ -90,7 +92,14 @@ impl Shared {
                 if heard.clock_skew_ms > 0 { "ahead of" } else { "behind" }
             );
         }
-        lock(&self.hellos).insert(peer, heard);
+        let mut hellos = lock(&self.hellos);
+        // Entries leave when their peer disconnects; should a disconnection be missed (the
+        // event queue was full), the map is still bounded.
+        if hellos.len() >= MAX_HELLOS && !hellos.contains_key(&peer) {
+            tracing::warn!("forgetting what peers said when they connected: too many remembered");
+            hellos.clear();
+        }
+        hellos.insert(peer, heard);
     }
 
     /// Forgets what a peer that disconnected said of itself.
@@ -267,8 +276,12 @@ impl Shared {
         let mut failures = Vec::new();
         let mut joined = None;
         for address in &claims.addresses {
-            let Ok(parsed) = address.parse::<Multiaddr>() else {
-                failures.push(format!("{address}: not an address"));
+            // Only addresses of the invited node: it ends with its peer id.
+            let parsed = address.parse::<Multiaddr>().ok().filter(|parsed| {
+                matches!(parsed.iter().last(), Some(cairn_net::multiaddr::Protocol::P2p(peer)) if peer == wanted)
+            });
+            let Some(parsed) = parsed else {
+                failures.push(format!("{address}: not an address of the invited node"));
                 continue;
             };
             match self.client.dial(parsed.clone()).await {
@@ -283,9 +296,10 @@ impl Shared {
             }
         }
         let (peer, address) = joined.ok_or_else(|| {
+            // The addresses come from the ticket: shown, never obeyed.
             Error::BadRequest(format!(
                 "could not reach {org_name} at any address in the invitation ({})",
-                failures.join("; ")
+                printable(&failures.join("; "), Lines::One)
             ))
         })?;
         let answer = self

@@ -109,6 +109,7 @@ pub(crate) async fn with_peer(
     let started = Instant::now();
     let mut totals = cairn_sync::Stats::default();
     let mut failure = None;
+    let synced_spaces = spaces.len();
     for space in spaces {
         if shared.tasks().is_stopping() {
             failure = Some(Error::Stopping.to_string());
@@ -141,9 +142,15 @@ pub(crate) async fn with_peer(
         tracing::info!(%peer, "sync failed: {}", record.message);
     }
     shared.syncs().record(peer, record.clone());
-    // A complete catch-up brought back whatever this organisation wrote that the peer held.
+    // After a restore: a complete catch-up with a node bound to an organisation brought back
+    // what it held of this organisation's entries.
+    let peer_bound = shared
+        .hello_of(&peer)
+        .is_some_and(|hello| hello.org.is_some());
     if record.ok
-        && let Err(err) = shared.read(|service| service.release_publishing()).await
+        && let Err(err) = shared
+            .read(move |service| service.release_publishing(synced_spaces, peer_bound))
+            .await
     {
         tracing::warn!("could not record that publishing may go ahead: {err}");
     }

@@ -38,14 +38,18 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
         .iter()
         .map(|peer| api.shared.hello_of(&peer.peer_id))
         .collect();
-    let bound: Vec<OrgId> = hellos
+    let bound: Vec<(OrgId, String)> = hellos
         .iter()
-        .filter_map(|hello| Some(hello.as_ref()?.org.as_ref()?.0))
+        .filter_map(|hello| hello.as_ref()?.org.clone())
         .collect();
     let (entries, forks, labels) = api
         .shared
         .read(move |service| {
-            let labels = names::labels(service.store(), service.own_org(), bound)?;
+            let labels = names::claimed_labels(
+                service.store(),
+                service.own_org(),
+                bound.iter().map(|(org, name)| (*org, Some(name.as_str()))),
+            )?;
             Ok((service.count()?, service.forks()?, labels))
         })
         .await?;

@@ -149,6 +149,9 @@ pub struct Service {
     /// Publishing reads the chain head, signs the next entry and stores it: one at a time, so
     /// two publishes can never take the same seq (which would be a fork of our own making).
     publish_lock: Mutex<()>,
+    /// Policy changes one at a time, so two petnames cannot both pass the check that no two
+    /// look alike.
+    policy_lock: Mutex<()>,
 }
 
 impl Service {
@@ -173,6 +176,7 @@ impl Service {
             index_writing: Mutex::new(()),
             unindexed: Mutex::new(Vec::new()),
             publish_lock: Mutex::new(()),
+            policy_lock: Mutex::new(()),
         })
     }
 
@@ -429,7 +433,12 @@ impl Service {
                 org_name: claims.org_name.clone(),
                 peer_id: cairn_core::codec::Bytes(peer_id.to_vec()),
                 addresses,
-                spaces: self.spaces(),
+                // An invitation names at most eight spaces, like an entry.
+                spaces: self
+                    .spaces()
+                    .into_iter()
+                    .take(cairn_core::entry::MAX_SPACES)
+                    .collect(),
                 issued,
                 expires: Timestamp(issued.0.saturating_add(lifetime_ms)),
                 single_use,
@@ -478,6 +487,7 @@ impl Service {
 
     /// Applies a policy change (block, follow, follow-only ...).
     pub fn change_policy(&self, change: &PolicyChange) -> Result<PolicyView, Error> {
+        let _one_at_a_time = lock(&self.policy_lock);
         policy::apply(&self.store, self.own_org(), change)
     }
 
@@ -677,14 +687,39 @@ impl Service {
         read(&self.state).hold_until_synced
     }
 
-    /// Lets publishing go ahead after a restore: a catch-up sync brought this
-    /// organisation's entries back, or the admin confirmed that none exist elsewhere.
-    pub fn release_publishing(&self) -> Result<(), Error> {
-        if !self.publishing_held() {
-            return Ok(());
+    /// Lets publishing go ahead after a restore, once a complete catch-up sync of
+    /// `spaces_synced` spaces with a peer bound to an organisation (`peer_bound`) has brought
+    /// back at least the entries the backup knew of in each of this home's chains. Returns
+    /// whether publishing is allowed now.
+    pub fn release_publishing(&self, spaces_synced: usize, peer_bound: bool) -> Result<bool, Error> {
+        let (held, heads) = {
+            let state = read(&self.state);
+            (state.hold_until_synced, state.restore_heads.clone())
+        };
+        if !held {
+            return Ok(true);
+        }
+        if spaces_synced == 0 || !peer_bound {
+            return Ok(false);
+        }
+        for (member, seq) in &heads {
+            let Ok(member) = member.parse::<MemberId>() else {
+                continue;
+            };
+            let held_seq = self.store.chain_head(&member)?.map_or(0, |(seq, _)| seq);
+            if held_seq < *seq {
+                tracing::info!(
+                    "publishing still waits: the backup knew entry {seq} of {member}, and only {held_seq} is back"
+                );
+                return Ok(false);
+            }
         }
         tracing::info!("publishing is allowed again: this home's own entries are caught up");
-        self.update_state(|state| state.hold_until_synced = false)
+        self.update_state(|state| {
+            state.hold_until_synced = false;
+            state.restore_heads.clear();
+        })?;
+        Ok(true)
     }
 
     pub fn save_state(&self) -> Result<(), Error> {

@@ -59,7 +59,10 @@ pub struct OrgLabel {
     pub standing: Standing,
     /// The name this node gave the organisation, shown instead of its own.
     pub petname: Option<String>,
-    /// Its self-chosen name looks like another organisation's (or a petname's).
+    /// Its current name here: the one its newest entry gives. Shown on all its entries, so
+    /// an old entry under another organisation's name cannot pass for that organisation.
+    pub name: Option<String>,
+    /// The name shown looks like another organisation's (or a petname's).
     pub name_shared: bool,
 }
 
@@ -69,19 +72,36 @@ pub fn labels(
     own_org: OrgId,
     orgs: impl IntoIterator<Item = OrgId>,
 ) -> Result<HashMap<OrgId, OrgLabel>, Error> {
+    claimed_labels(store, own_org, orgs.into_iter().map(|org| (org, None)))
+}
+
+/// How this node knows each of `orgs`, each with the name it claims where it was met (in a
+/// node binding, say), which is shown if it has no entries here.
+pub fn claimed_labels<'a>(
+    store: &Store,
+    own_org: OrgId,
+    orgs: impl IntoIterator<Item = (OrgId, Option<&'a str>)>,
+) -> Result<HashMap<OrgId, OrgLabel>, Error> {
     let policy = store.policy();
     let mut labels = HashMap::new();
-    for org in orgs {
+    for (org, claimed) in orgs {
         if let std::collections::hash_map::Entry::Vacant(slot) = labels.entry(org) {
-            slot.insert(OrgLabel::new(store, &policy, own_org, org)?);
+            slot.insert(OrgLabel::new(store, &policy, own_org, org, claimed)?);
         }
     }
     Ok(labels)
 }
 
 impl OrgLabel {
-    /// How this node, with `policy`, knows `org`.
-    pub fn new(store: &Store, policy: &Policy, own_org: OrgId, org: OrgId) -> Result<Self, Error> {
+    /// How this node, with `policy`, knows `org`, which claims the name `claimed` where it
+    /// was met (used only if it has no entries here).
+    pub fn new(
+        store: &Store,
+        policy: &Policy,
+        own_org: OrgId,
+        org: OrgId,
+        claimed: Option<&str>,
+    ) -> Result<Self, Error> {
         let standing = if org == own_org {
             Standing::Own
         } else if policy.followed.contains(&org) {
@@ -90,19 +110,30 @@ impl OrgLabel {
             Standing::Stranger
         };
         let petname = policy.petnames.get(&org).cloned();
-        // Shown under its petname, its own name's likeness to others does not matter.
-        let name_shared = petname.is_none() && store.name_shared(&org)?;
+        let (name, shared) = match store.org_name(&org)? {
+            Some((name, shared)) => (Some(name), shared),
+            None => match claimed {
+                Some(claimed) => (None, store.name_shared(&org, claimed)?),
+                None => (None, false),
+            },
+        };
         Ok(Self {
             org,
             standing,
+            // Shown under its petname, its own name's likeness to others does not matter.
+            name_shared: petname.is_none() && shared,
             petname,
-            name_shared,
+            name,
         })
     }
 
-    /// The name to show: the petname, or the organisation's own `name`.
-    pub fn shown<'a>(&'a self, name: &'a str) -> &'a str {
-        self.petname.as_deref().unwrap_or(name)
+    /// The name to show: the petname, else its current name here, else `claimed` (the name
+    /// where it was met: an entry's credential, a binding).
+    pub fn shown<'a>(&'a self, claimed: &'a str) -> &'a str {
+        self.petname
+            .as_deref()
+            .or(self.name.as_deref())
+            .unwrap_or(claimed)
     }
 
     /// The words shown after the name, as in "Riverside Trust (followed)": `your
@@ -191,6 +222,11 @@ pub fn checked_petname(store: &Store, org: &OrgId, petname: &str) -> Result<Stri
             "a petname cannot hold control characters or unbalanced direction controls; type it as plain text".into(),
         ));
     }
+    if petname.len() >= 8 && petname.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::BadRequest(
+            "a petname of hex digits could be read as an organisation's id; choose a name with other characters too".into(),
+        ));
+    }
     let key = name_key(&petname);
     if let Some((other, _)) = store
         .policy()
@@ -215,6 +251,7 @@ mod tests {
             org: OrgId([0xab; 32]),
             standing,
             petname: petname.map(str::to_string),
+            name: None,
             name_shared,
         }
         .describe()

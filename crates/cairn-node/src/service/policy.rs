@@ -12,8 +12,9 @@ use cairn_store::Store;
 use crate::Error;
 use crate::service::names::{self, OrgLabel, SHORT_ID_DIGITS};
 
-/// The fewest hex digits of an organisation id that name it, when they are unique here.
-pub const MIN_ID_PREFIX: usize = 8;
+/// The fewest hex digits of an organisation id that name it, when they are unique here: as
+/// many as are shown beside names, too many to find a key that matches them by trying.
+pub const MIN_ID_PREFIX: usize = SHORT_ID_DIGITS;
 
 /// Organisations looked at when resolving a name.
 const MAX_ORGS: usize = 10_000;
@@ -126,19 +127,23 @@ pub fn resolve_org(store: &Store, own_org: OrgId, text: &str) -> Result<OrgId, E
     {
         return Ok(*org);
     }
+    // An id prefix and a name are both looked up: a name that happens to be hex digits
+    // never hides an organisation that goes by it.
     let is_hex = text.len() >= MIN_ID_PREFIX && text.chars().all(|c| c.is_ascii_hexdigit());
     let mut matches = if is_hex {
         store.orgs_starting(&text.to_ascii_lowercase())?
     } else {
         Vec::new()
     };
-    if matches.is_empty() {
-        matches = store.orgs_named(text)?;
-        // Blocked organisations' entries are gone; their names were kept with the block.
-        for (org, blocked) in &policy.blocked {
-            if name_key(&blocked.name) == key && !matches.contains(org) {
-                matches.push(*org);
-            }
+    for org in store.orgs_named(text)? {
+        if !matches.contains(&org) {
+            matches.push(org);
+        }
+    }
+    // Blocked organisations' entries are gone; their names were kept with the block.
+    for (org, blocked) in &policy.blocked {
+        if name_key(&blocked.name) == key && !matches.contains(org) {
+            matches.push(*org);
         }
     }
     match matches.as_slice() {

@@ -24,6 +24,10 @@ pub struct State {
     /// since a chain continued from a stale backup would fork.
     #[serde(default)]
     pub hold_until_synced: bool,
+    /// With the hold: each of this home's chains (member id in hex) and the newest entry
+    /// number the backup knew of; the hold stays until the store holds at least those.
+    #[serde(default)]
+    pub restore_heads: BTreeMap<String, u64>,
 }
 
 impl State {

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::session::constant_time_eq;
+use cairn_core::display::{Lines, printable};
+
 use super::view::{iso, markdown};
 use super::{Web, message, session_cookie};
 
@@ -133,7 +135,7 @@ pub async fn feed(
             id = entry.id(),
             updated = iso(entry.header().created),
             // "Ana Silva of Riverside Trust (followed)": how this node knows the organisation.
-            who = escape(&notes.byline(entry)),
+            who = escape(&notes.byline_with(entry, |name| printable(name, Lines::One))),
             host = escape(&host),
             summary = escape(&story.summary),
             content = escape(&body),

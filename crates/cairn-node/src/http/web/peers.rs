@@ -44,12 +44,16 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
         .collect();
     let bound: Vec<_> = hellos
         .iter()
-        .filter_map(|hello| Some(hello.as_ref()?.org.as_ref()?.0))
+        .filter_map(|hello| hello.as_ref()?.org.clone())
         .collect();
     let (entries, orgs, labels) = web
         .shared
         .read(move |service| {
-            let labels = names::labels(service.store(), service.own_org(), bound)?;
+            let labels = names::claimed_labels(
+                service.store(),
+                service.own_org(),
+                bound.iter().map(|(org, name)| (*org, Some(name.as_str()))),
+            )?;
             Ok((service.count()?, service.directory(MAX_ORGS)?, labels))
         })
         .await?;
@@ -83,6 +87,14 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
                 ),
                 None => "connected; catching up has not finished yet".into(),
             };
+            let mut sync = sync;
+            if let Some(hello) = hello.as_ref().filter(|hello| hello.clock_is_off()) {
+                sync.push_str(&format!(
+                    "; its clock is {} minutes {} this node's, so entries written there carry that time",
+                    hello.clock_skew_ms.unsigned_abs() / 60_000,
+                    if hello.clock_skew_ms > 0 { "ahead of" } else { "behind" }
+                ));
+            }
             PeerLine {
                 org,
                 short_id: peer
