@@ -85,7 +85,10 @@ pub fn backup(home: &Home, out: &Path, passphrase: SecretString) -> Result<usize
     let identity = home.load()?;
     let mut files = BTreeMap::new();
     collect(home.root(), home.root(), &mut files)?;
-    if let Some(missing) = IDENTITY_FILES.iter().find(|path| !files.contains_key(**path)) {
+    if let Some(missing) = IDENTITY_FILES
+        .iter()
+        .find(|path| !files.contains_key(**path))
+    {
         bail!(
             "{missing} is not a plain file in {}, so the backup would not hold the identity; copy the real file there and try again",
             home.root().display()
@@ -225,7 +228,9 @@ pub fn restore(home: &Home, from: &Path, passphrase: SecretString) -> Result<Str
     }
     for path in archive.files.keys() {
         if !safe_relative(path) || !belongs(path) {
-            bail!("the backup names a file a backup never holds ({path:?}); it is not a Cairn backup");
+            bail!(
+                "the backup names a file a backup never holds ({path:?}); it is not a Cairn backup"
+            );
         }
     }
     if let Some(missing) = IDENTITY_FILES
@@ -259,8 +264,9 @@ pub fn restore(home: &Home, from: &Path, passphrase: SecretString) -> Result<Str
 /// home holds at least `heads` again.
 fn hold_state(backed_up: Option<&String>, heads: &BTreeMap<String, u64>) -> Result<String> {
     let mut state: serde_json::Value = match backed_up {
-        Some(text) => serde_json::from_str(text)
-            .context("the backup's node-state.json is not valid JSON")?,
+        Some(text) => {
+            serde_json::from_str(text).context("the backup's node-state.json is not valid JSON")?
+        }
         None => serde_json::json!({ "spaces": ["commons"], "peers": [] }),
     };
     state["hold_until_synced"] = serde_json::Value::Bool(true);

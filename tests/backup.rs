@@ -132,7 +132,13 @@ fn a_restored_home_continues_its_chain_after_syncing_without_a_fork() {
     });
     let still = cairn(
         &restored_home,
-        &["publish", "--kind", "learning", "--title", "Still too early"],
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "Still too early",
+        ],
     );
     assert_eq!(still.status.code(), Some(1), "the hold stays");
 

@@ -389,7 +389,7 @@ pub struct OrgLabelView {
     pub petname: Option<String>,
     /// Its current name here (its newest entry's), shown on all its entries.
     #[serde(default)]
-    pub name: Option<String>,
+    pub current_name: Option<String>,
     #[serde(default)]
     pub name_shared: bool,
 }
@@ -434,4 +434,29 @@ pub struct LoginView {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorView {
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flattened shape must not repeat a field name, or serde writes JSON it cannot read.
+    #[test]
+    fn the_directory_shape_reads_back_what_it_writes() {
+        let view = KnownOrgView {
+            org: "ab".repeat(32),
+            name: "Riverside Trust".into(),
+            label: OrgLabelView {
+                standing: "followed".into(),
+                petname: Some("Partners".into()),
+                current_name: Some("Riverside Trust".into()),
+                name_shared: true,
+            },
+            latest: "2026-12-07T10:00:00Z".into(),
+        };
+        let json = serde_json::to_string(&DirectoryView { orgs: vec![view] }).expect("json");
+        let read: DirectoryView = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(read.orgs[0].label.petname.as_deref(), Some("Partners"));
+        assert_eq!(read.orgs[0].name, "Riverside Trust");
+    }
 }

@@ -51,7 +51,7 @@ pub fn label_view(label: &OrgLabel) -> OrgLabelView {
     OrgLabelView {
         standing: label.standing.as_str().to_string(),
         petname: label.petname.clone(),
-        name: label.name.clone(),
+        current_name: label.name.clone(),
         name_shared: label.name_shared,
     }
 }
@@ -74,7 +74,7 @@ pub fn label_from(org: &str, view: &OrgLabelView) -> Result<OrgLabel, Error> {
         org: parse_id::<OrgId>(org, "organisation")?,
         standing: Standing::parse(&view.standing).unwrap_or(Standing::Stranger),
         petname: view.petname.clone(),
-        name: view.name.clone(),
+        name: view.current_name.clone(),
         name_shared: view.name_shared,
     })
 }

@@ -74,7 +74,11 @@ fn names_that_look_alike_are_found_and_flagged_and_survive_reopening() {
     );
     // A name claimed elsewhere (in a binding, say) is checked the same way.
     assert!(store.name_shared(&org(&beta), "ALPHA ORG").expect("shared"));
-    assert!(!store.name_shared(&org(&beta), "Somewhere Else").expect("shared"));
+    assert!(
+        !store
+            .name_shared(&org(&beta), "Somewhere Else")
+            .expect("shared")
+    );
 
     // A petname is a name readers see, so a stranger using it is flagged too.
     store

@@ -691,7 +691,11 @@ impl Service {
     /// `spaces_synced` spaces with a peer bound to an organisation (`peer_bound`) has brought
     /// back at least the entries the backup knew of in each of this home's chains. Returns
     /// whether publishing is allowed now.
-    pub fn release_publishing(&self, spaces_synced: usize, peer_bound: bool) -> Result<bool, Error> {
+    pub fn release_publishing(
+        &self,
+        spaces_synced: usize,
+        peer_bound: bool,
+    ) -> Result<bool, Error> {
         let (held, heads) = {
             let state = read(&self.state);
             (state.hold_until_synced, state.restore_heads.clone())
