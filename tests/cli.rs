@@ -704,3 +704,29 @@ fn profiles_of_the_organisation_and_of_members() {
     // Profiles are not stories: the timeline stays empty.
     assert_eq!(json(&home, &["list"]).as_array().expect("array").len(), 0);
 }
+
+#[test]
+fn an_oversized_body_file_is_refused_before_it_is_read_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let home = common::Node::init(dir.path(), "Riverside Trust");
+    // 100 MB, sparse: costs no disk, and reading it whole would cost 100 MB of memory.
+    let big = dir.path().join("big.md");
+    std::fs::File::create(&big)
+        .and_then(|file| file.set_len(100 << 20))
+        .expect("a large file");
+    let output = common::cairn(
+        &home,
+        &[
+            "publish",
+            "--kind",
+            "learning",
+            "--title",
+            "Too long",
+            "--body-file",
+            big.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(error.contains("more than an entry can hold"), "{error}");
+}

@@ -1,8 +1,8 @@
 //! The life of an entry after publishing: `reply`, `respond`, `amend` and `retract`.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use cairn_api::Signing;
 use cairn_core::body::StoryEdit;
 use cairn_core::{Reply, Response, ResponseType};
@@ -30,11 +30,7 @@ pub(super) fn reply(
     let text = match text {
         Some(text) => text,
         None if !std::io::stdin().is_terminal() => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .context("could not read the reply from standard input (it must be UTF-8)")?;
-            text
+            super::read_text_bounded(std::io::stdin(), "the reply on standard input")?
         }
         None => bail!("give the reply with --text \"...\" or pipe it in"),
     };

@@ -1,6 +1,6 @@
 //! `publish`, `list`, `show`, `search` and `reindex`.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
 use anyhow::{Context, Result, bail};
 use cairn_api::{ListQuery, MAX_PAGE, Signing};
@@ -59,19 +59,18 @@ impl PublishArgs {
     fn clone_story_parts(&self) -> Result<StoryParts> {
         let text = match (&self.body, &self.body_file) {
             (Some(body), _) => Some(body.clone()),
-            (None, Some(path)) if path.as_os_str() == "-" => {
-                let mut text = String::new();
-                std::io::stdin().read_to_string(&mut text).context(
-                    "could not read the body from standard input (it must be UTF-8 text)",
-                )?;
-                Some(text)
+            (None, Some(path)) if path.as_os_str() == "-" => Some(super::read_text_bounded(
+                std::io::stdin(),
+                "the body on standard input",
+            )?),
+            (None, Some(path)) => {
+                let file = std::fs::File::open(path)
+                    .with_context(|| format!("could not open the body file {}", path.display()))?;
+                Some(super::read_text_bounded(
+                    file,
+                    &format!("the body file {}", path.display()),
+                )?)
             }
-            (None, Some(path)) => Some(std::fs::read_to_string(path).with_context(|| {
-                format!(
-                    "could not read the body from {} (it must be UTF-8 text)",
-                    path.display()
-                )
-            })?),
             (None, None) => None,
         };
         Ok(StoryParts {

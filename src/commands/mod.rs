@@ -126,3 +126,23 @@ pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<()> {
     say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// Reads text from `reader` (standard input, a file), refusing more than an entry's body can
+/// hold before reading it all: a wrong file costs a bounded buffer, not memory.
+pub(super) fn read_text_bounded(reader: impl std::io::Read, what: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    let limit = cairn_core::entry::MAX_BODY_LEN;
+    let mut bytes = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("could not read {what}"))?;
+    if bytes.len() > limit {
+        anyhow::bail!(
+            "{what} is over {} KiB, more than an entry can hold; shorten it or split it into several entries",
+            limit / 1_024
+        );
+    }
+    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what} is not UTF-8 text"))
+}

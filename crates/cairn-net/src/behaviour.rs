@@ -73,10 +73,10 @@ impl Behaviour {
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             blocked: allow_block_list::Behaviour::default(),
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_PROTOCOL.into(),
-                key.public(),
-            )),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
+                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+            ),
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: kad.into(),
             mdns: mdns.into(),
@@ -135,16 +135,7 @@ fn gossip(mesh_degree: usize) -> Result<gossipsub::Behaviour, Error> {
     let config = gossipsub::ConfigBuilder::default()
         .validate_messages()
         .validation_mode(ValidationMode::Anonymous)
-        .message_id_fn(|message| {
-            // The entry id plus the topic: an entry in two spaces is one message per space, so
-            // gossipsub's duplicate filter never stops it reaching the second space.
-            let mut id = cairn_core::entry::frame_id(&message.data)
-                .map(|id| id.as_bytes().to_vec())
-                // Not even a frame: any id will do, validation rejects it.
-                .unwrap_or_else(|| message.data.iter().take(64).copied().collect());
-            id.extend_from_slice(message.topic.as_str().as_bytes());
-            MessageId::new(&id)
-        })
+        .message_id_fn(|message| message_id(&message.data, message.topic.as_str()))
         .max_transmit_size(MAX_TRANSMIT_SIZE)
         .mesh_n(mesh_degree)
         .mesh_n_low(mesh_degree.saturating_sub(1).max(1))
@@ -164,6 +155,22 @@ fn gossip(mesh_degree: usize) -> Result<gossipsub::Behaviour, Error> {
         .map_err(|err| Error::Config(err.to_string()))
 }
 
+/// A gossip message's id: the entry id, a hash of the whole message and the topic. The
+/// entry id alone covers only the signed header (which holds the body's hash), so a copy
+/// with the same header and another body, or none, would share the real entry's id and
+/// shadow it in gossipsub's duplicate filter for minutes; with the hash, each is its own
+/// message and only the valid one is stored and relayed. An entry in two spaces is one
+/// message per space, so the duplicate filter never stops it reaching the second space.
+pub(crate) fn message_id(data: &[u8], topic: &str) -> MessageId {
+    use sha2::Digest;
+    let mut id = cairn_core::entry::frame_id(data)
+        .map(|id| id.as_bytes().to_vec())
+        .unwrap_or_default();
+    id.extend_from_slice(&sha2::Sha256::digest(data));
+    id.extend_from_slice(topic.as_bytes());
+    MessageId::new(&id)
+}
+
 /// The gossip topic of a space.
 pub fn topic_for_space(space: &str) -> IdentTopic {
     IdentTopic::new(format!("{TOPIC_PREFIX}{space}{TOPIC_SUFFIX}"))
@@ -172,4 +179,33 @@ pub fn topic_for_space(space: &str) -> IdentTopic {
 /// The space a topic belongs to, if it is one of Cairn's.
 pub fn space_of_topic(topic: &str) -> Option<&str> {
     topic.strip_prefix(TOPIC_PREFIX)?.strip_suffix(TOPIC_SUFFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::Kind;
+    use cairn_core::testkit::{Author, EPOCH, story};
+
+    #[test]
+    fn a_copy_with_the_same_header_is_another_message() {
+        let entry = Author::ana()
+            .entry(1, None, Kind::LEARNING, &story(1, 200), EPOCH)
+            .expect("entry");
+        let full = entry.encode();
+        let header_only = cairn_core::entry::frame(entry.signed_header(), None);
+        let mut tampered = full.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        let topic = "cairn/space/commons/1";
+        let id = message_id(&full, topic);
+        assert_eq!(
+            id,
+            message_id(&full, topic),
+            "the same message, the same id"
+        );
+        assert_ne!(id, message_id(&header_only, topic));
+        assert_ne!(id, message_id(&tampered, topic));
+        assert_ne!(id, message_id(&full, "cairn/space/housing/1"));
+    }
 }

@@ -28,10 +28,24 @@ async fn read_message<T: AsyncRead + Unpin + Send>(
             format!("a message of {length} bytes is over the {limit}-byte limit"),
         ));
     }
-    let mut message = vec![0u8; length];
-    io.read_exact(&mut message).await?;
+    // Grown as bytes arrive, never allocated at the declared length up front: a peer that
+    // declares the limit and sends nothing costs a small buffer, not the limit.
+    let mut message = Vec::with_capacity(length.min(FIRST_READ));
+    io.take(length as u64).read_to_end(&mut message).await?;
+    if message.len() < length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "a message declared {length} bytes and ended after {}",
+                message.len()
+            ),
+        ));
+    }
     Ok(message)
 }
+
+/// The buffer a message is read into at first.
+const FIRST_READ: usize = 64 * 1024;
 
 async fn write_message<T: AsyncWrite + Unpin + Send>(
     io: &mut T,
@@ -86,5 +100,37 @@ impl Codec for BytesCodec {
         response: Vec<u8>,
     ) -> io::Result<()> {
         write_message(io, &response, self.response_limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_is_read_whole_and_a_short_one_is_an_error() {
+        futures::executor::block_on(async {
+            let mut whole = Vec::new();
+            whole.extend_from_slice(&5u32.to_be_bytes());
+            whole.extend_from_slice(b"hello");
+            let read = read_message(&mut &whole[..], 1 << 20).await.expect("read");
+            assert_eq!(read, b"hello");
+
+            // Declares 8 MiB, sends ten bytes: an error, after reading only what came.
+            let mut short = Vec::new();
+            short.extend_from_slice(&(8u32 << 20).to_be_bytes());
+            short.extend_from_slice(&[7; 10]);
+            let err = read_message(&mut &short[..], 16 << 20)
+                .await
+                .expect_err("short");
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+
+            let mut over = Vec::new();
+            over.extend_from_slice(&(2u32 << 20).to_be_bytes());
+            let err = read_message(&mut &over[..], 1 << 20)
+                .await
+                .expect_err("over");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        });
     }
 }

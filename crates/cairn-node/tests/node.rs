@@ -313,8 +313,13 @@ fn gossip_verdicts_penalise_only_forgeries() {
     assert_eq!(verdicts, [Verdict::Reject]);
 }
 
-/// One HTTP/1.1 request on a fresh connection; returns the status code.
+/// One HTTP/1.1 request for `/api/status` on a fresh connection; returns the status code.
 fn status_of(address: SocketAddr, host: &str, token: Option<&str>) -> u16 {
+    status_of_path(address, host, token, "/api/status")
+}
+
+/// One HTTP/1.1 GET of `path` on a fresh connection; returns the status code.
+fn status_of_path(address: SocketAddr, host: &str, token: Option<&str>, path: &str) -> u16 {
     let mut stream = std::net::TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -324,7 +329,7 @@ fn status_of(address: SocketAddr, host: &str, token: Option<&str>) -> u16 {
         .unwrap_or_default();
     write!(
         stream,
-        "GET /api/status HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}Connection: close\r\n\r\n"
     )
     .expect("send");
     let mut answer = String::new();
@@ -371,12 +376,18 @@ fn the_api_wants_its_token_and_its_own_host() {
     let own = address.to_string();
     let token = token.to_string();
     // Blocking requests, off the runtime's threads.
-    let (missing, wrong, rebound, good) = std::thread::spawn(move || {
+    let (missing, wrong, rebound, good, long_search) = std::thread::spawn(move || {
         (
             status_of(address, &own, None),
             status_of(address, &own, Some(&"0".repeat(64))),
             status_of(address, "attacker.example", Some(&token)),
             status_of(address, &own, Some(&token)),
+            status_of_path(
+                address,
+                &own,
+                Some(&token),
+                &format!("/api/search?q={}", "a".repeat(1_001)),
+            ),
         )
     })
     .join()
@@ -388,6 +399,10 @@ fn the_api_wants_its_token_and_its_own_host() {
         "a page on another host name must not reach the API"
     );
     assert_eq!(good, 200);
+    assert_eq!(
+        long_search, 400,
+        "an over-long search is the asker's mistake"
+    );
     runtime.block_on(running.stop()).expect("node stops");
     assert!(
         !dir.path().join("api.token").exists(),

@@ -45,7 +45,9 @@ pub enum Error {
     },
     #[error("the search index failed: {0}; `cairn reindex` rebuilds it from the store")]
     Index(#[from] tantivy::TantivyError),
-    #[error("the search query is {0} bytes; at most {MAX_QUERY_LEN}")]
+    #[error(
+        "the search query is {0} bytes, over the {MAX_QUERY_LEN}-byte limit; search for fewer words"
+    )]
     QueryTooLong(usize),
     #[error("this search index was opened read-only; only the node writes it")]
     ReadOnly,

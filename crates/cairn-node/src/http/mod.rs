@@ -164,7 +164,10 @@ fn failure(status: StatusCode, error: String) -> Response {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = match &self {
-            Error::BadRequest(_) | Error::Ticket(_) | Error::Entry(_) => StatusCode::BAD_REQUEST,
+            Error::BadRequest(_)
+            | Error::Ticket(_)
+            | Error::Entry(_)
+            | Error::Search(cairn_search::Error::QueryTooLong(_)) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::Store(
                 cairn_store::Error::NotFound(_) | cairn_store::Error::Ambiguous { .. },

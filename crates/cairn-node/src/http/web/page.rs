@@ -89,7 +89,9 @@ impl From<Error> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title) = match &self.0 {
-            Error::BadRequest(_) | Error::Entry(_) => {
+            Error::BadRequest(_)
+            | Error::Entry(_)
+            | Error::Search(cairn_search::Error::QueryTooLong(_)) => {
                 (StatusCode::BAD_REQUEST, "That did not work")
             }
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "Refused"),
