@@ -54,10 +54,15 @@ impl Behaviour {
         // Kademlia finds peers of peers (and connects to them). Off, a node only ever talks to
         // the peers it was given and the ones that dial it.
         let kad = config.kademlia.then(|| {
+            // Peer routing only: records and provider announcements that peers put are
+            // handed to the event loop, which drops them, instead of being stored: Cairn
+            // keeps nothing for strangers in its routing layer.
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
-                kad::Config::new(KAD_PROTOCOL),
+                kad_config,
             );
             kad.set_mode(Some(kad::Mode::Server));
             kad
