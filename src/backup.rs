@@ -17,6 +17,8 @@ use age::secrecy::SecretString;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use cairn_node::service::state::State;
+
 use crate::home::Home;
 
 /// The archive's format name; a reader refuses any other.
@@ -248,8 +250,7 @@ pub fn restore(home: &Home, from: &Path, passphrase: SecretString) -> Result<Str
     // The hold on publishing goes first and the organisation's key last (it is what makes
     // the home count as initialised): a restore cut short never leaves a home that could
     // publish from a stale chain.
-    let state = hold_state(archive.files.get("node-state.json"), &archive.heads)?;
-    write_restored(home, "node-state.json", &state)?;
+    write_held_state(home, archive.files.get("node-state.json"), &archive.heads)?;
     for (path, text) in &archive.files {
         if path != "node-state.json" && path != IDENTITY_FILES[0] {
             write_restored(home, path, text)?;
@@ -260,18 +261,29 @@ pub fn restore(home: &Home, from: &Path, passphrase: SecretString) -> Result<Str
     Ok(archive.org)
 }
 
-/// The restored node state: the backup's (or a new one), with publishing held until the
-/// home holds at least `heads` again.
-fn hold_state(backed_up: Option<&String>, heads: &BTreeMap<String, u64>) -> Result<String> {
-    let mut state: serde_json::Value = match backed_up {
-        Some(text) => {
-            serde_json::from_str(text).context("the backup's node-state.json is not valid JSON")?
-        }
-        None => serde_json::json!({ "spaces": ["commons"], "peers": [] }),
+/// Writes the restored node state: the backup's (or a new one), with publishing held until
+/// the home holds at least `heads` again.
+fn write_held_state(
+    home: &Home,
+    backed_up: Option<&String>,
+    heads: &BTreeMap<String, u64>,
+) -> Result<()> {
+    let mut state = match backed_up {
+        Some(text) => serde_json::from_str::<State>(text)
+            .context("the backup's node-state.json is not readable")?,
+        None => State {
+            spaces: ["commons".to_string()].into(),
+            ..State::default()
+        },
     };
-    state["hold_until_synced"] = serde_json::Value::Bool(true);
-    state["restore_heads"] = serde_json::to_value(heads)?;
-    Ok(serde_json::to_string_pretty(&state)?)
+    state.hold_until_synced = true;
+    state.restore_heads = heads.clone();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home.root())
+        .with_context(|| format!("could not create {}", home.root().display()))?;
+    Ok(state.save(&home.node_files().state)?)
 }
 
 /// Writes one restored file (0600, never over another) with its folders (0700).

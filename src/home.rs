@@ -348,25 +348,15 @@ impl Home {
     /// Lifts a restore's hold on publishing in the node state file, for a home whose node is
     /// not running (a running node lifts it once it has caught up).
     pub fn confirm_restore(&self) -> Result<()> {
+        use cairn_node::service::state::State;
         let path = self.node_files().state;
-        let mut state: serde_json::Value = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is not valid JSON; fix or delete it", path.display())
-            })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => serde_json::json!({
-                "spaces": self.config()?.publish.default_spaces,
-                "peers": [],
-            }),
-            Err(err) => {
-                return Err(err).with_context(|| format!("could not read {}", path.display()));
-            }
-        };
-        state["hold_until_synced"] = serde_json::Value::Bool(false);
-        state["restore_heads"] = serde_json::json!({});
-        let temporary = path.with_extension("json.tmp");
-        let _ = fs::remove_file(&temporary);
-        write_new(&temporary, &serde_json::to_string_pretty(&state)?, 0o600)?;
-        fs::rename(&temporary, &path).with_context(|| format!("could not write {}", path.display()))
+        // No state file: nothing is held.
+        if let Some(mut state) = State::load(&path)? {
+            state.hold_until_synced = false;
+            state.restore_heads.clear();
+            state.save(&path)?;
+        }
+        Ok(())
     }
 
     /// Creates the store, or adopts an empty one left by an `init` that failed half-way.

@@ -18,7 +18,7 @@ pub mod names;
 mod notes;
 mod policy;
 pub(crate) mod search;
-mod state;
+pub mod state;
 
 use std::sync::{Arc, Mutex, RwLock};
 

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use cairn_api::{OrgView, PolicyChange, PolicyView};
 use cairn_core::OrgId;
 use cairn_core::display::{Lines, name_key, printable};
-use cairn_store::Store;
+use cairn_store::{Policy, Store};
 
 use crate::Error;
 use crate::service::names::{self, OrgLabel, SHORT_ID_DIGITS};
@@ -16,21 +16,18 @@ use crate::service::names::{self, OrgLabel, SHORT_ID_DIGITS};
 /// many as are shown beside names, too many to find a key that matches them by trying.
 pub const MIN_ID_PREFIX: usize = SHORT_ID_DIGITS;
 
-/// Organisations looked at when resolving a name.
-const MAX_ORGS: usize = 10_000;
-
-/// The name of an organisation as in its newest entry held here (empty if none is held).
-fn org_name(store: &Store, org: &OrgId) -> Result<String, Error> {
-    let filter = cairn_store::Filter {
-        org: Some(*org),
-        ..cairn_store::Filter::default()
-    };
-    Ok(store
-        .newest(&filter)
-        .next()
-        .transpose()?
-        .map(|entry| entry.credential().claims().org_name.clone())
-        .unwrap_or_default())
+/// The name of an organisation as its newest entry held here gives it, from the store's
+/// index of organisations; for a blocked one (its entries are gone), the name kept with the
+/// block; empty if neither is known.
+fn org_name(store: &Store, policy: &Policy, org: &OrgId) -> Result<String, Error> {
+    Ok(match store.org_name(org)? {
+        Some((name, _)) => name,
+        None => policy
+            .blocked
+            .get(org)
+            .map(|blocked| blocked.name.clone())
+            .unwrap_or_default(),
+    })
 }
 
 /// Applies a change; `own_org` is always followed when following only.
@@ -44,7 +41,7 @@ pub fn apply(store: &Store, own_org: OrgId, change: &PolicyChange) -> Result<Pol
                     "a node cannot block its own organisation".into(),
                 ));
             }
-            let name = org_name(store, &org)?;
+            let name = org_name(store, &store.policy(), &org)?;
             removed = store.block_org(&org, &name, reason.trim())?;
         }
         PolicyChange::Unblock { org } => store.unblock_org(&resolve_org(store, own_org, org)?)?,
@@ -71,37 +68,28 @@ pub fn apply(store: &Store, own_org: OrgId, change: &PolicyChange) -> Result<Pol
 /// The policy as set, with the organisations' names where known.
 pub fn view(store: &Store) -> Result<PolicyView, Error> {
     let policy = store.policy();
-    let names = store.orgs(MAX_ORGS)?;
-    let name_of = |org: &OrgId| {
-        names
-            .iter()
-            .find(|(known, _)| known == org)
-            .map(|(_, entry)| entry.credential().claims().org_name.clone())
-            .or_else(|| policy.blocked.get(org).map(|blocked| blocked.name.clone()))
-            .unwrap_or_default()
-    };
+    let mut followed = Vec::with_capacity(policy.followed.len());
+    for org in &policy.followed {
+        followed.push(OrgView {
+            org: org.to_string(),
+            name: org_name(store, &policy, org)?,
+            reason: String::new(),
+            petname: policy.petnames.get(org).cloned(),
+        });
+    }
+    let mut blocked = Vec::with_capacity(policy.blocked.len());
+    for (org, block) in &policy.blocked {
+        blocked.push(OrgView {
+            org: org.to_string(),
+            name: org_name(store, &policy, org)?,
+            reason: block.reason.clone(),
+            petname: None,
+        });
+    }
     Ok(PolicyView {
         mode: if policy.follow_only { "follow" } else { "open" }.into(),
-        followed: policy
-            .followed
-            .iter()
-            .map(|org| OrgView {
-                org: org.to_string(),
-                name: name_of(org),
-                reason: String::new(),
-                petname: policy.petnames.get(org).cloned(),
-            })
-            .collect(),
-        blocked: policy
-            .blocked
-            .iter()
-            .map(|(org, blocked)| OrgView {
-                org: org.to_string(),
-                name: name_of(org),
-                reason: blocked.reason.clone(),
-                petname: None,
-            })
-            .collect(),
+        followed,
+        blocked,
         max_entries_per_org: policy.max_entries_per_org,
         removed: 0,
     })
@@ -156,16 +144,7 @@ pub fn resolve_org(store: &Store, own_org: OrgId, text: &str) -> Result<OrgId, E
             let labels = names::labels(store, own_org, matches.iter().copied())?;
             let mut listed = String::new();
             for org in &matches {
-                let name = org_name(store, org)?;
-                let name = if name.is_empty() {
-                    policy
-                        .blocked
-                        .get(org)
-                        .map(|b| b.name.clone())
-                        .unwrap_or_default()
-                } else {
-                    name
-                };
+                let name = org_name(store, &policy, org)?;
                 let how = if policy.blocked.contains_key(org) {
                     "blocked".to_string()
                 } else {
