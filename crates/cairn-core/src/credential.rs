@@ -3,12 +3,17 @@
 //! member of org X" without asking anyone. An org key authoring its own entries carries a
 //! credential it issued to itself.
 //!
-//! A credential is kept as its exact signed bytes: `claims || signature(64)`, where the
-//! signature covers `CREDENTIAL_DOMAIN || claims`.
+//! A credential is kept as its exact signed bytes. Format 1 (in entries of header version 1)
+//! is `claims || signature(64)`, signed by the key the organisation id is: an organisation
+//! named by its first key, before it ever rotated. Format 2 (header version 2) is
+//! `org_key(32) || claims || signature(64)`, signed by `org_key`: the key the organisation's
+//! key event log makes current (see [`crate::kel`]), so the id can outlive its keys. Either
+//! way the signature covers `CREDENTIAL_DOMAIN || everything before it`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::entry::Timestamp;
+use crate::entry::{FORMAT_VERSION, KEY_LOG_FORMAT_VERSION};
 use crate::keys::{MemberId, OrgId, SecretKey};
 use crate::{Error, codec};
 
@@ -35,27 +40,41 @@ pub struct CredentialClaims {
 pub struct Credential {
     bytes: Vec<u8>,
     claims: CredentialClaims,
+    /// The key that signed it on the organisation's behalf: the organisation id itself in
+    /// format 1.
+    org_key: MemberId,
 }
 
 impl Credential {
-    /// Issues a credential signed by the organisation's key. Fails if the names break the
-    /// rules in [`check_name`] or the claims name another organisation.
+    /// Issues a credential signed by `org_key`. When the claims' organisation is that key
+    /// (an organisation that never rotated), the credential is format 1, which every node
+    /// reads; otherwise format 2, naming the key. Fails if the names break the rules in
+    /// [`check_name`].
     pub fn issue(org_key: &SecretKey, claims: CredentialClaims) -> Result<Self, Error> {
-        if claims.org != org_key.org_id() {
-            return Err(Error::BadField {
-                field: "credential.org",
-                reason: "the claims name a different organisation than the signing key".into(),
-            });
-        }
         check_claims(&claims)?;
-        let mut bytes = codec::encode("credential", &claims)?;
+        let signer = org_key.member_id();
+        let mut bytes = Vec::new();
+        if claims.org.0 != signer.0 {
+            bytes.extend_from_slice(signer.as_bytes());
+        }
+        bytes.extend_from_slice(&codec::encode("credential", &claims)?);
         let signature = org_key.sign(CREDENTIAL_DOMAIN, &bytes);
         bytes.extend_from_slice(&signature);
-        Ok(Self { bytes, claims })
+        Ok(Self {
+            bytes,
+            claims,
+            org_key: signer,
+        })
     }
 
-    /// Decodes a credential without checking its signature (see [`crate::Verifier`]).
+    /// Decodes a format 1 credential without checking its signature (see
+    /// [`crate::Verifier`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode(FORMAT_VERSION, bytes)
+    }
+
+    /// Decodes a credential of the format that goes with header version `version`.
+    pub fn decode(version: u8, bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_CREDENTIAL_LEN {
             return Err(Error::TooLarge {
                 what: "credential",
@@ -69,16 +88,56 @@ impl Credential {
                 detail: "shorter than its 64-byte signature".into(),
             });
         };
-        let claims: CredentialClaims = codec::decode("credential", &bytes[..claims_len])?;
+        let (org_key, claims_start) = if version == KEY_LOG_FORMAT_VERSION {
+            let Some(key) = bytes.get(..32).filter(|_| claims_len >= 32) else {
+                return Err(Error::Truncated {
+                    what: "credential",
+                    detail: "shorter than its 32-byte organisation key".into(),
+                });
+            };
+            let key = MemberId(key.try_into().unwrap_or([0; 32]));
+            (Some(key), 32)
+        } else {
+            (None, 0)
+        };
+        let claims: CredentialClaims =
+            codec::decode("credential", &bytes[claims_start..claims_len])?;
         check_claims(&claims)?;
+        let org_key = match org_key {
+            Some(key) if key.0 == claims.org.0 => {
+                return Err(Error::BadField {
+                    field: "credential.org_key",
+                    reason: "a format 2 credential names a key other than the organisation id; \
+                             this one names the id itself, which is format 1's job"
+                        .into(),
+                });
+            }
+            Some(key) => key,
+            None => MemberId::from(claims.org),
+        };
         Ok(Self {
             bytes: bytes.to_vec(),
             claims,
+            org_key,
         })
     }
 
     pub fn claims(&self) -> &CredentialClaims {
         &self.claims
+    }
+
+    /// The key that signed this credential for the organisation.
+    pub fn org_key(&self) -> MemberId {
+        self.org_key
+    }
+
+    /// The header version an entry carrying this credential has: 1 for format 1, else 2.
+    pub fn header_version(&self) -> u8 {
+        if self.org_key.0 == self.claims.org.0 {
+            FORMAT_VERSION
+        } else {
+            KEY_LOG_FORMAT_VERSION
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {

@@ -23,8 +23,19 @@ use crate::credential::Credential;
 use crate::keys::{EntryId, MemberId, SecretKey};
 use crate::{Error, Story};
 
-/// The header format this build writes and reads.
+/// The first header format: its credential is signed by the key the organisation id is.
+/// Written for every organisation that has never rotated its key, so older nodes read it.
 pub const FORMAT_VERSION: u8 = 1;
+/// The header format whose credential names the organisation key that signed it (see
+/// [`crate::credential`]): written once an organisation's id is not its current key (it
+/// rotated, or was incepted with a key event log). Nodes older than format 2 ignore these
+/// entries without blaming the sender.
+pub const KEY_LOG_FORMAT_VERSION: u8 = 2;
+/// The newest header format this build reads.
+pub const NEWEST_FORMAT_VERSION: u8 = KEY_LOG_FORMAT_VERSION;
+/// The environment variable that makes this build read header formats only up to the
+/// version it names, as a node of an older release would: for mixed-version tests.
+pub const FORMAT_LIMIT_VARIABLE: &str = "CAIRN_TEST_FORMAT_LIMIT";
 /// Signing domain for entry headers.
 pub const ENTRY_DOMAIN: &[u8] = b"cairn/entry/v1\0";
 /// The largest signed header (header bytes plus signature).
@@ -75,8 +86,10 @@ impl Kind {
     pub const PROFILE: Kind = Kind(8);
     pub const MEMBERSHIP: Kind = Kind(9);
     pub const REVOKE: Kind = Kind(10);
+    /// An event of the organisation's key event log (see [`crate::kel`]).
+    pub const KEY_EVENT: Kind = Kind(11);
 
-    const NAMES: [(Kind, &'static str); 10] = [
+    const NAMES: [(Kind, &'static str); 11] = [
         (Kind::LEARNING, "learning"),
         (Kind::FAILURE, "failure"),
         (Kind::QUESTION, "question"),
@@ -87,6 +100,7 @@ impl Kind {
         (Kind::PROFILE, "profile"),
         (Kind::MEMBERSHIP, "membership"),
         (Kind::REVOKE, "revoke"),
+        (Kind::KEY_EVENT, "key-event"),
     ];
 
     /// The kind's name, or `None` for a code this build does not know.
@@ -242,7 +256,8 @@ impl BodyHash {
 /// The signed part of an entry. Field order is the wire order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
-    /// Always [`FORMAT_VERSION`]; the first byte of the encoding, read before anything else.
+    /// [`FORMAT_VERSION`] or [`KEY_LOG_FORMAT_VERSION`], as the credential's format; the first
+    /// byte of the encoding, read before anything else.
     pub version: u8,
     pub kind: Kind,
     pub author: MemberId,
@@ -374,6 +389,18 @@ impl Draft {
         })
     }
 
+    /// An event of the organisation's key log (sign it with the key the event names, under a
+    /// credential that key issued).
+    pub fn key_event(event: &crate::kel::KeyEvent, spaces: Vec<Space>, created: Timestamp) -> Self {
+        Self {
+            kind: Kind::KEY_EVENT,
+            spaces,
+            refs: Vec::new(),
+            body: event.as_bytes().to_vec(),
+            created,
+        }
+    }
+
     /// A typed response to `target`.
     pub fn response(
         target: EntryId,
@@ -418,7 +445,7 @@ impl Entry {
         spaces.sort();
         spaces.dedup();
         let header = Header {
-            version: FORMAT_VERSION,
+            version: credential.header_version(),
             kind: draft.kind,
             author: author.member_id(),
             seq,
@@ -503,7 +530,7 @@ impl Entry {
             });
         }
         let header = decode_header(&signed_header)?;
-        let credential = Credential::from_bytes(&header.credential.0)?;
+        let credential = Credential::decode(header.version, &header.credential.0)?;
         let id = EntryId(Sha256::digest(&signed_header).into());
         Ok(Self {
             id,
@@ -565,7 +592,7 @@ impl Entry {
     /// Whether the organisation's own key signed this entry: it was published on behalf of the
     /// organisation, and the person who wrote it is withheld from readers.
     pub fn on_behalf_of_org(&self) -> bool {
-        self.header.author == MemberId::from(self.credential.claims().org)
+        self.header.author == self.credential.org_key()
     }
 
     /// The name readers see as the author: the organisation's for an entry published on its
@@ -611,10 +638,24 @@ fn decode_header(signed_header: &[u8]) -> Result<Header, Error> {
             detail: "shorter than a header and its 64-byte signature".into(),
         });
     };
-    if signed_header[0] != FORMAT_VERSION {
+    if !(FORMAT_VERSION..=readable_format_limit()).contains(&signed_header[0]) {
         return Err(Error::UnsupportedVersion(signed_header[0]));
     }
     codec::decode("header", &signed_header[..header_len])
+}
+
+/// The newest header version this process reads: [`NEWEST_FORMAT_VERSION`], or less when
+/// [`FORMAT_LIMIT_VARIABLE`] says so (read once).
+pub fn readable_format_limit() -> u8 {
+    static LIMIT: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var(FORMAT_LIMIT_VARIABLE)
+            .ok()
+            .and_then(|limit| limit.trim().parse::<u8>().ok())
+            .map_or(NEWEST_FORMAT_VERSION, |limit| {
+                limit.clamp(FORMAT_VERSION, NEWEST_FORMAT_VERSION)
+            })
+    })
 }
 
 /// Signs a header exactly as given, with no checks, returning the signed header bytes. Tests

@@ -107,6 +107,35 @@ pub enum Error {
     /// This node already keeps as many entries from the organisation as it allows.
     #[error("blocked: this node keeps at most {max} entries from organisation {org}")]
     OverQuota { org: OrgId, max: u64 },
+
+    /// The credential was signed by a key the organisation has retired (or never named), and
+    /// the entry is past what the rotation kept valid.
+    #[error(
+        "refused: organisation {org} no longer signs with key {key}{}; a node that has not yet seen the rotation may still relay it",
+        match last_valid_seq { Some(seq) => format!(" (only this author's entries up to number {seq} stay valid under it)"), None => " (its key log never named it)".into() }
+    )]
+    KeyRetired {
+        org: OrgId,
+        key: MemberId,
+        last_valid_seq: Option<u64>,
+    },
+
+    /// The entry's credential names a key of an organisation whose key log this node does not
+    /// hold yet (it arrives by sync).
+    #[error(
+        "not yet: this node does not hold the key log of organisation {0} yet, so it cannot tell whether its key is current; it will take the entry once the log arrives"
+    )]
+    KeyLogUnknown(OrgId),
+
+    /// A key event further ahead than the next position in the log held.
+    #[error(
+        "not yet: organisation {org}'s key log is held up to event {held}; event {offered} waits for the ones between"
+    )]
+    KeyLogGap { org: OrgId, held: u64, offered: u64 },
+
+    /// A key event that does not follow from the log held.
+    #[error("refused: a key event of organisation {org}: {reason}")]
+    KeyEventRefused { org: OrgId, reason: String },
 }
 
 /// Who is at fault when a peer sent an entry that this node refused. It decides whether the
@@ -142,6 +171,12 @@ impl Error {
             Error::Blocked { .. } | Error::NotFollowed(_) | Error::OverQuota { .. } => {
                 Blame::Nobody
             }
+            // Key logs reach nodes at different times, and a duplicitous organisation leaves
+            // honest nodes holding different histories.
+            Error::KeyRetired { .. }
+            | Error::KeyLogUnknown(_)
+            | Error::KeyLogGap { .. }
+            | Error::KeyEventRefused { .. } => Blame::Nobody,
             // Forged, damaged or built against the format: an honest peer verifies before it
             // relays, so it never sends these.
             Error::TooLarge { .. }
@@ -186,6 +221,10 @@ impl Error {
             Error::Blocked { .. } => "blocked:org",
             Error::NotFollowed(_) => "blocked:not-followed",
             Error::OverQuota { .. } => "blocked:quota",
+            Error::KeyRetired { .. } => "revoked:key",
+            Error::KeyLogUnknown(_) => "pending:key-log",
+            Error::KeyLogGap { .. } => "pending:key-log-gap",
+            Error::KeyEventRefused { .. } => "refused:key-event",
         }
     }
 }

@@ -7,6 +7,7 @@
 //!   bytes.
 //! - [`keys`]: ids for organisations, members and entries, and secret keys.
 //! - [`credential`]: the org-signed membership credential every entry carries.
+//! - [`kel`]: key event logs: organisation ids that outlive their keys, with pre-rotation.
 //! - [`body`]: entry bodies: stories (learning, failure, question), replies and responses.
 //! - [`entry`]: header, kinds, references, the entry frame and signing.
 //! - [`verify`]: the validation pipeline, cheapest check first, with caches for keys and
@@ -24,6 +25,7 @@ pub mod display;
 pub mod entry;
 pub mod error;
 pub mod invitation;
+pub mod kel;
 pub mod keys;
 pub mod signature;
 pub mod testkit;

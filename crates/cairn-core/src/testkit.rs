@@ -42,6 +42,33 @@ impl Author {
         }
     }
 
+    /// A member `key` of organisation `org`, credentialed by `org_key` (the key the
+    /// organisation's log makes current, or its id itself before it has a log).
+    pub fn issued(
+        org: crate::OrgId,
+        org_key: SecretKey,
+        key: SecretKey,
+        org_name: &str,
+        member_name: &str,
+        issued: Timestamp,
+    ) -> Self {
+        let claims = CredentialClaims {
+            org,
+            org_name: org_name.into(),
+            member: key.member_id(),
+            member_name: member_name.into(),
+            issued,
+            expires: None,
+        };
+        let credential = Credential::issue(&org_key, claims)
+            .unwrap_or_else(|err| panic!("fixture credential: {err}"));
+        Self {
+            org_key,
+            key,
+            credential,
+        }
+    }
+
     /// The default fixture author: Riverside Trust's Ana.
     pub fn ana() -> Self {
         Self::from_seeds(1, 2, "Riverside Trust", "Ana Silva")

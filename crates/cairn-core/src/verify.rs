@@ -20,8 +20,9 @@ use crate::entry::{
     BodyHash, ENTRY_DOMAIN, Entry, Header, Kind, MAX_BODY_LEN, MAX_CLOCK_SKEW, MAX_REFS,
     MAX_SPACES, RefKind, Timestamp, check_space,
 };
+use crate::kel::KeyEvent;
 use crate::signature::{self, PublicKey, Signed};
-use crate::{Error, MemberId, Story};
+use crate::{Error, Story};
 
 /// How many keys and credentials each cache holds before it starts over.
 const CACHE_LIMIT: usize = 65_536;
@@ -118,7 +119,7 @@ impl Verifier {
         }
         let (signed, signature) = entry.credential().split();
         let credential = Signed {
-            key: self.key(&claims.org.0)?,
+            key: self.key(&entry.credential().org_key().0)?,
             domain: CREDENTIAL_DOMAIN,
             message: signed,
             signature,
@@ -273,11 +274,11 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
         Kind::PROFILE => {
             Profile::decode(body)?;
         }
+        Kind::KEY_EVENT => check_key_event(entry, body)?,
         Kind::REVOKE => {
             let revocation = Revocation::decode(body)?;
             // Only the organisation itself, signing with its own key, removes members.
-            let claims = entry.credential().claims();
-            if header.author != MemberId::from(claims.org) {
+            if header.author != entry.credential().org_key() {
                 return Err(Error::BadField {
                     field: "author",
                     reason: "a revocation must be signed by the organisation's own key".into(),
@@ -291,6 +292,31 @@ fn check_body(entry: &Entry) -> Result<(), Error> {
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// A key event travels as an entry by the key it makes current, credentialed by that key, and
+/// an inception in an entry of the organisation it founds.
+fn check_key_event(entry: &Entry, body: &[u8]) -> Result<(), Error> {
+    let event = KeyEvent::decode(body)?;
+    let claims = event.claims();
+    let bad = |reason: &str| {
+        Err(Error::BadField {
+            field: "key event",
+            reason: reason.into(),
+        })
+    };
+    if entry.header().author != claims.key || entry.credential().org_key() != claims.key {
+        return bad("a key event must be written and credentialed by the key it makes current");
+    }
+    if let Some(org) = event.founds()
+        && org != entry.credential().claims().org
+    {
+        return bad("this inception founds another organisation than the entry's");
+    }
+    if !entry.header().refs.is_empty() {
+        return bad("a key event has no references");
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ fn every_reason() -> Vec<(Error, Blame)> {
     let org: OrgId = SecretKey::from_seed([2; 32]).org_id();
     vec![
         (Error::Duplicate(id), Blame::Nobody),
-        (Error::UnsupportedVersion(2), Blame::Nobody),
+        (Error::UnsupportedVersion(3), Blame::Nobody),
         (
             Error::ClockSkew {
                 ahead_ms: 1,
@@ -46,6 +46,30 @@ fn every_reason() -> Vec<(Error, Blame)> {
         ),
         (Error::NotFollowed(org), Blame::Nobody),
         (Error::OverQuota { org, max: 1 }, Blame::Nobody),
+        (
+            Error::KeyRetired {
+                org,
+                key: MemberId([3; 32]),
+                last_valid_seq: Some(1),
+            },
+            Blame::Nobody,
+        ),
+        (Error::KeyLogUnknown(org), Blame::Nobody),
+        (
+            Error::KeyLogGap {
+                org,
+                held: 0,
+                offered: 2,
+            },
+            Blame::Nobody,
+        ),
+        (
+            Error::KeyEventRefused {
+                org,
+                reason: String::new(),
+            },
+            Blame::Nobody,
+        ),
         (
             Error::TooLarge {
                 what: "x",

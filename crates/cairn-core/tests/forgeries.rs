@@ -330,8 +330,22 @@ fn forged_and_malformed_entries_are_all_rejected_for_the_expected_reason() {
             &["invalid:clock-skew"],
         );
     }
-    // 13. Unknown format versions, properly signed.
-    for version in 2..=61u8 {
+    // 13. A format 1 credential in a format 2 header (which expects the key first), and
+    // unknown format versions, properly signed.
+    let mut forged = header.clone();
+    forged.version = 2;
+    tally.expect(
+        "format 1 credential in a format 2 header",
+        &signed(&author.key, &forged, body.clone()),
+        &[
+            "invalid:too-large",
+            "invalid:malformed",
+            "invalid:truncated",
+            "invalid:trailing-bytes",
+            "invalid:field",
+        ],
+    );
+    for version in 3..=61u8 {
         let mut forged = header.clone();
         forged.version = if version == 61 { 0 } else { version };
         tally.expect(

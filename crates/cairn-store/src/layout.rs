@@ -65,6 +65,21 @@ pub const OUTBOX: u8 = b'u';
 /// `w id` → `author seq`: a previous entry that a stored entry names but this store lacks.
 pub const WANTED: u8 = b'w';
 
+/// `k org seq` → a key event that extended the organisation's key log (see `key_logs.rs`).
+pub const KEY_EVENT: u8 = b'k';
+/// `K org seq` → the first other key event seen at a position already held: evidence that the
+/// organisation signed two histories.
+pub const DUPLICITY: u8 = b'K';
+
+/// `prefix org seq`: where a key event of `org` is kept.
+pub fn key_event_key(prefix: u8, org: &OrgId, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(41);
+    key.push(prefix);
+    key.extend_from_slice(org.as_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 pub fn entry_key(prefix: u8, id: &EntryId) -> Vec<u8> {
     let mut key = Vec::with_capacity(33);
     key.push(prefix);

@@ -31,6 +31,7 @@
 
 mod effects;
 mod frames;
+mod key_logs;
 mod layout;
 mod open;
 mod orgs;
@@ -41,6 +42,7 @@ mod sync_source;
 mod turns;
 mod write;
 
+pub use key_logs::KeyLogView;
 pub use policy::{Blocked, Policy};
 pub use read::{Cursor, Filter};
 pub use turns::{WriteLine, WriteTurn};
@@ -213,6 +215,8 @@ pub struct Store {
     policy: Mutex<policy::PolicyState>,
     /// (org, member) → last valid seq, for every revocation held. Loaded at open.
     revocations: Mutex<HashMap<(OrgId, MemberId), u64>>,
+    /// Every organisation's key log held, replayed. Loaded at open.
+    key_logs: Mutex<key_logs::KeyLogs>,
 }
 
 /// Locks a mutex; a poisoned one is still sound here (the data is a cache or a set of ids).

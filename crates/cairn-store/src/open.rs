@@ -392,6 +392,7 @@ impl Store {
             retracted: Mutex::new(HashSet::new()),
             policy: Mutex::new(policy::PolicyState::default()),
             revocations: Mutex::new(HashMap::new()),
+            key_logs: Mutex::new(crate::key_logs::KeyLogs::default()),
         };
         Ok(store)
     }
@@ -404,6 +405,7 @@ impl Store {
             .store(holds_fork_proofs, std::sync::atomic::Ordering::SeqCst);
         self.load_retractions()?;
         self.load_revocations()?;
+        self.load_key_logs()?;
         self.load_policy(max_entries_per_org)
     }
 

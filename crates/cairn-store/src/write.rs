@@ -227,7 +227,11 @@ impl Store {
                 batch.deferred.push((slot, entry));
                 continue;
             }
-            batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
+            let result = self.write(&entry, frames[slot].as_ref(), &mut heads);
+            if waits_for_key_log(&result) {
+                batch.awaiting_key_log.push((slot, entry));
+            }
+            batch.results[slot] = Some(result);
         }
         self.frames.write_out()
     }
@@ -253,12 +257,33 @@ impl Store {
         Ok(())
     }
 
-    /// The body-less entries of a batch, once every retraction in it is stored.
+    /// The body-less entries of a batch, once every retraction in it is stored; then the
+    /// entries that waited for a key log, once every key event in it is (a batch need not put
+    /// an organisation's key events first).
     fn write_deferred<F: AsRef<[u8]>>(
         &self,
         frames: &[F],
         batch: &mut BatchWrite,
     ) -> Result<(), Error> {
+        while !batch.awaiting_key_log.is_empty() {
+            let waiting = std::mem::take(&mut batch.awaiting_key_log);
+            let before = waiting.len();
+            batch.turn.wait();
+            let mut heads = lock(&self.write_lock);
+            self.announce(waiting.iter().map(|(_, entry)| entry))?;
+            for (slot, entry) in waiting {
+                let result = self.write(&entry, frames[slot].as_ref(), &mut heads);
+                if waits_for_key_log(&result) {
+                    batch.awaiting_key_log.push((slot, entry));
+                }
+                batch.results[slot] = Some(result);
+            }
+            self.frames.write_out()?;
+            // Nothing more stored this round: the rest waits for a later batch.
+            if batch.awaiting_key_log.len() == before {
+                batch.awaiting_key_log.clear();
+            }
+        }
         if batch.deferred.is_empty() {
             return Ok(());
         }
@@ -266,7 +291,11 @@ impl Store {
         let mut heads = lock(&self.write_lock);
         self.announce(batch.deferred.iter().map(|(_, entry)| entry))?;
         for (slot, entry) in std::mem::take(&mut batch.deferred) {
-            batch.results[slot] = Some(self.write(&entry, frames[slot].as_ref(), &mut heads));
+            let result = self.write(&entry, frames[slot].as_ref(), &mut heads);
+            if waits_for_key_log(&result) {
+                batch.awaiting_key_log.push((slot, entry));
+            }
+            batch.results[slot] = Some(result);
         }
         self.frames.write_out()
     }
@@ -295,6 +324,14 @@ impl Store {
             }
             .into());
         }
+        let key_log_change = match self.key_log_check(entry) {
+            Err(refusal @ Error::Rejected(cairn_core::Error::KeyRetired { .. })) => {
+                // Invalid for good under the log held: sync need not fetch it again.
+                self.tombstone(entry)?;
+                return Err(refusal);
+            }
+            checked => checked?,
+        };
         let head = match heads.get(&author) {
             Some(head) => head,
             None => self.chain_head(&author)?,
@@ -316,6 +353,13 @@ impl Store {
             _ => Some((seq, id)),
         };
         heads.insert(author, new_head);
+        if let Some(change) = key_log_change
+            && inserted.outcome == Outcome::Stored
+        {
+            self.commit_key_log(change)?;
+            // A rotation may have removed entries: read chain heads afresh.
+            heads.clear();
+        }
         if header.kind == Kind::REVOKE
             && let Some(Ok(revocation)) = entry.body().map(cairn_core::Revocation::decode)
         {
@@ -517,6 +561,16 @@ fn verify_chunks(len: usize, cores: usize) -> Vec<std::ops::Range<usize>> {
     chunks
 }
 
+/// Whether a write was refused only because a key log (or its next event) is not held yet.
+fn waits_for_key_log(result: &Result<Inserted, Error>) -> bool {
+    matches!(
+        result,
+        Err(Error::Rejected(
+            cairn_core::Error::KeyLogUnknown(_) | cairn_core::Error::KeyLogGap { .. }
+        ))
+    )
+}
+
 /// Each author's chain head as last written: `None` for an author with no entries yet.
 #[derive(Debug, Default)]
 pub(crate) struct Heads {
@@ -560,6 +614,9 @@ struct BatchWrite {
     written: HashSet<EntryId>,
     /// Body-less entries, written last (see [`Store::write_run`]).
     deferred: Vec<(usize, Entry)>,
+    /// Entries refused because their organisation's key log (or its next event) was not held,
+    /// tried again once the rest of the batch is written.
+    awaiting_key_log: Vec<(usize, Entry)>,
     /// Waited for before the first write.
     turn: WriteTurn,
 }
@@ -570,6 +627,7 @@ impl BatchWrite {
             results: (0..len).map(|_| None).collect(),
             written: HashSet::with_capacity(len),
             deferred: Vec::new(),
+            awaiting_key_log: Vec::new(),
             turn,
         }
     }
