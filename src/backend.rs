@@ -65,16 +65,43 @@ pub fn open(home: &Home) -> Result<Box<dyn Backend>> {
     if let Some(client) = NodeClient::find(home)? {
         return Ok(Box::new(client));
     }
-    let identity = home.load()?;
+    match open_store(home)? {
+        Opened::Node(client) => Ok(Box::new(client)),
+        Opened::Store(store) => Ok(Box::new(service_on(home, store)?)),
+    }
+}
+
+/// The service on the home's own store, for operations that must not run beside a node
+/// (rotating keys): refuses while a node runs.
+pub fn local(home: &Home, why: &str) -> Result<Service> {
+    let running = || anyhow::anyhow!("a node is running on this home; stop it first ({why}), then start it again");
+    if NodeClient::find(home)?.is_some() {
+        return Err(running());
+    }
+    match open_store(home)? {
+        Opened::Node(_) => Err(running()),
+        Opened::Store(store) => service_on(home, store),
+    }
+}
+
+/// What holds the home's store: a node (answering on its API), or this process.
+enum Opened {
+    Node(NodeClient),
+    Store(cairn_store::Store),
+}
+
+/// Opens the home's store, waiting a few seconds for a node that holds it to answer.
+fn open_store(home: &Home) -> Result<Opened> {
+    home.load()?;
     let deadline = Instant::now() + NODE_START_WAIT;
     let mut told = false;
-    let store = loop {
+    loop {
         match home.open_store_now() {
-            Ok(store) => break store,
+            Ok(store) => return Ok(Opened::Store(store)),
             Err(err) if !is_locked(&err) => return Err(err),
             Err(err) => {
                 if let Some(client) = NodeClient::find(home)? {
-                    return Ok(Box::new(client));
+                    return Ok(Opened::Node(client));
                 }
                 if Instant::now() >= deadline {
                     return Err(err).context(format!(
@@ -92,9 +119,13 @@ pub fn open(home: &Home) -> Result<Box<dyn Backend>> {
                 std::thread::sleep(NODE_START_POLL);
             }
         }
-    };
+    }
+}
+
+fn service_on(home: &Home, store: cairn_store::Store) -> Result<Service> {
+    let identity = home.load()?;
     let config = home.config()?;
-    let service = Service::new(
+    Ok(Service::new(
         cairn_node::service::Config {
             store: std::sync::Arc::new(store),
             member_key: identity.member_key,
@@ -103,8 +134,7 @@ pub fn open(home: &Home) -> Result<Box<dyn Backend>> {
             default_spaces: config.publish.default_spaces,
         },
         None,
-    )?;
-    Ok(Box::new(service))
+    )?)
 }
 
 fn is_locked(err: &anyhow::Error) -> bool {

@@ -102,7 +102,7 @@ pub fn backup(home: &Home, out: &Path, passphrase: SecretString) -> Result<usize
         created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         org: claims.org.to_string(),
         files,
-        heads: chain_heads(home, claims)?,
+        heads: chain_heads(home, claims, identity.credential.org_key())?,
     };
     let plain = serde_json::to_vec(&archive)?;
     let mut file = std::fs::OpenOptions::new()
@@ -131,11 +131,12 @@ pub fn backup(home: &Home, out: &Path, passphrase: SecretString) -> Result<usize
 fn chain_heads(
     home: &Home,
     claims: &cairn_core::CredentialClaims,
+    org_key: cairn_core::MemberId,
 ) -> Result<BTreeMap<String, u64>> {
     let backend = crate::backend::open(home)?;
     let mut authors = vec![
         claims.member.to_string(),
-        cairn_core::MemberId::from(claims.org).to_string(),
+        org_key.to_string(),
     ];
     authors.extend(backend.members()?.into_iter().map(|member| member.member));
     let mut heads = BTreeMap::new();

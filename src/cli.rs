@@ -141,6 +141,12 @@ pub enum Command {
         #[command(subcommand)]
         action: MemberAction,
     },
+    /// Your organisation's keys: its key event log, adopting one, rotating to the next key.
+    #[command(after_help = EXIT_CODES)]
+    Org {
+        #[command(subcommand)]
+        action: OrgAction,
+    },
     /// Search entries by their words, e.g. cairn search "volunteer rota".
     #[command(after_help = EXIT_CODES)]
     Search {
@@ -332,6 +338,24 @@ pub enum MemberAction {
         /// Why, for the record (optional).
         #[arg(long)]
         reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgAction {
+    /// Show the organisation's key log: how many events, the current key, whether the next
+    /// key is still on this computer (it belongs offline).
+    Keys,
+    /// For an organisation created before key logs: start one. The id stays the same; a next
+    /// key is written to keys/org.next.key for you to move offline. Stop the node first.
+    Adopt,
+    /// Make the committed next key current (if the current key was lost or may have leaked).
+    /// Entries written so far stay valid; anything newer signed with the old key is refused
+    /// everywhere. Stop the node first; start it again afterwards to publish the rotation.
+    Rotate {
+        /// The next-key file written by `cairn init`, `cairn org adopt` or the last rotation.
+        #[arg(long, value_name = "FILE")]
+        next_key: std::path::PathBuf,
     },
 }
 

@@ -5,7 +5,9 @@
 //! HOME/                 0700
 //!   config.toml         commented settings
 //!   keys/               0700
-//!     org.key           0600  the organisation's secret key
+//!     org.key           0600  the organisation's current secret key
+//!     org.next.key      0600  the committed next key: move it offline (a recovery sheet)
+//!     org.kel                 the organisation's key event log (public)
 //!     member.key        0600  your member secret key
 //!     member.credential       the org-signed membership credential (public)
 //!     node.key          0600  the node's network key (its peer id), made by `cairn node`
@@ -22,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cairn_core::kel::KeyEvent;
 use cairn_core::{Credential, CredentialClaims, SecretKey, Space, Timestamp};
+use cairn_node::service::keystore::{Keystore, credential_text, read_credential};
 use cairn_store::Store;
 use serde::Deserialize;
 
@@ -255,11 +259,7 @@ impl Home {
         let path = self.credential_path();
         let temporary = path.with_extension("credential.tmp");
         let _ = fs::remove_file(&temporary);
-        write_new(
-            &temporary,
-            &format!("{}\n", hex::encode(credential.as_bytes())),
-            0o644,
-        )?;
+        write_new(&temporary, &credential_text(&credential), 0o644)?;
         fs::rename(&temporary, &path)
             .with_context(|| format!("could not replace {}", path.display()))?;
         Ok(Identity {
@@ -293,11 +293,18 @@ impl Home {
             );
         }
         let org_key = SecretKey::from_seed(random_seed()?);
+        let next_key = SecretKey::from_seed(random_seed()?);
         let member_key = SecretKey::from_seed(random_seed()?);
+        // The organisation's id is the hash of its inception, which commits to the next key.
+        let inception = KeyEvent::incept(&org_key, &next_key.public(), Timestamp::now())
+            .context("could not sign the organisation's inception")?;
+        let org = inception
+            .founds()
+            .context("an inception always founds an organisation")?;
         let credential = Credential::issue(
             &org_key,
             CredentialClaims {
-                org: org_key.org_id(),
+                org,
                 org_name: org_name.to_string(),
                 member: member_key.member_id(),
                 member_name: member_name.to_string(),
@@ -321,11 +328,10 @@ impl Home {
             &key_file_text(&format!("member {member_name:?}"), &member_key),
             0o600,
         )?;
-        write_new(
-            &self.credential_path(),
-            &format!("{}\n", hex::encode(credential.as_bytes())),
-            0o644,
-        )?;
+        write_new(&self.credential_path(), &credential_text(&credential), 0o644)?;
+        let keystore = Keystore::new(self.keys_dir());
+        keystore.save_key_log(std::slice::from_ref(&inception))?;
+        keystore.save_next_key(&next_key, org, org_name)?;
         if !self.config_path().exists() {
             write_new(&self.config_path(), CONFIG_TEMPLATE, 0o600)?;
         }
@@ -388,19 +394,10 @@ impl Home {
         let org_key = read_key(&self.org_key_path())?;
         let member_key = read_key(&self.member_key_path())?;
         let credential_path = self.credential_path();
-        let credential_hex = fs::read_to_string(&credential_path)
-            .with_context(|| format!("could not read {}", credential_path.display()))?;
-        let credential = hex::decode(credential_hex.trim())
-            .map_err(anyhow::Error::from)
-            .and_then(|bytes| Ok(Credential::from_bytes(&bytes)?))
-            .with_context(|| {
-                format!(
-                    "{} is damaged; restore it from a backup",
-                    credential_path.display()
-                )
-            })?;
+        let credential = read_credential(&credential_path)?;
         let claims = credential.claims();
-        if claims.org != org_key.org_id() || claims.member != member_key.member_id() {
+        if credential.org_key() != org_key.member_id() || claims.member != member_key.member_id()
+        {
             bail!(
                 "{} does not belong to the keys beside it; restore the keys folder from a backup",
                 credential_path.display()

@@ -10,6 +10,7 @@
 
 mod conversation;
 mod entries;
+mod keys;
 mod network;
 mod people;
 mod policy;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
             as_member,
         } => conversation::retract(&home, &id, reason, as_member, json),
         Command::Member { action } => people::member(&home, action, json),
+        Command::Org { action } => keys::org(&home, action, json),
         Command::Amend(args) => conversation::amend(&home, *args, json),
         Command::Profile { action } => people::profile(&home, action, json),
         Command::Follow { org, petname } => {

@@ -107,6 +107,20 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
             status.blocked_peers.join(", ")
         );
     }
+    if let Some(keys) = &status.key_log {
+        match keys.events {
+            0 => say!("  keys      no key log yet; start one with `cairn org adopt` (node stopped)"),
+            events => say!(
+                "  keys      {events} key event{}, current key {}{}",
+                if events == 1 { "" } else { "s" },
+                &keys.current_key[..12],
+                if keys.next_key_here { "; the next key is still on this computer: move it offline" } else { "" }
+            ),
+        }
+        if keys.duplicity {
+            say!("  keys      WARNING: two different histories of this organisation's key log were seen");
+        }
+    }
     for fork in &status.forked_authors {
         let seqs: Vec<String> = fork.seqs.iter().map(ToString::to_string).collect();
         say!(

@@ -30,6 +30,9 @@ pub(super) fn init(home: &Home, args: &InitArgs, json: bool) -> Result<()> {
         None => format!("Member of {org_name}"),
     };
     let identity = home.init(org_name, &member_name)?;
+    // The inception goes into the store now: entries are accepted only under a held log.
+    crate::backend::local(home, "a new home's store takes its inception first")?
+        .publish_key_log()?;
     let claims = identity.credential.claims();
     if json {
         return print_json(&WhoamiView {
@@ -52,6 +55,7 @@ pub(super) fn init(home: &Home, args: &InitArgs, json: bool) -> Result<()> {
         "Back up {} : the keys in it cannot be recovered.",
         home.root().join("keys").display()
     );
+    super::keys::next_key_advice(home);
     say!();
     say!("Next, try:");
     say!(
@@ -176,9 +180,7 @@ pub(super) fn profile(home: &Home, action: ProfileAction, json: bool) -> Result<
         ProfileAction::Show { id } => {
             let author = match &id {
                 Some(id) => id.trim().to_string(),
-                None => {
-                    cairn_core::MemberId::from(home.load()?.credential.claims().org).to_string()
-                }
+                None => home.load()?.credential.org_key().to_string(),
             };
             let view = backend::open(home)?.profile(&author)?;
             if json {

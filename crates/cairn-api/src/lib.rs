@@ -38,6 +38,24 @@ pub struct StatusView {
     /// Authors against whom this node holds fork proofs.
     #[serde(default)]
     pub forked_authors: Vec<ForkedAuthorView>,
+    /// The organisation's key event log, as this home keeps it.
+    #[serde(default)]
+    pub key_log: Option<KeyLogView>,
+}
+
+/// The organisation's key event log (`cairn org keys`, and in the status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyLogView {
+    /// How many events the log holds: 0 for an organisation that has not adopted one.
+    pub events: usize,
+    /// Whether the organisation's id is its first key (created before key logs).
+    pub id_is_first_key: bool,
+    /// The key that signs for the organisation now.
+    pub current_key: String,
+    /// Whether the committed next key is still on this computer (it belongs offline).
+    pub next_key_here: bool,
+    /// Whether this node has seen two different histories of the log.
+    pub duplicity: bool,
 }
 
 /// An author who signed two different entries with the same sequence number.

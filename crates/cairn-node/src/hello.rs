@@ -64,8 +64,15 @@ impl Hello {
         Ok(codec::encode_message("hello", self)?)
     }
 
-    /// Reads a peer's hello (from the node at `peer_id`, as bytes) as of `now`.
-    pub fn read(bytes: &[u8], peer_id: &[u8], now: Timestamp) -> Result<PeerHello, Error> {
+    /// Reads a peer's hello (from the node at `peer_id`, as bytes) as of `now`. A binding
+    /// names its organisation only if `key_is_current` says the key that signed it signs for
+    /// that organisation now (by the key log this node holds).
+    pub fn read(
+        bytes: &[u8],
+        peer_id: &[u8],
+        now: Timestamp,
+        key_is_current: impl Fn(OrgId, &[u8; 32]) -> bool,
+    ) -> Result<PeerHello, Error> {
         if bytes.len() > MAX_HELLO_LEN {
             return Err(Error::BadRequest(format!(
                 "a hello of {} bytes is over the {MAX_HELLO_LEN}-byte limit",
@@ -79,9 +86,13 @@ impl Hello {
             match Binding::from_bytes(&hello.binding.0).and_then(|binding| {
                 binding
                     .verify(peer_id)
-                    .map(|claims| (claims.org, claims.org_name.clone()))
+                    .map(|claims| (claims.org, claims.org_key, claims.org_name.clone()))
             }) {
-                Ok(org) => (Some(org), None),
+                Ok((org, key, name)) if key_is_current(org, &key) => (Some((org, name)), None),
+                Ok(_) => (
+                    None,
+                    Some("its binding is signed by a key its organisation no longer (or never) signed with".into()),
+                ),
                 Err(err) => (None, Some(err.to_string())),
             }
         };
@@ -113,18 +124,22 @@ mod tests {
         let org = SecretKey::from_seed([3; 32]);
         let peer = b"peer-one".to_vec();
         let binding =
-            Binding::issue(&org, "Riverside Trust", &peer, Timestamp::now()).expect("binding");
+            Binding::issue(org.org_id(), &org, "Riverside Trust", &peer, Timestamp::now())
+                .expect("binding");
         let bytes = Hello::new(Some(&binding)).encode().expect("encode");
         let now = Timestamp(Timestamp::now().0 + 10 * 60 * 1_000);
-        let heard = Hello::read(&bytes, &peer, now).expect("read");
+        let current = |org: OrgId, key: &[u8; 32]| org.0 == *key;
+        let heard = Hello::read(&bytes, &peer, now, current).expect("read");
         assert_eq!(heard.org, Some((org.org_id(), "Riverside Trust".into())));
         assert!(heard.clock_is_off(), "ten minutes apart: {heard:?}");
-        let stolen = Hello::read(&bytes, b"peer-two", now).expect("read");
+        let rotated_away = Hello::read(&bytes, &peer, now, |_, _| false).expect("read");
+        assert_eq!(rotated_away.org, None);
+        let stolen = Hello::read(&bytes, b"peer-two", now, current).expect("read");
         assert_eq!(stolen.org, None);
         assert!(stolen.anonymous_because.is_some());
         let none = Hello::new(None).encode().expect("encode");
-        assert_eq!(Hello::read(&none, &peer, now).expect("read").org, None);
-        assert!(Hello::read(&[0xff; 10], &peer, now).is_err());
-        assert!(Hello::read(&vec![0; MAX_HELLO_LEN + 1], &peer, now).is_err());
+        assert_eq!(Hello::read(&none, &peer, now, current).expect("read").org, None);
+        assert!(Hello::read(&[0xff; 10], &peer, now, current).is_err());
+        assert!(Hello::read(&vec![0; MAX_HELLO_LEN + 1], &peer, now, current).is_err());
     }
 }

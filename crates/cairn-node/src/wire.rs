@@ -199,3 +199,14 @@ fn parse_id<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Error> {
         ))
     })
 }
+
+/// The key log's status as the API shows it.
+pub fn key_log_view(status: &crate::service::KeyLogStatus) -> cairn_api::KeyLogView {
+    cairn_api::KeyLogView {
+        events: status.events,
+        id_is_first_key: status.id_is_first_key,
+        current_key: status.current_key.to_string(),
+        next_key_here: status.next_key_here,
+        duplicity: status.duplicity,
+    }
+}

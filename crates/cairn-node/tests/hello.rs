@@ -81,6 +81,7 @@ fn a_peer_is_named_only_by_a_binding_to_itself() {
         let honest_key = Keypair::generate_ed25519();
         let honest_id = honest_key.public().to_peer_id();
         let binding = Binding::issue(
+            org.org_id(),
             &org,
             "Harbour Collective",
             &honest_id.to_bytes(),
@@ -97,6 +98,7 @@ fn a_peer_is_named_only_by_a_binding_to_itself() {
         let forger_key = Keypair::generate_ed25519();
         let forger_id = forger_key.public().to_peer_id();
         let mut forged = Binding::issue(
+            org.org_id(),
             &org,
             "Harbour Collective",
             &forger_id.to_bytes(),

@@ -256,6 +256,19 @@ impl Store {
         })
     }
 
+    /// The key that signs as `org` itself now: its log's current key, or (no log held) its id.
+    pub fn org_key(&self, org: &OrgId) -> MemberId {
+        lock(&self.key_logs)
+            .states
+            .get(org)
+            .map_or(MemberId(org.0), |state| state.current)
+    }
+
+    /// The replayed state of `org`'s log, if held.
+    pub fn key_state(&self, org: &OrgId) -> Option<KeyState> {
+        lock(&self.key_logs).states.get(org).cloned()
+    }
+
     /// The events of `org`'s log held here, in order.
     pub fn key_events(&self, org: &OrgId) -> Result<Vec<KeyEvent>, Error> {
         let mut events = Vec::new();

@@ -34,7 +34,7 @@ pub(crate) async fn handle_network(
                 // Gossip never heals a partition on its own: pull from every peer now and then.
                 if let Ok(status) = shared.client().status().await {
                     for peer in status.connected {
-                        let sync = sync::with_peer(shared.clone(), peer.peer_id, shared.spaces());
+                        let sync = sync::with_peer(shared.clone(), peer.peer_id, shared.synced_spaces());
                         shared.tasks().spawn(async move {
                             sync.await;
                         });
@@ -64,7 +64,7 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
             } => messages.push((source, message_id, space, data)),
             Event::PeerJoinedSpace { peer, space } => {
                 tracing::debug!(%peer, %space, "peer joined a space");
-                if shared.spaces().contains(&space) {
+                if shared.synced_spaces().contains(&space) {
                     shared.outbox().wake(&space);
                 }
             }

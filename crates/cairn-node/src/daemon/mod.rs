@@ -93,7 +93,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         service.save_state()?;
         // Before going online: the first sync with a peer starts as soon as it connects, and
         // should find each joined space's items and the per-organisation counts already read.
-        service.store().warm(&service.spaces())?;
+        service.store().warm(&service.synced_spaces())?;
         Ok(Arc::new(service))
     })
     .await?;
@@ -117,7 +117,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let (client, events, network_loop) = cairn_net::new(net_config)?;
     let peer_id = network_loop.local_peer_id();
     let network = tokio::spawn(network_loop.run());
-    for space in service.spaces() {
+    for space in service.synced_spaces() {
         client.subscribe(space).await?;
     }
     let shared = Arc::new(Shared::new(service, client));
@@ -167,7 +167,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         shared.tasks().clone(),
     ));
     // Entries written while the node was down wait for a peer in their spaces.
-    for space in shared.spaces() {
+    for space in shared.synced_spaces() {
         shared.outbox().wake(&space);
     }
     let (stop_events, events_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -70,7 +70,10 @@ impl Shared {
     /// Records a peer's hello: the organisation its binding names (if it checks) and its
     /// clock, with a warning when that is far from ours.
     pub(crate) fn heard_hello(&self, peer: PeerId, bytes: &[u8]) {
-        let heard = match Hello::read(bytes, &peer.to_bytes(), Timestamp::now()) {
+        let key_is_current = |org, key: &[u8; 32]| {
+            cairn_core::binding::key_is_current(org, key, self.store().key_state(&org).as_ref())
+        };
+        let heard = match Hello::read(bytes, &peer.to_bytes(), Timestamp::now(), key_is_current) {
             Ok(heard) => heard,
             Err(err) => {
                 tracing::info!(%peer, "the peer's hello is unreadable; it stays anonymous: {err}");
@@ -142,6 +145,11 @@ impl Shared {
 
     pub fn spaces(&self) -> Vec<String> {
         self.service.spaces()
+    }
+
+    /// The joined spaces and the key-event space: what the node syncs and gossips.
+    pub fn synced_spaces(&self) -> Vec<String> {
+        self.service.synced_spaces()
     }
 
     pub fn known_peers(&self) -> Vec<String> {

@@ -32,7 +32,7 @@ pub(crate) async fn on_connect(shared: std::sync::Weak<Shared>, peer: PeerId, di
     }
     // Held only from here, so a waiting sync never delays the node's shutdown.
     if let Some(shared) = shared.upgrade() {
-        let spaces = shared.spaces();
+        let spaces = shared.synced_spaces();
         with_peer(shared, peer, spaces).await;
     }
 }
@@ -47,7 +47,7 @@ pub(crate) async fn now(
 ) -> Result<Vec<SyncRecord>, Error> {
     let spaces = match space {
         Some(name) => vec![Space::new(name)?.to_string()],
-        None => shared.spaces(),
+        None => shared.synced_spaces(),
     };
     let connected: Vec<PeerId> = shared
         .client()

@@ -42,7 +42,7 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
         .iter()
         .filter_map(|hello| hello.as_ref()?.org.clone())
         .collect();
-    let (entries, forks, labels) = api
+    let (entries, forks, labels, key_log) = api
         .shared
         .read(move |service| {
             let labels = names::claimed_labels(
@@ -50,7 +50,8 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
                 service.own_org(),
                 bound.iter().map(|(org, name)| (*org, Some(name.as_str()))),
             )?;
-            Ok((service.count()?, service.forks()?, labels))
+            let key_log = wire::key_log_view(&service.key_log_status()?);
+            Ok((service.count()?, service.forks()?, labels, key_log))
         })
         .await?;
     let mut forked_authors: Vec<ForkedAuthorView> = Vec::new();
@@ -77,6 +78,7 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
         org_name: claims.org_name.clone(),
         member: claims.member.to_string(),
         member_name: claims.member_name.clone(),
+        key_log: Some(key_log),
         spaces: api.shared.spaces(),
         connected_peers: net
             .connected

@@ -13,6 +13,7 @@
 //! Invariant: nothing above this module signs, stores or reads entries for members; the HTTP
 //! API, the web page and the CLI only translate their inputs and outputs.
 
+mod key_log;
 pub mod keystore;
 pub mod names;
 mod notes;
@@ -33,6 +34,7 @@ use cairn_core::{
 use cairn_search::SearchIndex;
 use cairn_store::{Cursor, Filter, Store};
 
+pub use key_log::{KEY_EVENT_SPACE, KeyLogStatus, Rotated};
 pub use names::{KnownOrg, OrgLabel, Standing};
 pub use notes::Notes;
 
@@ -363,9 +365,9 @@ impl Service {
 
     /// Adds a member key, with its credential signed by the organisation, to the keystore.
     pub fn add_member(&self, name: &str) -> Result<MemberKey, Error> {
-        let signer = self
-            .keystore
-            .add_member(name, &self.credential().claims().org_name)?;
+        let signer =
+            self.keystore
+                .add_member(name, self.own_org(), &self.credential().claims().org_name)?;
         let claims = signer.credential.claims();
         Ok(MemberKey {
             handle: name.trim().to_string(),
@@ -394,7 +396,7 @@ impl Service {
     /// in this home.
     pub fn node_binding(&self, peer_id: &[u8]) -> Result<Option<Binding>, Error> {
         let org_name = &self.credential().claims().org_name;
-        let signer = match self.keystore.organisation(org_name) {
+        let signer = match self.keystore.organisation(self.own_org(), org_name) {
             Ok(signer) => signer,
             Err(err) => {
                 tracing::warn!("peers will not see which organisation runs this node: {err}");
@@ -402,6 +404,7 @@ impl Service {
             }
         };
         Ok(Some(Binding::issue(
+            self.own_org(),
             &signer.key,
             org_name,
             peer_id,
@@ -419,7 +422,7 @@ impl Service {
         single_use: bool,
     ) -> Result<Invitation, Error> {
         let claims = self.credential().claims();
-        let signer = self.keystore.organisation(&claims.org_name)?;
+        let signer = self.keystore.organisation(claims.org, &claims.org_name)?;
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce)
             .map_err(|err| Error::Task(format!("the system random generator failed: {err}")))?;
@@ -459,6 +462,11 @@ impl Service {
         let now = Timestamp::now();
         if claims.org != self.own_org() {
             return refused("it was not issued by this organisation");
+        }
+        if MemberId(claims.org_key) != self.store.org_key(&claims.org) {
+            return refused(
+                "it was signed with a key this organisation has since rotated away from; ask for a new one",
+            );
         }
         if claims.peer_id.0 != own_peer_id {
             return refused("it names another of the organisation's nodes");
@@ -572,7 +580,7 @@ impl Service {
     /// this home's organisation.
     pub fn profile(&self, author: Option<&str>) -> Result<Option<(Entry, Profile)>, Error> {
         let author: MemberId = match author.map(str::trim) {
-            None | Some("") => MemberId::from(self.own_org()),
+            None | Some("") => self.store.org_key(&self.own_org()),
             Some(text) => text
                 .parse()
                 .map_err(|_| Error::BadRequest(format!("{text:?} is not a 64-digit id")))?,
@@ -650,6 +658,15 @@ impl Service {
     /// The spaces this home takes part in.
     pub fn spaces(&self) -> Vec<String> {
         read(&self.state).spaces.iter().cloned().collect()
+    }
+
+    /// The spaces the node syncs and gossips: the joined ones and the key-event space.
+    pub fn synced_spaces(&self) -> Vec<String> {
+        let mut spaces = self.spaces();
+        if !spaces.iter().any(|space| space == KEY_EVENT_SPACE) {
+            spaces.push(KEY_EVENT_SPACE.to_string());
+        }
+        spaces
     }
 
     /// Addresses of the peers this home remembers.
@@ -818,7 +835,7 @@ impl Service {
             PublishAs::Member(name) => self.keystore.member(name),
             PublishAs::Organisation => self
                 .keystore
-                .organisation(&self.credential().claims().org_name),
+                .organisation(self.own_org(), &self.credential().claims().org_name),
         }
     }
 

@@ -48,7 +48,7 @@ pub async fn orgs(State(web): State<Web>, Extension(session): Extension<Session>
             let mut orgs = Vec::new();
             for known in service.directory(MAX_ORGS)? {
                 let about = service
-                    .profile(Some(&cairn_core::MemberId::from(known.org()).to_string()))?
+                    .profile(Some(&service.store().org_key(&known.org()).to_string()))?
                     .map(|(_, profile)| profile.about)
                     .unwrap_or_default();
                 orgs.push((known, about));
