@@ -74,7 +74,11 @@ pub fn open(home: &Home) -> Result<Box<dyn Backend>> {
 /// The service on the home's own store, for operations that must not run beside a node
 /// (rotating keys): refuses while a node runs.
 pub fn local(home: &Home, why: &str) -> Result<Service> {
-    let running = || anyhow::anyhow!("a node is running on this home; stop it first ({why}), then start it again");
+    let running = || {
+        anyhow::anyhow!(
+            "a node is running on this home; stop it first ({why}), then start it again"
+        )
+    };
     if NodeClient::find(home)?.is_some() {
         return Err(running());
     }

@@ -134,10 +134,7 @@ fn chain_heads(
     org_key: cairn_core::MemberId,
 ) -> Result<BTreeMap<String, u64>> {
     let backend = crate::backend::open(home)?;
-    let mut authors = vec![
-        claims.member.to_string(),
-        org_key.to_string(),
-    ];
+    let mut authors = vec![claims.member.to_string(), org_key.to_string()];
     authors.extend(backend.members()?.into_iter().map(|member| member.member));
     let mut heads = BTreeMap::new();
     for author in authors {

@@ -328,7 +328,11 @@ impl Home {
             &key_file_text(&format!("member {member_name:?}"), &member_key),
             0o600,
         )?;
-        write_new(&self.credential_path(), &credential_text(&credential), 0o644)?;
+        write_new(
+            &self.credential_path(),
+            &credential_text(&credential),
+            0o644,
+        )?;
         let keystore = Keystore::new(self.keys_dir());
         keystore.save_key_log(std::slice::from_ref(&inception))?;
         keystore.save_next_key(&next_key, org, org_name)?;
@@ -396,8 +400,7 @@ impl Home {
         let credential_path = self.credential_path();
         let credential = read_credential(&credential_path)?;
         let claims = credential.claims();
-        if credential.org_key() != org_key.member_id() || claims.member != member_key.member_id()
-        {
+        if credential.org_key() != org_key.member_id() || claims.member != member_key.member_id() {
             bail!(
                 "{} does not belong to the keys beside it; restore the keys folder from a backup",
                 credential_path.display()

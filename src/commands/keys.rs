@@ -38,9 +38,13 @@ pub(super) fn org(home: &Home, action: OrgAction, json: bool) -> Result<()> {
             Ok(())
         }
         OrgAction::Rotate { next_key } => {
-            let key = cairn_node::service::keystore::read_key(&next_key)
-                .with_context(|| format!("could not read the next key from {}", next_key.display()))?;
-            let service = backend::local(home, "a rotation replaces the key files the node signs with")?;
+            let key = cairn_node::service::keystore::read_key(&next_key).with_context(|| {
+                format!("could not read the next key from {}", next_key.display())
+            })?;
+            let service = backend::local(
+                home,
+                "a rotation replaces the key files the node signs with",
+            )?;
             let rotated = service.rotate_key(&key)?;
             let view = cairn_node::wire::key_log_view(&service.key_log_status()?);
             if json {
@@ -66,7 +70,9 @@ fn key_log_view(home: &Home) -> Result<KeyLogView> {
 
 fn describe(view: &KeyLogView) {
     if view.events == 0 {
-        say!("This organisation has no key log: if its key is lost or stolen, nothing can replace it.");
+        say!(
+            "This organisation has no key log: if its key is lost or stolen, nothing can replace it."
+        );
         say!("Start one with `cairn org adopt` (with the node stopped); the id stays the same.");
         return;
     }
@@ -85,7 +91,9 @@ fn describe(view: &KeyLogView) {
         say!("  the next key is not on this computer: keep it safe offline");
     }
     if view.duplicity {
-        say!("  WARNING: two different key histories of this organisation were seen; its next key may have leaked");
+        say!(
+            "  WARNING: two different key histories of this organisation were seen; its next key may have leaked"
+        );
     }
 }
 

@@ -109,16 +109,24 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
     }
     if let Some(keys) = &status.key_log {
         match keys.events {
-            0 => say!("  keys      no key log yet; start one with `cairn org adopt` (node stopped)"),
+            0 => {
+                say!("  keys      no key log yet; start one with `cairn org adopt` (node stopped)")
+            }
             events => say!(
                 "  keys      {events} key event{}, current key {}{}",
                 if events == 1 { "" } else { "s" },
                 &keys.current_key[..12],
-                if keys.next_key_here { "; the next key is still on this computer: move it offline" } else { "" }
+                if keys.next_key_here {
+                    "; the next key is still on this computer: move it offline"
+                } else {
+                    ""
+                }
             ),
         }
         if keys.duplicity {
-            say!("  keys      WARNING: two different histories of this organisation's key log were seen");
+            say!(
+                "  keys      WARNING: two different histories of this organisation's key log were seen"
+            );
         }
     }
     for fork in &status.forked_authors {

@@ -86,6 +86,11 @@ impl Node {
 
     /// Starts the node process without waiting for it to be ready.
     pub fn spawn(home: &Path, extra: &[&str]) -> Self {
+        Self::spawn_with_env(home, extra, &[])
+    }
+
+    /// [`Node::spawn`] with extra environment variables for the node process.
+    pub fn spawn_with_env(home: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let _ = std::fs::remove_file(home.join("api.address"));
         let log = std::fs::File::create(home.with_extension("log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -103,6 +108,7 @@ impl Node {
             .env("RUST_LOG", "info")
             // The node sets its own (see `the_node_limits_glibc_to_two_malloc_arenas`).
             .env_remove("MALLOC_ARENA_MAX")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

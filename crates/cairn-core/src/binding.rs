@@ -160,7 +160,8 @@ mod tests {
     fn a_binding_checks_only_for_its_own_node_and_key() {
         let org = SecretKey::from_seed([1; 32]);
         let peer = b"\x00\x24node-one-peer-id-bytes".to_vec();
-        let binding = Binding::issue(org.org_id(), &org, "Riverside Trust", &peer, EPOCH).expect("issue");
+        let binding =
+            Binding::issue(org.org_id(), &org, "Riverside Trust", &peer, EPOCH).expect("issue");
         let decoded = Binding::from_bytes(binding.as_bytes()).expect("decode");
         assert_eq!(decoded, binding);
         assert_eq!(decoded.verify(&peer).expect("checks").org, org.org_id());

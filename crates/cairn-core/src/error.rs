@@ -108,16 +108,15 @@ pub enum Error {
     #[error("blocked: this node keeps at most {max} entries from organisation {org}")]
     OverQuota { org: OrgId, max: u64 },
 
-    /// The credential was signed by a key the organisation has retired (or never named), and
-    /// the entry is past what the rotation kept valid.
+    /// The credential was signed by a key the organisation has retired, and the entry is past
+    /// what the rotation kept valid.
     #[error(
-        "refused: organisation {org} no longer signs with key {key}{}; a node that has not yet seen the rotation may still relay it",
-        match last_valid_seq { Some(seq) => format!(" (only this author's entries up to number {seq} stay valid under it)"), None => " (its key log never named it)".into() }
+        "refused: organisation {org} no longer signs with key {key} (only this author's entries up to number {last_valid_seq} stay valid under it); a node that has not yet seen the rotation may still relay it"
     )]
     KeyRetired {
         org: OrgId,
         key: MemberId,
-        last_valid_seq: Option<u64>,
+        last_valid_seq: u64,
     },
 
     /// The entry's credential names a key of an organisation whose key log this node does not
@@ -126,6 +125,13 @@ pub enum Error {
         "not yet: this node does not hold the key log of organisation {0} yet, so it cannot tell whether its key is current; it will take the entry once the log arrives"
     )]
     KeyLogUnknown(OrgId),
+
+    /// The credential's signing key is not in the organisation's key log held here: it may
+    /// be made current by a rotation this node has not received yet.
+    #[error(
+        "not yet: organisation {org}'s key log held here does not name key {key}; a rotation to it may not have arrived yet"
+    )]
+    KeyNotInLog { org: OrgId, key: MemberId },
 
     /// A key event further ahead than the next position in the log held.
     #[error(
@@ -175,6 +181,7 @@ impl Error {
             // honest nodes holding different histories.
             Error::KeyRetired { .. }
             | Error::KeyLogUnknown(_)
+            | Error::KeyNotInLog { .. }
             | Error::KeyLogGap { .. }
             | Error::KeyEventRefused { .. } => Blame::Nobody,
             // Forged, damaged or built against the format: an honest peer verifies before it
@@ -224,6 +231,7 @@ impl Error {
             Error::KeyRetired { .. } => "revoked:key",
             Error::KeyLogUnknown(_) => "pending:key-log",
             Error::KeyLogGap { .. } => "pending:key-log-gap",
+            Error::KeyNotInLog { .. } => "pending:key",
             Error::KeyEventRefused { .. } => "refused:key-event",
         }
     }

@@ -358,17 +358,16 @@ impl KeyState {
     }
 
     /// Whether a credential signed by `signer` is good for `author`'s entry `seq`: always under
-    /// the current key; under a retired key only up to the author's cut-off; never under a key
-    /// the log never named.
+    /// the current key; under a retired key only up to the author's cut-off; not yet under a
+    /// key the log held does not name (a rotation to it may still be on its way).
     pub fn allows(&self, signer: MemberId, author: MemberId, seq: u64) -> Result<(), Error> {
         if signer == self.current {
             return Ok(());
         }
         let Some(cutoffs) = self.retired.get(&signer) else {
-            return Err(Error::KeyRetired {
+            return Err(Error::KeyNotInLog {
                 org: self.org,
                 key: signer,
-                last_valid_seq: None,
             });
         };
         let last_valid_seq = cutoffs.get(&author).copied().unwrap_or(0);
@@ -378,7 +377,7 @@ impl KeyState {
         Err(Error::KeyRetired {
             org: self.org,
             key: signer,
-            last_valid_seq: Some(last_valid_seq),
+            last_valid_seq,
         })
     }
 

@@ -50,7 +50,14 @@ fn every_reason() -> Vec<(Error, Blame)> {
             Error::KeyRetired {
                 org,
                 key: MemberId([3; 32]),
-                last_valid_seq: Some(1),
+                last_valid_seq: 1,
+            },
+            Blame::Nobody,
+        ),
+        (
+            Error::KeyNotInLog {
+                org,
+                key: MemberId([3; 32]),
             },
             Blame::Nobody,
         ),

@@ -290,7 +290,8 @@ fn binding_vector() -> String {
     let org = cairn_core::SecretKey::from_seed([1; 32]);
     let mut peer_id = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
     peer_id.extend_from_slice(&[3; 32]);
-    let binding = Binding::issue(org.org_id(), &org, "Riverside Trust", &peer_id, EPOCH).expect("binding");
+    let binding =
+        Binding::issue(org.org_id(), &org, "Riverside Trust", &peer_id, EPOCH).expect("binding");
     assert_eq!(
         binding.verify(&peer_id).expect("the vector checks").org,
         org.org_id()

@@ -43,6 +43,10 @@ pub struct PeerHello {
     pub org: Option<(OrgId, String)>,
     /// Why the binding did not check, if it did not.
     pub anonymous_because: Option<String>,
+    /// The binding's organisation, signing key and name when its signature checked for this
+    /// peer. Whether that key signs for the organisation depends on the key log this node
+    /// holds, which may arrive later: [`PeerHello::check_key`] decides `org` again.
+    pub claimed: Option<(OrgId, [u8; 32], String)>,
     /// The peer's clock minus ours when its hello arrived, in ms.
     pub clock_skew_ms: i64,
     pub software: String,
@@ -53,7 +57,10 @@ impl Hello {
     /// This node's hello now.
     pub fn new(binding: Option<&Binding>) -> Self {
         Self {
-            entry_versions: Bytes(vec![cairn_core::entry::FORMAT_VERSION]),
+            entry_versions: Bytes(
+                (cairn_core::entry::FORMAT_VERSION..=cairn_core::entry::readable_format_limit())
+                    .collect(),
+            ),
             software: format!("cairn {}", env!("CARGO_PKG_VERSION")),
             time: Timestamp::now(),
             binding: Bytes(binding.map(|b| b.as_bytes().to_vec()).unwrap_or_default()),
@@ -80,7 +87,7 @@ impl Hello {
             )));
         }
         let hello: Hello = codec::decode_message("hello", bytes)?;
-        let (org, anonymous_because) = if hello.binding.0.is_empty() {
+        let (claimed, anonymous_because) = if hello.binding.0.is_empty() {
             (None, Some("it sent no binding".to_string()))
         } else {
             match Binding::from_bytes(&hello.binding.0).and_then(|binding| {
@@ -88,26 +95,42 @@ impl Hello {
                     .verify(peer_id)
                     .map(|claims| (claims.org, claims.org_key, claims.org_name.clone()))
             }) {
-                Ok((org, key, name)) if key_is_current(org, &key) => (Some((org, name)), None),
-                Ok(_) => (
-                    None,
-                    Some("its binding is signed by a key its organisation no longer (or never) signed with".into()),
-                ),
+                Ok(claimed) => (Some(claimed), None),
                 Err(err) => (None, Some(err.to_string())),
             }
         };
         let skew = i128::from(hello.time.0) - i128::from(now.0);
-        Ok(PeerHello {
-            org,
+        let mut heard = PeerHello {
+            org: None,
             anonymous_because,
+            claimed,
             clock_skew_ms: skew.clamp(i64::MIN.into(), i64::MAX.into()) as i64,
             software: hello.software.chars().take(64).collect(),
             entry_versions: hello.entry_versions.0.into_iter().take(16).collect(),
-        })
+        };
+        heard.check_key(key_is_current);
+        Ok(heard)
     }
 }
 
 impl PeerHello {
+    /// Names the binding's organisation if `key_is_current` says its signing key signs for
+    /// it (by the key log held now), else leaves the peer anonymous and says why.
+    pub fn check_key(&mut self, key_is_current: impl Fn(OrgId, &[u8; 32]) -> bool) {
+        let Some((org, key, name)) = &self.claimed else {
+            return;
+        };
+        if key_is_current(*org, key) {
+            self.org = Some((*org, name.clone()));
+            self.anonymous_because = None;
+        } else {
+            self.org = None;
+            self.anonymous_because = Some(
+                "its binding is signed by a key that this node's copy of the organisation's key log does not make current (it may not have arrived yet)".into(),
+            );
+        }
+    }
+
     /// Whether the peer's clock is far enough from ours to warn about.
     pub fn clock_is_off(&self) -> bool {
         self.clock_skew_ms.unsigned_abs() > CLOCK_WARNING_MS
@@ -123,9 +146,14 @@ mod tests {
     fn a_hello_names_the_organisation_only_for_the_node_it_binds() {
         let org = SecretKey::from_seed([3; 32]);
         let peer = b"peer-one".to_vec();
-        let binding =
-            Binding::issue(org.org_id(), &org, "Riverside Trust", &peer, Timestamp::now())
-                .expect("binding");
+        let binding = Binding::issue(
+            org.org_id(),
+            &org,
+            "Riverside Trust",
+            &peer,
+            Timestamp::now(),
+        )
+        .expect("binding");
         let bytes = Hello::new(Some(&binding)).encode().expect("encode");
         let now = Timestamp(Timestamp::now().0 + 10 * 60 * 1_000);
         let current = |org: OrgId, key: &[u8; 32]| org.0 == *key;
@@ -138,7 +166,10 @@ mod tests {
         assert_eq!(stolen.org, None);
         assert!(stolen.anonymous_because.is_some());
         let none = Hello::new(None).encode().expect("encode");
-        assert_eq!(Hello::read(&none, &peer, now, current).expect("read").org, None);
+        assert_eq!(
+            Hello::read(&none, &peer, now, current).expect("read").org,
+            None
+        );
         assert!(Hello::read(&[0xff; 10], &peer, now, current).is_err());
         assert!(Hello::read(&vec![0; MAX_HELLO_LEN + 1], &peer, now, current).is_err());
     }

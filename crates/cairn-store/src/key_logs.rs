@@ -21,6 +21,13 @@ pub(crate) struct KeyLogChange {
     applied: Applied,
 }
 
+impl KeyLogChange {
+    /// Whether the event was a second history (evidence, not a change of keys).
+    pub(crate) fn is_duplicity(&self) -> bool {
+        self.applied == Applied::Duplicity
+    }
+}
+
 /// One organisation's key log as held here, for status pages and `cairn org`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLogView {
@@ -254,6 +261,29 @@ impl Store {
             adopted: logs.adopted.get(org).copied().unwrap_or(false),
             duplicity: state.duplicity,
         })
+    }
+
+    /// Takes in an organisation's log from its own home, so the home's entries are accepted
+    /// before the entries carrying its events come back by sync (after a restore). Each event
+    /// checks alone, and the first must found `org`.
+    pub fn import_key_log(&self, org: &OrgId, events: &[KeyEvent]) -> Result<(), Error> {
+        let _writes = lock(&self.write_lock);
+        for event in events {
+            let held = lock(&self.key_logs).states.get(org).cloned();
+            let (state, applied) = match held {
+                None => (KeyState::incept(*org, event)?, Applied::Extended),
+                Some(mut state) => {
+                    let applied = state.apply(event)?;
+                    (state, applied)
+                }
+            };
+            self.commit_key_log(KeyLogChange {
+                state,
+                event: event.clone(),
+                applied,
+            })?;
+        }
+        self.flush()
     }
 
     /// The key that signs as `org` itself now: its log's current key, or (no log held) its id.

@@ -353,8 +353,10 @@ impl Store {
             _ => Some((seq, id)),
         };
         heads.insert(author, new_head);
+        // A second history comes as a fork of the key's chain when both rotated to the same
+        // key: kept as evidence either way.
         if let Some(change) = key_log_change
-            && inserted.outcome == Outcome::Stored
+            && (inserted.outcome == Outcome::Stored || change.is_duplicity())
         {
             self.commit_key_log(change)?;
             // A rotation may have removed entries: read chain heads afresh.
@@ -566,7 +568,9 @@ fn waits_for_key_log(result: &Result<Inserted, Error>) -> bool {
     matches!(
         result,
         Err(Error::Rejected(
-            cairn_core::Error::KeyLogUnknown(_) | cairn_core::Error::KeyLogGap { .. }
+            cairn_core::Error::KeyLogUnknown(_)
+                | cairn_core::Error::KeyLogGap { .. }
+                | cairn_core::Error::KeyNotInLog { .. }
         ))
     )
 }

@@ -91,6 +91,11 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             Some(search),
         )?;
         service.save_state()?;
+        // A rotation made with the node stopped is in the store already; this covers a
+        // newest key event whose entry was lost (a restore confirmed without a peer).
+        if !service.publishing_held() {
+            service.publish_key_log()?;
+        }
         // Before going online: the first sync with a peer starts as soon as it connects, and
         // should find each joined space's items and the per-organisation counts already read.
         service.store().warm(&service.synced_spaces())?;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cairn_core::display::{Lines, printable};
-use cairn_core::{Credential, Entry, EntryId, Space, Timestamp};
+use cairn_core::{Credential, Entry, EntryId, OrgId, Space, Timestamp};
 use cairn_net::{Client, Multiaddr, PeerId};
 use cairn_store::Store;
 
@@ -70,9 +70,7 @@ impl Shared {
     /// Records a peer's hello: the organisation its binding names (if it checks) and its
     /// clock, with a warning when that is far from ours.
     pub(crate) fn heard_hello(&self, peer: PeerId, bytes: &[u8]) {
-        let key_is_current = |org, key: &[u8; 32]| {
-            cairn_core::binding::key_is_current(org, key, self.store().key_state(&org).as_ref())
-        };
+        let key_is_current = |org, key: &[u8; 32]| self.key_is_current(org, key);
         let heard = match Hello::read(bytes, &peer.to_bytes(), Timestamp::now(), key_is_current) {
             Ok(heard) => heard,
             Err(err) => {
@@ -111,8 +109,16 @@ impl Shared {
     }
 
     /// What a connected peer said of itself, if it did.
+    /// What `peer` said in its hello, its binding checked against the key logs held now.
     pub fn hello_of(&self, peer: &PeerId) -> Option<PeerHello> {
-        lock(&self.hellos).get(peer).cloned()
+        let mut hello = lock(&self.hellos).get(peer).cloned()?;
+        hello.check_key(|org, key| self.key_is_current(org, key));
+        Some(hello)
+    }
+
+    /// Whether `key` signs for `org` by the key log this node holds.
+    fn key_is_current(&self, org: OrgId, key: &[u8; 32]) -> bool {
+        cairn_core::binding::key_is_current(org, key, self.store().key_state(&org).as_ref())
     }
 
     /// The network: peers, gossip, sync requests.

@@ -5,7 +5,8 @@
 //! log too.
 
 use cairn_core::kel::{Cutoff, KeyEvent, next_key_digest};
-use cairn_core::{Draft, MemberId, SecretKey, Space, Timestamp};
+use cairn_core::{Draft, Kind, MemberId, SecretKey, Space, Timestamp};
+use cairn_store::Filter;
 
 use super::{PublishAs, Service, read};
 use crate::Error;
@@ -39,26 +40,34 @@ pub struct KeyLogStatus {
 }
 
 impl Service {
-    /// Publishes the newest event of this home's key log if the store lacks it. Only the
-    /// newest can be signed here (the keys of earlier ones are retired); a store missing more
-    /// than that gets them from peers by sync.
+    /// Takes this home's own key log into the store, so its entries are accepted even before
+    /// the entries carrying the log's events are (back) in the store.
+    pub fn import_key_log(&self) -> Result<(), Error> {
+        let events = self.keystore.key_log()?;
+        if !events.is_empty() {
+            self.store.import_key_log(&self.own_org(), &events)?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the newest event of this home's key log as an entry, if no entry of the
+    /// store carries it. Only the newest can be signed here (the keys of earlier ones are
+    /// retired); earlier ones reach peers from the entries that carried them.
     pub fn publish_key_log(&self) -> Result<bool, Error> {
         let events = self.keystore.key_log()?;
         let Some(newest) = events.last() else {
             return Ok(false);
         };
-        let next_seq = self
-            .store
-            .key_log(&self.own_org())
-            .map_or(0, |held| held.seq + 1);
-        if next_seq > newest.claims().seq {
-            return Ok(false);
-        }
-        if next_seq < newest.claims().seq {
-            return Err(Error::BadRequest(format!(
-                "this node's store holds the organisation's key log only up to event {}; start the node with a peer (`cairn node --peer ADDRESS`) so it syncs the rest",
-                next_seq.saturating_sub(1)
-            )));
+        self.import_key_log()?;
+        let carried = Filter {
+            kind: Some(Kind::KEY_EVENT),
+            author: Some(newest.claims().key),
+            ..Filter::default()
+        };
+        for held in self.store.newest(&carried) {
+            if held?.body() == Some(newest.as_bytes()) {
+                return Ok(false);
+            }
         }
         let draft = Draft::key_event(newest, self.key_event_spaces()?, Timestamp::now());
         self.write(draft, &PublishAs::Organisation)?;
@@ -130,13 +139,8 @@ impl Service {
             });
         }
         let after = random_key()?;
-        let rotation = KeyEvent::rotate(
-            &last,
-            next_key,
-            &after.public(),
-            cutoffs,
-            Timestamp::now(),
-        )?;
+        let rotation =
+            KeyEvent::rotate(&last, next_key, &after.public(), cutoffs, Timestamp::now())?;
         let name = self.credential().claims().org_name.clone();
         // The log and the new next key first: until org.key is replaced, the old key still
         // signs, and the rotation is not yet published.

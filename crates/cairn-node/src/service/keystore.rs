@@ -219,7 +219,11 @@ impl Keystore {
 
     /// Writes `next` as the committed next key of `org`, readable as a recovery sheet.
     pub fn save_next_key(&self, next: &SecretKey, org: OrgId, org_name: &str) -> Result<(), Error> {
-        replace_file(&self.next_key_path(), &next_key_sheet(next, org, org_name), 0o600)
+        replace_file(
+            &self.next_key_path(),
+            &next_key_sheet(next, org, org_name),
+            0o600,
+        )
     }
 
     /// Replaces the organisation's current key (after a rotation).

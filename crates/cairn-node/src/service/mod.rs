@@ -164,7 +164,7 @@ impl Service {
             spaces: config.default_spaces.iter().cloned().collect(),
             ..State::default()
         });
-        Ok(Self {
+        let service = Self {
             keystore: Keystore::new(config.files.keys.clone()),
             me: Signer {
                 key: config.member_key,
@@ -179,7 +179,9 @@ impl Service {
             unindexed: Mutex::new(Vec::new()),
             publish_lock: Mutex::new(()),
             policy_lock: Mutex::new(()),
-        })
+        };
+        service.import_key_log()?;
+        Ok(service)
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -740,6 +742,8 @@ impl Service {
             state.hold_until_synced = false;
             state.restore_heads.clear();
         })?;
+        // If no peer held the entry carrying the newest key event, it goes out again.
+        self.publish_key_log()?;
         Ok(true)
     }
 

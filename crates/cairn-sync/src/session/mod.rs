@@ -325,7 +325,7 @@ impl Session {
                 self.stats.entries_received += page.len() as u64;
                 // Every entry must be in this space, and the pages must move forward.
                 for frame in &page {
-                    if self.created_in_space(frame).is_none() {
+                    if self.placed(frame) == Placed::Outside {
                         return Err(Error::Unexpected {
                             asked: "range",
                             got: "an entry outside the space",
@@ -387,9 +387,13 @@ impl Session {
             return Err(unasked());
         }
         for frame in newer {
-            let created = self.created_in_space(frame).ok_or_else(unasked)?;
             let id = cairn_core::entry::frame_id(frame).ok_or_else(unasked)?;
-            if created <= self.newer_than || !self.received_newer.insert(id) {
+            match self.placed(frame) {
+                Placed::NewerFormat => {}
+                Placed::InSpace(created) if created > self.newer_than => {}
+                Placed::InSpace(_) | Placed::Outside => return Err(unasked()),
+            }
+            if !self.received_newer.insert(id) {
                 return Err(unasked());
             }
         }
@@ -399,15 +403,23 @@ impl Session {
         Ok(())
     }
 
-    /// When a frame the peer sent names this session's space, its `created`; read from the
-    /// header alone, as the store decodes and checks the whole entry next.
-    fn created_in_space(&self, frame: &[u8]) -> Option<u64> {
-        let header = cairn_core::entry::frame_header(frame).ok()?;
-        let in_space = header
-            .spaces
-            .iter()
-            .any(|space| space.as_str() == self.space);
-        in_space.then_some(header.created.0)
+    /// Where a frame the peer sent stands, read from its header alone (the store decodes and
+    /// checks the whole entry next).
+    fn placed(&self, frame: &[u8]) -> Placed {
+        match cairn_core::entry::frame_header(frame) {
+            // The store ignores it without blame (see the versioning policy), so it ends
+            // nothing here either.
+            Err(cairn_core::Error::UnsupportedVersion(_)) => Placed::NewerFormat,
+            Ok(header)
+                if header
+                    .spaces
+                    .iter()
+                    .any(|space| space.as_str() == self.space) =>
+            {
+                Placed::InSpace(header.created.0)
+            }
+            _ => Placed::Outside,
+        }
     }
 
     /// Fills the fetch pipeline: as many new fetches as fit beside those in flight. The first
@@ -682,3 +694,14 @@ fn fetch_size(sent: u32) -> usize {
 
 #[cfg(test)]
 mod tests;
+
+/// Where a frame a peer sent stands against the session's space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// In the space, created at this time (ms).
+    InSpace(u64),
+    /// In a header format newer than this build reads: its spaces are unknown.
+    NewerFormat,
+    /// Not in the space, or not an entry.
+    Outside,
+}
