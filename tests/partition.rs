@@ -138,10 +138,22 @@ impl Node {
             .filter(|status| status["running"] == true)
     }
 
+    /// The entries held besides key events (every node collects each organisation's).
     fn entries(&self) -> u64 {
-        self.status()
+        let held = self
+            .status()
             .and_then(|status| status["entries"].as_u64())
-            .unwrap_or(0)
+            .unwrap_or(0);
+        let output = cairn(
+            &self.ns,
+            &self.home,
+            &["--json", "list", "--kind", "key-event", "--limit", "100000"],
+        );
+        let key_events = serde_json::from_slice::<Value>(&output.stdout)
+            .ok()
+            .and_then(|listed| listed.as_array().map(Vec::len))
+            .unwrap_or(0) as u64;
+        held.saturating_sub(key_events)
     }
 
     fn publish(&self, title: &str) {

@@ -65,6 +65,14 @@ pub fn wait_for(what: &str, condition: impl FnMut() -> bool) {
     wait_until(what, DEADLINE, condition);
 }
 
+/// How many key events the home's store (or its running node) holds.
+pub fn key_event_count(home: &Path) -> u64 {
+    json(home, &["list", "--kind", "key-event", "--limit", "100000"])
+        .as_array()
+        .expect("array")
+        .len() as u64
+}
+
 /// A `cairn node` process in its own home; stopped with SIGTERM when dropped.
 pub struct Node {
     pub home: PathBuf,
@@ -151,6 +159,13 @@ impl Node {
             .as_str()
             .expect("peer id")
             .to_string()
+    }
+
+    /// How many entries the node holds besides key events (each organisation's inception and
+    /// rotations, which every node collects whatever it joined).
+    pub fn entry_count(&self) -> u64 {
+        let held = self.status()["entries"].as_u64().expect("entries");
+        held.saturating_sub(key_event_count(&self.home))
     }
 
     pub fn has(&self, id: &str) -> bool {

@@ -662,12 +662,15 @@ impl Service {
         read(&self.state).spaces.iter().cloned().collect()
     }
 
-    /// The spaces the node syncs and gossips: the joined ones and the key-event space.
+    /// The spaces the node syncs and gossips: the key-event space first (a sync takes spaces
+    /// in order, and entries wait for their organisation's key log), then the joined ones.
     pub fn synced_spaces(&self) -> Vec<String> {
-        let mut spaces = self.spaces();
-        if !spaces.iter().any(|space| space == KEY_EVENT_SPACE) {
-            spaces.push(KEY_EVENT_SPACE.to_string());
-        }
+        let mut spaces = vec![KEY_EVENT_SPACE.to_string()];
+        spaces.extend(
+            self.spaces()
+                .into_iter()
+                .filter(|space| space != KEY_EVENT_SPACE),
+        );
         spaces
     }
 
