@@ -67,7 +67,7 @@ pub fn open(home: &Home) -> Result<Box<dyn Backend>> {
     }
     match open_store(home)? {
         Opened::Node(client) => Ok(Box::new(client)),
-        Opened::Store(store) => Ok(Box::new(service_on(home, store)?)),
+        Opened::Store(store) => Ok(Box::new(service_on(home, *store)?)),
     }
 }
 
@@ -84,14 +84,14 @@ pub fn local(home: &Home, why: &str) -> Result<Service> {
     }
     match open_store(home)? {
         Opened::Node(_) => Err(running()),
-        Opened::Store(store) => service_on(home, store),
+        Opened::Store(store) => service_on(home, *store),
     }
 }
 
 /// What holds the home's store: a node (answering on its API), or this process.
 enum Opened {
     Node(NodeClient),
-    Store(cairn_store::Store),
+    Store(Box<cairn_store::Store>),
 }
 
 /// Opens the home's store, waiting a few seconds for a node that holds it to answer.
@@ -101,7 +101,7 @@ fn open_store(home: &Home) -> Result<Opened> {
     let mut told = false;
     loop {
         match home.open_store_now() {
-            Ok(store) => return Ok(Opened::Store(store)),
+            Ok(store) => return Ok(Opened::Store(Box::new(store))),
             Err(err) if !is_locked(&err) => return Err(err),
             Err(err) => {
                 if let Some(client) = NodeClient::find(home)? {

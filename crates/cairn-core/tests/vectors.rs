@@ -317,10 +317,58 @@ fn binding_vector() -> String {
         invitation
     );
     format!(
-        "vector: binding\npeer-id: {}\nbinding: {}\n\nvector: invitation\ninvitation: {}\n",
+        "vector: binding\npeer-id: {}\nbinding: {}\n\nvector: invitation\ninvitation: {}\n\n{}",
         hex::encode(&peer_id),
         hex::encode(binding.as_bytes()),
-        hex::encode(invitation.as_bytes())
+        hex::encode(invitation.as_bytes()),
+        key_log_vectors()
+    )
+}
+
+/// The key log vectors: an inception by the key from seed `0x01` committing to the key from
+/// seed `0x02`, at the fixtures' time; the rotation to that key one second later, committing
+/// to the key from seed `0x03` and keeping the first three entries of the member whose key is
+/// from seed `0x04`; and that member's format 2 credential under the new key.
+fn key_log_vectors() -> String {
+    use cairn_core::kel::{Cutoff, KeyEvent, KeyState};
+    let key = |seed: u8| cairn_core::SecretKey::from_seed([seed; 32]);
+    let (first, second, third, member) = (key(1), key(2), key(3), key(4));
+    let inception = KeyEvent::incept(&first, &second.public(), EPOCH).expect("inception");
+    let org = inception.founds().expect("an id");
+    let rotation = KeyEvent::rotate(
+        &inception,
+        &second,
+        &third.public(),
+        vec![Cutoff {
+            author: member.member_id(),
+            last_valid_seq: 3,
+        }],
+        Timestamp(EPOCH.0 + 1_000),
+    )
+    .expect("rotation");
+    let mut state = KeyState::incept(org, &inception).expect("the inception founds it");
+    state.apply(&rotation).expect("the rotation follows");
+    let credential = cairn_core::Credential::issue(
+        &second,
+        cairn_core::CredentialClaims {
+            org,
+            org_name: "Riverside Trust".into(),
+            member: member.member_id(),
+            member_name: "Ana Silva".into(),
+            issued: EPOCH,
+            expires: None,
+        },
+    )
+    .expect("credential");
+    assert_eq!(
+        cairn_core::Credential::decode(2, credential.as_bytes()).expect("decodes"),
+        credential
+    );
+    format!(
+        "vector: inception\nevent: {}\norg-id: {org}\n\nvector: rotation\nevent: {}\n\nvector: credential-format-2\ncredential: {}\n",
+        hex::encode(inception.as_bytes()),
+        hex::encode(rotation.as_bytes()),
+        hex::encode(credential.as_bytes())
     )
 }
 

@@ -304,7 +304,7 @@ impl Store {
         let mut events = Vec::new();
         for item in self
             .entries
-            .scan_prefix(layout::key_event_key(layout::KEY_EVENT, org, 0)[..33].to_vec())
+            .scan_prefix(&layout::key_event_key(layout::KEY_EVENT, org, 0)[..33])
         {
             let (_, value) = item?;
             events.push(

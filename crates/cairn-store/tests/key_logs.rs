@@ -91,7 +91,7 @@ fn a_rotation_refuses_the_old_keys_new_and_backdated_entries_and_removes_held_on
     for entry in [&adopting, &ana_1, &ana_2] {
         store.insert(&entry.encode(), NOW).expect("stored");
     }
-    assert_eq!(store.key_log(&org).expect("adopted").adopted, true);
+    assert!(store.key_log(&org).expect("adopted").adopted);
 
     // A thief of k0 writes Ana's third entry and a new member's before this store hears of
     // the rotation; both are held for now.

@@ -120,7 +120,17 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
         tracing::error!("could not store gossiped entries: {err}");
         vec![Verdict::Ignore; messages.len()]
     });
-    for ((source, message_id, _, data), verdict) in messages.into_iter().zip(verdicts) {
+    for ((source, message_id, _, data), mut verdict) in messages.into_iter().zip(verdicts) {
+        if verdict == Verdict::Ignore
+            && matches!(
+                cairn_core::entry::frame_header(&data),
+                Err(cairn_core::Error::UnsupportedVersion(_))
+            )
+            && !shared.take_unreadable(source)
+        {
+            tracing::info!(peer = %source, "penalising a peer that sent more frames in an unknown format than a newer node would");
+            verdict = Verdict::Reject;
+        }
         if verdict == Verdict::Accept
             && let Some(id) = cairn_core::entry::frame_id(&data)
         {

@@ -23,6 +23,7 @@ pub(crate) mod shared;
 pub(crate) mod sync;
 mod syncs;
 mod tasks;
+mod unreadable;
 
 use std::future::Future;
 use std::io::Write as _;

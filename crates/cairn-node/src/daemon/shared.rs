@@ -50,6 +50,8 @@ pub struct Shared {
     /// What each connected peer said of itself when it connected. Bounded by the connection
     /// limit: a peer's entry goes when it disconnects.
     hellos: Mutex<HashMap<PeerId, PeerHello>>,
+    /// What each peer may gossip in formats this node cannot read.
+    unreadable: super::unreadable::UnreadableBudget,
 }
 
 impl Shared {
@@ -64,6 +66,7 @@ impl Shared {
             outbox: Arc::new(Outbox::default()),
             search_current: AtomicBool::new(false),
             hellos: Mutex::new(HashMap::new()),
+            unreadable: super::unreadable::UnreadableBudget::default(),
         }
     }
 
@@ -109,6 +112,12 @@ impl Shared {
     }
 
     /// What a connected peer said of itself, if it did.
+    /// Takes one unreadable frame from `peer`'s budget; `false` once the peer has sent more
+    /// than an honest newer node would.
+    pub(crate) fn take_unreadable(&self, peer: PeerId) -> bool {
+        self.unreadable.take(peer)
+    }
+
     /// What `peer` said in its hello, its binding checked against the key logs held now.
     pub fn hello_of(&self, peer: &PeerId) -> Option<PeerHello> {
         let mut hello = lock(&self.hellos).get(peer).cloned()?;
