@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+use libp2p::gossipsub::{
+    self, IdentTopic, MessageAuthenticity, MessageId, PeerScoreParams, PeerScoreThresholds,
+    TopicScoreParams, ValidationMode,
+};
 use libp2p::request_response;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -13,9 +16,12 @@ use libp2p::{
 use prometheus_client::registry::Registry;
 
 use crate::codec::BytesCodec;
+use crate::gate::Gate;
 
 use crate::{Config, Error};
 
+/// Connections in their handshake at once, from everywhere (see the gate for per address).
+const MAX_PENDING_INCOMING: u32 = 128;
 /// The largest gossip message: one entry frame plus room for gossipsub's own framing.
 pub const MAX_TRANSMIT_SIZE: usize = cairn_core::entry::MAX_FRAME_LEN + 4 * 1024;
 const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
@@ -27,6 +33,7 @@ const TOPIC_SUFFIX: &str = "/1";
 pub(crate) struct Behaviour {
     // Limits and blocks come first so that a refused connection is refused before the other
     // behaviours see it.
+    pub gate: Gate,
     pub limits: connection_limits::Behaviour,
     pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub identify: identify::Behaviour,
@@ -49,7 +56,7 @@ impl Behaviour {
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
             .with_max_established_per_peer(Some(2))
-            .with_max_pending_incoming(Some(32))
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
             .with_max_pending_outgoing(Some(32));
         // Kademlia finds peers of peers (and connects to them). Off, a node only ever talks to
         // the peers it was given and the ones that dial it.
@@ -59,6 +66,9 @@ impl Behaviour {
             // keeps nothing for strangers in its routing layer.
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+            // The routing table takes only addresses this node dialled and reached (added by
+            // the event loop), never ones a peer merely claims.
+            kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
@@ -76,6 +86,7 @@ impl Behaviour {
             None
         };
         Ok(Self {
+            gate: Gate::new(config.gate.clone()),
             limits: connection_limits::Behaviour::new(limits),
             blocked: allow_block_list::Behaviour::default(),
             identify: identify::Behaviour::new(
@@ -98,9 +109,10 @@ impl Behaviour {
                     StreamProtocol::new(config.sync_protocol),
                     request_response::ProtocolSupport::Full,
                 )],
+                // A Cairn node keeps at most four requests in flight to a peer.
                 request_response::Config::default()
                     .with_request_timeout(Duration::from_secs(60))
-                    .with_max_concurrent_streams(16),
+                    .with_max_concurrent_streams(8),
             ),
             hello: request_response::Behaviour::with_codec(
                 BytesCodec {
@@ -156,8 +168,61 @@ fn gossip(mesh_degree: usize) -> Result<gossipsub::Behaviour, Error> {
         .idontwant_message_size_threshold(512)
         .build()
         .map_err(|err| Error::Config(format!("gossipsub: {err}")))?;
-    gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)
-        .map_err(|err| Error::Config(err.to_string()))
+    let mut gossip = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config)
+        .map_err(|err| Error::Config(err.to_string()))?;
+    gossip
+        .with_peer_score(score_params(), score_thresholds())
+        .map_err(|err| Error::Config(format!("gossipsub scores: {err}")))?;
+    Ok(gossip)
+}
+
+/// Peer scores across spaces. What lowers a score: invalid entries (an honest peer verifies
+/// before it relays, so one is enough to be graylisted, and the event loop blocks the peer as
+/// well) and misuse of gossipsub's control messages. What raises it: time in a space's mesh
+/// and being first with new entries. Nothing punishes a peer for delivering little, since a
+/// quiet space has little to deliver. Many peers from one address are the connection gate's
+/// business, so the score does not count them.
+fn score_params() -> PeerScoreParams {
+    PeerScoreParams {
+        topic_score_cap: 50.0,
+        app_specific_weight: 0.0,
+        ip_colocation_factor_weight: 0.0,
+        behaviour_penalty_weight: -10.0,
+        behaviour_penalty_threshold: 6.0,
+        behaviour_penalty_decay: 0.9,
+        // Scores of peers that left are kept a while (a peer cannot shed a bad score by
+        // reconnecting), but not for long: identities are free, so the table must not grow.
+        retain_score: Duration::from_secs(600),
+        ..PeerScoreParams::default()
+    }
+}
+
+fn score_thresholds() -> PeerScoreThresholds {
+    PeerScoreThresholds {
+        gossip_threshold: -20.0,
+        publish_threshold: -40.0,
+        graylist_threshold: -80.0,
+        accept_px_threshold: 10.0,
+        opportunistic_graft_threshold: 2.0,
+    }
+}
+
+/// Each space's score parameters (see [`score_params`]).
+pub(crate) fn topic_score_params() -> TopicScoreParams {
+    TopicScoreParams {
+        topic_weight: 1.0,
+        time_in_mesh_weight: 0.01,
+        time_in_mesh_quantum: Duration::from_secs(1),
+        time_in_mesh_cap: 300.0,
+        first_message_deliveries_weight: 1.0,
+        first_message_deliveries_decay: 0.9,
+        first_message_deliveries_cap: 20.0,
+        mesh_message_deliveries_weight: 0.0,
+        mesh_failure_penalty_weight: 0.0,
+        invalid_message_deliveries_weight: -100.0,
+        invalid_message_deliveries_decay: 0.995,
+        ..TopicScoreParams::default()
+    }
 }
 
 /// A gossip message's id: the entry id, a hash of the whole message and the topic. The

@@ -2,20 +2,23 @@
 //! [`Event`]s for the owner, redials known peers with backoff and lifts expired bans.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::core::{Transport as _, upgrade};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{
-    Multiaddr, PeerId, Swarm, identify, kad, mdns, multiaddr::Protocol, noise, tcp, yamux,
-};
+use libp2p::{Multiaddr, PeerId, Swarm, kad, mdns, multiaddr::Protocol, noise, tcp, yamux};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::behaviour::{Behaviour, BehaviourEvent, space_of_topic, topic_for_space};
+use crate::bans::BanList;
+use crate::behaviour::{
+    Behaviour, BehaviourEvent, space_of_topic, topic_for_space, topic_score_params,
+};
 use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
 /// Peers' sync requests being answered at once, at most.
@@ -32,6 +35,8 @@ const INVITES_PER_TICK: u32 = 2;
 const TICK: Duration = Duration::from_secs(1);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Log lines about blocked peers per tick; more are counted and summed up at the tick.
+const REFUSAL_LINES_PER_TICK: u32 = 5;
 /// Connections with no traffic are closed after this long (gossip keeps live ones busy).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -62,6 +67,10 @@ pub struct EventLoop {
     /// Sync requests served per peer in the current second, for the rate limit.
     sync_budget: HashMap<PeerId, u32>,
     sync_requests_per_second: u32,
+    /// Sync requests and answer bytes per remote address in the current second.
+    address_budget: HashMap<IpAddr, (u32, u64)>,
+    sync_requests_per_address: u32,
+    sync_bytes_per_address: u64,
     /// This node's hello, and hello requests answered per peer in the current tick.
     hello: crate::HelloSource,
     hello_budget: HashMap<PeerId, u32>,
@@ -73,8 +82,12 @@ pub struct EventLoop {
     invite_budget: HashMap<PeerId, u32>,
     /// Addresses to keep connected to, with their backoff.
     known: HashMap<Multiaddr, Redial>,
-    /// Peers blocked for sending invalid entries, and when the block ends.
-    bans: HashMap<PeerId, Instant>,
+    /// Peers blocked for sending invalid entries, until their block ends.
+    bans: BanList<PeerId>,
+    /// Connections the gate turned away since the start, for status.
+    refused_connections: u64,
+    /// Log lines about blocked peers in the current tick.
+    log_lines: u32,
     /// The address each connected peer was reached at or came from.
     connected: HashMap<PeerId, Multiaddr>,
     ban_duration: Duration,
@@ -98,15 +111,27 @@ impl EventLoop {
         events: mpsc::Sender<Event>,
     ) -> Result<Self, Error> {
         let mut metrics = Registry::default();
+        let handshake_timeout = config.handshake_timeout;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
+            .with_quic_config(|mut quic| {
+                quic.handshake_timeout = handshake_timeout;
+                quic
+            })
+            // TCP built by hand for its handshake timeout: a connection that has not finished
+            // noise and yamux in time is dropped, so idle sockets cannot hold handshake slots.
+            .with_other_transport(|key| {
+                let noise = noise::Config::new(key)
+                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)?;
+                Ok(
+                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                        .upgrade(upgrade::Version::V1Lazy)
+                        .authenticate(noise)
+                        .multiplex(yamux::Config::default())
+                        .timeout(handshake_timeout),
+                )
+            })
             .map_err(|err| Error::Transport("TCP", err.to_string()))?
-            .with_quic()
             .with_behaviour(|key| {
                 Behaviour::new(key, &config, &mut metrics)
                     .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
@@ -147,6 +172,9 @@ impl EventLoop {
             next_token: 0,
             sync_budget: HashMap::new(),
             sync_requests_per_second: config.sync_requests_per_second,
+            address_budget: HashMap::new(),
+            sync_requests_per_address: config.sync_requests_per_address,
+            sync_bytes_per_address: config.sync_bytes_per_address,
             hello: config.hello.clone(),
             hello_budget: HashMap::new(),
             hello_sent: HashSet::new(),
@@ -154,7 +182,9 @@ impl EventLoop {
             answering_invites: HashMap::new(),
             invite_budget: HashMap::new(),
             known,
-            bans: HashMap::new(),
+            bans: BanList::new(config.max_bans),
+            refused_connections: 0,
+            log_lines: 0,
             connected: HashMap::new(),
             ban_duration: config.ban_duration,
             metrics,
@@ -239,11 +269,12 @@ impl EventLoop {
                 }
             }
             Command::Subscribe { space, reply } => {
-                let result = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossip
-                    .subscribe(&topic_for_space(&space));
+                let topic = topic_for_space(&space);
+                let gossip = &mut self.swarm.behaviour_mut().gossip;
+                if let Err(err) = gossip.set_topic_params(topic.clone(), topic_score_params()) {
+                    tracing::warn!(%space, "could not score peers in the space: {err}");
+                }
+                let result = gossip.subscribe(&topic);
                 let _ = reply.send(result.map(drop).map_err(|err| Error::Publish {
                     space,
                     reason: err.to_string(),
@@ -267,13 +298,18 @@ impl EventLoop {
                 self.pending_sync.insert(id, (peer, reply));
             }
             Command::SyncRespond { token, response } => {
-                if let Some((_, channel)) = self.serving.remove(&token)
-                    && self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, response)
-                        .is_err()
+                let Some((peer, channel)) = self.serving.remove(&token) else {
+                    return;
+                };
+                if let Some(address) = self.address_of(&peer) {
+                    self.address_budget.entry(address).or_default().1 += response.len() as u64;
+                }
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response)
+                    .is_err()
                 {
                     tracing::debug!("a peer went away before its sync answer was sent");
                 }
@@ -303,6 +339,7 @@ impl EventLoop {
                 }
             }
             Command::Block { peer } => self.ban(peer),
+            Command::Keep { peer } => self.keep(peer),
             Command::Metrics { reply } => {
                 let mut text = String::new();
                 if let Err(err) =
@@ -318,9 +355,43 @@ impl EventLoop {
     /// Blocks a peer that sent invalid entries, for the ban duration; this also closes its
     /// connections.
     fn ban(&mut self, peer: PeerId) {
-        tracing::warn!(%peer, "peer sent invalid entries; blocking it for {:?}", self.ban_duration);
-        self.bans.insert(peer, Instant::now() + self.ban_duration);
+        let now = Instant::now();
+        if self.log_lines < REFUSAL_LINES_PER_TICK {
+            tracing::warn!(%peer, "peer sent invalid entries; blocking it for {:?}", self.ban_duration);
+        }
+        self.log_lines += 1;
+        if let Some(lifted) = self.bans.insert(peer, now + self.ban_duration) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(lifted);
+        }
         self.swarm.behaviour_mut().blocked.block_peer(peer);
+        if let Some(remote) = self.connected.get(&peer).cloned()
+            && let Some(address) =
+                self.swarm
+                    .behaviour_mut()
+                    .gate
+                    .strike(&peer, &remote, now, self.ban_duration)
+        {
+            tracing::warn!(
+                %address,
+                "peer after peer from one address sent invalid entries; refusing connections from it for {:?}",
+                self.ban_duration
+            );
+        }
+    }
+
+    /// The remote IP address of a connected peer (`None` through a relay).
+    fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.connected.get(peer).and_then(crate::gate::address_of)
+    }
+
+    /// Lets a peer past the strangers' limits; a peer the gate forgets to make room loses
+    /// its pass through libp2p's own limits too.
+    fn keep(&mut self, peer: PeerId) {
+        let behaviour = self.swarm.behaviour_mut();
+        if let Some(forgotten) = behaviour.gate.keep(peer) {
+            behaviour.limits.remove_peer_id(&forgotten);
+        }
+        behaviour.limits.bypass_peer_id(&peer);
     }
 
     /// A peer's hello: answered with ours (within the per-peer budget) and passed on.
@@ -449,6 +520,12 @@ impl EventLoop {
                     },
                 ..
             } => {
+                let over_address_budget = self.address_of(&peer).is_some_and(|address| {
+                    let (requests, bytes) = self.address_budget.entry(address).or_default();
+                    *requests += 1;
+                    *requests > self.sync_requests_per_address
+                        || *bytes > self.sync_bytes_per_address
+                });
                 let budget = self.sync_budget.entry(peer).or_insert(0);
                 *budget += 1;
                 let peer_serving = self
@@ -458,6 +535,8 @@ impl EventLoop {
                     .count();
                 let refusal = if *budget > self.sync_requests_per_second {
                     Some("over the per-second rate limit")
+                } else if over_address_budget {
+                    Some("over its address's per-second share")
                 } else if self.serving.len() >= MAX_SERVING {
                     Some("too many requests waiting for an answer")
                 } else if peer_serving >= MAX_SERVING_PER_PEER {
@@ -547,6 +626,8 @@ impl EventLoop {
             listen_addrs: self.swarm.listeners().cloned().collect(),
             connected,
             blocked: self.bans.keys().copied().collect(),
+            blocked_addresses: self.swarm.behaviour().gate.banned_addresses(),
+            refused_connections: self.refused_connections,
             known,
         }
     }
@@ -556,17 +637,28 @@ impl EventLoop {
         self.sync_budget.clear();
         self.hello_budget.clear();
         self.invite_budget.clear();
+        self.address_budget.clear();
         // Answers the node never gave (its task failed) must not pile up.
         self.serving.retain(|_, (_, channel)| channel.is_open());
-        let expired: Vec<PeerId> = self
-            .bans
-            .iter()
-            .filter(|(_, until)| **until <= now)
-            .map(|(peer, _)| *peer)
-            .collect();
-        for peer in expired {
-            self.bans.remove(&peer);
+        for peer in self.bans.expire(now) {
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+        if self.log_lines > REFUSAL_LINES_PER_TICK {
+            tracing::warn!(
+                "{} more peers were blocked in the last second (not logged one by one)",
+                self.log_lines - REFUSAL_LINES_PER_TICK
+            );
+        }
+        self.log_lines = 0;
+        let gate = &mut self.swarm.behaviour_mut().gate;
+        gate.expire(now);
+        let (refused, last) = gate.take_refusals();
+        if refused > 0 {
+            self.refused_connections += refused;
+            tracing::warn!(
+                "{refused} inbound connections turned away in the last second by the connection limits (the last: {})",
+                last.unwrap_or_default()
+            );
         }
         let due: Vec<Multiaddr> = self
             .known
@@ -574,7 +666,7 @@ impl EventLoop {
             .filter(|(_, redial)| redial.next_attempt <= now)
             .filter(|(_, redial)| {
                 redial.peer.is_none_or(|peer| {
-                    !self.swarm.is_connected(&peer) && !self.bans.contains_key(&peer)
+                    !self.swarm.is_connected(&peer) && !self.bans.contains(&peer)
                 })
             })
             .map(|(address, _)| address.clone())
@@ -615,6 +707,14 @@ impl EventLoop {
                             redial.peer = Some(peer_id);
                             redial.backoff = FIRST_BACKOFF;
                         }
+                    }
+                    // A peer this node keeps dialling is one it knows: past strangers' limits.
+                    if self
+                        .known
+                        .values()
+                        .any(|redial| redial.peer == Some(peer_id))
+                    {
+                        self.keep(peer_id);
                     }
                     if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                         kad.add_address(&peer_id, address.clone());
@@ -666,21 +766,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.on_sync(event),
             SwarmEvent::Behaviour(BehaviourEvent::Hello(event)) => self.on_hello(event),
             SwarmEvent::Behaviour(BehaviourEvent::Invite(event)) => self.on_invite(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
-                // Kademlia is for peer routing only: learn where identified peers listen.
-                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-                    for address in info.listen_addrs {
-                        kad.add_address(&peer_id, address);
-                    }
-                }
-            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, address) in found {
-                    if !self.swarm.is_connected(&peer) && !self.bans.contains_key(&peer) {
+                    if !self.swarm.is_connected(&peer) && !self.bans.contains(&peer) {
                         tracing::debug!(%peer, %address, "found on the local network");
                         let _ = self
                             .swarm

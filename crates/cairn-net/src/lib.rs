@@ -9,15 +9,18 @@
 //! This crate moves bytes. It never decides whether an entry is valid: every gossip message is
 //! held unrelayed until the owner reports a [`Verdict`] for it.
 
+mod bans;
 mod behaviour;
 mod codec;
 mod event_loop;
+mod gate;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use behaviour::{MAX_TRANSMIT_SIZE, space_of_topic, topic_for_space};
 pub use event_loop::EventLoop;
+pub use gate::GateLimits;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 use tokio::sync::{mpsc, oneshot};
@@ -71,8 +74,17 @@ pub struct Config {
     pub kademlia: bool,
     /// The most established connections in total.
     pub max_connections: u32,
+    /// Limits per remote address, and the share of `max_connections` strangers may take
+    /// (the rest stays free for peers this node dialled or was told to keep).
+    pub gate: GateLimits,
+    /// How long a connection may take to finish its handshake (TCP with noise and yamux, or
+    /// QUIC) before it is dropped.
+    pub handshake_timeout: Duration,
     /// How long a peer that sent an invalid entry stays blocked.
     pub ban_duration: Duration,
+    /// The most peers (and, apart, addresses) blocked at once; when full, the ban that would
+    /// end soonest is lifted to make room.
+    pub max_bans: usize,
     /// Gossipsub mesh degree (target peers per space mesh).
     pub mesh_degree: usize,
     /// The request-response protocol for catch-up sync, and its message limits.
@@ -81,6 +93,11 @@ pub struct Config {
     pub sync_response_limit: usize,
     /// Sync requests served per peer per second; more are refused.
     pub sync_requests_per_second: u32,
+    /// Sync requests served per remote address per second, and bytes of answers sent to one
+    /// address per second (counted when sent; requests wait past it), so that many peer ids
+    /// from one machine share one budget. Peers through a relay count by peer id alone.
+    pub sync_requests_per_address: u32,
+    pub sync_bytes_per_address: u64,
     /// The request-response protocol in which a node presents an invitation to the node that
     /// issued it.
     pub invite_protocol: &'static str,
@@ -127,12 +144,23 @@ impl Config {
             mdns: false,
             kademlia: true,
             max_connections: 128,
+            gate: GateLimits {
+                pending_per_address: 8,
+                strangers_per_address: 8,
+                strangers: 96,
+                strikes_per_address: 8,
+                strike_window: Duration::from_secs(600),
+            },
+            handshake_timeout: Duration::from_secs(5),
             ban_duration: Duration::from_secs(600),
+            max_bans: 4_096,
             mesh_degree: 4,
             sync_protocol: "/cairn/sync/1",
             sync_request_limit: 1 << 20,
             sync_response_limit: 8 << 20,
             sync_requests_per_second: 50,
+            sync_requests_per_address: 100,
+            sync_bytes_per_address: 32 << 20,
             invite_protocol: "/cairn/invite/1",
             hello_protocol: "/cairn/hello/1",
             hello: HelloSource::new(Vec::new),
@@ -199,6 +227,10 @@ pub struct Status {
     pub listen_addrs: Vec<Multiaddr>,
     pub connected: Vec<PeerStatus>,
     pub blocked: Vec<PeerId>,
+    /// Addresses banned for sending peer after banned peer.
+    pub blocked_addresses: usize,
+    /// Inbound connections the limits turned away since the node started.
+    pub refused_connections: u64,
     pub known: Vec<Multiaddr>,
 }
 
@@ -261,6 +293,9 @@ enum Command {
         response: Vec<u8>,
     },
     Block {
+        peer: PeerId,
+    },
+    Keep {
         peer: PeerId,
     },
 }
@@ -386,6 +421,13 @@ impl Client {
     /// Blocks a peer that misbehaved (for the configured ban duration) and disconnects it.
     pub async fn block(&self, peer: PeerId) -> Result<(), Error> {
         self.send(Command::Block { peer }).await
+    }
+
+    /// Lets a peer past the limits on strangers' connections from now on (a peer of an
+    /// organisation this node follows, say), so it gets in at once even when strangers have
+    /// taken their share.
+    pub async fn keep(&self, peer: PeerId) -> Result<(), Error> {
+        self.send(Command::Keep { peer }).await
     }
 
     /// The network's counters in the OpenMetrics text format.

@@ -1,0 +1,444 @@
+//! The connection gate: limits on inbound connections per remote IP address, which
+//! libp2p's own limits (total and per peer id) do not have. Peer ids cost nothing, so a
+//! stranger could otherwise take every slot from one machine. It owns:
+//! - connections still in their handshake, per address;
+//! - established connections of strangers, per address and in total, below the node's whole
+//!   limit so that slots stay free for *kept* peers (ones this node dialled or its owner
+//!   vouched for), which pass the gate whatever strangers do;
+//! - bans of addresses that keep sending peers that get banned.
+//!
+//! A peer that arrives through a relay has the relay's address: it is limited by its peer id
+//! alone (by libp2p's per-peer limit) and its misdeeds never ban the relay's address.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use libp2p::core::Endpoint;
+use libp2p::core::transport::PortUse;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::behaviour::ConnectionEstablished;
+use libp2p::swarm::{
+    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, ListenFailure, NetworkBehaviour,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+};
+use libp2p::{Multiaddr, PeerId};
+
+use crate::bans::BanList;
+
+/// Addresses whose strikes are counted at once; past it, new addresses' strikes wait for
+/// old ones to lapse.
+const MAX_STRUCK_ADDRESSES: usize = 4_096;
+/// Banned addresses at once.
+const MAX_BANNED_ADDRESSES: usize = 4_096;
+/// Kept peers remembered; the oldest is forgotten first.
+const MAX_KEPT: usize = 1_024;
+
+/// The gate's limits (see [`crate::Config`]).
+#[derive(Debug, Clone)]
+pub struct GateLimits {
+    /// Connections from one address still in their handshake.
+    pub pending_per_address: u32,
+    /// Established connections of strangers from one address.
+    pub strangers_per_address: u32,
+    /// Established connections of strangers in all.
+    pub strangers: u32,
+    /// Peers banned from one address within `strike_window` before the address is banned.
+    pub strikes_per_address: u32,
+    pub strike_window: Duration,
+}
+
+/// Why the gate turned a connection away.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal {
+    #[error("the address {0} is banned for sending misbehaving peers")]
+    Banned(IpAddr),
+    #[error("the address {0} has {1} connections in their handshake already")]
+    PendingPerAddress(IpAddr, u32),
+    #[error("the address {0} has {1} connections of strangers already")]
+    StrangersPerAddress(IpAddr, u32),
+    #[error("{0} connections of strangers are open already")]
+    Strangers(u32),
+}
+
+/// Where an inbound connection comes from: an address, or a relay (limited by peer id).
+pub(crate) fn address_of(remote: &Multiaddr) -> Option<IpAddr> {
+    if remote
+        .iter()
+        .any(|part| matches!(part, Protocol::P2pCircuit))
+    {
+        return None;
+    }
+    remote.iter().find_map(|part| match part {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+#[derive(Debug)]
+pub(crate) struct Gate {
+    limits: GateLimits,
+    pending: HashMap<ConnectionId, IpAddr>,
+    pending_per_address: HashMap<IpAddr, u32>,
+    /// Inbound connections of strangers, with their address (`None` through a relay).
+    strangers: HashMap<ConnectionId, Option<IpAddr>>,
+    strangers_per_address: HashMap<IpAddr, u32>,
+    kept: HashSet<PeerId>,
+    kept_order: VecDeque<PeerId>,
+    /// Peers banned per address in the current window, and when the window ends.
+    strikes: HashMap<IpAddr, (u32, Instant)>,
+    banned: BanList<IpAddr>,
+    /// Refusals since the last [`Gate::take_refusals`], for a rate-limited log line.
+    refusals: u64,
+    last_refusal: Option<String>,
+}
+
+impl Gate {
+    pub fn new(limits: GateLimits) -> Self {
+        Self {
+            limits,
+            pending: HashMap::new(),
+            pending_per_address: HashMap::new(),
+            strangers: HashMap::new(),
+            strangers_per_address: HashMap::new(),
+            kept: HashSet::new(),
+            kept_order: VecDeque::new(),
+            strikes: HashMap::new(),
+            banned: BanList::new(MAX_BANNED_ADDRESSES),
+            refusals: 0,
+            last_refusal: None,
+        }
+    }
+
+    /// Lets `peer` past the stranger limits from now on. Returns the peer forgotten to make
+    /// room, if the list was full.
+    pub fn keep(&mut self, peer: PeerId) -> Option<PeerId> {
+        if !self.kept.insert(peer) {
+            return None;
+        }
+        self.kept_order.push_back(peer);
+        if self.kept_order.len() <= MAX_KEPT {
+            return None;
+        }
+        let oldest = self.kept_order.pop_front()?;
+        self.kept.remove(&oldest);
+        Some(oldest)
+    }
+
+    pub fn is_kept(&self, peer: &PeerId) -> bool {
+        self.kept.contains(peer)
+    }
+
+    /// Counts a ban of a peer that came from `remote`. Returns the address if this strike
+    /// bans it (until `now + ban`). Peers through a relay never strike the relay's address,
+    /// and kept peers are banned by peer id only.
+    pub fn strike(
+        &mut self,
+        peer: &PeerId,
+        remote: &Multiaddr,
+        now: Instant,
+        ban: Duration,
+    ) -> Option<IpAddr> {
+        let address = address_of(remote)?;
+        if self.is_kept(peer) {
+            return None;
+        }
+        if !self.strikes.contains_key(&address) && self.strikes.len() >= MAX_STRUCK_ADDRESSES {
+            self.strikes.retain(|_, (_, ends)| *ends > now);
+            if self.strikes.len() >= MAX_STRUCK_ADDRESSES {
+                return None;
+            }
+        }
+        let window = self.limits.strike_window;
+        let (count, ends) = self.strikes.entry(address).or_insert((0, now + window));
+        if *ends <= now {
+            *count = 0;
+            *ends = now + window;
+        }
+        *count += 1;
+        if *count < self.limits.strikes_per_address {
+            return None;
+        }
+        self.strikes.remove(&address);
+        self.banned.insert(address, now + ban);
+        Some(address)
+    }
+
+    /// Lifts address bans that have ended and forgets lapsed strikes.
+    pub fn expire(&mut self, now: Instant) {
+        for address in self.banned.expire(now) {
+            tracing::info!(%address, "address ban lifted");
+        }
+        self.strikes.retain(|_, (_, ends)| *ends > now);
+    }
+
+    pub fn banned_addresses(&self) -> usize {
+        self.banned.len()
+    }
+
+    /// Connections turned away since the last call, and the last reason.
+    pub fn take_refusals(&mut self) -> (u64, Option<String>) {
+        (std::mem::take(&mut self.refusals), self.last_refusal.take())
+    }
+
+    fn refuse(&mut self, refusal: Refusal) -> ConnectionDenied {
+        self.refusals += 1;
+        self.last_refusal = Some(refusal.to_string());
+        ConnectionDenied::new(refusal)
+    }
+
+    fn end_pending(&mut self, connection: &ConnectionId) {
+        if let Some(address) = self.pending.remove(connection) {
+            decrement(&mut self.pending_per_address, &address);
+        }
+    }
+}
+
+fn decrement(counts: &mut HashMap<IpAddr, u32>, address: &IpAddr) {
+    if let Some(count) = counts.get_mut(address) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(address);
+        }
+    }
+}
+
+impl NetworkBehaviour for Gate {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        let Some(address) = address_of(remote) else {
+            return Ok(());
+        };
+        if self.banned.contains(&address) {
+            return Err(self.refuse(Refusal::Banned(address)));
+        }
+        let pending = self.pending_per_address.get(&address).copied().unwrap_or(0);
+        if pending >= self.limits.pending_per_address {
+            return Err(self.refuse(Refusal::PendingPerAddress(address, pending)));
+        }
+        self.pending.insert(connection, address);
+        *self.pending_per_address.entry(address).or_default() += 1;
+        Ok(())
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        connection: ConnectionId,
+        peer: PeerId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.end_pending(&connection);
+        if self.is_kept(&peer) {
+            return Ok(dummy::ConnectionHandler);
+        }
+        let address = address_of(remote);
+        if let Some(address) = address {
+            let from_address = self
+                .strangers_per_address
+                .get(&address)
+                .copied()
+                .unwrap_or(0);
+            if from_address >= self.limits.strangers_per_address {
+                return Err(self.refuse(Refusal::StrangersPerAddress(address, from_address)));
+            }
+        }
+        let strangers = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX);
+        if strangers >= self.limits.strangers {
+            return Err(self.refuse(Refusal::Strangers(strangers)));
+        }
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection: ConnectionId,
+        _peer: PeerId,
+        _address: &Multiaddr,
+        _role: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        // This node chose to dial: never limited here.
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            }) if endpoint.is_listener() && !self.is_kept(&peer_id) => {
+                let address = address_of(endpoint.get_remote_address());
+                if let Some(address) = address {
+                    *self.strangers_per_address.entry(address).or_default() += 1;
+                }
+                self.strangers.insert(connection_id, address);
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
+                if let Some(Some(address)) = self.strangers.remove(&connection_id) {
+                    decrement(&mut self.strangers_per_address, &address);
+                }
+            }
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.end_pending(&connection_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _connection: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        libp2p::core::util::unreachable(event)
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> GateLimits {
+        GateLimits {
+            pending_per_address: 2,
+            strangers_per_address: 2,
+            strangers: 3,
+            strikes_per_address: 3,
+            strike_window: Duration::from_secs(60),
+        }
+    }
+
+    fn from(ip: &str) -> Multiaddr {
+        format!("/ip4/{ip}/tcp/4001").parse().expect("address")
+    }
+
+    #[test]
+    fn handshakes_are_limited_per_address() {
+        let local = from("10.0.0.1");
+        let (a, b) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        let mut gate = Gate::new(limits());
+        gate.handle_pending_inbound_connection(a, &local, &from("10.0.0.9"))
+            .expect("first");
+        gate.handle_pending_inbound_connection(b, &local, &from("10.0.0.9"))
+            .expect("second");
+        assert!(
+            gate.handle_pending_inbound_connection(
+                ConnectionId::new_unchecked(3),
+                &local,
+                &from("10.0.0.9")
+            )
+            .is_err(),
+            "a third handshake from one address waits"
+        );
+        gate.handle_pending_inbound_connection(
+            ConnectionId::new_unchecked(4),
+            &local,
+            &from("10.0.0.8"),
+        )
+        .expect("another address is not held up");
+        gate.on_swarm_event(FromSwarm::ListenFailure(ListenFailure {
+            local_addr: &local,
+            send_back_addr: &from("10.0.0.9"),
+            error: &libp2p::swarm::ListenError::Aborted,
+            connection_id: a,
+            peer_id: None,
+        }));
+        gate.handle_pending_inbound_connection(
+            ConnectionId::new_unchecked(5),
+            &local,
+            &from("10.0.0.9"),
+        )
+        .expect("a failed handshake frees its slot");
+    }
+
+    #[test]
+    fn strangers_are_limited_per_address_and_in_all_but_kept_peers_pass() {
+        let mut gate = Gate::new(limits());
+        let local = from("10.0.0.1");
+        let mut next = 0;
+        let mut admit = |gate: &mut Gate, ip: &str, peer: PeerId| {
+            next += 1;
+            let connection = ConnectionId::new_unchecked(next);
+            let remote = from(ip);
+            gate.handle_pending_inbound_connection(connection, &local, &remote)?;
+            gate.handle_established_inbound_connection(connection, peer, &local, &remote)?;
+            let endpoint = libp2p::core::ConnectedPoint::Listener {
+                local_addr: local.clone(),
+                send_back_addr: remote.clone(),
+            };
+            gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id: peer,
+                connection_id: connection,
+                endpoint: &endpoint,
+                failed_addresses: &[],
+                other_established: 0,
+            }));
+            Ok::<_, ConnectionDenied>(())
+        };
+        admit(&mut gate, "10.0.0.9", PeerId::random()).expect("first stranger");
+        admit(&mut gate, "10.0.0.9", PeerId::random()).expect("second stranger");
+        assert!(admit(&mut gate, "10.0.0.9", PeerId::random()).is_err());
+        admit(&mut gate, "10.0.0.8", PeerId::random()).expect("another address");
+        assert!(
+            admit(&mut gate, "10.0.0.7", PeerId::random()).is_err(),
+            "the strangers' slots are full"
+        );
+        let friend = PeerId::random();
+        gate.keep(friend);
+        admit(&mut gate, "10.0.0.9", friend).expect("a kept peer passes");
+        assert_eq!(gate.take_refusals().0, 2);
+    }
+
+    #[test]
+    fn an_address_that_keeps_sending_banned_peers_is_banned_but_never_a_relay() {
+        let mut gate = Gate::new(limits());
+        let now = Instant::now();
+        let ban = Duration::from_secs(600);
+        let remote = from("10.0.0.9");
+        assert_eq!(gate.strike(&PeerId::random(), &remote, now, ban), None);
+        assert_eq!(gate.strike(&PeerId::random(), &remote, now, ban), None);
+        assert_eq!(
+            gate.strike(&PeerId::random(), &remote, now, ban),
+            Some("10.0.0.9".parse().expect("ip"))
+        );
+        let local = from("10.0.0.1");
+        assert!(
+            gate.handle_pending_inbound_connection(ConnectionId::new_unchecked(1), &local, &remote)
+                .is_err()
+        );
+        let relayed: Multiaddr = format!(
+            "/ip4/10.0.0.5/tcp/4001/p2p/{}/p2p-circuit",
+            PeerId::random()
+        )
+        .parse()
+        .expect("address");
+        for _ in 0..10 {
+            assert_eq!(gate.strike(&PeerId::random(), &relayed, now, ban), None);
+        }
+        gate.expire(now + ban);
+        assert_eq!(gate.banned_addresses(), 0);
+        gate.handle_pending_inbound_connection(ConnectionId::new_unchecked(2), &local, &remote)
+            .expect("the ban ended");
+    }
+}
