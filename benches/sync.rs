@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod harness;
+
 use cairn_core::Timestamp;
 use cairn_core::testkit::{Author, EPOCH};
 use cairn_store::{Config, Store};
@@ -254,8 +257,11 @@ fn cairn(home: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8")
 }
 
+/// A home whose node takes every organisation's entries (the bench's authors are strangers
+/// to it, and a stranger's budget would stop the catch-up at 100 entries each).
 fn init(home: &Path, name: &str) {
     cairn(home, &["init", "--org", name]);
+    harness::lift_stranger_budgets(home);
 }
 
 const LOCAL_INGEST: &str = "--local-ingest";
@@ -312,7 +318,11 @@ fn read_frames(path: &Path) -> Vec<Vec<u8>> {
 
 /// Inserts frames into a home's store (no node running) and returns how long the inserts took.
 fn ingest(home: &Path, frames: &[Vec<u8>]) -> Duration {
-    let store = Store::open(&home.join("store"), Config::default()).expect("store");
+    let config = Config {
+        budgets: cairn_store::Budgets::unlimited(),
+        ..Config::default()
+    };
+    let store = Store::open(&home.join("store"), config).expect("store");
     // As warm as a running node's store (which reads these before going online).
     store.warm(&["commons".to_string()]).expect("warm");
     // As sync stores fetched entries: batches without a flush each, one flush at the end.

@@ -130,6 +130,18 @@ pub struct StoreConfig {
     pub cache_mb: u64,
     #[serde(default = "default_max_entries_per_org")]
     pub max_entries_per_org: u64,
+    #[serde(default = "default_stranger_entries")]
+    pub stranger_entries: u64,
+    #[serde(default = "default_stranger_kb")]
+    pub stranger_kb: u64,
+    #[serde(default = "default_strangers_mb")]
+    pub strangers_mb: u64,
+    #[serde(default = "default_max_disk_mb")]
+    pub max_disk_mb: u64,
+    #[serde(default = "default_min_free_disk_mb")]
+    pub min_free_disk_mb: u64,
+    #[serde(default = "default_max_refused")]
+    pub max_refused: u64,
 }
 
 impl Default for StoreConfig {
@@ -137,8 +149,45 @@ impl Default for StoreConfig {
         Self {
             cache_mb: default_cache_mb(),
             max_entries_per_org: default_max_entries_per_org(),
+            stranger_entries: default_stranger_entries(),
+            stranger_kb: default_stranger_kb(),
+            strangers_mb: default_strangers_mb(),
+            max_disk_mb: default_max_disk_mb(),
+            min_free_disk_mb: default_min_free_disk_mb(),
+            max_refused: default_max_refused(),
         }
     }
+}
+
+const KB: u64 = 1_000;
+const MB: u64 = 1_000_000;
+
+fn default_budgets() -> cairn_store::Budgets {
+    cairn_store::Budgets::default()
+}
+
+fn default_stranger_entries() -> u64 {
+    default_budgets().stranger_entries
+}
+
+fn default_stranger_kb() -> u64 {
+    default_budgets().stranger_bytes / KB
+}
+
+fn default_strangers_mb() -> u64 {
+    default_budgets().strangers_bytes / MB
+}
+
+fn default_max_disk_mb() -> u64 {
+    default_budgets().max_disk_bytes / MB
+}
+
+fn default_min_free_disk_mb() -> u64 {
+    default_budgets().min_free_disk_bytes / MB
+}
+
+fn default_max_refused() -> u64 {
+    default_budgets().max_refused
 }
 
 fn default_spaces() -> Vec<String> {
@@ -166,6 +215,20 @@ default_spaces = ["commons"]
 cache_mb = 64
 # The most entries kept from any one organisation; more are refused (a storage quota).
 max_entries_per_org = 1000000
+# Budgets for strangers: organisations this node does not follow (`cairn follow`). Each
+# stranger may fill at most stranger_entries entries and stranger_kb kB here, and all
+# strangers together at most strangers_mb MB; what is over is refused (and remembered as
+# refused, so it is not fetched again) until you follow the organisation.
+stranger_entries = 100
+stranger_kb = 1000
+strangers_mb = 100
+# The disk ceiling: entries from other organisations are refused while the store takes
+# more than max_disk_mb MB, or while its disk has less than min_free_disk_mb MB free.
+# Nothing stored is dropped, and your own organisation's entries still go in.
+max_disk_mb = 20000
+min_free_disk_mb = 1000
+# Refused entries remembered, so sync does not fetch them again; the oldest go first.
+max_refused = 200000
 
 [node]
 # Addresses `cairn node` listens on for other organisations' nodes (TCP and QUIC).
@@ -455,6 +518,14 @@ fn store_config(config: &Config) -> cairn_store::Config {
         cache_capacity: config.store.cache_mb.saturating_mul(1024 * 1024),
         lock_wait: Duration::from_secs(10),
         max_entries_per_org: config.store.max_entries_per_org,
+        budgets: cairn_store::Budgets {
+            stranger_entries: config.store.stranger_entries,
+            stranger_bytes: config.store.stranger_kb.saturating_mul(KB),
+            strangers_bytes: config.store.strangers_mb.saturating_mul(MB),
+            max_disk_bytes: config.store.max_disk_mb.saturating_mul(MB),
+            min_free_disk_bytes: config.store.min_free_disk_mb.saturating_mul(MB),
+            max_refused: config.store.max_refused,
+        },
     }
 }
 

@@ -42,7 +42,11 @@ fn fill(home: &Path) {
             .map(|worker| worker.join().expect("signer"))
             .collect()
     });
-    let store = Store::open(&home.join("store"), Config::default()).expect("store");
+    let config = Config {
+        budgets: cairn_store::Budgets::unlimited(),
+        ..Config::default()
+    };
+    let store = Store::open(&home.join("store"), config).expect("store");
     for chain in &chains {
         for chunk in chain.chunks(1_000) {
             for result in store
@@ -72,6 +76,7 @@ fn stopping_during_a_bootstrap_is_prompt_and_the_sync_resumes() {
     assert!(held >= ENTRIES as u64);
 
     let puller_home = Node::init(root.path(), "Puller");
+    common::lift_stranger_budgets(&puller_home);
     let mut puller = Node::start(&puller_home, &["--peer", &server.address()]);
     // Stop it once the bootstrap is well under way.
     wait_for("the bootstrap to be under way", || {

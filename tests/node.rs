@@ -282,6 +282,12 @@ fn a_node_that_was_offline_catches_up_on_500_entries_when_it_returns() {
     let a_id = a.peer_id();
     wait_for("B connected to A", || b_node.connected_to(&a_id));
     assert!(b_node.stop().success());
+    // B follows A, so A's entries are not held to a stranger's budget of 100.
+    let a_org = json(&a.home, &["whoami"])["org"]
+        .as_str()
+        .expect("org id")
+        .to_string();
+    ok(&b, &["follow", &a_org]);
 
     let ids = publish_many(&a, 500, "While B was away");
     let b = Node::start(&b, &["--peer", &a.address()]);

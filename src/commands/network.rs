@@ -101,10 +101,29 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
             );
         }
     }
-    if !status.blocked_peers.is_empty() {
-        say!(
+    if let Some(reason) = &status.intake_stopped {
+        say!("  intake    STOPPED: {}", render::field(reason));
+    }
+    match status.blocked_peers.len() {
+        0 => {}
+        1..=5 => say!(
             "  blocked   {} (sent invalid entries)",
             status.blocked_peers.join(", ")
+        ),
+        many => {
+            say!("  blocked   {many} peers (sent invalid entries; `cairn peers --json` lists them)")
+        }
+    }
+    if status.blocked_addresses > 0 {
+        say!(
+            "  blocked   {} addresses (sent peer after peer that sent invalid entries)",
+            status.blocked_addresses
+        );
+    }
+    if status.refused_connections > 0 {
+        say!(
+            "  limits    {} inbound connections turned away since the start",
+            status.refused_connections
         );
     }
     if let Some(keys) = &status.key_log {

@@ -73,6 +73,26 @@ pub fn key_event_count(home: &Path) -> u64 {
         .len() as u64
 }
 
+/// Lifts the home's budgets for strangers (organisations it does not follow), for tests
+/// that sync many entries from organisations nobody follows; `tests/abuse.rs` tests the
+/// budgets themselves.
+pub fn lift_stranger_budgets(home: &Path) {
+    let path = home.join("config.toml");
+    let config = std::fs::read_to_string(&path).expect("config");
+    let mut lifted = config.clone();
+    for (line, unlimited) in [
+        ("stranger_entries = ", "stranger_entries = 1000000000"),
+        ("stranger_kb = ", "stranger_kb = 1000000000"),
+        ("strangers_mb = ", "strangers_mb = 1000000000"),
+    ] {
+        let start = lifted.find(line).expect("budget in the config");
+        let end = start + lifted[start..].find('\n').expect("line end");
+        lifted.replace_range(start..end, unlimited);
+    }
+    assert_ne!(config, lifted);
+    std::fs::write(&path, lifted).expect("config written");
+}
+
 /// A `cairn node` process in its own home; stopped with SIGTERM when dropped.
 pub struct Node {
     pub home: PathBuf,

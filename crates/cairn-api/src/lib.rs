@@ -41,6 +41,16 @@ pub struct StatusView {
     /// The organisation's key event log, as this home keeps it.
     #[serde(default)]
     pub key_log: Option<KeyLogView>,
+    /// Why the node takes no entries from other organisations for now (its disk ceiling), if
+    /// it does not.
+    #[serde(default)]
+    pub intake_stopped: Option<String>,
+    /// Addresses banned for sending misbehaving peer after peer.
+    #[serde(default)]
+    pub blocked_addresses: usize,
+    /// Inbound connections the connection limits turned away since the node started.
+    #[serde(default)]
+    pub refused_connections: u64,
 }
 
 /// The organisation's key event log (`cairn org keys`, and in the status).

@@ -108,6 +108,27 @@ pub enum Error {
     #[error("blocked: this node keeps at most {max} entries from organisation {org}")]
     OverQuota { org: OrgId, max: u64 },
 
+    /// The organisation is a stranger here (neither this node's own nor followed) and has
+    /// used its budget.
+    #[error(
+        "blocked: this node keeps at most {entries} entries and {bytes} bytes from an organisation it does not follow, and {org} has that much here; `cairn follow` it to accept more"
+    )]
+    StrangerBudget {
+        org: OrgId,
+        entries: u64,
+        bytes: u64,
+    },
+
+    /// Strangers together have used the node-wide budget for strangers.
+    #[error(
+        "blocked: entries from organisations this node does not follow already take {bytes} bytes here, its budget for them all; follow the ones that matter (`cairn follow`) or raise [store] strangers_mb"
+    )]
+    StrangersFull { bytes: u64 },
+
+    /// The disk ceiling stops intake for now.
+    #[error("blocked: intake is stopped: {0}")]
+    NoRoom(String),
+
     /// The credential was signed by a key the organisation has retired, and the entry is past
     /// what the rotation kept valid.
     #[error(
@@ -174,9 +195,12 @@ impl Error {
             // Peers that have not seen the revocation relay the member's entries.
             Error::Revoked { .. } => Blame::Nobody,
             // This node's own policy refused it; the sender did nothing wrong.
-            Error::Blocked { .. } | Error::NotFollowed(_) | Error::OverQuota { .. } => {
-                Blame::Nobody
-            }
+            Error::Blocked { .. }
+            | Error::NotFollowed(_)
+            | Error::OverQuota { .. }
+            | Error::StrangerBudget { .. }
+            | Error::StrangersFull { .. }
+            | Error::NoRoom(_) => Blame::Nobody,
             // Key logs reach nodes at different times, and a duplicitous organisation leaves
             // honest nodes holding different histories.
             Error::KeyRetired { .. }
@@ -228,6 +252,9 @@ impl Error {
             Error::Blocked { .. } => "blocked:org",
             Error::NotFollowed(_) => "blocked:not-followed",
             Error::OverQuota { .. } => "blocked:quota",
+            Error::StrangerBudget { .. } => "blocked:stranger-budget",
+            Error::StrangersFull { .. } => "blocked:strangers-budget",
+            Error::NoRoom(_) => "blocked:disk",
             Error::KeyRetired { .. } => "revoked:key",
             Error::KeyLogUnknown(_) => "pending:key-log",
             Error::KeyLogGap { .. } => "pending:key-log-gap",

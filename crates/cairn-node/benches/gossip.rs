@@ -90,7 +90,15 @@ async fn start_node(dir: &Path, index: usize, peers: Vec<Multiaddr>) -> Running 
     let home = dir.join(format!("node-{index}"));
     std::fs::create_dir_all(&home).expect("home");
     let store = Arc::new(
-        Store::create(&home.join("store"), cairn_store::Config::default()).expect("store"),
+        Store::create(
+            &home.join("store"),
+            cairn_store::Config {
+                // Every bench node takes every other's entries, as followed ones would be.
+                budgets: cairn_store::Budgets::unlimited(),
+                ..cairn_store::Config::default()
+            },
+        )
+        .expect("store"),
     );
     let mut net = cairn_net::Config::new(Keypair::generate_ed25519());
     net.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")];

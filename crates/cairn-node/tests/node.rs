@@ -169,6 +169,11 @@ fn listings_page_without_repeating_or_losing_entries() {
         .chain(2_345, Timestamp(Timestamp::now().0 - 10_000_000), 200)
         .expect("chain");
     let frames: Vec<Vec<u8>> = chain.iter().map(cairn_core::Entry::encode).collect();
+    // Followed, so its entries are not held to a stranger's budget.
+    service
+        .store()
+        .follow_org(&author.credential.claims().org, None)
+        .expect("follow");
     for result in service
         .store()
         .insert_batch(&frames, Timestamp::now())

@@ -72,7 +72,11 @@ fn main() {
 /// validation on all cores, chain checks, index keys and record, one flush per batch.
 fn verified_ingest_rate(frames: &[Vec<u8>]) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::create(&dir.path().join("store"), Config::default()).expect("store");
+    let config = Config {
+        budgets: cairn_store::Budgets::unlimited(),
+        ..Config::default()
+    };
+    let store = Store::create(&dir.path().join("store"), config).expect("store");
     let now = Timestamp(EPOCH.0 + 86_400_000 * 365);
     let clock = Instant::now();
     for chunk in frames.chunks(BATCH) {

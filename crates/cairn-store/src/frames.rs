@@ -153,6 +153,11 @@ impl FrameLog {
         Ok(pointer)
     }
 
+    /// The log's length in bytes, frames not yet written included.
+    pub fn len(&self) -> u64 {
+        crate::lock(&self.tail).end
+    }
+
     /// Writes the frames appended so far to the file (not yet durably: see `sync`).
     pub fn write_out(&self) -> Result<(), Error> {
         self.write_pending(&mut crate::lock(&self.tail))

@@ -16,7 +16,9 @@
 //! - `layout`: the key layout of the single tree that holds everything but frames;
 //! - `frames`: the frame log, the file that holds every stored entry's frame;
 //! - `policy`: this node's own policy on organisations (block, follow, quota) and the
-//!   tombstones refused entries leave.
+//!   tombstones refused entries leave;
+//! - `budgets`: what strangers may fill the disk with, the disk ceiling, and the bound on
+//!   the tombstones.
 //!
 //! Invariants:
 //! - Every stored entry passed the full validation pipeline. Nothing is updated in place
@@ -29,6 +31,7 @@
 //! - Reads re-check each entry's id and body hash, so on-disk damage surfaces as
 //!   [`Error::Corrupt`] instead of wrong data.
 
+mod budgets;
 mod effects;
 mod frames;
 mod key_logs;
@@ -42,6 +45,7 @@ mod sync_source;
 mod turns;
 mod write;
 
+pub use budgets::Budgets;
 pub use key_logs::KeyLogView;
 pub use policy::{Blocked, Policy};
 pub use read::{Cursor, Filter};
@@ -125,6 +129,8 @@ pub struct Config {
     pub lock_wait: Duration,
     /// The most entries kept from any one organisation; more are refused.
     pub max_entries_per_org: u64,
+    /// Budgets for strangers, the disk ceiling and the record of refused entries.
+    pub budgets: Budgets,
 }
 
 impl Default for Config {
@@ -133,6 +139,7 @@ impl Default for Config {
             cache_capacity: 64 * 1024 * 1024,
             lock_wait: Duration::from_secs(5),
             max_entries_per_org: 1_000_000,
+            budgets: Budgets::default(),
         }
     }
 }
@@ -213,6 +220,10 @@ pub struct Store {
     retracted: Mutex<HashSet<(EntryId, MemberId)>>,
     /// This node's policy on organisations, and per-organisation counts for the quota.
     policy: Mutex<policy::PolicyState>,
+    /// The disk as last looked at, for the ceiling.
+    disk: Mutex<budgets::DiskState>,
+    /// Refused entries in the record (tombstones), once counted.
+    refused: std::sync::atomic::AtomicU64,
     /// (org, member) → last valid seq, for every revocation held. Loaded at open.
     revocations: Mutex<HashMap<(OrgId, MemberId), u64>>,
     /// Every organisation's key log held, replayed. Loaded at open.

@@ -52,7 +52,7 @@ impl Store {
         db.open_tree(META_TREE)?.insert(FORMAT_KEY, FORMAT)?;
         db.flush()?;
         let store = Self::from_db(path, db, frames, true)?;
-        store.load(config.max_entries_per_org)?;
+        store.load(&config)?;
         store.mark_open()?;
         Ok(store)
     }
@@ -109,7 +109,7 @@ impl Store {
                     meta.insert(FORMAT_KEY, FORMAT)?;
                     store.flush()?;
                 }
-                store.load(config.max_entries_per_org)?;
+                store.load(&config)?;
                 store.mark_open()?;
                 Ok(store)
             }
@@ -391,6 +391,8 @@ impl Store {
             writes: std::sync::atomic::AtomicU64::new(0),
             retracted: Mutex::new(HashSet::new()),
             policy: Mutex::new(policy::PolicyState::default()),
+            disk: Mutex::new(crate::budgets::DiskState::default()),
+            refused: crate::budgets::refused_counter(),
             revocations: Mutex::new(HashMap::new()),
             key_logs: Mutex::new(crate::key_logs::KeyLogs::default()),
         };
@@ -399,14 +401,14 @@ impl Store {
 
     /// Reads what the store keeps in memory: retractions, revocations and the policy. After
     /// any repair and migration, as it reads entries.
-    fn load(&self, max_entries_per_org: u64) -> Result<(), Error> {
+    fn load(&self, config: &Config) -> Result<(), Error> {
         let holds_fork_proofs = self.entries.scan_prefix([layout::FORK]).next().is_some();
         self.may_hold_fork_proofs
             .store(holds_fork_proofs, std::sync::atomic::Ordering::SeqCst);
         self.load_retractions()?;
         self.load_revocations()?;
         self.load_key_logs()?;
-        self.load_policy(max_entries_per_org)
+        self.load_policy(config.max_entries_per_org, config.budgets)
     }
 
     pub fn path(&self) -> &Path {

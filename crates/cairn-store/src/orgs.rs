@@ -25,6 +25,8 @@ pub(crate) struct OrgIndex {
 #[derive(Debug, Clone)]
 pub(crate) struct OrgStats {
     pub count: u64,
+    /// The bytes of their frames as stored.
+    pub bytes: u64,
     /// The newest entry by (created, id).
     pub newest: (u64, EntryId),
     /// The organisation name the newest entry gives, and its [`name_key`].
@@ -36,6 +38,7 @@ impl OrgStats {
     fn new(count: u64, newest: (u64, EntryId)) -> Self {
         Self {
             count,
+            bytes: 0,
             newest,
             name: String::new(),
             name_key: String::new(),
@@ -46,17 +49,20 @@ impl OrgStats {
 impl OrgIndex {
     /// Counts one entry at `position`; `name` is the organisation name it gives, which
     /// becomes the organisation's current name if the entry is its newest.
-    fn count(&mut self, org: OrgId, position: (u64, EntryId), name: &str) {
+    fn count(&mut self, org: OrgId, position: (u64, EntryId), name: &str, bytes: u64) {
         let renamed = match self.stats.get_mut(&org) {
             Some(stats) => {
                 stats.count += 1;
+                stats.bytes += bytes;
                 let newer = position > stats.newest;
                 stats.newest = stats.newest.max(position);
                 // Most entries repeat their organisation's name: no key to work out.
                 newer && stats.name != name
             }
             None => {
-                self.stats.insert(org, OrgStats::new(1, position));
+                let mut stats = OrgStats::new(1, position);
+                stats.bytes = bytes;
+                self.stats.insert(org, stats);
                 true
             }
         };
@@ -82,7 +88,7 @@ impl OrgIndex {
 
     /// Takes one entry off; `false` if it was the organisation's newest, so the index must
     /// be built again to know the next newest.
-    fn uncount(&mut self, org: &OrgId, position: (u64, EntryId)) -> bool {
+    fn uncount(&mut self, org: &OrgId, position: (u64, EntryId), bytes: u64) -> bool {
         match self.stats.get_mut(org) {
             Some(stats) if stats.newest == position => false,
             Some(stats) if stats.count <= 1 => {
@@ -91,6 +97,7 @@ impl OrgIndex {
             }
             Some(stats) => {
                 stats.count -= 1;
+                stats.bytes = stats.bytes.saturating_sub(bytes);
                 true
             }
             None => true,
@@ -117,6 +124,10 @@ impl OrgIndex {
         self.stats.get(org)
     }
 
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&OrgId, &OrgStats)> {
+        self.stats.iter()
+    }
+
     /// Organisations whose current name has this key.
     fn named(&self, key: &str) -> &[OrgId] {
         self.by_name.get(key).map_or(&[], Vec::as_slice)
@@ -140,6 +151,7 @@ impl Store {
                     .entry(record.value.org)
                     .or_insert_with(|| OrgStats::new(0, position));
                 stats.count += 1;
+                stats.bytes += u64::from(record.frame.len);
                 stats.newest = stats.newest.max(position);
             }
             let mut index = OrgIndex::default();
@@ -180,15 +192,24 @@ impl Store {
         Ok(answer)
     }
 
-    /// Counts a stored entry in its organisation's stats.
-    pub(crate) fn count_org_entry(&self, entry: &Entry) {
-        if let Some(orgs) = &mut lock(&self.policy).orgs {
-            let claims = entry.credential().claims();
-            orgs.count(
-                claims.org,
-                (entry.header().created.0, entry.id()),
-                &claims.org_name,
-            );
+    /// Counts a stored entry of `bytes` in its organisation's stats.
+    pub(crate) fn count_org_entry(&self, entry: &Entry, bytes: u64) {
+        let mut state = lock(&self.policy);
+        let state = &mut *state;
+        let Some(orgs) = &mut state.orgs else {
+            return;
+        };
+        let claims = entry.credential().claims();
+        orgs.count(
+            claims.org,
+            (entry.header().created.0, entry.id()),
+            &claims.org_name,
+            bytes,
+        );
+        if state.budget.is_stranger(&state.policy, &claims.org)
+            && let Some(all) = &mut state.budget.strangers_bytes
+        {
+            *all += bytes;
         }
     }
 
@@ -197,11 +218,14 @@ impl Store {
         let mut state = lock(&self.policy);
         let org = entry.credential().claims().org;
         let position = (entry.header().created.0, entry.id());
+        let bytes = entry.encode().len() as u64;
         if let Some(orgs) = &mut state.orgs
-            && !orgs.uncount(&org, position)
+            && !orgs.uncount(&org, position, bytes)
         {
             state.orgs = None;
         }
+        // Worked out again when next needed.
+        state.budget.strangers_bytes = None;
     }
 
     /// Up to `limit` organisations with entries here, each with its newest entry: the ones

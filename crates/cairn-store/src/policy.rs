@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use cairn_core::display::name_key;
 use cairn_core::{Entry, EntryId, OrgId};
 
+use crate::budgets::{BudgetState, Budgets, stranger_refusal};
 use crate::orgs::OrgIndex;
 use crate::{Error, SpaceItems, Store, layout, lock};
 
@@ -45,6 +46,8 @@ pub(crate) struct PolicyState {
     pub orgs: Option<OrgIndex>,
     /// `name_key` of each petname → the organisation it was given to.
     pub petname_keys: HashMap<String, OrgId>,
+    /// The budgets for strangers and what they need beside the policy.
+    pub budget: BudgetState,
 }
 
 impl PolicyState {
@@ -76,7 +79,11 @@ fn org_of(key: &[u8]) -> Option<OrgId> {
 }
 
 impl Store {
-    pub(crate) fn load_policy(&self, max_entries_per_org: u64) -> Result<(), Error> {
+    pub(crate) fn load_policy(
+        &self,
+        max_entries_per_org: u64,
+        budgets: Budgets,
+    ) -> Result<(), Error> {
         let mut policy = Policy {
             follow_only: self.entries.get(MODE)?.is_some_and(|mode| *mode == [1]),
             max_entries_per_org,
@@ -111,6 +118,8 @@ impl Store {
             .map(|(org, petname)| (name_key(petname), *org))
             .collect();
         state.policy = policy;
+        state.budget.budgets = budgets;
+        state.budget.strangers_bytes = None;
         Ok(())
     }
 
@@ -118,35 +127,55 @@ impl Store {
         lock(&self.policy).policy.clone()
     }
 
-    /// Why an entry from `org` is refused by this node's policy, if it is.
-    pub(crate) fn refusal(&self, org: &OrgId) -> Result<Option<cairn_core::Error>, Error> {
+    /// Why an entry of `frame_len` bytes from `org` is refused by this node's policy or
+    /// budgets, if it is, and whether to remember the refusal (a tombstone, so sync does not
+    /// fetch the entry again): not while the disk is full, which passes.
+    pub(crate) fn refusal(
+        &self,
+        org: &OrgId,
+        frame_len: u64,
+    ) -> Result<Option<(cairn_core::Error, bool)>, Error> {
+        let own = lock(&self.policy).budget.own == Some(*org);
+        if !own && let Err(reason) = self.disk_refusal() {
+            return Ok(Some((cairn_core::Error::NoRoom(reason), false)));
+        }
         let mut state = lock(&self.policy);
         if let Some(blocked) = state.policy.blocked.get(org) {
-            return Ok(Some(cairn_core::Error::Blocked {
+            let refusal = cairn_core::Error::Blocked {
                 org: *org,
                 reason: blocked.reason.clone(),
-            }));
+            };
+            return Ok(Some((refusal, true)));
         }
         if state.policy.follow_only && !state.policy.followed.contains(org) {
-            return Ok(Some(cairn_core::Error::NotFollowed(*org)));
+            return Ok(Some((cairn_core::Error::NotFollowed(*org), true)));
         }
         let max = state.policy.max_entries_per_org;
-        let count = self
-            .org_index(&mut state.orgs)?
-            .get(org)
-            .map_or(0, |stats| stats.count);
-        if count >= max {
-            return Ok(Some(cairn_core::Error::OverQuota { org: *org, max }));
-        }
-        Ok(None)
+        let mut orgs = state.orgs.take();
+        let index = match self.org_index(&mut orgs) {
+            Ok(index) => index,
+            Err(err) => {
+                state.orgs = orgs;
+                return Err(err);
+            }
+        };
+        let count = index.get(org).map_or(0, |stats| stats.count);
+        let refusal = if count >= max {
+            Some(cairn_core::Error::OverQuota { org: *org, max })
+        } else {
+            stranger_refusal(&mut state, index, org, frame_len)
+        };
+        state.orgs = orgs;
+        Ok(refusal.map(|refusal| (refusal, true)))
     }
 
     /// Notes that an entry was refused, so sync does not fetch it again.
     pub(crate) fn tombstone(&self, entry: &Entry) -> Result<(), Error> {
         let header = entry.header();
         let org = entry.credential().claims().org;
+        let mut added = 0;
         for space in &header.spaces {
-            self.entries.insert(
+            let previous = self.entries.insert(
                 layout::index_key(
                     layout::TOMBSTONE,
                     space.as_str().as_bytes(),
@@ -156,8 +185,9 @@ impl Store {
                 ),
                 org.as_bytes().as_slice(),
             )?;
+            added += u64::from(previous.is_none());
         }
-        Ok(())
+        self.count_refused(added)
     }
 
     /// Blocks an organisation: removes every entry of theirs held here and refuses their
@@ -196,9 +226,12 @@ impl Store {
             self.remove_entries(&entries)?;
         }
         self.remove_forks(|other| other.credential().claims().org == *org)?;
-        if let Some(orgs) = &mut lock(&self.policy).orgs {
+        let mut state = lock(&self.policy);
+        if let Some(orgs) = &mut state.orgs {
             orgs.remove(org);
         }
+        state.budget.strangers_bytes = None;
+        drop(state);
         heads.clear();
         drop(heads);
         self.flush()?;
@@ -227,6 +260,7 @@ impl Store {
         self.entries
             .insert(policy_key(FOLLOWED, org), petname.as_bytes())?;
         state.policy.followed.insert(*org);
+        state.budget.strangers_bytes = None;
         state.set_petname(*org, petname);
         drop(state);
         self.clear_tombstones(org)?;
@@ -239,6 +273,7 @@ impl Store {
         self.entries.remove(policy_key(FOLLOWED, org))?;
         let mut state = lock(&self.policy);
         state.policy.followed.remove(org);
+        state.budget.strangers_bytes = None;
         state.set_petname(*org, String::new());
         drop(state);
         self.flush()?;
@@ -264,6 +299,8 @@ impl Store {
                     self.entries.remove(key)?;
                 }
             }
+            self.refused
+                .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
             self.forget_all_space_items();
         }
         self.flush()?;
@@ -277,6 +314,8 @@ impl Store {
                 self.entries.remove(key)?;
             }
         }
+        self.refused
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
         self.forget_all_space_items();
         Ok(())
     }

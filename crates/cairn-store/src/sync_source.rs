@@ -9,6 +9,8 @@ use crate::{Error, Page, SpaceItems, Store, layout, lock};
 
 /// Authors whose newest entry's key and credential [`Store::warm`] hands the verifier.
 const WARM_AUTHORS: usize = 10_000;
+/// Spaces whose item lists are kept in memory at once (a node joins a handful).
+const MAX_CACHED_SPACES: usize = 64;
 
 impl Store {
     /// Drops every cached item list.
@@ -51,10 +53,16 @@ impl Store {
         }
         let items = Arc::new(items);
         let mut cache = lock(&self.space_items);
-        if self.writes.load(std::sync::atomic::Ordering::SeqCst) == writes_before {
-            // Bounded: a node joins a handful of spaces; start over if that ever changes.
-            if cache.len() >= 64 {
-                cache.clear();
+        // An empty listing is cheap to make again, and is what a peer asking for made-up
+        // space names gets: not cached, so such asking cannot push real spaces out.
+        if !items.is_empty()
+            && self.writes.load(std::sync::atomic::Ordering::SeqCst) == writes_before
+        {
+            // Bounded: one space makes room for another, not the whole cache.
+            if cache.len() >= MAX_CACHED_SPACES
+                && let Some(evicted) = cache.keys().next().cloned()
+            {
+                cache.remove(&evicted);
             }
             cache.insert(space.to_string(), items.clone());
         }

@@ -311,8 +311,10 @@ impl Store {
             return Err(cairn_core::Error::BodyMissing.into());
         }
         let org = entry.credential().claims().org;
-        if let Some(refusal) = self.refusal(&org)? {
-            self.tombstone(entry)?;
+        if let Some((refusal, remember)) = self.refusal(&org, frame.len() as u64)? {
+            if remember {
+                self.tombstone(entry)?;
+            }
             return Err(refusal.into());
         }
         if let Some(last_valid_seq) = self.revoked_after(&org, &author)?
@@ -520,7 +522,7 @@ impl Store {
             layout::record_value(entry, pointer),
         )?;
         self.forget_space_items(&header.spaces);
-        self.count_org_entry(entry);
+        self.count_org_entry(entry, frame.len() as u64);
         Ok(Inserted {
             id,
             outcome: if retracted {

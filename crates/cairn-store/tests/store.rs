@@ -206,7 +206,7 @@ fn an_entry_that_contradicts_the_held_chain_is_refused() {
 
 #[test]
 fn a_whole_chain_in_one_batch_is_checked_against_itself() {
-    let (_dir, store) = new_store();
+    let (_dir, store) = unlimited_store();
     let chain = Author::ana().chain(300, EPOCH, 1_000).expect("chain");
     let frames: Vec<_> = chain.iter().rev().map(|entry| entry.encode()).collect();
     let results = store.insert_batch(&frames, NOW).expect("batch");
@@ -221,7 +221,7 @@ fn a_whole_chain_in_one_batch_is_checked_against_itself() {
 
 #[test]
 fn forged_signatures_in_a_large_batch_are_found_and_only_they_are_refused() {
-    let (_dir, store) = new_store();
+    let (_dir, store) = unlimited_store();
     // Several authors interleaved, as in a sync batch, so the signature batches mix keys.
     let chains: Vec<Vec<Vec<u8>>> = (0..4u8)
         .map(|i| {

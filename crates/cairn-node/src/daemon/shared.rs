@@ -84,6 +84,14 @@ impl Shared {
         match (&heard.org, &heard.anonymous_because) {
             (Some((org, name)), _) => {
                 tracing::info!(%peer, %org, name = %printable(name, Lines::One), "peer bound to its organisation");
+                // A node of this organisation or one it follows is let past the limits on
+                // strangers' connections, so it gets in even while strangers crowd the node.
+                if *org == self.service.own_org() || self.store().policy().followed.contains(org) {
+                    let client = self.client.clone();
+                    self.tasks().spawn(async move {
+                        let _ = client.keep(peer).await;
+                    });
+                }
             }
             (None, Some(why)) => tracing::info!(%peer, "peer is anonymous: {why}"),
             (None, None) => {}

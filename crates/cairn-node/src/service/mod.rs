@@ -180,6 +180,7 @@ impl Service {
             publish_lock: Mutex::new(()),
             policy_lock: Mutex::new(()),
         };
+        service.store.set_own_org(service.own_org());
         service.import_key_log()?;
         Ok(service)
     }

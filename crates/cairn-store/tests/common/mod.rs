@@ -10,9 +10,22 @@ use cairn_store::{Config, Error, Filter, Store};
 pub const NOW: Timestamp = Timestamp(EPOCH.0 + 86_400_000);
 
 pub fn new_store() -> (tempfile::TempDir, Store) {
+    new_store_with(Config::default())
+}
+
+pub fn new_store_with(config: Config) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::create(&dir.path().join("store"), Config::default()).expect("create");
+    let store = Store::create(&dir.path().join("store"), config).expect("create");
     (dir, store)
+}
+
+/// A store with no budget for strangers, for tests of what one organisation's many entries
+/// do (the budgets have their own tests).
+pub fn unlimited_store() -> (tempfile::TempDir, Store) {
+    new_store_with(Config {
+        budgets: cairn_store::Budgets::unlimited(),
+        ..Config::default()
+    })
 }
 
 /// The store's sled database itself, for tests that write what only a crash or an older
