@@ -73,24 +73,24 @@ pub fn key_event_count(home: &Path) -> u64 {
         .len() as u64
 }
 
+/// Sets `key = value` in the home's config file, where the key is already written.
+pub fn set_config(home: &Path, key: &str, value: &str) {
+    let path = home.join("config.toml");
+    let mut config = std::fs::read_to_string(&path).expect("config");
+    let line = format!("\n{key} = ");
+    let start = config.find(&line).expect("the key in the config") + 1;
+    let end = start + config[start..].find('\n').expect("line end");
+    config.replace_range(start..end, &format!("{key} = {value}"));
+    std::fs::write(&path, config).expect("config written");
+}
+
 /// Lifts the home's budgets for strangers (organisations it does not follow), for tests
 /// that sync many entries from organisations nobody follows; `tests/abuse.rs` tests the
 /// budgets themselves.
 pub fn lift_stranger_budgets(home: &Path) {
-    let path = home.join("config.toml");
-    let config = std::fs::read_to_string(&path).expect("config");
-    let mut lifted = config.clone();
-    for (line, unlimited) in [
-        ("stranger_entries = ", "stranger_entries = 1000000000"),
-        ("stranger_kb = ", "stranger_kb = 1000000000"),
-        ("strangers_mb = ", "strangers_mb = 1000000000"),
-    ] {
-        let start = lifted.find(line).expect("budget in the config");
-        let end = start + lifted[start..].find('\n').expect("line end");
-        lifted.replace_range(start..end, unlimited);
+    for key in ["stranger_entries", "stranger_kb", "strangers_mb"] {
+        set_config(home, key, "1000000000");
     }
-    assert_ne!(config, lifted);
-    std::fs::write(&path, lifted).expect("config written");
 }
 
 /// A `cairn node` process in its own home; stopped with SIGTERM when dropped.
