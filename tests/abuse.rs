@@ -165,10 +165,13 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
             kept.1 += entry.encode().len() as u64;
         }
     }
-    assert!(store.resolve(&followed).is_ok(), "the followed entry is kept");
-    let (entries, bytes) = held
-        .values()
-        .fold((0, 0), |(entries, bytes), kept| (entries + kept.0, bytes + kept.1));
+    assert!(
+        store.resolve(&followed).is_ok(),
+        "the followed entry is kept"
+    );
+    let (entries, bytes) = held.values().fold((0, 0), |(entries, bytes), kept| {
+        (entries + kept.0, bytes + kept.1)
+    });
     for (org, (entries, bytes)) in &held {
         assert!(
             *entries <= STRANGER_ENTRIES && *bytes <= STRANGER_KB * 1_000,
@@ -196,9 +199,69 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
     assert!(peak < 400, "peak memory {peak} MiB");
 }
 
+/// A dial-only TCP transport whose connections leave from a chosen loopback address
+/// (libp2p's own TCP transport leaves the source address to the system).
+struct FromAddress(std::net::IpAddr);
+
+impl libp2p::core::Transport for FromAddress {
+    type Output = libp2p::tcp::tokio::TcpStream;
+    type Error = std::io::Error;
+    type ListenerUpgrade = std::future::Pending<Result<Self::Output, Self::Error>>;
+    type Dial = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Output, Self::Error>> + Send>,
+    >;
+
+    fn listen_on(
+        &mut self,
+        _: libp2p::core::transport::ListenerId,
+        address: Multiaddr,
+    ) -> Result<(), libp2p::TransportError<Self::Error>> {
+        Err(libp2p::TransportError::MultiaddrNotSupported(address))
+    }
+
+    fn remove_listener(&mut self, _: libp2p::core::transport::ListenerId) -> bool {
+        false
+    }
+
+    fn dial(
+        &mut self,
+        address: Multiaddr,
+        _: libp2p::core::transport::DialOpts,
+    ) -> Result<Self::Dial, libp2p::TransportError<Self::Error>> {
+        let Some(target) = socket_of(&address) else {
+            return Err(libp2p::TransportError::MultiaddrNotSupported(address));
+        };
+        let from = self.0;
+        Ok(Box::pin(async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((from, 0).into())?;
+            Ok(libp2p::tcp::tokio::TcpStream(socket.connect(target).await?))
+        }))
+    }
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<libp2p::core::transport::TransportEvent<Self::ListenerUpgrade, Self::Error>>
+    {
+        std::task::Poll::Pending
+    }
+}
+
+/// The IPv4 socket address at the start of a multiaddr.
+fn socket_of(address: &Multiaddr) -> Option<std::net::SocketAddr> {
+    use libp2p::multiaddr::Protocol;
+    let mut parts = address.iter();
+    match (parts.next(), parts.next()) {
+        (Some(Protocol::Ip4(ip)), Some(Protocol::Tcp(port))) => Some((ip, port).into()),
+        _ => None,
+    }
+}
+
 /// A bare gossipsub client with a fresh identity, subscribed to the commons, dialling from
 /// `from` (an address on loopback).
 fn gossip_client(from: &str) -> Swarm<gossipsub::Behaviour> {
+    use libp2p::core::Transport;
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(|message| {
@@ -209,14 +272,18 @@ fn gossip_client(from: &str) -> Swarm<gossipsub::Behaviour> {
         })
         .build()
         .expect("gossipsub config");
+    let from: std::net::IpAddr = from.parse().expect("IP address");
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
-        .with_tcp(
-            libp2p::tcp::Config::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .expect("tcp")
+        .with_other_transport(|key| {
+            let noise = libp2p::noise::Config::new(key)
+                .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(FromAddress(from)
+                .upgrade(libp2p::core::upgrade::Version::V1)
+                .authenticate(noise)
+                .multiplex(libp2p::yamux::Config::default()))
+        })
+        .expect("transport")
         .with_behaviour(|_| {
             gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config).expect("gossipsub")
         })
@@ -227,10 +294,6 @@ fn gossip_client(from: &str) -> Swarm<gossipsub::Behaviour> {
         .behaviour_mut()
         .subscribe(&IdentTopic::new("cairn/space/commons/1"))
         .expect("subscribe");
-    // Dials leave from the listening address (the port is reused), so from `from`.
-    swarm
-        .listen_on(format!("/ip4/{from}/tcp/0").parse().expect("address"))
-        .expect("listen");
     swarm
 }
 
@@ -302,4 +365,196 @@ fn a_tampered_copy_sent_first_does_not_shadow_the_real_entry() {
     wait_for("the real entry, sent after the tampered copy", || {
         node.has(&id)
     });
+}
+
+/// Connections the attackers hold open at the node, now and at most.
+#[derive(Debug, Default)]
+struct Held {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl Held {
+    fn opened(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+    }
+
+    fn closed(&self) {
+        self.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An attacker's pause before trying again once the node has turned it away.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A socket from `from` that connects, says nothing, and connects again once closed.
+async fn idle_socket(
+    from: std::net::IpAddr,
+    node: std::net::SocketAddr,
+    held: std::sync::Arc<Held>,
+) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind((from, 0).into()).expect("bind");
+        if let Ok(mut stream) = socket.connect(node).await {
+            held.opened();
+            let mut buffer = [0u8; 1024];
+            while matches!(stream.read(&mut buffer).await, Ok(read) if read > 0) {}
+            held.closed();
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// A throwaway identity from `from` that connects to the node, subscribes to the commons
+/// and holds on; turned away, it comes back with a fresh identity.
+async fn throwaway_identity(from: &'static str, node: Multiaddr, held: std::sync::Arc<Held>) {
+    loop {
+        let mut swarm = gossip_client(from);
+        if swarm.dial(node.clone()).is_ok() {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished { .. } => held.opened(),
+                    SwarmEvent::ConnectionClosed { .. } => {
+                        held.closed();
+                        break;
+                    }
+                    SwarmEvent::OutgoingConnectionError { .. } => break,
+                    _ => {}
+                }
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+#[test]
+fn idle_sockets_and_throwaway_identities_keep_out_neither_a_newcomer_nor_a_known_peer() {
+    const SOCKETS: usize = 200;
+    const IDENTITIES: usize = 200;
+    /// What the issue asks of an honest newcomer: connected and synced within this.
+    const NEWCOMER_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+    let root = tempfile::tempdir().expect("temp dir");
+    let node_home = Node::init(root.path(), "Honest");
+    let known_home = Node::init(root.path(), "Known");
+    ok(&node_home, &["follow", &org_of(&known_home)]);
+    let node = Node::start(&node_home, &[]);
+    let news = node.publish("News for whoever gets in");
+    let address = node.address();
+    let mut known = Node::start(&known_home, &["--peer", &address]);
+    let node_peer = node.peer_id();
+    wait_for("the known peer connected", || {
+        known.connected_to(&node_peer)
+    });
+    wait_for(
+        "the known peer kept (bound to a followed organisation)",
+        || {
+            node.status()["connected_peers"]
+                .as_array()
+                .expect("peers")
+                .iter()
+                .any(|peer| peer["provenance"]["standing"] == "followed")
+        },
+    );
+    assert!(known.stop().success());
+
+    let node_multiaddr: Multiaddr = address.parse().expect("address");
+    let node_socket = socket_of(&node_multiaddr).expect("a TCP address");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sockets = std::sync::Arc::new(Held::default());
+    let one_address = std::sync::Arc::new(Held::default());
+    let ten_addresses = std::sync::Arc::new(Held::default());
+    for _ in 0..SOCKETS {
+        runtime.spawn(idle_socket(
+            [127, 0, 0, 2].into(),
+            node_socket,
+            sockets.clone(),
+        ));
+    }
+    const TEN: [&str; 10] = [
+        "127.0.0.4",
+        "127.0.0.5",
+        "127.0.0.6",
+        "127.0.0.7",
+        "127.0.0.8",
+        "127.0.0.9",
+        "127.0.0.10",
+        "127.0.0.11",
+        "127.0.0.12",
+        "127.0.0.13",
+    ];
+    for index in 0..IDENTITIES {
+        runtime.spawn(throwaway_identity(
+            "127.0.0.3",
+            node_multiaddr.clone(),
+            one_address.clone(),
+        ));
+        runtime.spawn(throwaway_identity(
+            TEN[index % TEN.len()],
+            node_multiaddr.clone(),
+            ten_addresses.clone(),
+        ));
+    }
+    wait_for("the attack to take what the node lets it", || {
+        sockets.most() >= 8 && one_address.most() >= 8 && ten_addresses.most() >= 80
+    });
+
+    // A newcomer from another address gets in and syncs while the attack goes on.
+    let newcomer_home = Node::init(root.path(), "Newcomer");
+    let started = Instant::now();
+    let newcomer = Node::start(&newcomer_home, &["--peer", &address]);
+    wait_for("the newcomer to hold the node's entry", || {
+        newcomer.has(&news)
+    });
+    let newcomer_took = started.elapsed();
+
+    // The known peer comes back and is let in at once.
+    let started = Instant::now();
+    let known = Node::start(&known_home, &["--peer", &address]);
+    wait_for("the known peer to reconnect", || {
+        known.connected_to(&node_peer)
+    });
+    let known_took = started.elapsed();
+
+    // Refusals are counted once a second.
+    wait_for("the node to count the connections it turned away", || {
+        node.status()["refused_connections"].as_u64().unwrap_or(0) > 0
+    });
+    let status = node.status();
+    println!(
+        "held at most: {} idle sockets, {} identities from one address, {} from ten; \
+         refused connections {}; the newcomer got in and synced in {newcomer_took:?} (limit \
+         {NEWCOMER_WITHIN:?}), the known peer reconnected in {known_took:?}",
+        sockets.most(),
+        one_address.most(),
+        ten_addresses.most(),
+        status["refused_connections"],
+    );
+    assert!(
+        one_address.most() <= 8,
+        "{} identities from one address held connections",
+        one_address.most()
+    );
+    assert!(
+        ten_addresses.most() <= 80,
+        "{} identities from ten addresses held connections",
+        ten_addresses.most()
+    );
+    assert!(
+        newcomer_took <= NEWCOMER_WITHIN,
+        "the newcomer took {newcomer_took:?}"
+    );
+    assert!(
+        known_took <= NEWCOMER_WITHIN,
+        "the known peer took {known_took:?}"
+    );
+    drop(runtime);
 }

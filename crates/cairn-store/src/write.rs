@@ -207,6 +207,7 @@ impl Store {
     ) -> Result<(), Error> {
         batch.turn.wait();
         let mut heads = lock(&self.write_lock);
+        let mut refused = Vec::new();
         self.announce(
             run.iter()
                 .filter_map(|(_, prepared)| prepared.as_ref().ok()),
@@ -230,10 +231,34 @@ impl Store {
             let result = self.write(&entry, frames[slot].as_ref(), &mut heads);
             if waits_for_key_log(&result) {
                 batch.awaiting_key_log.push((slot, entry));
+            } else if matches!(result, Err(Error::Rejected(_))) {
+                // Refused before anything of it was written.
+                refused.push(entry.id());
             }
             batch.results[slot] = Some(result);
         }
+        // Otherwise the next start would take the refused (under a budget, many) for writes
+        // a crash cut short, and scan the indexes for their keys.
+        if !refused.is_empty() {
+            self.drop_from_intent(&refused)?;
+        }
         self.frames.write_out()
+    }
+
+    /// Takes ids out of those the intent key names.
+    fn drop_from_intent(&self, ids: &[EntryId]) -> Result<(), Error> {
+        let Some(intent) = self.entries.get([layout::INTENT])? else {
+            return Ok(());
+        };
+        let dropped: HashSet<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+        let kept: Vec<u8> = intent
+            .chunks_exact(32)
+            .filter(|id| !dropped.contains(id))
+            .flatten()
+            .copied()
+            .collect();
+        self.entries.insert([layout::INTENT], kept)?;
+        Ok(())
     }
 
     /// Adds ids to those the intent key already names.
@@ -289,13 +314,22 @@ impl Store {
         }
         batch.turn.wait();
         let mut heads = lock(&self.write_lock);
+        let mut refused = Vec::new();
         self.announce(batch.deferred.iter().map(|(_, entry)| entry))?;
         for (slot, entry) in std::mem::take(&mut batch.deferred) {
             let result = self.write(&entry, frames[slot].as_ref(), &mut heads);
             if waits_for_key_log(&result) {
                 batch.awaiting_key_log.push((slot, entry));
+            } else if matches!(result, Err(Error::Rejected(_))) {
+                // Refused before anything of it was written.
+                refused.push(entry.id());
             }
             batch.results[slot] = Some(result);
+        }
+        // Otherwise the next start would take the refused (under a budget, many) for writes
+        // a crash cut short, and scan the indexes for their keys.
+        if !refused.is_empty() {
+            self.drop_from_intent(&refused)?;
         }
         self.frames.write_out()
     }
