@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod gossip;
+
 /// How long any condition may take on a busy two-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 

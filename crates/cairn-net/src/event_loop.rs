@@ -56,6 +56,14 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     /// Bounded: when the owner falls behind, gossip messages are ignored instead of queued.
     events: mpsc::Sender<Event>,
+    /// Strangers' gossip messages, on a lane of their own (see [`crate::Events`]), within a
+    /// rate for all strangers together; those over it in the current tick, for the log.
+    stranger_messages: mpsc::Sender<Event>,
+    stranger_rate: TokenBucket,
+    strangers_over_rate: u64,
+    /// Gossip messages from each stranger in the current tick: one that alone sends several
+    /// times what all strangers may is flooding, and is banned.
+    stranger_counts: HashMap<PeerId, u32>,
     /// Dials started by `Client::dial`, answered when the connection is up or has failed.
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, Error>>)>,
     /// Our sync requests awaiting answers.
@@ -109,6 +117,7 @@ impl EventLoop {
         config: Config,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<Event>,
+        stranger_messages: mpsc::Sender<Event>,
     ) -> Result<Self, Error> {
         let mut metrics = Registry::default();
         let handshake_timeout = config.handshake_timeout;
@@ -166,6 +175,10 @@ impl EventLoop {
             swarm,
             commands,
             events,
+            stranger_messages,
+            stranger_rate: TokenBucket::new(config.stranger_messages_per_second),
+            strangers_over_rate: 0,
+            stranger_counts: HashMap::new(),
             pending_dials: HashMap::new(),
             pending_sync: HashMap::new(),
             serving: HashMap::new(),
@@ -265,7 +278,7 @@ impl EventLoop {
                 };
                 self.judge(&MessageId::new(&message_id), &source, acceptance);
                 if verdict == Verdict::Reject {
-                    self.ban(source);
+                    self.ban(source, "sent invalid entries");
                 }
             }
             Command::Subscribe { space, reply } => {
@@ -338,7 +351,7 @@ impl EventLoop {
                     tracing::debug!("a peer went away before its invitation was answered");
                 }
             }
-            Command::Block { peer } => self.ban(peer),
+            Command::Block { peer } => self.ban(peer, "sent invalid entries"),
             Command::Keep { peer } => self.keep(peer),
             Command::Metrics { reply } => {
                 let mut text = String::new();
@@ -354,10 +367,10 @@ impl EventLoop {
 
     /// Blocks a peer that sent invalid entries, for the ban duration; this also closes its
     /// connections.
-    fn ban(&mut self, peer: PeerId) {
+    fn ban(&mut self, peer: PeerId, why: &str) {
         let now = Instant::now();
         if self.log_lines < REFUSAL_LINES_PER_TICK {
-            tracing::warn!(%peer, "peer sent invalid entries; blocking it for {:?}", self.ban_duration);
+            tracing::warn!(%peer, "peer {why}; blocking it for {:?}", self.ban_duration);
         }
         self.log_lines += 1;
         if let Some(lifted) = self.bans.insert(peer, now + self.ban_duration) {
@@ -373,7 +386,7 @@ impl EventLoop {
         {
             tracing::warn!(
                 %address,
-                "peer after peer from one address sent invalid entries; refusing connections from it for {:?}",
+                "peer after peer from one address was blocked; refusing connections from it for {:?}",
                 self.ban_duration
             );
         }
@@ -650,6 +663,15 @@ impl EventLoop {
             );
         }
         self.log_lines = 0;
+        self.stranger_counts.clear();
+        if self.strangers_over_rate > 0 {
+            tracing::info!(
+                "{} gossip messages from strangers ignored in the last second: over the limit of {} a second for all strangers (catch-up sync brings what was missed)",
+                self.strangers_over_rate,
+                self.stranger_rate.per_second
+            );
+            self.strangers_over_rate = 0;
+        }
         let gate = &mut self.swarm.behaviour_mut().gate;
         gate.expire(now);
         let (refused, last) = gate.take_refusals();
@@ -798,7 +820,27 @@ impl EventLoop {
                     space,
                     data: message.data,
                 };
-                if self.events.try_send(event).is_err() {
+                let kept = self.swarm.behaviour().gate.is_kept(&propagation_source);
+                if !kept {
+                    let count = self.stranger_counts.entry(propagation_source).or_insert(0);
+                    *count += 1;
+                    if *count == FLOODING_FACTOR * self.stranger_rate.per_second {
+                        self.ban(
+                            propagation_source,
+                            "sent gossip far faster than strangers may",
+                        );
+                    }
+                }
+                let lane = if kept {
+                    &self.events
+                } else if self.stranger_rate.take(Instant::now()) {
+                    &self.stranger_messages
+                } else {
+                    self.strangers_over_rate += 1;
+                    self.judge(&message_id, &propagation_source, MessageAcceptance::Ignore);
+                    return;
+                };
+                if lane.try_send(event).is_err() {
                     // The node is behind: drop without relaying. Catch-up sync fills the gap.
                     self.judge(&message_id, &propagation_source, MessageAcceptance::Ignore);
                 }
@@ -845,4 +887,39 @@ fn without_peer(address: &Multiaddr) -> Multiaddr {
         .iter()
         .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
         .collect()
+}
+
+/// A stranger sending this many times the strangers' whole rate within a tick is banned.
+const FLOODING_FACTOR: u32 = 2;
+
+/// A rate with a burst of one second's worth.
+#[derive(Debug)]
+struct TokenBucket {
+    per_second: u32,
+    tokens: f64,
+    filled: Instant,
+}
+
+impl TokenBucket {
+    fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            tokens: f64::from(per_second),
+            filled: Instant::now(),
+        }
+    }
+
+    /// Takes one token if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        let rate = f64::from(self.per_second);
+        let elapsed = now.saturating_duration_since(self.filled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(rate);
+        self.filled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }

@@ -30,6 +30,8 @@ const COMMAND_QUEUE: usize = 256;
 /// Capacity of the event channel from the event loop to the owner. Gossip messages beyond it
 /// are ignored (not relayed) rather than queued without bound.
 const EVENT_QUEUE: usize = 1_024;
+/// Capacity of the strangers' lane: gossip messages from peers this node does not keep.
+const STRANGER_QUEUE: usize = 256;
 
 /// What can go wrong in the network layer.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,10 @@ pub struct Config {
     /// from one machine share one budget. Peers through a relay count by peer id alone.
     pub sync_requests_per_address: u32,
     pub sync_bytes_per_address: u64,
+    /// Gossip messages from strangers (peers this node does not keep) taken in per second,
+    /// all of them together; more are ignored (not relayed), and catch-up sync, under its own
+    /// limits, brings what was missed. Bounds the work strangers can make this node do.
+    pub stranger_messages_per_second: u32,
     /// The request-response protocol in which a node presents an invitation to the node that
     /// issued it.
     pub invite_protocol: &'static str,
@@ -161,6 +167,7 @@ impl Config {
             sync_requests_per_second: 50,
             sync_requests_per_address: 100,
             sync_bytes_per_address: 32 << 20,
+            stranger_messages_per_second: 500,
             invite_protocol: "/cairn/invite/1",
             hello_protocol: "/cairn/hello/1",
             hello: HelloSource::new(Vec::new),
@@ -445,16 +452,31 @@ impl Client {
     }
 }
 
+/// What the network tells its owner, on two lanes: gossip messages from strangers (peers
+/// this node does not keep) come on their own, so that a flood of them neither delays nor
+/// crowds out the messages of kept peers and the other events.
+#[derive(Debug)]
+pub struct Events {
+    /// Every event, including kept peers' gossip messages.
+    pub main: mpsc::Receiver<Event>,
+    /// Strangers' gossip messages ([`Event::Message`] only).
+    pub strangers: mpsc::Receiver<Event>,
+}
+
 /// Builds the swarm and starts listening. Run the returned [`EventLoop`] on a task.
-pub fn new(config: Config) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), Error> {
+pub fn new(config: Config) -> Result<(Client, Events, EventLoop), Error> {
     let (command_sender, command_receiver) = mpsc::channel(COMMAND_QUEUE);
     let (event_sender, event_receiver) = mpsc::channel(EVENT_QUEUE);
-    let event_loop = EventLoop::new(config, command_receiver, event_sender)?;
+    let (stranger_sender, stranger_receiver) = mpsc::channel(STRANGER_QUEUE);
+    let event_loop = EventLoop::new(config, command_receiver, event_sender, stranger_sender)?;
     Ok((
         Client {
             commands: command_sender,
         },
-        event_receiver,
+        Events {
+            main: event_receiver,
+            strangers: stranger_receiver,
+        },
         event_loop,
     ))
 }

@@ -14,7 +14,7 @@ async fn start() -> (Client, mpsc::Receiver<Event>) {
     config.kademlia = false;
     let (client, events, event_loop) = cairn_net::new(config).expect("network starts");
     tokio::spawn(event_loop.run());
-    (client, events)
+    (client, events.main)
 }
 
 /// The next event that `pick` accepts, skipping the others.

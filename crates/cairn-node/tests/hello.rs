@@ -21,7 +21,8 @@ async fn peer(keypair: Keypair, hello: Vec<u8>) -> cairn_net::Client {
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")];
     config.kademlia = false;
     config.hello = HelloSource::new(move || hello.clone());
-    let (client, mut events, event_loop) = cairn_net::new(config).expect("network");
+    let (client, events, event_loop) = cairn_net::new(config).expect("network");
+    let mut events = events.main;
     tokio::spawn(event_loop.run());
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     client

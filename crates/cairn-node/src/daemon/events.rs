@@ -6,7 +6,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use cairn_net::{Event, Verdict};
-use tokio::sync::mpsc;
 
 use super::gossip::{GOSSIP_BATCH, validate_and_store};
 use super::shared::Shared;
@@ -14,15 +13,36 @@ use super::tasks::blocking;
 use super::{serve, sync};
 use crate::Error;
 
-/// Handles network events until shutdown.
+/// Strangers' gossip messages validated and stored at once: small, so that a batch of
+/// theirs in progress holds up a kept peer's message only briefly.
+const STRANGER_BATCH: usize = 32;
+
+/// Handles network events until shutdown. Strangers' gossip messages are handled on their
+/// own lane beside the rest, never before them: a flood from strangers takes at most its
+/// share of the node and never delays what kept peers send.
 pub(crate) async fn handle_network(
     shared: Arc<Shared>,
-    mut events: mpsc::Receiver<Event>,
+    events: cairn_net::Events,
     sync_interval: std::time::Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    let cairn_net::Events {
+        main: mut events,
+        strangers: mut stranger_messages,
+    } = events;
     tokio::pin!(shutdown);
     let mut batch = Vec::with_capacity(GOSSIP_BATCH);
+    let strangers = async {
+        let mut batch = Vec::with_capacity(STRANGER_BATCH);
+        while stranger_messages
+            .recv_many(&mut batch, STRANGER_BATCH)
+            .await
+            > 0
+        {
+            handle_events(&shared, std::mem::take(&mut batch)).await;
+        }
+    };
+    tokio::pin!(strangers);
     let mut sync_tick =
         tokio::time::interval(sync_interval.max(std::time::Duration::from_millis(100)));
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -46,6 +66,9 @@ pub(crate) async fn handle_network(
                     return Err(Error::Task("the network task stopped unexpectedly".into()));
                 }
                 handle_events(&shared, std::mem::take(&mut batch)).await;
+            }
+            () = &mut strangers => {
+                return Err(Error::Task("the network task stopped unexpectedly".into()));
             }
         }
     }
