@@ -63,7 +63,9 @@ pub(crate) enum Refusal {
     Strangers(u32),
 }
 
-/// Where an inbound connection comes from: an address, or a relay (limited by peer id).
+/// Where an inbound connection comes from: an address, or a relay (limited by peer id). An
+/// IPv6 address counts by its /64 prefix, which one home or server is commonly given whole:
+/// its 2^64 addresses are one sender.
 pub(crate) fn address_of(remote: &Multiaddr) -> Option<IpAddr> {
     if remote
         .iter()
@@ -73,7 +75,9 @@ pub(crate) fn address_of(remote: &Multiaddr) -> Option<IpAddr> {
     }
     remote.iter().find_map(|part| match part {
         Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(std::net::Ipv6Addr::from_bits(
+            ip.to_bits() & !u128::from(u64::MAX),
+        ))),
         _ => None,
     })
 }
@@ -328,6 +332,23 @@ mod tests {
 
     fn from(ip: &str) -> Multiaddr {
         format!("/ip4/{ip}/tcp/4001").parse().expect("address")
+    }
+
+    #[test]
+    fn an_ipv6_sender_counts_by_its_64_prefix_and_a_relayed_one_not_at_all() {
+        let one: Multiaddr = "/ip6/2001:db8:1:2:aaaa::1/tcp/4001"
+            .parse()
+            .expect("address");
+        let same: Multiaddr = "/ip6/2001:db8:1:2:bbbb::9/tcp/4001"
+            .parse()
+            .expect("address");
+        let other: Multiaddr = "/ip6/2001:db8:1:3::1/tcp/4001".parse().expect("address");
+        assert_eq!(address_of(&one), address_of(&same));
+        assert_ne!(address_of(&one), address_of(&other));
+        let relayed: Multiaddr = "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit"
+            .parse()
+            .expect("address");
+        assert_eq!(address_of(&relayed), None);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub struct Config {
     /// Sync requests served per peer per second; more are refused.
     pub sync_requests_per_second: u32,
     /// Sync requests served per remote address per second, and bytes of answers sent to one
-    /// address per second (counted when sent; requests wait past it), so that many peer ids
+    /// address per second (counted when sent; requests past it are refused until the next second), so that many peer ids
     /// from one machine share one budget. Peers through a relay count by peer id alone.
     pub sync_requests_per_address: u32,
     pub sync_bytes_per_address: u64,
