@@ -278,7 +278,7 @@ impl EventLoop {
                 };
                 self.judge(&MessageId::new(&message_id), &source, acceptance);
                 if verdict == Verdict::Reject {
-                    self.ban(source, "sent invalid entries");
+                    self.ban(source, "sent invalid entries", 1);
                 }
             }
             Command::Subscribe { space, reply } => {
@@ -351,7 +351,7 @@ impl EventLoop {
                     tracing::debug!("a peer went away before its invitation was answered");
                 }
             }
-            Command::Block { peer } => self.ban(peer, "sent invalid entries"),
+            Command::Block { peer } => self.ban(peer, "sent invalid entries", 1),
             Command::Keep { peer } => self.keep(peer),
             Command::Metrics { reply } => {
                 let mut text = String::new();
@@ -367,7 +367,8 @@ impl EventLoop {
 
     /// Blocks a peer that sent invalid entries, for the ban duration; this also closes its
     /// connections.
-    fn ban(&mut self, peer: PeerId, why: &str) {
+    /// Bans a peer, and counts `strikes` against the address it came from.
+    fn ban(&mut self, peer: PeerId, why: &str, strikes: u32) {
         let now = Instant::now();
         if self.log_lines < REFUSAL_LINES_PER_TICK {
             tracing::warn!(%peer, "peer {why}; blocking it for {:?}", self.ban_duration);
@@ -378,11 +379,13 @@ impl EventLoop {
         }
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         if let Some(remote) = self.connected.get(&peer).cloned()
-            && let Some(address) =
-                self.swarm
-                    .behaviour_mut()
-                    .gate
-                    .strike(&peer, &remote, now, self.ban_duration)
+            && let Some(address) = self.swarm.behaviour_mut().gate.strike(
+                &peer,
+                &remote,
+                strikes,
+                now,
+                self.ban_duration,
+            )
         {
             tracing::warn!(
                 %address,
@@ -828,6 +831,7 @@ impl EventLoop {
                         self.ban(
                             propagation_source,
                             "sent gossip far faster than strangers may",
+                            FLOOD_STRIKES,
                         );
                     }
                 }
@@ -889,8 +893,11 @@ fn without_peer(address: &Multiaddr) -> Multiaddr {
         .collect()
 }
 
-/// A stranger sending this many times the strangers' whole rate within a tick is banned.
+/// A stranger sending this many times the strangers' whole rate within a tick is banned...
 const FLOODING_FACTOR: u32 = 2;
+/// ...and counts as this many strikes against its address: flooding is unmistakable, so two
+/// flooding identities from one address get the address refused.
+const FLOOD_STRIKES: u32 = 4;
 
 /// A rate with a burst of one second's worth.
 #[derive(Debug)]

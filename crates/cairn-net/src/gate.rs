@@ -136,13 +136,14 @@ impl Gate {
         self.kept.contains(peer)
     }
 
-    /// Counts a ban of a peer that came from `remote`. Returns the address if this strike
-    /// bans it (until `now + ban`). Peers through a relay never strike the relay's address,
-    /// and kept peers are banned by peer id only.
+    /// Counts a ban of a peer that came from `remote`, as `strikes` strikes. Returns the
+    /// address if this bans it (until `now + ban`). Peers through a relay never strike the
+    /// relay's address, and kept peers are banned by peer id only.
     pub fn strike(
         &mut self,
         peer: &PeerId,
         remote: &Multiaddr,
+        strikes: u32,
         now: Instant,
         ban: Duration,
     ) -> Option<IpAddr> {
@@ -162,7 +163,7 @@ impl Gate {
             *count = 0;
             *ends = now + window;
         }
-        *count += 1;
+        *count = count.saturating_add(strikes);
         if *count < self.limits.strikes_per_address {
             return None;
         }
@@ -437,10 +438,10 @@ mod tests {
         let now = Instant::now();
         let ban = Duration::from_secs(600);
         let remote = from("10.0.0.9");
-        assert_eq!(gate.strike(&PeerId::random(), &remote, now, ban), None);
-        assert_eq!(gate.strike(&PeerId::random(), &remote, now, ban), None);
+        assert_eq!(gate.strike(&PeerId::random(), &remote, 1, now, ban), None);
+        assert_eq!(gate.strike(&PeerId::random(), &remote, 1, now, ban), None);
         assert_eq!(
-            gate.strike(&PeerId::random(), &remote, now, ban),
+            gate.strike(&PeerId::random(), &remote, 1, now, ban),
             Some("10.0.0.9".parse().expect("ip"))
         );
         let local = from("10.0.0.1");
@@ -455,7 +456,7 @@ mod tests {
         .parse()
         .expect("address");
         for _ in 0..10 {
-            assert_eq!(gate.strike(&PeerId::random(), &relayed, now, ban), None);
+            assert_eq!(gate.strike(&PeerId::random(), &relayed, 1, now, ban), None);
         }
         gate.expire(now + ban);
         assert_eq!(gate.banned_addresses(), 0);
