@@ -48,6 +48,9 @@ pub struct GateLimits {
     /// Peers banned from one address within `strike_window` before the address is banned.
     pub strikes_per_address: u32,
     pub strike_window: Duration,
+    /// While the process's resident memory is above this, no new stranger gets in (kept
+    /// peers still do). Read from `/proc/self/status`; elsewhere there is no ceiling.
+    pub max_memory_bytes: u64,
 }
 
 /// Why the gate turned a connection away.
@@ -61,6 +64,19 @@ pub(crate) enum Refusal {
     StrangersPerAddress(IpAddr, u32),
     #[error("{0} connections of strangers are open already")]
     Strangers(u32),
+    #[error("the node uses {0} MiB of memory, over its ceiling for taking in strangers")]
+    Memory(u64),
+}
+
+/// How often the process's memory is looked at; connections in between go by the last look.
+const MEMORY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The process's resident memory in bytes, where the system says (Linux).
+fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Where an inbound connection comes from: an address, or a relay (limited by peer id). An
@@ -92,6 +108,8 @@ pub(crate) struct Gate {
     strangers_per_address: HashMap<IpAddr, u32>,
     kept: HashSet<PeerId>,
     kept_order: VecDeque<PeerId>,
+    /// The process's resident memory as last looked at, and when.
+    memory: Option<(Instant, u64)>,
     /// Peers banned per address in the current window, and when the window ends.
     strikes: HashMap<IpAddr, (u32, Instant)>,
     banned: BanList<IpAddr>,
@@ -110,6 +128,7 @@ impl Gate {
             strangers_per_address: HashMap::new(),
             kept: HashSet::new(),
             kept_order: VecDeque::new(),
+            memory: None,
             strikes: HashMap::new(),
             banned: BanList::new(MAX_BANNED_ADDRESSES),
             refusals: 0,
@@ -189,6 +208,19 @@ impl Gate {
         (std::mem::take(&mut self.refusals), self.last_refusal.take())
     }
 
+    /// The resident memory in bytes if it is over the ceiling (looked at again if the last
+    /// look is old).
+    fn over_memory(&mut self, now: Instant) -> Option<u64> {
+        let stale = self
+            .memory
+            .is_none_or(|(looked, _)| now.duration_since(looked) >= MEMORY_CHECK_INTERVAL);
+        if stale {
+            self.memory = resident_memory().map(|bytes| (now, bytes));
+        }
+        let (_, bytes) = self.memory?;
+        (bytes > self.limits.max_memory_bytes).then_some(bytes)
+    }
+
     fn refuse(&mut self, refusal: Refusal) -> ConnectionDenied {
         self.refusals += 1;
         self.last_refusal = Some(refusal.to_string());
@@ -262,6 +294,9 @@ impl NetworkBehaviour for Gate {
         if strangers >= self.limits.strangers {
             return Err(self.refuse(Refusal::Strangers(strangers)));
         }
+        if let Some(bytes) = self.over_memory(Instant::now()) {
+            return Err(self.refuse(Refusal::Memory(bytes >> 20)));
+        }
         Ok(dummy::ConnectionHandler)
     }
 
@@ -328,11 +363,38 @@ mod tests {
             strangers: 3,
             strikes_per_address: 3,
             strike_window: Duration::from_secs(60),
+            max_memory_bytes: u64::MAX,
         }
     }
 
     fn from(ip: &str) -> Multiaddr {
         format!("/ip4/{ip}/tcp/4001").parse().expect("address")
+    }
+
+    #[test]
+    fn over_the_memory_ceiling_strangers_wait_and_kept_peers_pass() {
+        if resident_memory().is_none() {
+            return; // No ceiling where the system does not say.
+        }
+        let mut gate = Gate::new(GateLimits {
+            max_memory_bytes: 1,
+            ..limits()
+        });
+        let (local, remote) = (from("10.0.0.1"), from("10.0.0.9"));
+        let stranger = ConnectionId::new_unchecked(1);
+        gate.handle_pending_inbound_connection(stranger, &local, &remote)
+            .expect("a handshake may start");
+        assert!(
+            gate.handle_established_inbound_connection(stranger, PeerId::random(), &local, &remote)
+                .is_err()
+        );
+        let friend = PeerId::random();
+        gate.keep(friend);
+        let kept = ConnectionId::new_unchecked(2);
+        gate.handle_pending_inbound_connection(kept, &local, &remote)
+            .expect("a handshake may start");
+        gate.handle_established_inbound_connection(kept, friend, &local, &remote)
+            .expect("a kept peer passes");
     }
 
     #[test]

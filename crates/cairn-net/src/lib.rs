@@ -156,6 +156,7 @@ impl Config {
                 strangers: 96,
                 strikes_per_address: 8,
                 strike_window: Duration::from_secs(600),
+                max_memory_bytes: 768 << 20,
             },
             handshake_timeout: Duration::from_secs(5),
             ban_duration: Duration::from_secs(600),
