@@ -2,9 +2,10 @@
 //! (for the directory), and the name that newest entry gives, indexed by how it looks
 //! ([`name_key`]) so that names two organisations share, or that only look the same, are
 //! found at once. Built by one scan of the records on first use, then kept up to date by
-//! writes; a removal that takes an organisation's newest entry drops it, to be built again.
+//! writes. A removal that takes an organisation's newest entry marks that organisation
+//! stale, and the next reader looks up its newest entry again (that organisation's only).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cairn_core::display::name_key;
 use cairn_core::{Entry, EntryId, OrgId};
@@ -19,6 +20,9 @@ pub(crate) struct OrgIndex {
     stats: HashMap<OrgId, OrgStats>,
     /// [`name_key`] of each organisation's current name → the organisations using it.
     by_name: HashMap<String, Vec<OrgId>>,
+    /// Organisations whose newest entry was removed: their `newest` and name wait for the next
+    /// reader to look them up again.
+    stale: HashSet<OrgId>,
 }
 
 /// One organisation's entries held here.
@@ -86,26 +90,26 @@ impl OrgIndex {
         }
     }
 
-    /// Takes one entry off; `false` if it was the organisation's newest, so the index must
-    /// be built again to know the next newest.
-    fn uncount(&mut self, org: &OrgId, position: (u64, EntryId), bytes: u64) -> bool {
-        match self.stats.get_mut(org) {
-            Some(stats) if stats.newest == position => false,
-            Some(stats) if stats.count <= 1 => {
-                self.remove(org);
-                true
-            }
-            Some(stats) => {
-                stats.count -= 1;
-                stats.bytes = stats.bytes.saturating_sub(bytes);
-                true
-            }
-            None => true,
+    /// Takes one entry off. If it was the organisation's newest, the organisation is stale
+    /// until its newest entry is looked up again.
+    fn uncount(&mut self, org: &OrgId, position: (u64, EntryId), bytes: u64) {
+        let Some(stats) = self.stats.get_mut(org) else {
+            return;
+        };
+        if stats.count <= 1 {
+            self.remove(org);
+            return;
+        }
+        stats.count -= 1;
+        stats.bytes = stats.bytes.saturating_sub(bytes);
+        if stats.newest == position {
+            self.stale.insert(*org);
         }
     }
 
     /// Forgets an organisation (its entries were removed).
     pub(crate) fn remove(&mut self, org: &OrgId) {
+        self.stale.remove(org);
         if let Some(stats) = self.stats.remove(org) {
             self.unname(*org, &stats.name_key);
         }
@@ -178,11 +182,14 @@ impl Store {
     ) -> Result<T, Error> {
         {
             let state = lock(&self.policy);
-            if let Some(orgs) = &state.orgs {
+            if let Some(orgs) = &state.orgs
+                && orgs.stale.is_empty()
+            {
                 return Ok(read(orgs, &state));
             }
         }
         let _writes = lock(&self.write_lock);
+        self.refresh_stale_orgs()?;
         let mut state = lock(&self.policy);
         let orgs = self.org_index(&mut state.orgs)?;
         // Built: taken out and put back, so the reader can see the whole state beside it.
@@ -190,6 +197,38 @@ impl Store {
         let answer = read(&orgs, &state);
         state.orgs = Some(orgs);
         Ok(answer)
+    }
+
+    /// Looks up again the newest entry of each stale organisation. The caller holds the write
+    /// lock, so no write counts an entry meanwhile.
+    fn refresh_stale_orgs(&self) -> Result<(), Error> {
+        let stale: Vec<OrgId> = match &mut lock(&self.policy).orgs {
+            Some(orgs) => orgs.stale.drain().collect(),
+            None => return Ok(()),
+        };
+        for org in stale {
+            let newest = self
+                .newest(&Filter {
+                    org: Some(org),
+                    ..Filter::default()
+                })
+                .next()
+                .transpose()?;
+            let mut state = lock(&self.policy);
+            let Some(orgs) = &mut state.orgs else {
+                return Ok(());
+            };
+            match newest {
+                Some(entry) => {
+                    if let Some(stats) = orgs.stats.get_mut(&org) {
+                        stats.newest = (entry.header().created.0, entry.id());
+                    }
+                    orgs.rename(org, &entry.credential().claims().org_name);
+                }
+                None => orgs.remove(&org),
+            }
+        }
+        Ok(())
     }
 
     /// Counts a stored entry of `bytes` in its organisation's stats.
@@ -219,10 +258,8 @@ impl Store {
         let org = entry.credential().claims().org;
         let position = (entry.header().created.0, entry.id());
         let bytes = entry.encode().len() as u64;
-        if let Some(orgs) = &mut state.orgs
-            && !orgs.uncount(&org, position, bytes)
-        {
-            state.orgs = None;
+        if let Some(orgs) = &mut state.orgs {
+            orgs.uncount(&org, position, bytes);
         }
         // Worked out again when next needed.
         state.budget.strangers_bytes = None;

@@ -116,7 +116,7 @@ fn a_rotation_refuses_the_old_keys_new_and_backdated_entries_and_removes_held_on
         },
     ];
     let rotation =
-        KeyEvent::rotate(&adoption, &k1, &k2.public(), cutoffs, at(4_000)).expect("rotates");
+        KeyEvent::rotate(&adoption, &k1, &k2.public(), cutoffs, at(3_200)).expect("rotates");
     let own_1 = Author::issued(
         org,
         k1.clone(),
@@ -127,9 +127,24 @@ fn a_rotation_refuses_the_old_keys_new_and_backdated_entries_and_removes_held_on
     );
     let rotating = event_entry(&own_1, 1, None, &rotation);
     assert_eq!(rotating.header().version, 2);
+    // The organisations' index is built before the rotation, so the removal updates it.
+    assert_eq!(
+        store.orgs(10).expect("orgs")[0].1.id(),
+        mallory_1.id(),
+        "the newest before the rotation"
+    );
     store
         .insert(&rotating.encode(), NOW)
         .expect("rotation stored");
+    let newest_held = [&ana_1, &ana_2, &adopting, &rotating]
+        .into_iter()
+        .max_by_key(|entry| (entry.header().created, entry.id()))
+        .expect("entries");
+    assert_eq!(
+        store.orgs(10).expect("orgs")[0].1.id(),
+        newest_held.id(),
+        "the newest after the removal is looked up again"
+    );
 
     assert!(store.get(&ana_1.id()).expect("read").is_some());
     assert!(store.get(&ana_2.id()).expect("read").is_some());
