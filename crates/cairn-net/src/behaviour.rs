@@ -28,6 +28,11 @@ const IDENTIFY_PROTOCOL: &str = "/cairn/id/1";
 const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/cairn/kad/1");
 const TOPIC_PREFIX: &str = "cairn/space/";
 const TOPIC_SUFFIX: &str = "/1";
+const MESSAGE_ID_DOMAIN: &[u8] = b"cairn/gossip-message-id/1";
+/// Message ids offered to one peer per heartbeat: 400 ids of 32 bytes keep an IHAVE within
+/// the 16 KiB that gossipsub's decoder takes by default for an RPC's control part. A larger
+/// one is refused whole, and the refusing side stops reading that stream for good.
+const MAX_IHAVE_IDS: usize = 400;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -165,6 +170,9 @@ fn gossip(mesh_degree: usize) -> Result<gossipsub::Behaviour, Error> {
         .duplicate_cache_time(Duration::from_secs(300))
         .connection_handler_queue_len(1_024)
         .max_ihave_messages_heartbeat(10)
+        .max_control_messages_sent(MAX_IHAVE_IDS)
+        // Take control parts as large as a message may be, from peers that send more.
+        .max_control_message_size(MAX_TRANSMIT_SIZE)
         .idontwant_message_size_threshold(512)
         .build()
         .map_err(|err| Error::Config(format!("gossipsub: {err}")))?;
@@ -190,6 +198,9 @@ fn score_params() -> PeerScoreParams {
         behaviour_penalty_weight: -10.0,
         behaviour_penalty_threshold: 6.0,
         behaviour_penalty_decay: 0.9,
+        // A peer slow to take what this node relays is not misbehaving (it may be busy with
+        // a flood from elsewhere): no penalty, or a flood could get honest peers pruned.
+        slow_peer_weight: 0.0,
         // Scores of peers that left are kept a while (a peer cannot shed a bad score by
         // reconnecting), but not for long: identities are free, so the table must not grow.
         retain_score: Duration::from_secs(600),
@@ -225,20 +236,21 @@ pub(crate) fn topic_score_params() -> TopicScoreParams {
     }
 }
 
-/// A gossip message's id: the entry id, a hash of the whole message and the topic. The
-/// entry id alone covers only the signed header (which holds the body's hash), so a copy
-/// with the same header and another body, or none, would share the real entry's id and
-/// shadow it in gossipsub's duplicate filter for minutes; with the hash, each is its own
-/// message and only the valid one is stored and relayed. An entry in two spaces is one
-/// message per space, so the duplicate filter never stops it reaching the second space.
+/// A gossip message's id: SHA-256 over a domain string, the topic (with its length) and the
+/// whole message. The entry id alone covers only the signed header (which holds the body's
+/// hash), so a copy with the same header and another body, or none, would share the real
+/// entry's id and shadow it in gossipsub's duplicate filter for minutes; hashing the whole
+/// message makes each its own message, and only the valid one is stored and relayed. An entry
+/// in two spaces is one message per space, so the duplicate filter never stops it reaching
+/// the second space. 32 bytes, so that IHAVE lists stay small (see [`MAX_IHAVE_IDS`]).
 pub(crate) fn message_id(data: &[u8], topic: &str) -> MessageId {
     use sha2::Digest;
-    let mut id = cairn_core::entry::frame_id(data)
-        .map(|id| id.as_bytes().to_vec())
-        .unwrap_or_default();
-    id.extend_from_slice(&sha2::Sha256::digest(data));
-    id.extend_from_slice(topic.as_bytes());
-    MessageId::new(&id)
+    let mut hash = sha2::Sha256::new();
+    hash.update(MESSAGE_ID_DOMAIN);
+    hash.update((topic.len() as u64).to_be_bytes());
+    hash.update(topic.as_bytes());
+    hash.update(data);
+    MessageId::new(&hash.finalize())
 }
 
 /// The gossip topic of a space.
@@ -277,5 +289,10 @@ mod tests {
         assert_ne!(id, message_id(&header_only, topic));
         assert_ne!(id, message_id(&tampered, topic));
         assert_ne!(id, message_id(&full, "cairn/space/housing/1"));
+        assert_eq!(
+            id.0.len(),
+            32,
+            "short ids keep IHAVE lists within the decoder's limit"
+        );
     }
 }
