@@ -107,16 +107,18 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
     match status.blocked_peers.len() {
         0 => {}
         1..=5 => say!(
-            "  blocked   {} (sent invalid entries)",
+            "  blocked   {} (sent invalid entries, or gossip far too fast)",
             status.blocked_peers.join(", ")
         ),
         many => {
-            say!("  blocked   {many} peers (sent invalid entries; `cairn peers --json` lists them)")
+            say!(
+                "  blocked   {many} peers (sent invalid entries, or gossip far too fast; `cairn peers --json` lists them)"
+            )
         }
     }
     if status.blocked_addresses > 0 {
         say!(
-            "  blocked   {} addresses (sent peer after peer that sent invalid entries)",
+            "  blocked   {} addresses (sent peer after peer that was blocked)",
             status.blocked_addresses
         );
     }

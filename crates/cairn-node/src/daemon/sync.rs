@@ -138,6 +138,10 @@ pub(crate) async fn with_peer(
     };
     if record.ok {
         tracing::debug!(%peer, fetched = record.fetched, "sync finished");
+    } else if shared.hello_of(&peer).is_none() {
+        // A peer that never said hello may not be a Cairn node at all (anyone can connect):
+        // not worth a line each at the normal level. `cairn status` still shows the record.
+        tracing::debug!(%peer, "sync failed with a peer that has not said hello: {}", record.message);
     } else {
         tracing::info!(%peer, "sync failed: {}", record.message);
     }
