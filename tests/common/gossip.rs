@@ -73,9 +73,15 @@ pub fn socket_of(address: &Multiaddr) -> Option<std::net::SocketAddr> {
 /// A bare gossipsub client with a fresh identity, subscribed to the commons, dialling from
 /// `from` (an address on loopback).
 pub fn gossip_client(from: &str) -> Swarm<gossipsub::Behaviour> {
+    gossip_client_sending_up_to(from, 65_536)
+}
+
+/// [`gossip_client`] that sends messages of up to `max_message` bytes, more than a node takes.
+pub fn gossip_client_sending_up_to(from: &str, max_message: usize) -> Swarm<gossipsub::Behaviour> {
     use libp2p::core::Transport;
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
+        .max_transmit_size(max_message)
         .message_id_fn(|message| {
             use std::hash::{Hash, Hasher};
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
