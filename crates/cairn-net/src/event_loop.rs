@@ -894,7 +894,9 @@ fn without_peer(address: &Multiaddr) -> Multiaddr {
 }
 
 /// A stranger sending this many times the strangers' whole rate within a tick is banned...
-const FLOODING_FACTOR: u32 = 2;
+/// An honest node relays what it takes in: its kept peers' entries and at most the strangers'
+/// rate, so the margin must be wide, or a busy honest relay would be banned as a flooder.
+const FLOODING_FACTOR: u32 = 5;
 /// ...and counts as this many strikes against its address: flooding is unmistakable, so two
 /// flooding identities from one address get the address refused.
 const FLOOD_STRIKES: u32 = 4;
