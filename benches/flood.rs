@@ -17,11 +17,9 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use cairn_core::Timestamp;
-use cairn_core::testkit::Author;
 use futures::StreamExt;
-use harness::gossip::{commons, gossip_client};
-use harness::{Node, json, ok, wait_for};
+use harness::gossip::{commons, gossip_client, loopback};
+use harness::{Node, ok, org_id, peak_memory_mib, stranger_chains, wait_for};
 use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
@@ -123,7 +121,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 /// of the flood as fast as the node takes it; cut off, it comes back at once with a fresh
 /// identity, as a determined attacker would.
 async fn flood_client(
-    from: &'static str,
+    from: std::net::IpAddr,
     node: Multiaddr,
     node_peer: PeerId,
     frames: Vec<Vec<u8>>,
@@ -158,34 +156,23 @@ async fn flood_client(
 }
 
 const FLOOD_PROCESS: &str = "--flood";
-const FROM: [&str; FLOOD_CLIENTS] = [
-    "127.0.0.2",
-    "127.0.0.3",
-    "127.0.0.4",
-    "127.0.0.5",
-    "127.0.0.6",
-    "127.0.0.7",
-    "127.0.0.8",
-    "127.0.0.9",
-];
 
 /// The flooding process: signs the flood and sends it to the node at `address` until killed.
 fn flood(address: &str, peer: &str) {
-    let start = Timestamp(Timestamp::now().0 - 3_600_000);
     let mut shares: Vec<Vec<Vec<u8>>> = vec![Vec::new(); FLOOD_CLIENTS];
-    for index in 0..FLOOD_ORGS {
-        let seed = u8::try_from(index).expect("few organisations");
-        let chain = Author::from_seeds(seed + 1, seed + 101, &format!("Flood {index}"), "Flooder")
-            .chain(FLOOD_PER_ORG, start, 1_000)
-            .expect("chain");
-        shares[index % FLOOD_CLIENTS].extend(chain.iter().map(cairn_core::Entry::encode));
+    for (index, chain) in stranger_chains(FLOOD_ORGS, FLOOD_PER_ORG)
+        .into_iter()
+        .enumerate()
+    {
+        shares[index % FLOOD_CLIENTS].extend(chain);
     }
     let address: Multiaddr = address.parse().expect("address");
     let peer: PeerId = peer.parse().expect("peer id");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let clients: Vec<_> = FROM
-            .into_iter()
+        // Each client from its own address: 127.0.0.2, 127.0.0.3, ...
+        let clients: Vec<_> = (2..)
+            .map(loopback)
             .zip(shares)
             .map(|(from, share)| tokio::spawn(flood_client(from, address.clone(), peer, share)))
             .collect();
@@ -210,19 +197,6 @@ fn pin(pid: u32, core: usize) {
     }
 }
 
-fn peak_memory_mib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        / 1024
-}
-
 fn show(values: &[Duration]) -> String {
     values
         .iter()
@@ -243,11 +217,7 @@ fn main() {
     let root = tempfile::tempdir().expect("temp dir");
     let friend_home = Node::init(root.path(), "Friend");
     let honest_home = Node::init(root.path(), "Honest");
-    let friend_org = json(&friend_home, &["whoami"])["org"]
-        .as_str()
-        .expect("org")
-        .to_string();
-    ok(&honest_home, &["follow", &friend_org]);
+    ok(&honest_home, &["follow", &org_id(&friend_home)]);
     let friend = Node::start(&friend_home, &[]);
     let honest = Node::start(&honest_home, &["--peer", &friend.address()]);
     for node in [&friend, &honest] {

@@ -15,9 +15,11 @@ use std::time::Instant;
 
 use cairn_core::Timestamp;
 use cairn_core::testkit::Author;
-use cairn_store::{Budgets, Config, Store};
-use common::gossip::{commons, drive, gossip_client, gossip_client_sending_up_to, socket_of};
-use common::{Node, json, ok, set_config, wait_for};
+use cairn_store::{Config, Store};
+use common::gossip::{
+    commons, drive, gossip_client, gossip_client_sending_up_to, loopback, socket_of,
+};
+use common::{Node, ok, org_id, peak_memory_mib, set_config, wait_for};
 use futures::StreamExt;
 use libp2p::gossipsub;
 use libp2p::swarm::SwarmEvent;
@@ -32,58 +34,6 @@ const STRANGER_ENTRIES: u64 = 50;
 const STRANGER_KB: u64 = 40;
 const STRANGERS_MB: u64 = 2;
 const MAX_DISK_MB: u64 = 256;
-
-/// The flood: `FLOOD_PER_ORG` valid entries from each of `FLOOD_ORGS` fresh organisations,
-/// written straight into the flooder's store.
-fn fill_with_flood(home: &Path) -> usize {
-    let start = Timestamp(Timestamp::now().0 - 24 * 3_600_000);
-    let frames: Vec<Vec<u8>> = (0..FLOOD_ORGS)
-        .flat_map(|index| {
-            let seed = u8::try_from(index).expect("few organisations");
-            Author::from_seeds(seed + 1, seed + 101, &format!("Flood {index}"), "Flooder")
-                .chain(FLOOD_PER_ORG, start, 1_000)
-                .expect("chain")
-        })
-        .map(|entry| entry.encode())
-        .collect();
-    let config = Config {
-        budgets: Budgets::unlimited(),
-        ..Config::default()
-    };
-    let store = Store::open(&home.join("store"), config).expect("store");
-    for chunk in frames.chunks(1_000) {
-        for result in store
-            .insert_batch_unflushed(chunk, Timestamp::now())
-            .expect("insert")
-        {
-            result.expect("valid entry");
-        }
-    }
-    store.flush().expect("flush");
-    frames.len()
-}
-
-fn org_of(home: &Path) -> String {
-    json(home, &["whoami"])["org"]
-        .as_str()
-        .expect("org id")
-        .to_string()
-}
-
-/// Peak resident memory of a process, in MiB.
-fn peak_memory_mib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .expect("VmHWM in kB");
-    kib / 1024
-}
 
 fn directory_bytes(path: &Path) -> u64 {
     std::fs::read_dir(path)
@@ -104,7 +54,8 @@ fn directory_bytes(path: &Path) -> u64 {
 fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_still_arrives() {
     let root = tempfile::tempdir().expect("temp dir");
     let flooder_home = Node::init(root.path(), "Flooder");
-    let flood = fill_with_flood(&flooder_home);
+    let flood: Vec<Vec<u8>> = common::stranger_chains(FLOOD_ORGS, FLOOD_PER_ORG).concat();
+    common::store_frames(&flooder_home, &flood);
     let friend_home = Node::init(root.path(), "Friend");
     let honest_home = Node::init(root.path(), "Honest");
     for (key, value) in [
@@ -115,7 +66,7 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
     ] {
         set_config(&honest_home, key, &value.to_string());
     }
-    ok(&honest_home, &["follow", &org_of(&friend_home)]);
+    ok(&honest_home, &["follow", &org_id(&friend_home)]);
 
     let flooder = Node::start(&flooder_home, &[]);
     let friend = Node::start(&friend_home, &[]);
@@ -190,9 +141,10 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
     let on_disk = directory_bytes(&honest_home.join("store"));
     assert!(on_disk < MAX_DISK_MB * 1_000_000, "{on_disk} bytes on disk");
     println!(
-        "flood of {flood} entries from {FLOOD_ORGS} organisations: kept {entries} ({} kB) from {} of them; \
+        "flood of {} entries from {FLOOD_ORGS} organisations: kept {entries} ({} kB) from {} of them; \
          store {} MB on disk; peak memory {peak} MiB; the followed entry arrived in {latency:?}; \
          the catch-up: {record}",
+        flood.len(),
         bytes / 1_000,
         held.len(),
         on_disk / 1_000_000,
@@ -203,7 +155,7 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
 /// Sends `frame` from a fresh client once `node` has said it is in the commons, then keeps
 /// the client running (so the message leaves) until the task is dropped.
 async fn send_from_fresh_client(node: Multiaddr, node_peer: PeerId, frame: Vec<u8>) {
-    let mut swarm = gossip_client_sending_up_to("127.0.0.1", frame.len() + 4_096);
+    let mut swarm = gossip_client_sending_up_to(loopback(1), frame.len() + 4_096);
     swarm.dial(node).expect("dial");
     drive(&mut swarm, "the node's subscription", |event| {
         matches!(event, SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) if *peer_id == node_peer)
@@ -312,7 +264,7 @@ async fn idle_socket(
 
 /// A throwaway identity from `from` that connects to the node, subscribes to the commons
 /// and holds on; turned away, it comes back with a fresh identity.
-async fn throwaway_identity(from: &'static str, node: Multiaddr, held: std::sync::Arc<Held>) {
+async fn throwaway_identity(from: std::net::IpAddr, node: Multiaddr, held: std::sync::Arc<Held>) {
     loop {
         let mut swarm = gossip_client(from);
         if swarm.dial(node.clone()).is_ok() {
@@ -342,7 +294,7 @@ fn idle_sockets_and_throwaway_identities_keep_out_neither_a_newcomer_nor_a_known
     let root = tempfile::tempdir().expect("temp dir");
     let node_home = Node::init(root.path(), "Honest");
     let known_home = Node::init(root.path(), "Known");
-    ok(&node_home, &["follow", &org_of(&known_home)]);
+    ok(&node_home, &["follow", &org_id(&known_home)]);
     let node = Node::start(&node_home, &[]);
     let news = node.publish("News for whoever gets in");
     let address = node.address();
@@ -370,32 +322,19 @@ fn idle_sockets_and_throwaway_identities_keep_out_neither_a_newcomer_nor_a_known
     let one_address = std::sync::Arc::new(Held::default());
     let ten_addresses = std::sync::Arc::new(Held::default());
     for _ in 0..SOCKETS {
-        runtime.spawn(idle_socket(
-            [127, 0, 0, 2].into(),
-            node_socket,
-            sockets.clone(),
-        ));
+        runtime.spawn(idle_socket(loopback(2), node_socket, sockets.clone()));
     }
-    const TEN: [&str; 10] = [
-        "127.0.0.4",
-        "127.0.0.5",
-        "127.0.0.6",
-        "127.0.0.7",
-        "127.0.0.8",
-        "127.0.0.9",
-        "127.0.0.10",
-        "127.0.0.11",
-        "127.0.0.12",
-        "127.0.0.13",
-    ];
+    // One address, and ten others.
+    let one = loopback(3);
+    let ten: Vec<std::net::IpAddr> = (4..14).map(loopback).collect();
     for index in 0..IDENTITIES {
         runtime.spawn(throwaway_identity(
-            "127.0.0.3",
+            one,
             node_multiaddr.clone(),
             one_address.clone(),
         ));
         runtime.spawn(throwaway_identity(
-            TEN[index % TEN.len()],
+            ten[index % ten.len()],
             node_multiaddr.clone(),
             ten_addresses.clone(),
         ));
@@ -429,11 +368,9 @@ fn idle_sockets_and_throwaway_identities_keep_out_neither_a_newcomer_nor_a_known
         node.status()["refused_connections"].as_u64().unwrap_or(0) > 0
     });
     let status = node.status();
-    let from_one = held.get("127.0.0.3").copied().unwrap_or(0);
-    let from_ten: Vec<usize> = TEN
-        .iter()
-        .map(|ip| held.get(*ip).copied().unwrap_or(0))
-        .collect();
+    let held_from = |ip: &std::net::IpAddr| held.get(&ip.to_string()).copied().unwrap_or(0);
+    let from_one = held_from(&one);
+    let from_ten: Vec<usize> = ten.iter().map(held_from).collect();
     println!(
         "held during the attack, as the node counts: {from_one} identities from one address, \
          {from_ten:?} from ten (clients saw at most {} idle sockets open, {} and {}); refused \

@@ -42,22 +42,7 @@ fn fill(home: &Path) {
             .map(|worker| worker.join().expect("signer"))
             .collect()
     });
-    let config = Config {
-        budgets: cairn_store::Budgets::unlimited(),
-        ..Config::default()
-    };
-    let store = Store::open(&home.join("store"), config).expect("store");
-    for chain in &chains {
-        for chunk in chain.chunks(1_000) {
-            for result in store
-                .insert_batch_unflushed(chunk, Timestamp::now())
-                .expect("insert")
-            {
-                result.expect("valid entry");
-            }
-        }
-    }
-    store.flush().expect("flush");
+    common::store_frames(home, &chains.concat());
 }
 
 fn entries(home: &Path) -> u64 {

@@ -20,7 +20,7 @@ use browser::{
     Driver, base, browser, check_accessibility, click, cookies, http_get, http_get_with_cookies,
     login_url, tools, wait_for_text,
 };
-use common::{Node, cairn, json, ok, plain, wait_for};
+use common::{Node, cairn, json, ok, org_id, plain, wait_for};
 
 const ARABIC: &str = "مرحبا بالعالم";
 const HEBREW: &str = "שלום עולם";
@@ -157,13 +157,6 @@ fn a_lookalike_is_told_apart_everywhere_and_the_page_and_feed_stay_valid() {
         lookalike_short,
         &real_org,
     );
-}
-
-fn org_id(home: &Path) -> String {
-    json(home, &["whoami"])["org"]
-        .as_str()
-        .expect("an organisation id")
-        .to_string()
 }
 
 /// The reader's page and feed: both organisations told apart, a petname set from the page,

@@ -168,10 +168,9 @@ fn an_uninitialised_home_gets_an_identity_when_the_node_starts() {
 
 #[test]
 fn a_forged_entry_is_rejected_not_stored_not_relayed_and_its_sender_is_blocked() {
-    use futures::StreamExt;
-    use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, ValidationMode};
+    use common::gossip::{commons, drive, gossip_client, loopback};
+    use libp2p::gossipsub;
     use libp2p::swarm::SwarmEvent;
-    use std::hash::{Hash, Hasher};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let b = Node::start(&Node::init(dir.path(), "b"), &[]);
@@ -194,55 +193,25 @@ fn a_forged_entry_is_rejected_not_stored_not_relayed_and_its_sender_is_blocked()
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let misbehaving_peer = runtime.block_on(async {
-        let config = gossipsub::ConfigBuilder::default()
-            .validation_mode(ValidationMode::Anonymous)
-            .message_id_fn(|message| {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                message.data.hash(&mut hasher);
-                MessageId::from(hasher.finish().to_be_bytes().to_vec())
-            })
-            .build()
-            .expect("gossipsub config");
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(libp2p::tcp::Config::default(), libp2p::noise::Config::new, libp2p::yamux::Config::default)
-            .expect("tcp")
-            .with_behaviour(|_| gossipsub::Behaviour::<gossipsub::IdentityTransform, gossipsub::AllowAllSubscriptionFilter>::new(MessageAuthenticity::Anonymous, config).expect("gossipsub"))
-            .expect("behaviour")
-            .build();
-        let topic = IdentTopic::new("cairn/space/commons/1");
-        swarm.behaviour_mut().subscribe(&topic).expect("subscribe");
-        swarm.dial(b.address().parse::<libp2p::Multiaddr>().expect("address")).expect("dial");
-        let me = *swarm.local_peer_id();
-        let step = |what: &'static str| async move { panic!("timed out waiting for {what}") };
+        let mut swarm = gossip_client(loopback(1));
+        swarm
+            .dial(b.address().parse::<libp2p::Multiaddr>().expect("address"))
+            .expect("dial");
         // Wait until B has told us it is in the space, then send the forgery.
-        tokio::select! {
-            () = async {
-                loop {
-                    if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) = swarm.select_next_some().await
-                        && peer_id == b_peer
-                    {
-                        break;
-                    }
-                }
-            } => {}
-            () = async { tokio::time::sleep(DEADLINE).await; step("B's subscription").await } => {}
-        }
-        swarm.behaviour_mut().publish(topic, forged.clone()).expect("publish the forgery");
+        drive(&mut swarm, "B's subscription", |event| {
+            matches!(event, SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) if *peer_id == b_peer)
+        })
+        .await;
+        swarm
+            .behaviour_mut()
+            .publish(commons(), forged.clone())
+            .expect("publish the forgery");
         // B must drop the connection: the sender is blocked.
-        tokio::select! {
-            () = async {
-                loop {
-                    if let SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } = swarm.select_next_some().await
-                        && peer_id == b_peer
-                    {
-                        break;
-                    }
-                }
-            } => {}
-            () = async { tokio::time::sleep(DEADLINE).await; step("B to close the connection").await } => {}
-        }
-        me
+        drive(&mut swarm, "B to close the connection", |event| {
+            matches!(event, SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } if *peer_id == b_peer)
+        })
+        .await;
+        *swarm.local_peer_id()
     });
 
     wait_for("B to list the forger as blocked", || {
@@ -283,11 +252,7 @@ fn a_node_that_was_offline_catches_up_on_500_entries_when_it_returns() {
     wait_for("B connected to A", || b_node.connected_to(&a_id));
     assert!(b_node.stop().success());
     // B follows A, so A's entries are not held to a stranger's budget of 100.
-    let a_org = json(&a.home, &["whoami"])["org"]
-        .as_str()
-        .expect("org id")
-        .to_string();
-    ok(&b, &["follow", &a_org]);
+    ok(&b, &["follow", &common::org_id(&a.home)]);
 
     let ids = publish_many(&a, 500, "While B was away");
     let b = Node::start(&b, &["--peer", &a.address()]);

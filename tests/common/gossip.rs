@@ -6,6 +6,12 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAuthenticity, MessageId, Valida
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, Swarm};
 
+/// The `index`th loopback address, 127.0.0.`index` (all of 127.0.0.0/8 is loopback on Linux,
+/// so clients bound to different ones come from distinct addresses).
+pub fn loopback(index: u8) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 0, 0, index).into()
+}
+
 /// The commons' gossip topic.
 pub fn commons() -> IdentTopic {
     IdentTopic::new("cairn/space/commons/1")
@@ -72,12 +78,15 @@ pub fn socket_of(address: &Multiaddr) -> Option<std::net::SocketAddr> {
 
 /// A bare gossipsub client with a fresh identity, subscribed to the commons, dialling from
 /// `from` (an address on loopback).
-pub fn gossip_client(from: &str) -> Swarm<gossipsub::Behaviour> {
+pub fn gossip_client(from: std::net::IpAddr) -> Swarm<gossipsub::Behaviour> {
     gossip_client_sending_up_to(from, 65_536)
 }
 
 /// [`gossip_client`] that sends messages of up to `max_message` bytes, more than a node takes.
-pub fn gossip_client_sending_up_to(from: &str, max_message: usize) -> Swarm<gossipsub::Behaviour> {
+pub fn gossip_client_sending_up_to(
+    from: std::net::IpAddr,
+    max_message: usize,
+) -> Swarm<gossipsub::Behaviour> {
     use libp2p::core::Transport;
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
@@ -90,7 +99,6 @@ pub fn gossip_client_sending_up_to(from: &str, max_message: usize) -> Swarm<goss
         })
         .build()
         .expect("gossipsub config");
-    let from: std::net::IpAddr = from.parse().expect("IP address");
     let mut swarm = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_other_transport(|key| {

@@ -75,6 +75,66 @@ pub fn key_event_count(home: &Path) -> u64 {
         .len() as u64
 }
 
+/// The home's organisation id (64 hex digits).
+pub fn org_id(home: &Path) -> String {
+    json(home, &["whoami"])["org"]
+        .as_str()
+        .expect("an organisation id")
+        .to_string()
+}
+
+/// Peak resident memory of a process (VmHWM), in MiB.
+pub fn peak_memory_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: u64 = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        .expect("VmHWM in kB");
+    kib / 1024
+}
+
+/// One chain of `per_org` valid entries (bodies of about 1 kB, from a day ago) from each of
+/// `orgs` fresh organisations nobody follows, as encoded frames.
+pub fn stranger_chains(orgs: usize, per_org: usize) -> Vec<Vec<Vec<u8>>> {
+    let start = cairn_core::Timestamp(cairn_core::Timestamp::now().0 - 24 * 3_600_000);
+    (0..orgs)
+        .map(|index| {
+            let seed = u8::try_from(index).expect("at most 150 organisations");
+            cairn_core::testkit::Author::from_seeds(
+                seed + 1,
+                seed + 101,
+                &format!("Flood {index}"),
+                "Flooder",
+            )
+            .chain(per_org, start, 1_000)
+            .expect("chain")
+            .iter()
+            .map(cairn_core::Entry::encode)
+            .collect()
+        })
+        .collect()
+}
+
+/// Stores `frames` (all valid) into the home's store, no node running, as sync stores them:
+/// batches without a flush each, one flush at the end. No budget for strangers applies.
+pub fn store_frames(home: &Path, frames: &[Vec<u8>]) {
+    let config = cairn_store::Config {
+        budgets: cairn_store::Budgets::unlimited(),
+        ..cairn_store::Config::default()
+    };
+    let store = cairn_store::Store::open(&home.join("store"), config).expect("store");
+    for chunk in frames.chunks(1_000) {
+        for result in store
+            .insert_batch_unflushed(chunk, cairn_core::Timestamp::now())
+            .expect("insert")
+        {
+            result.expect("valid entry");
+        }
+    }
+    store.flush().expect("flush");
+}
+
 /// Sets `key = value` in the home's config file, where the key is already written.
 pub fn set_config(home: &Path, key: &str, value: &str) {
     let path = home.join("config.toml");

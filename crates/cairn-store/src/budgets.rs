@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use cairn_core::OrgId;
 
 use crate::orgs::OrgIndex;
-use crate::policy::PolicyState;
 use crate::{Error, Store, layout, lock};
 
 /// How often the disk is looked at; intake in between goes by the last look.
@@ -85,21 +84,27 @@ pub(crate) struct BudgetState {
 
 impl BudgetState {
     pub fn is_stranger(&self, policy: &crate::Policy, org: &OrgId) -> bool {
-        self.own != Some(*org) && !policy.followed.contains(org)
+        is_stranger(self.own, policy, org)
     }
+}
+
+/// Whether `org` is neither the node's own (`own`) nor followed.
+fn is_stranger(own: Option<OrgId>, policy: &crate::Policy, org: &OrgId) -> bool {
+    own != Some(*org) && !policy.followed.contains(org)
 }
 
 /// Why a stranger's entry does not fit, if it does not.
 pub(crate) fn stranger_refusal(
-    state: &mut PolicyState,
+    budget: &mut BudgetState,
+    policy: &crate::Policy,
     orgs: &OrgIndex,
     org: &OrgId,
     frame_len: u64,
 ) -> Option<cairn_core::Error> {
-    if !state.budget.is_stranger(&state.policy, org) {
+    if !budget.is_stranger(policy, org) {
         return None;
     }
-    let budgets = state.budget.budgets;
+    let budgets = budget.budgets;
     let (entries, bytes) = orgs
         .get(org)
         .map_or((0, 0), |stats| (stats.count, stats.bytes));
@@ -112,18 +117,13 @@ pub(crate) fn stranger_refusal(
             bytes: budgets.stranger_bytes,
         });
     }
-    let all = match state.budget.strangers_bytes {
-        Some(all) => all,
-        None => {
-            let all = orgs
-                .iter()
-                .filter(|(org, _)| state.budget.is_stranger(&state.policy, org))
-                .map(|(_, stats)| stats.bytes)
-                .sum();
-            state.budget.strangers_bytes = Some(all);
-            all
-        }
-    };
+    let own = budget.own;
+    let all = *budget.strangers_bytes.get_or_insert_with(|| {
+        orgs.iter()
+            .filter(|(org, _)| is_stranger(own, policy, org))
+            .map(|(_, stats)| stats.bytes)
+            .sum()
+    });
     if all.saturating_add(frame_len) > budgets.strangers_bytes {
         return Some(cairn_core::Error::StrangersFull {
             bytes: budgets.strangers_bytes,

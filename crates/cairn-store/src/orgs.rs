@@ -261,7 +261,7 @@ impl Store {
         if let Some(orgs) = &mut state.orgs {
             orgs.uncount(&org, position, bytes);
         }
-        // Worked out again when next needed.
+        // Worked out again from the index when next needed (removals are rare).
         state.budget.strangers_bytes = None;
     }
 

@@ -139,7 +139,8 @@ impl Store {
         if !own && let Err(reason) = self.disk_refusal() {
             return Ok(Some((cairn_core::Error::NoRoom(reason), false)));
         }
-        let mut state = lock(&self.policy);
+        let mut guard = lock(&self.policy);
+        let state = &mut *guard;
         if let Some(blocked) = state.policy.blocked.get(org) {
             let refusal = cairn_core::Error::Blocked {
                 org: *org,
@@ -151,21 +152,13 @@ impl Store {
             return Ok(Some((cairn_core::Error::NotFollowed(*org), true)));
         }
         let max = state.policy.max_entries_per_org;
-        let mut orgs = state.orgs.take();
-        let index = match self.org_index(&mut orgs) {
-            Ok(index) => index,
-            Err(err) => {
-                state.orgs = orgs;
-                return Err(err);
-            }
-        };
+        let index = self.org_index(&mut state.orgs)?;
         let count = index.get(org).map_or(0, |stats| stats.count);
         let refusal = if count >= max {
             Some(cairn_core::Error::OverQuota { org: *org, max })
         } else {
-            stranger_refusal(&mut state, index, org, frame_len)
+            stranger_refusal(&mut state.budget, &state.policy, index, org, frame_len)
         };
-        state.orgs = orgs;
         Ok(refusal.map(|refusal| (refusal, true)))
     }
 
@@ -289,18 +282,21 @@ impl Store {
             // Everything refused for not being followed may be fetched again.
             let blocked: HashSet<OrgId> =
                 lock(&self.policy).policy.blocked.keys().copied().collect();
+            let mut kept = 0;
             for item in self.entries.scan_prefix([layout::TOMBSTONE]) {
                 let (key, org) = item?;
                 let blocked_org = org
                     .as_ref()
                     .try_into()
                     .is_ok_and(|bytes: [u8; 32]| blocked.contains(&OrgId(bytes)));
-                if !blocked_org {
+                if blocked_org {
+                    kept += 1;
+                } else {
                     self.entries.remove(key)?;
                 }
             }
             self.refused
-                .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+                .store(kept, std::sync::atomic::Ordering::Relaxed);
             self.forget_all_space_items();
         }
         self.flush()?;
@@ -308,14 +304,17 @@ impl Store {
     }
 
     fn clear_tombstones(&self, org: &OrgId) -> Result<(), Error> {
+        let mut kept = 0;
         for item in self.entries.scan_prefix([layout::TOMBSTONE]) {
             let (key, value) = item?;
             if *value == org.as_bytes()[..] {
                 self.entries.remove(key)?;
+            } else {
+                kept += 1;
             }
         }
         self.refused
-            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+            .store(kept, std::sync::atomic::Ordering::Relaxed);
         self.forget_all_space_items();
         Ok(())
     }
