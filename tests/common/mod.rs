@@ -295,11 +295,26 @@ impl Node {
     }
 }
 
+/// How much of a node's log a failing test prints.
+const LOG_TAIL_LINES: usize = 60;
+
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A failing test shows what each of its nodes was doing, so a failure on CI explains
+        // itself without a rerun.
+        if std::thread::panicking() {
+            let path = self.home.with_extension("log");
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- last {} lines of {} ---", tail.len(), path.display());
+            for line in tail {
+                eprintln!("{line}");
+            }
         }
     }
 }

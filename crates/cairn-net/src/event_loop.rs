@@ -19,13 +19,9 @@ use crate::bans::BanList;
 use crate::behaviour::{
     Behaviour, BehaviourEvent, space_of_topic, topic_for_space, topic_score_params,
 };
+use crate::serving::{Serving, ServingLimits};
 use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
-/// Peers' sync requests being answered at once, at most.
-const MAX_SERVING: usize = 64;
-/// One peer's sync requests being answered at once, at most, so no peer can hold every slot
-/// (a Cairn node keeps at most four in flight to a peer).
-const MAX_SERVING_PER_PEER: usize = 8;
 /// Hello requests answered per peer per tick; a node sends one per connection.
 const HELLOS_PER_TICK: u32 = 2;
 /// Invitations being answered at once, at most, and per peer per tick.
@@ -68,17 +64,10 @@ pub struct EventLoop {
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, Error>>)>,
     /// Our sync requests awaiting answers.
     pending_sync: HashMap<OutboundRequestId, SyncReply>,
-    /// Peers' sync requests the node is answering, by token, with the peer that asked. Bounded
-    /// by `MAX_SERVING`, and by `MAX_SERVING_PER_PEER` for each peer.
-    serving: HashMap<u64, (PeerId, ResponseChannel<Vec<u8>>)>,
+    /// Peers' sync requests the node is answering, and their budgets.
+    serving: Serving,
+    /// Tokens for invitations being answered.
     next_token: u64,
-    /// Sync requests served per peer in the current second, for the rate limit.
-    sync_budget: HashMap<PeerId, u32>,
-    sync_requests_per_second: u32,
-    /// Sync requests and answer bytes per remote address in the current second.
-    address_budget: HashMap<IpAddr, (u32, u64)>,
-    sync_requests_per_address: u32,
-    sync_bytes_per_address: u64,
     /// This node's hello, and hello requests answered per peer in the current tick.
     hello: crate::HelloSource,
     hello_budget: HashMap<PeerId, u32>,
@@ -181,13 +170,12 @@ impl EventLoop {
             stranger_counts: HashMap::new(),
             pending_dials: HashMap::new(),
             pending_sync: HashMap::new(),
-            serving: HashMap::new(),
+            serving: Serving::new(ServingLimits {
+                requests_per_peer: config.sync_requests_per_second,
+                requests_per_address: config.sync_requests_per_address,
+                bytes_per_address: config.sync_bytes_per_address,
+            }),
             next_token: 0,
-            sync_budget: HashMap::new(),
-            sync_requests_per_second: config.sync_requests_per_second,
-            address_budget: HashMap::new(),
-            sync_requests_per_address: config.sync_requests_per_address,
-            sync_bytes_per_address: config.sync_bytes_per_address,
             hello: config.hello.clone(),
             hello_budget: HashMap::new(),
             hello_sent: HashSet::new(),
@@ -311,12 +299,13 @@ impl EventLoop {
                 self.pending_sync.insert(id, (peer, reply));
             }
             Command::SyncRespond { token, response } => {
-                let Some((peer, channel)) = self.serving.remove(&token) else {
+                let address = self
+                    .serving
+                    .peer_of(token)
+                    .and_then(|peer| self.address_of(&peer));
+                let Some((_, channel)) = self.serving.answer(token, address, response.len()) else {
                     return;
                 };
-                if let Some(address) = self.address_of(&peer) {
-                    self.address_budget.entry(address).or_default().1 += response.len() as u64;
-                }
                 if self
                     .swarm
                     .behaviour_mut()
@@ -396,6 +385,19 @@ impl EventLoop {
     }
 
     /// The remote IP address of a connected peer (`None` through a relay).
+    /// Passes a peer's sync request to the owner, whose answer comes back as
+    /// `Command::SyncRespond`; if the owner's queue is full, the request is dropped.
+    fn hand_over_sync_request(&mut self, (token, peer, request): crate::serving::Handed) {
+        let event = Event::SyncRequest {
+            peer,
+            token,
+            request,
+        };
+        if self.events.try_send(event).is_err() {
+            self.serving.abandon(token);
+        }
+    }
+
     fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
         self.connected.get(peer).and_then(crate::gate::address_of)
     }
@@ -536,48 +538,13 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let over_address_budget = self.address_of(&peer).is_some_and(|address| {
-                    let (requests, bytes) = self.address_budget.entry(address).or_default();
-                    *requests += 1;
-                    *requests > self.sync_requests_per_address
-                        || *bytes > self.sync_bytes_per_address
-                });
-                let budget = self.sync_budget.entry(peer).or_insert(0);
-                *budget += 1;
-                let peer_serving = self
-                    .serving
-                    .values()
-                    .filter(|(asker, _)| *asker == peer)
-                    .count();
-                let refusal = if *budget > self.sync_requests_per_second {
-                    Some("over the per-second rate limit")
-                } else if over_address_budget {
-                    Some("over its address's per-second share")
-                } else if self.serving.len() >= MAX_SERVING {
-                    Some("too many requests waiting for an answer")
-                } else if peer_serving >= MAX_SERVING_PER_PEER {
-                    Some("too many of this peer's requests waiting for an answer")
-                } else {
-                    None
-                };
-                if let Some(reason) = refusal {
+                let address = self.address_of(&peer);
+                match self.serving.on_request(peer, address, request, channel) {
+                    Ok(Some(handed)) => self.hand_over_sync_request(handed),
+                    // It waits for its address's budget (see `on_tick`).
+                    Ok(None) => {}
                     // Dropping the channel tells the peer the request failed.
-                    tracing::debug!(%peer, "sync request refused: {reason}");
-                    return;
-                }
-                let token = self.next_token;
-                self.next_token += 1;
-                self.serving.insert(token, (peer, channel));
-                if self
-                    .events
-                    .try_send(Event::SyncRequest {
-                        peer,
-                        token,
-                        request,
-                    })
-                    .is_err()
-                {
-                    self.serving.remove(&token);
+                    Err(reason) => tracing::debug!(%peer, "sync request refused: {reason}"),
                 }
             }
             request_response::Event::Message {
@@ -650,12 +617,11 @@ impl EventLoop {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
-        self.sync_budget.clear();
         self.hello_budget.clear();
         self.invite_budget.clear();
-        self.address_budget.clear();
-        // Answers the node never gave (its task failed) must not pile up.
-        self.serving.retain(|_, (_, channel)| channel.is_open());
+        for handed in self.serving.on_tick() {
+            self.hand_over_sync_request(handed);
+        }
         for peer in self.bans.expire(now) {
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
         }

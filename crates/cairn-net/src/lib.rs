@@ -14,6 +14,7 @@ mod behaviour;
 mod codec;
 mod event_loop;
 mod gate;
+mod serving;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,8 +97,9 @@ pub struct Config {
     /// Sync requests served per peer per second; more are refused.
     pub sync_requests_per_second: u32,
     /// Sync requests served per remote address per second, and bytes of answers sent to one
-    /// address per second (counted when sent; requests past it are refused until the next second), so that many peer ids
-    /// from one machine share one budget. Peers through a relay count by peer id alone.
+    /// address per second (counted when sent), so that many peer ids from one machine share
+    /// one budget. Requests past it wait for the next second (a few per address; more are
+    /// refused). Peers through a relay count by peer id alone.
     pub sync_requests_per_address: u32,
     pub sync_bytes_per_address: u64,
     /// Gossip messages from strangers (peers this node does not keep) taken in per second,

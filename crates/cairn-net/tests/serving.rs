@@ -9,7 +9,12 @@ use tokio::sync::mpsc;
 const DEADLINE: Duration = Duration::from_secs(60);
 
 async fn start() -> (Client, mpsc::Receiver<Event>) {
+    start_with(|_| {}).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut Config)) -> (Client, mpsc::Receiver<Event>) {
     let mut config = Config::new(Keypair::generate_ed25519());
+    adjust(&mut config);
     config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("address")];
     config.kademlia = false;
     let (client, events, event_loop) = cairn_net::new(config).expect("network starts");
@@ -106,4 +111,93 @@ async fn one_peer_cannot_hold_more_than_eight_requests_being_answered() {
             "a refused request reached the owner"
         );
     }
+}
+
+/// A node and a client connected to it: the node's events, and the node's peer id.
+async fn connect(
+    client: &Client,
+    events: &mut mpsc::Receiver<Event>,
+    address: Multiaddr,
+) -> PeerId {
+    let peer = client.dial(address).await.expect("dial");
+    next(events, |event| match event {
+        Event::Connected {
+            peer: connected, ..
+        } if connected == peer => Some(()),
+        _ => None,
+    })
+    .await;
+    peer
+}
+
+/// Answers every sync request with the request itself, for as long as the node runs.
+fn echo_sync_requests(server: Client, mut events: mpsc::Receiver<Event>) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let Event::SyncRequest { token, request, .. } = event {
+                let _ = server.sync_respond(token, request).await;
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_over_its_share_waits_for_the_next_second_and_is_not_refused() {
+    // One request a second for the whole address: a burst must wait, not fail.
+    let (server, mut server_events) =
+        start_with(|config| config.sync_requests_per_address = 1).await;
+    let address: Multiaddr = next(&mut server_events, |event| match event {
+        Event::Listening { address } => Some(address),
+        _ => None,
+    })
+    .await;
+    let (first, mut first_events) = start().await;
+    let (second, mut second_events) = start().await;
+    let server_id = connect(&first, &mut first_events, address.clone()).await;
+    connect(&second, &mut second_events, address).await;
+    echo_sync_requests(server, server_events);
+
+    // One asker's burst, within its own limits, over its address's: every request is answered.
+    let started = tokio::time::Instant::now();
+    let burst: Vec<_> = (0..5u8)
+        .map(|n| {
+            let first = first.clone();
+            tokio::spawn(async move { first.queue_sync_request(server_id, vec![n]).await?.await })
+        })
+        .collect();
+    for (n, ask) in burst.into_iter().enumerate() {
+        let answer = tokio::time::timeout(DEADLINE, ask)
+            .await
+            .expect("every request ends in time")
+            .expect("task")
+            .expect("a request over its address's share waits and is answered");
+        assert_eq!(answer, vec![n as u8]);
+    }
+    // At one a second, the last was handed over at least four seconds after the first.
+    assert!(started.elapsed() >= Duration::from_secs(3));
+
+    // Two peers on one address asking for 16 at once: what waits is bounded, so some are
+    // refused, and each one that was not refused is answered.
+    let asks: Vec<_> = (0..16u8)
+        .map(|n| {
+            let asker = if n % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move { asker.queue_sync_request(server_id, vec![n]).await?.await })
+        })
+        .collect();
+    let mut answered = 0;
+    for ask in asks {
+        let outcome = tokio::time::timeout(DEADLINE, ask)
+            .await
+            .expect("every request ends in time")
+            .expect("task");
+        answered += usize::from(outcome.is_ok());
+    }
+    assert!(
+        (2..16).contains(&answered),
+        "{answered} of 16 requests answered: waiting requests are not bounded per address"
+    );
 }
