@@ -461,6 +461,9 @@ impl Entry {
             body_hash: BodyHash::of(&draft.body),
             credential: Bytes(credential.as_bytes().to_vec()),
         };
+        // What is signed here passes the checks every peer makes of a header (at the time
+        // it names), so a node never signs an entry that peers, or its own store, refuse.
+        crate::verify::check_header(&header, header.created)?;
         Self::sign_header(author, &header, Some(draft.body))
     }
 

@@ -140,3 +140,16 @@ pub fn story(index: usize, body_len: usize) -> Story {
         ..Story::default()
     }
 }
+
+/// A fixed set of entries: `authors` authors (seeds 1 to `authors`, each its own organisation)
+/// with a chain of `per_author` entries each, from [`EPOCH`], bodies of about `body_len`
+/// bytes. The same call always gives the same entries, so fuzz targets and the seeds written
+/// for them agree.
+pub fn fixed_entries(authors: u8, per_author: usize, body_len: usize) -> Result<Vec<Entry>, Error> {
+    let mut entries = Vec::new();
+    for seed in 1..=authors {
+        let author = Author::from_seeds(seed, seed + 100, "Fixed org", "Fixed member");
+        entries.extend(author.chain(per_author, EPOCH, body_len)?);
+    }
+    Ok(entries)
+}

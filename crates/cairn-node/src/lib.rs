@@ -34,6 +34,8 @@ use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
 pub use daemon::{Running, Shared, start, validate_and_store};
+/// The compose page's form, read as the page reads it (for the fuzz targets and tests).
+pub use http::web::compose::ComposeForm;
 pub use service::{PublishAs, Service};
 
 /// What can go wrong running the node.

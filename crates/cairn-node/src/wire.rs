@@ -4,7 +4,7 @@
 //! id strings exist only here and in `cairn-api`.
 
 use cairn_api::{FramesView, KnownOrgView, MemberView, OrgLabelView, ProfileView, PublishedView};
-use cairn_core::{Entry, EntryId, MemberId, OrgId, Profile};
+use cairn_core::{Entry, EntryId, Kind, MemberId, OrgId, Profile, RefKind};
 
 use crate::Error;
 use crate::service::names::{KnownOrg, OrgLabel, Standing};
@@ -209,4 +209,27 @@ pub fn key_log_view(status: &crate::service::KeyLogStatus) -> cairn_api::KeyLogV
         next_key_here: status.next_key_here,
         duplicity: status.duplicity,
     }
+}
+
+/// The story a publish request asks for, with its links' types read; the links' targets are
+/// looked up by the service.
+pub fn new_story(request: cairn_api::PublishRequest) -> Result<crate::service::NewStory, Error> {
+    let mut links = Vec::with_capacity(request.links.len());
+    for link in request.links {
+        let kind = RefKind::from_name(&link.kind)
+            .filter(|kind| kind.is_story_link())
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "{:?} is not a link type; use builds-on, contradicts or tried-too",
+                    link.kind
+                ))
+            })?;
+        links.push((kind, link.target));
+    }
+    Ok(crate::service::NewStory {
+        kind: Kind(request.kind),
+        story: request.story,
+        spaces: request.spaces,
+        links,
+    })
 }

@@ -60,8 +60,9 @@ impl Pointer {
         })
     }
 
+    /// Where the frame ends (saturating: a damaged pointer may claim any offset).
     pub fn end(self) -> u64 {
-        self.offset + u64::from(self.len)
+        self.offset.saturating_add(u64::from(self.len))
     }
 }
 
@@ -175,8 +176,30 @@ impl FrameLog {
         Ok(())
     }
 
-    /// Reads the frame at `pointer`. A pointer past the end of the log is damage.
+    /// Reads the frame at `pointer`. A pointer past the end of the log, or longer than any
+    /// frame can be, is damage (and nothing is allocated for it).
     pub fn read(&self, pointer: Pointer) -> Result<Vec<u8>, Error> {
+        self.check_length(pointer)?;
+        self.read_span(pointer)
+    }
+
+    /// A pointer read from disk claims no more than an entry frame can hold.
+    fn check_length(&self, pointer: Pointer) -> Result<(), Error> {
+        if pointer.len as usize > cairn_core::entry::MAX_FRAME_LEN {
+            return Err(Error::Corrupt(format!(
+                "a frame at bytes {}..{} of the frame log {} would be {} bytes, more than any entry frame ({})",
+                pointer.offset,
+                pointer.end(),
+                self.path.display(),
+                pointer.len,
+                cairn_core::entry::MAX_FRAME_LEN
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the bytes at `span`: one frame, or frames that lie end to end.
+    fn read_span(&self, pointer: Pointer) -> Result<Vec<u8>, Error> {
         {
             let tail = crate::lock(&self.tail);
             let written = tail.written();
@@ -209,6 +232,9 @@ impl FrameLog {
         // Only grows, and only by writing out every pending frame, so a run wholly before it
         // stays in the file and one wholly after it is read whole from either place.
         let written = crate::lock(&self.tail).written();
+        for pointer in pointers {
+            self.check_length(*pointer)?;
+        }
         let mut frames = Vec::with_capacity(pointers.len());
         let mut rest = pointers;
         while let Some(first) = rest.first() {
@@ -228,9 +254,9 @@ impl FrameLog {
                 count += 1;
             }
             if count == 1 {
-                frames.push(self.read(run)?);
+                frames.push(self.read_span(run)?);
             } else {
-                let bytes = self.read(run)?;
+                let bytes = self.read_span(run)?;
                 let mut at = 0;
                 for pointer in &rest[..count] {
                     let end = at + pointer.len as usize;
@@ -311,8 +337,11 @@ mod tests {
         assert_eq!(log.sync().expect("sync"), 22);
         assert_eq!(file_len(), 22);
         // A full buffer is written out without waiting for the end of the run.
-        let large = vec![7u8; PENDING_LIMIT];
-        let pointer = log.append(&large).expect("append");
+        let large = vec![7u8; cairn_core::entry::MAX_FRAME_LEN];
+        let mut pointer = log.append(&large).expect("append");
+        for _ in 0..PENDING_LIMIT / large.len() {
+            pointer = log.append(&large).expect("append");
+        }
         assert_eq!(file_len(), pointer.end());
         drop(log);
         let log = FrameLog::open(dir.path(), false).expect("reopen");
@@ -324,6 +353,27 @@ mod tests {
             len: 4,
         };
         assert!(matches!(log.read(beyond), Err(Error::Corrupt(_))));
+        // A damaged pointer allocates nothing it could not hold, wherever it points.
+        for damaged in [
+            Pointer {
+                offset: 0,
+                len: u32::MAX,
+            },
+            Pointer {
+                offset: u64::MAX,
+                len: u32::MAX,
+            },
+            Pointer {
+                offset: u64::MAX - 1,
+                len: 4,
+            },
+        ] {
+            assert!(matches!(log.read(damaged), Err(Error::Corrupt(_))));
+            assert!(matches!(
+                log.read_many(&[first, damaged]),
+                Err(Error::Corrupt(_))
+            ));
+        }
         assert!(matches!(
             FrameLog::open(&dir.path().join("elsewhere"), false),
             Err(Error::MissingFrameLog(_))

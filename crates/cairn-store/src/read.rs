@@ -680,3 +680,14 @@ pub(crate) fn read_record<'a>(
         _ => Err(Error::Corrupt("a record is malformed".into())),
     }
 }
+
+#[cfg(feature = "fuzzing")]
+impl Store {
+    /// Replaces the record of `id` with `record`, as damage on disk would: the fuzz target for
+    /// records read back from disk writes what it likes here and then reads.
+    pub fn damage_record(&self, id: &EntryId, record: &[u8]) -> Result<(), Error> {
+        self.entries
+            .insert(layout::entry_key(layout::RECORD, id), record)?;
+        Ok(())
+    }
+}

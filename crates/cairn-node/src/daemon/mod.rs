@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use gossip::validate_and_store;
+pub use serve::answer_sync_request;
 pub use shared::Shared;
 use tasks::blocking;
 

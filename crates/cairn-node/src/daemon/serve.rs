@@ -117,18 +117,7 @@ async fn serve_queue(
 /// Answers one sync request from a peer.
 async fn serve(shared: Arc<Shared>, token: u64, request: Vec<u8>) {
     let store = shared.store().clone();
-    let answer = blocking(move || {
-        let response = match Request::decode(&request) {
-            Ok(request) => respond(&StoreSource(&store), request),
-            Err(err) => Response::Refused {
-                reason: err.to_string(),
-            },
-        };
-        response
-            .encode()
-            .map_err(|err| Error::Task(err.to_string()))
-    })
-    .await;
+    let answer = blocking(move || answer_sync_request(&store, &request)).await;
     match answer {
         Ok(bytes) => {
             if let Err(err) = shared.client().sync_respond(token, bytes).await {
@@ -137,4 +126,18 @@ async fn serve(shared: Arc<Shared>, token: u64, request: Vec<u8>) {
         }
         Err(err) => tracing::warn!("could not serve a sync request: {err}"),
     }
+}
+
+/// The encoded answer to one encoded sync request, served from `store`: a request that does
+/// not decode is answered `Refused` with the reason.
+pub fn answer_sync_request(store: &Store, request: &[u8]) -> Result<Vec<u8>, Error> {
+    let response = match Request::decode(request) {
+        Ok(request) => respond(&StoreSource(store), request),
+        Err(err) => Response::Refused {
+            reason: err.to_string(),
+        },
+    };
+    response
+        .encode()
+        .map_err(|err| Error::Task(err.to_string()))
 }

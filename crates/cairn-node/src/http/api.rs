@@ -13,13 +13,13 @@ use cairn_api::{
     SearchQuery, Signing, SpacesView, StatusView, SyncRequest, SyncView, TicketText,
 };
 use cairn_core::body::StoryEdit;
-use cairn_core::{Kind, OrgId, RefKind, Reply, ResponseType};
+use cairn_core::{OrgId, Reply, ResponseType};
 
 use super::Api;
 use crate::Error;
 use crate::hello::PeerHello;
+use crate::service::PublishAs;
 use crate::service::names;
-use crate::service::{NewStory, PublishAs};
 use crate::ticket::Ticket;
 use crate::wire;
 
@@ -134,27 +134,10 @@ pub(crate) async fn show(
 
 pub(crate) async fn publish(
     State(api): State<Api>,
-    Json(request): Json<PublishRequest>,
+    Json(mut request): Json<PublishRequest>,
 ) -> Result<Json<PublishedView>, Error> {
-    let mut links = Vec::with_capacity(request.links.len());
-    for link in request.links {
-        let kind = RefKind::from_name(&link.kind)
-            .filter(|kind| kind.is_story_link())
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "{:?} is not a link type; use builds-on, contradicts or tried-too",
-                    link.kind
-                ))
-            })?;
-        links.push((kind, link.target));
-    }
-    let new = NewStory {
-        kind: Kind(request.kind),
-        story: request.story,
-        spaces: request.spaces,
-        links,
-    };
-    let publish_as = signer(request.signing)?;
+    let publish_as = signer(std::mem::take(&mut request.signing))?;
+    let new = wire::new_story(request)?;
     published(
         api.shared
             .write(move |service| service.publish(new, &publish_as))

@@ -89,6 +89,33 @@ pub struct NewStory {
     pub links: Vec<(RefKind, String)>,
 }
 
+impl NewStory {
+    /// The draft this story is signed as, its links aside (the service looks them up): the
+    /// kind checked, the spaces named (`joined` gives them when none are), the text tidied.
+    pub fn draft(
+        &self,
+        joined: impl FnOnce() -> Result<Vec<Space>, Error>,
+        created: Timestamp,
+    ) -> Result<Draft, Error> {
+        if !self.kind.has_story() {
+            return Err(Error::BadRequest(format!(
+                "kind {} cannot be published as a story; use learning, failure or question",
+                self.kind
+            )));
+        }
+        let spaces = if self.spaces.is_empty() {
+            joined()?
+        } else {
+            self.spaces
+                .iter()
+                .map(|name| Space::new(name))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let story = self.story.clone().tidied();
+        Ok(Draft::story(self.kind, &story, spaces, created)?)
+    }
+}
+
 /// Some entries, with what readers must be told beside them.
 #[derive(Debug, Default)]
 pub struct Listing {
@@ -207,12 +234,7 @@ impl Service {
 
     /// Signs and stores a story entry with its typed links.
     pub fn publish(&self, new: NewStory, publish_as: &PublishAs) -> Result<Entry, Error> {
-        if !new.kind.has_story() {
-            return Err(Error::BadRequest(format!(
-                "kind {} cannot be published as a story; use learning, failure or question",
-                new.kind
-            )));
-        }
+        let mut draft = new.draft(|| self.joined_spaces(), Timestamp::now())?;
         let mut refs = Vec::with_capacity(new.links.len());
         for (kind, target) in &new.links {
             if !kind.is_story_link() {
@@ -225,16 +247,6 @@ impl Service {
                 target: self.held(target)?.id(),
             });
         }
-        let spaces = if new.spaces.is_empty() {
-            self.joined_spaces()?
-        } else {
-            new.spaces
-                .iter()
-                .map(|name| Space::new(name))
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        let story = new.story.tidied();
-        let mut draft = Draft::story(new.kind, &story, spaces, Timestamp::now())?;
         draft.refs = refs;
         self.write(draft, publish_as)
     }

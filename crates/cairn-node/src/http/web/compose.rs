@@ -32,8 +32,9 @@ struct Prompt {
     value: String,
 }
 
+/// What a member wrote on the compose page: shown back as typed when it cannot be published.
 #[derive(Debug, Default)]
-struct ComposeForm {
+pub struct ComposeForm {
     kind: String,
     title: String,
     summary: String,
@@ -122,16 +123,7 @@ pub async fn publish(
 ) -> PageResult {
     let form = Form::parse(&body);
     check_csrf(&session, &form)?;
-    let field = |name: &str| form.get(name).unwrap_or_default().to_string();
-    let composed = ComposeForm {
-        kind: field("kind"),
-        title: field("title"),
-        summary: field("summary"),
-        text: field("text"),
-        tags: field("tags"),
-        sections: PROMPTS.map(|(name, _, _)| field(name)),
-        spaces: form.all("space"),
-    };
+    let composed = ComposeForm::from_form(&form);
     match publish_composed(&web, &composed).await {
         Ok(id) => Ok(Redirect::to(&format!("/entries/{id}")).into_response()),
         // Nothing the member wrote is lost: the form comes back filled in, with the reason.
@@ -143,38 +135,65 @@ pub async fn publish(
     }
 }
 
-async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Error> {
-    let kind = Kind::from_name(&form.kind)
-        .filter(|kind| kind.has_story())
-        .ok_or_else(|| Error::BadRequest("Choose what kind of entry this is.".into()))?;
-    if form.spaces.is_empty() {
-        return Err(Error::BadRequest(
-            "Choose at least one space to share the entry with.".into(),
-        ));
+impl ComposeForm {
+    /// Reads a URL-encoded compose form (the CSRF token is checked by the caller).
+    pub fn parse(body: &[u8]) -> Self {
+        Self::from_form(&Form::parse(body))
     }
-    let tags = cairn_core::body::normalize_tags(
-        form.tags.split(',').filter(|tag| !tag.trim().is_empty()),
-    )?;
-    // The service tidies whitespace, as for every other way of publishing.
-    let [context, tried, happened, learned, next] = form.sections.clone();
-    let story = Story {
-        title: form.title.clone(),
-        summary: form.summary.clone(),
-        text: form.text.clone(),
-        context,
-        tried,
-        happened,
-        learned,
-        next,
-        tags,
-        ..Story::default()
-    };
-    let new = NewStory {
-        kind,
-        story,
-        spaces: form.spaces.clone(),
-        links: Vec::new(),
-    };
+
+    fn from_form(form: &Form) -> Self {
+        let field = |name: &str| form.get(name).unwrap_or_default().to_string();
+        Self {
+            kind: field("kind"),
+            title: field("title"),
+            summary: field("summary"),
+            text: field("text"),
+            tags: field("tags"),
+            sections: PROMPTS.map(|(name, _, _)| field(name)),
+            spaces: form.all("space"),
+        }
+    }
+
+    /// The story to publish, or what the member must change first.
+    pub fn new_story(&self) -> Result<NewStory, Error> {
+        let form = self;
+        let kind = Kind::from_name(&form.kind)
+            .filter(|kind| kind.has_story())
+            .ok_or_else(|| Error::BadRequest("Choose what kind of entry this is.".into()))?;
+        if form.spaces.is_empty() {
+            return Err(Error::BadRequest(
+                "Choose at least one space to share the entry with.".into(),
+            ));
+        }
+        let tags = cairn_core::body::normalize_tags(
+            form.tags.split(',').filter(|tag| !tag.trim().is_empty()),
+        )?;
+        // The service tidies whitespace, as for every other way of publishing.
+        let [context, tried, happened, learned, next] = form.sections.clone();
+        let story = Story {
+            title: form.title.clone(),
+            summary: form.summary.clone(),
+            text: form.text.clone(),
+            context,
+            tried,
+            happened,
+            learned,
+            next,
+            tags,
+            ..Story::default()
+        };
+        let new = NewStory {
+            kind,
+            story,
+            spaces: form.spaces.clone(),
+            links: Vec::new(),
+        };
+        Ok(new)
+    }
+}
+
+async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Error> {
+    let new = form.new_story()?;
     let (entry, _) = web
         .shared
         .write(move |service| service.publish(new, &PublishAs::Me))

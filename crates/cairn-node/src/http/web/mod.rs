@@ -20,7 +20,7 @@
 
 mod feed;
 pub(crate) use feed::feed_key;
-mod compose;
+pub(crate) mod compose;
 mod entry;
 mod login;
 mod orgs;
