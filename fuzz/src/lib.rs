@@ -1,0 +1,76 @@
+//! What the fuzz targets share: a fixed clock, a fixed author, and the one property every
+//! way of publishing must keep (what a local client may publish, every peer accepts).
+
+use cairn_core::testkit::{Author, EPOCH, fixed_entries};
+use cairn_core::{Entry, Space, Timestamp, Verifier};
+use cairn_node::service::NewStory;
+
+/// The clock every target reads: a day after the test kit's epoch, so runs repeat exactly.
+pub const NOW: Timestamp = Timestamp(EPOCH.0 + 24 * 3_600_000);
+
+/// The author that signs what the targets publish.
+pub fn author() -> &'static Author {
+    static AUTHOR: std::sync::OnceLock<Author> = std::sync::OnceLock::new();
+    AUTHOR.get_or_init(Author::ana)
+}
+
+/// Signs a story the way the node would (its links aside) and checks what every peer checks:
+/// anything the node lets a member publish must be an entry that decodes to itself and
+/// passes verification, with the story as written (tidied). Returns the entry, or `None`
+/// where the node refuses the story.
+pub fn publish_checked(new: &NewStory) -> Option<Entry> {
+    let joined = || Ok(vec![Space::new(Space::DEFAULT).expect("the default space")]);
+    let draft = new.draft(joined, NOW).ok()?;
+    // Signing runs the header checks peers make, and the node publishes only what it signed.
+    let entry = author().sign(1, None, draft).ok()?;
+    let frame = entry.encode();
+    let decoded = Entry::decode(&frame).expect("a signed entry decodes");
+    assert_eq!(decoded.id(), entry.id());
+    assert_eq!(decoded.encode(), frame);
+    if let Err(err) = Verifier::new().verify(&decoded, NOW) {
+        panic!("the node let a member publish an entry peers refuse: {err}");
+    }
+    let story = decoded
+        .story()
+        .expect("a story body")
+        .expect("the story decodes");
+    assert_eq!(story, new.story.clone().tidied());
+    Some(decoded)
+}
+
+/// The store the targets read holds `cairn_core::testkit::fixed_entries` with these
+/// arguments (`fuzz_seeds` writes its seeds against the same).
+pub const FIXED_AUTHORS: u8 = 3;
+pub const FIXED_PER_AUTHOR: usize = 40;
+pub const FIXED_BODY_LEN: usize = 300;
+
+/// A real store on disk holding entries from a few authors in the default space, made once
+/// per fuzzing process (its folder is left in the temporary directory).
+pub fn store_with_entries() -> (&'static cairn_store::Store, &'static [Entry]) {
+    static STORE: std::sync::OnceLock<(cairn_store::Store, Vec<Entry>)> =
+        std::sync::OnceLock::new();
+    let (store, entries) = STORE.get_or_init(|| {
+        let folder = tempfile::Builder::new()
+            .prefix("cairn-fuzz-store-")
+            .tempdir()
+            .expect("a temporary folder")
+            .keep();
+        let config = cairn_store::Config {
+            budgets: cairn_store::Budgets::unlimited(),
+            ..cairn_store::Config::default()
+        };
+        let store = cairn_store::Store::create(&folder, config).expect("a new store");
+        let entries = fixed_entries(FIXED_AUTHORS, FIXED_PER_AUTHOR, FIXED_BODY_LEN)
+            .expect("the fixed entries");
+        let frames: Vec<Vec<u8>> = entries.iter().map(Entry::encode).collect();
+        for result in store
+            .insert_batch_unflushed(&frames, NOW)
+            .expect("the store takes the entries")
+        {
+            result.expect("a valid entry");
+        }
+        store.flush().expect("flush");
+        (store, entries)
+    });
+    (store, entries)
+}
