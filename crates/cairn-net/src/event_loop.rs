@@ -110,7 +110,7 @@ impl EventLoop {
     ) -> Result<Self, Error> {
         let mut metrics = Registry::default();
         let handshake_timeout = config.handshake_timeout;
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
             .with_tokio()
             .with_quic_config(|mut quic| {
                 quic.handshake_timeout = handshake_timeout;
@@ -129,7 +129,16 @@ impl EventLoop {
                         .timeout(handshake_timeout),
                 )
             })
-            .map_err(|err| Error::Transport("TCP", err.to_string()))?
+            .map_err(|err| Error::Transport("TCP", err.to_string()))?;
+        // Peers may be named by DNS (/dns4, /dns6, /dns): resolved as the system says (its
+        // resolvers and hosts file), or with public resolvers where it names none.
+        let (resolvers, options) = hickory_resolver::system_conf::read_system_conf()
+            .unwrap_or_else(|err| {
+                tracing::info!("no usable DNS settings in the system ({err}); peers' DNS names are resolved with public resolvers");
+                Default::default()
+            });
+        let builder = builder.with_dns_config(resolvers, options);
+        let mut swarm = builder
             .with_behaviour(|key| {
                 Behaviour::new(key, &config, &mut metrics)
                     .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)

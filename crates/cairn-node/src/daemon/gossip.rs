@@ -24,6 +24,26 @@ pub(crate) async fn publish(client: &Client, entry: &Entry) -> bool {
     reached
 }
 
+/// Passes on entries this node just stored from a sync, on each of their spaces' topics, so
+/// its other peers hear of them now rather than at their next sync with it (a hub between two
+/// nodes that are never online together passes news on in seconds). Peers that have them
+/// already drop the copy.
+pub(crate) async fn forward(client: &Client, frames: Vec<Vec<u8>>) {
+    for frame in frames {
+        let Ok(header) = cairn_core::entry::frame_header(&frame) else {
+            continue;
+        };
+        for space in &header.spaces {
+            match client.publish(space.to_string(), frame.clone()).await {
+                Ok(()) | Err(cairn_net::Error::NoPeers(_)) => {}
+                Err(err) => {
+                    tracing::debug!(%space, "could not pass on an entry from a sync: {err}")
+                }
+            }
+        }
+    }
+}
+
 /// Stores what is valid among frames gossiped in `spaces` (one topic per frame), and says for
 /// each frame whether to relay it (Accept), drop it quietly (Ignore) or drop it and penalise
 /// the sender (Reject).

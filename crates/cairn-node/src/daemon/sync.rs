@@ -19,6 +19,10 @@ use crate::Error;
 /// Pages of one sync being stored at once: one written while the next is checked. More would
 /// only take cores from the writer, which is what bounds storing.
 const PAGES_STORING: usize = 2;
+/// Entries one sync of a space passes on to the node's other peers by gossip, at most (the
+/// first it stores: a reconciliation's first answer carries the newest). A large catch-up
+/// reaches them by their own syncs instead.
+const FORWARD_PER_SPACE: usize = 256;
 /// How long the node that accepted a connection waits before its first sync with the peer
 /// (see [`on_connect`]): long enough for the dialer's in-sync check or small catch-up to end.
 const ACCEPTED_SYNC_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -187,6 +191,7 @@ async fn space_from(
     // after the one before it.
     let mut storing = std::collections::VecDeque::new();
     let mut write_line = cairn_store::WriteLine::new();
+    let forwarding = Arc::new(std::sync::atomic::AtomicUsize::new(FORWARD_PER_SPACE));
     let result = async {
         asking.push_back(ask(shared, peer, request).await?);
         while let Some(answer) = asking.pop_front() {
@@ -218,7 +223,13 @@ async fn space_from(
                 {
                     finished(task).await?;
                 }
-                storing.push_back(store_frames(shared, peer, frames, write_line.next_turn()));
+                storing.push_back(store_frames(
+                    shared,
+                    peer,
+                    frames,
+                    write_line.next_turn(),
+                    forwarding.clone(),
+                ));
             }
             let stats = session.stats();
             shared.syncs().set_progress(
@@ -284,7 +295,9 @@ impl AsRef<[u8]> for ReceivedFrame {
     }
 }
 
-/// Stores frames a peer served. Any invalid one blocks the peer and ends the sync.
+/// Stores frames a peer served. Any invalid one blocks the peer and ends the sync. Entries
+/// stored new are passed on to other peers while `forwarding` (shared by the sync's pages)
+/// lasts.
 ///
 /// The insert starts on a blocking thread at once: spawned from an async task, it would wait
 /// until this runtime thread next yields, which is after it has read the next answer (a few
@@ -294,24 +307,30 @@ fn store_frames(
     peer: PeerId,
     frames: Vec<ReceivedFrame>,
     turn: cairn_store::WriteTurn,
+    forwarding: Arc<std::sync::atomic::AtomicUsize>,
 ) -> tokio::task::JoinHandle<Result<(), Error>> {
     // Nobody waits on a fetched entry, so batches are not flushed one by one (a flush would
     // stall the writer on the disk): the sync flushes once when it ends, and sled flushes
     // on its own meanwhile. A crash before then only means fetching them again.
     let store = shared.store().clone();
     let inserting = tokio::task::spawn_blocking(move || {
-        store.insert_batch_in_turn(&frames, Timestamp::now(), turn)
+        let results = store.insert_batch_in_turn(&frames, Timestamp::now(), turn)?;
+        Ok::<_, cairn_store::Error>((frames, results))
     });
     let shared = shared.clone();
     tokio::spawn(async move {
-        let results = inserting
+        let (frames, results) = inserting
             .await
             .map_err(|err| Error::Task(err.to_string()))??;
         let mut invalid = 0;
-        for result in &results {
+        let mut forward = Vec::new();
+        for (frame, result) in frames.iter().zip(&results) {
             match result {
                 Ok(inserted) => {
                     let _ = shared.stored_sender().send(inserted.id);
+                    if inserted.outcome == cairn_store::Outcome::Stored && take_one(&forwarding) {
+                        forward.push(frame.as_ref().to_vec());
+                    }
                 }
                 Err(cairn_store::Error::Rejected(err)) if verdict_for(err) == Verdict::Reject => {
                     invalid += 1
@@ -326,8 +345,19 @@ fn store_frames(
                 "the peer served {invalid} invalid entries and is blocked"
             )));
         }
+        super::gossip::forward(shared.client(), forward).await;
         Ok(())
     })
+}
+
+/// Takes one from a shared allowance; `false` once it is spent.
+fn take_one(allowance: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering;
+    allowance
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
 }
 
 fn sync_error(err: cairn_sync::Error) -> Error {
