@@ -56,6 +56,8 @@ pub trait Backend {
     fn join_space(&self, name: &str) -> Result<Vec<String>>;
     /// Leaves a space; returns the joined spaces.
     fn leave_space(&self, name: &str) -> Result<Vec<String>>;
+    /// Forgets a remembered peer (by peer id or address); returns what was forgotten.
+    fn forget_peer(&self, peer: &str) -> Result<Vec<String>>;
 }
 
 /// The running node's API if there is one, else the service on the home's store. A node that
@@ -260,6 +262,10 @@ impl Backend for Service {
         Service::leave_space(self, name)?;
         Ok(Service::spaces(self))
     }
+
+    fn forget_peer(&self, peer: &str) -> Result<Vec<String>> {
+        Ok(Service::forget_peer(self, peer)?)
+    }
 }
 
 impl NodeClient {
@@ -443,5 +449,13 @@ impl Backend for NodeClient {
     fn leave_space(&self, name: &str) -> Result<Vec<String>> {
         let path = format!("/api/spaces/{}", path_segment(name.trim()));
         Ok(self.delete::<SpacesView>(&path)?.spaces)
+    }
+
+    fn forget_peer(&self, peer: &str) -> Result<Vec<String>> {
+        let request = cairn_api::AddressRequest {
+            address: peer.to_string(),
+        };
+        let forgotten: cairn_api::ForgottenView = self.post("/api/peers/forget", &request)?;
+        Ok(forgotten.forgotten)
     }
 }

@@ -366,6 +366,11 @@ pub enum PeerAction {
         /// The peer's multiaddress.
         address: String,
     },
+    /// Stop redialling a peer and remove it from the address book and the added peers.
+    Forget {
+        /// Its peer id, or one of its addresses (as `cairn peers` lists them).
+        peer: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

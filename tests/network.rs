@@ -57,3 +57,67 @@ fn a_hub_passes_on_at_once_what_it_learned_by_sync_and_peers_may_be_named_by_dns
     );
     assert!(!c.connected_to(&a.peer_id()), "A and C never connect");
 }
+
+/// The addresses `cairn peers` lists as known to the node in `home`.
+fn known(home: &std::path::Path) -> Vec<String> {
+    common::json(home, &["peers"])["known"]
+        .as_array()
+        .expect("known peers")
+        .iter()
+        .map(|address| address.as_str().expect("an address").to_string())
+        .collect()
+}
+
+#[test]
+fn a_restarted_node_redials_its_address_book_and_forgets_what_it_is_told_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (Node::init(dir.path(), "a"), Node::init(dir.path(), "b"));
+    let a = Node::start(&a, &["--no-kademlia"]);
+    let a_id = a.peer_id();
+    let a_address = a.address();
+    // Given once on the command line: remembered because it worked.
+    let mut b_node = Node::start(&b, &["--peer", &a_address, "--no-kademlia"]);
+    wait_for("B connected to A", || b_node.connected_to(&a_id));
+    wait_for("A in B's address book", || known(&b).contains(&a_address));
+    assert!(b_node.stop().success());
+
+    // Restarted with no --peer, B finds A from its address book.
+    let mut b_node = Node::start(&b, &["--no-kademlia"]);
+    wait_for("B reconnected to A from its address book", || {
+        b_node.connected_to(&a_id)
+    });
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.join("node-state.json")).expect("the state file"))
+            .expect("JSON");
+    let entry = &state["address_book"][&a_id];
+    assert_eq!(entry["addresses"][0], a_address.as_str());
+    assert_eq!(
+        entry["org"],
+        common::org_id(&a.home).as_str(),
+        "the organisation A's binding names"
+    );
+
+    // Forgotten, it is no longer redialled.
+    let forgotten = ok(&b, &["peer", "forget", &a_id]);
+    assert!(forgotten.contains(&a_address), "{forgotten}");
+    assert!(known(&b).is_empty());
+    assert!(b_node.stop().success());
+    let b_node = Node::start(&b, &["--no-kademlia"]);
+    assert!(known(&b).is_empty(), "a forgotten peer stays forgotten");
+    drop(b_node);
+
+    // A peer not reached for over 30 days is dropped when the node starts.
+    let path = b.join("node-state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the state file")).expect("JSON");
+    let long_ago = Timestamp::now().0 - 31 * 24 * 3_600_000;
+    let dead = format!("/ip4/127.0.0.1/tcp/9/p2p/{a_id}");
+    state["address_book"][&a_id] =
+        serde_json::json!({"addresses": [dead], "last_connected": long_ago});
+    std::fs::write(&path, serde_json::to_vec(&state).expect("JSON")).expect("write");
+    let _b = Node::start(&b, &["--no-kademlia"]);
+    assert!(known(&b).is_empty(), "the dead address was dropped");
+    let err = common::cairn(&b, &["peer", "forget", &a_id]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("no remembered peer"));
+}

@@ -85,6 +85,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Peer {
             action: PeerAction::Add { address },
         } => network::add_peer(&home, address, json),
+        Command::Peer {
+            action: PeerAction::Forget { peer },
+        } => network::forget_peer(&home, &peer, json),
         Command::Backup {
             file,
             passphrase_file,

@@ -258,6 +258,16 @@ pub(super) fn add_peer(home: &Home, address: String, json: bool) -> Result<()> {
     })
 }
 
+pub(super) fn forget_peer(home: &Home, peer: &str, json: bool) -> Result<()> {
+    let forgotten = backend::open(home)?.forget_peer(peer)?;
+    let view = cairn_api::ForgottenView { forgotten };
+    print_or_json(json, &view, || {
+        for item in &view.forgotten {
+            say!("forgot: {item}");
+        }
+    })
+}
+
 pub(super) fn invite(
     home: &Home,
     expires: std::time::Duration,

@@ -432,6 +432,12 @@ pub struct PeerAddedView {
     pub peer_id: String,
 }
 
+/// What `cairn peer forget` forgot: peer ids and addresses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForgottenView {
+    pub forgotten: Vec<String>,
+}
+
 /// `GET /api/invite?expires_secs=&single_use=`: how long the invitation lasts (7 days if not
 /// given, at most a year) and whether only one node may accept it.
 #[derive(Debug, Default, Serialize, Deserialize)]

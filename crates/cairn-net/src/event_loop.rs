@@ -248,6 +248,9 @@ impl EventLoop {
                     backoff: FIRST_BACKOFF,
                 });
             }
+            Command::Forget { peer } => {
+                self.known.retain(|_, redial| redial.peer != Some(peer));
+            }
             Command::Publish { space, data, reply } => {
                 let result = self
                     .swarm

@@ -261,6 +261,10 @@ enum Command {
     Remember {
         address: Multiaddr,
     },
+    /// Stop redialling this peer.
+    Forget {
+        peer: PeerId,
+    },
     Publish {
         space: String,
         data: Vec<u8>,
@@ -345,6 +349,11 @@ impl Client {
     /// Keeps an address in the redial set: dialled whenever not connected, with backoff.
     pub async fn remember(&self, address: Multiaddr) -> Result<(), Error> {
         self.send(Command::Remember { address }).await
+    }
+
+    /// Stops redialling a peer, at any of its addresses.
+    pub async fn forget(&self, peer: PeerId) -> Result<(), Error> {
+        self.send(Command::Forget { peer }).await
     }
 
     /// Gossips a frame to a space.

@@ -91,10 +91,19 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                     shared.outbox().wake(&space);
                 }
             }
-            Event::Connected { peer, dialed, .. } => {
+            Event::Connected {
+                peer,
+                dialed,
+                address,
+            } => {
                 shared
                     .tasks()
                     .spawn(sync::on_connect(Arc::downgrade(shared), peer, dialed));
+                // An address this node dialled and reached goes in the address book; where
+                // peers came from is not an address to dial them at.
+                if dialed {
+                    shared.record_connection(peer, address);
+                }
             }
             Event::SyncRequest {
                 peer,

@@ -115,6 +115,14 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .encode()
             .unwrap_or_default()
     });
+    // Peers that have not worked for a month are dropped before the node redials the rest.
+    let pruning = service.clone();
+    let pruned = blocking(move || pruning.prune_address_book(cairn_core::Timestamp::now())).await?;
+    if pruned > 0 {
+        tracing::info!(
+            "forgot {pruned} peers of the address book that have not been reached for 30 days"
+        );
+    }
     net_config.known_peers.extend(
         service
             .known_peers()

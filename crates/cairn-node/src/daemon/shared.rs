@@ -84,6 +84,16 @@ impl Shared {
         match (&heard.org, &heard.anonymous_because) {
             (Some((org, name)), _) => {
                 tracing::info!(%peer, %org, name = %printable(name, Lines::One), "peer bound to its organisation");
+                let (service, peer_text, org_text) =
+                    (self.service.clone(), peer.to_string(), org.to_string());
+                self.tasks().spawn(async move {
+                    let recorded = blocking(move || service.record_peer_org(&peer_text, org_text));
+                    if let Err(err) = recorded.await {
+                        tracing::warn!(
+                            "could not note a peer's organisation in the address book: {err}"
+                        );
+                    }
+                });
                 // A node of this organisation or one it follows is let past the limits on
                 // strangers' connections, so it gets in even while strangers crowd the node.
                 if *org == self.service.own_org() || self.store().policy().followed.contains(org) {
@@ -272,6 +282,48 @@ impl Shared {
         self.read(move |service| service.remember_peer(text))
             .await?;
         Ok(peer)
+    }
+
+    /// Notes in the address book that this node dialled and reached `peer` at `address`.
+    pub(crate) fn record_connection(self: &Arc<Self>, peer: PeerId, address: Multiaddr) {
+        let shared = self.clone();
+        let address = with_peer(address, peer).to_string();
+        self.tasks().spawn(async move {
+            let now = Timestamp::now();
+            let service = shared.service.clone();
+            let org = move || {
+                let hello = shared.hello_of(&peer)?;
+                hello.org.map(|(org, _)| org.to_string())
+            };
+            let recorded =
+                blocking(move || service.record_connection(&peer.to_string(), address, now, org));
+            if let Err(err) = recorded.await {
+                tracing::warn!(%peer, "could not remember the peer in the address book: {err}");
+            }
+        });
+    }
+
+    /// Forgets a remembered peer (by peer id or address) and stops redialling it; returns
+    /// the peer ids and addresses forgotten.
+    pub async fn forget_remembered_peer(&self, target: &str) -> Result<Vec<String>, Error> {
+        let target_text = target.to_string();
+        let forgotten = self
+            .read(move |service| service.forget_peer(&target_text))
+            .await?;
+        for item in &forgotten {
+            let peer = item.parse::<PeerId>().ok().or_else(|| {
+                item.parse::<Multiaddr>().ok().and_then(|address| {
+                    address.iter().find_map(|protocol| match protocol {
+                        cairn_net::multiaddr::Protocol::P2p(peer) => Some(peer),
+                        _ => None,
+                    })
+                })
+            });
+            if let Some(peer) = peer {
+                self.client.forget(peer).await?;
+            }
+        }
+        Ok(forgotten)
     }
 
     /// A signed invite ticket for this node, valid for `lifetime`, for one node only if

@@ -6,11 +6,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
-    AddressRequest, AmendRequest, DirectoryQuery, DirectoryView, ForkedAuthorView, FramesView,
-    InviteQuery, ListQuery, MAX_DIRECTORY, MemberRequest, MemberView, PeerAddedView, PeerView,
-    PolicyChange, PolicyView, ProfileQuery, ProfileRequest, ProfileView, Progress, PublishRequest,
-    PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest, RevokeRequest,
-    SearchQuery, Signing, SpacesView, StatusView, SyncRequest, SyncView, TicketText,
+    AddressRequest, AmendRequest, DirectoryQuery, DirectoryView, ForgottenView, ForkedAuthorView,
+    FramesView, InviteQuery, ListQuery, MAX_DIRECTORY, MemberRequest, MemberView, PeerAddedView,
+    PeerView, PolicyChange, PolicyView, ProfileQuery, ProfileRequest, ProfileView, Progress,
+    PublishRequest, PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest,
+    RevokeRequest, SearchQuery, Signing, SpacesView, StatusView, SyncRequest, SyncView, TicketText,
 };
 use cairn_core::body::StoryEdit;
 use cairn_core::{OrgId, Reply, ResponseType};
@@ -329,6 +329,14 @@ pub(crate) async fn add_peer(
     Ok(Json(PeerAddedView {
         peer_id: peer.to_string(),
     }))
+}
+
+pub(crate) async fn forget_peer(
+    State(api): State<Api>,
+    Json(request): Json<AddressRequest>,
+) -> Result<Json<ForgottenView>, Error> {
+    let forgotten = api.shared.forget_remembered_peer(&request.address).await?;
+    Ok(Json(ForgottenView { forgotten }))
 }
 
 pub(crate) async fn invite(

@@ -70,6 +70,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/reindex", post(api::reindex))
         .route("/api/publish", post(api::publish))
         .route("/api/peers", post(api::add_peer))
+        .route("/api/peers/forget", post(api::forget_peer))
         .route("/api/invite", get(api::invite))
         .route("/api/join", post(api::join))
         .route("/api/spaces", get(api::spaces))

@@ -13,6 +13,7 @@
 //! Invariant: nothing above this module signs, stores or reads entries for members; the HTTP
 //! API, the web page and the CLI only translate their inputs and outputs.
 
+pub mod address_book;
 mod key_log;
 pub mod keystore;
 pub mod names;
@@ -687,9 +688,14 @@ impl Service {
         spaces
     }
 
-    /// Addresses of the peers this home remembers.
+    /// Addresses of the peers this home remembers: added ones and those in the address book.
     pub fn known_peers(&self) -> Vec<String> {
-        read(&self.state).peers.iter().cloned().collect()
+        let state = read(&self.state);
+        let mut known: std::collections::BTreeSet<String> = state.peers.clone();
+        for entry in state.address_book.values() {
+            known.extend(entry.addresses.iter().cloned());
+        }
+        known.into_iter().collect()
     }
 
     /// Adds a space to the joined ones (the daemon also subscribes to it).
@@ -875,12 +881,22 @@ impl Service {
     }
 
     fn update_state(&self, change: impl FnOnce(&mut State)) -> Result<(), Error> {
+        self.update_state_if(|state| {
+            change(state);
+            true
+        })
+    }
+
+    /// Changes the state and writes it, if `change` says it changed anything.
+    fn update_state_if(&self, change: impl FnOnce(&mut State) -> bool) -> Result<(), Error> {
         let mut state = self
             .state
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        change(&mut state);
-        state.save(&self.files.state)
+        if change(&mut state) {
+            state.save(&self.files.state)?;
+        }
+        Ok(())
     }
 }
 

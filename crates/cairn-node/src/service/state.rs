@@ -13,8 +13,12 @@ use crate::Error;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     pub spaces: BTreeSet<String>,
-    /// Multiaddresses, each ending in `/p2p/<peer id>` where known.
+    /// Multiaddresses, each ending in `/p2p/<peer id>` where known: peers added by hand or by
+    /// an invitation, kept until forgotten.
     pub peers: BTreeSet<String>,
+    /// Every peer this node dialled and reached, by peer id (see `address_book`).
+    #[serde(default)]
+    pub address_book: BTreeMap<String, super::address_book::BookEntry>,
     /// Single-use invitations this node accepted: nonce (hex) → when the invitation expires
     /// (ms), after which it is forgotten, since it would be refused as expired anyway.
     #[serde(default)]
