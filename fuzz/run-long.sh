@@ -8,7 +8,7 @@ mkdir -p logs
 for target in $(cargo +nightly fuzz list); do
   mkdir -p "corpus/$target"
   taskset -c "${CORE:-1}" "target/x86_64-unknown-linux-gnu/release/$target" \
-    -runs="$runs" -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1 \
+    -runs="$runs" -rss_limit_mb=2048 -print_final_stats=1 \
     "corpus/$target" "seeds/$target" > "logs/$target.log" 2>&1
   echo "$target: exit $? $(grep -E 'Done [0-9]+ runs' "logs/$target.log")"
 done

@@ -74,3 +74,56 @@ pub fn store_with_entries() -> (&'static cairn_store::Store, &'static [Entry]) {
     });
     (store, entries)
 }
+
+/// The largest single allocation any target may make: far above what an honest input needs
+/// (a sync answer is at most 8 MiB), far below what a hostile length prefix could ask for.
+pub const MAX_ALLOCATION: usize = 64 << 20;
+
+/// Every target runs under this allocator: one allocation larger than [`MAX_ALLOCATION`]
+/// aborts the run, and libFuzzer keeps the input. So a decoder that reserves memory for a
+/// length it has not seen fails here even without a sanitizer (libFuzzer's own
+/// `-malloc_limit_mb` needs one, and a zeroed allocation is never touched, so memory use
+/// would not show it).
+struct BoundedAllocator;
+
+impl BoundedAllocator {
+    fn check(size: usize) {
+        if size > MAX_ALLOCATION {
+            use std::io::Write as _;
+            // No allocation on this path: stderr is unbuffered.
+            let _ = std::io::stderr()
+                .write_all(b"\nan allocation larger than MAX_ALLOCATION (64 MiB): aborting\n");
+            std::process::abort();
+        }
+    }
+}
+
+// SAFETY: every call is passed on unchanged to the system allocator, which upholds the
+// `GlobalAlloc` contract; the only addition is a size check that aborts.
+unsafe impl std::alloc::GlobalAlloc for BoundedAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::check(layout.size());
+        // SAFETY: the caller's layout goes to the system allocator as it came.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        Self::check(layout.size());
+        // SAFETY: as for `alloc`.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        Self::check(new_size);
+        // SAFETY: `ptr` and `layout` came from this allocator, that is, from the system's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: `ptr` and `layout` came from this allocator, that is, from the system's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: BoundedAllocator = BoundedAllocator;
