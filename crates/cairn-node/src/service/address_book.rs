@@ -14,7 +14,8 @@ use crate::Error;
 
 /// Peers remembered at most; the one that worked longest ago makes room.
 pub const MAX_PEERS: usize = 256;
-/// Addresses remembered per peer at most; the oldest make room.
+/// Addresses remembered per peer at most; past it, the first in sorted order makes room
+/// (a peer rarely has more than a few addresses that work).
 pub const MAX_ADDRESSES_PER_PEER: usize = 8;
 /// A peer none of whose addresses worked for this long is forgotten when the node starts.
 pub const FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3_600);
