@@ -1,7 +1,7 @@
 //! What the fuzz targets share: a fixed clock, a fixed author, and the one property every
 //! way of publishing must keep (what a local client may publish, every peer accepts).
 
-use cairn_core::testkit::{Author, EPOCH, fixed_entries};
+use cairn_core::testkit::{Author, EPOCH, fuzz_store_entries};
 use cairn_core::{Entry, Space, Timestamp, Verifier};
 use cairn_node::service::NewStory;
 
@@ -38,12 +38,6 @@ pub fn publish_checked(new: &NewStory) -> Option<Entry> {
     Some(decoded)
 }
 
-/// The store the targets read holds `cairn_core::testkit::fixed_entries` with these
-/// arguments (`fuzz_seeds` writes its seeds against the same).
-pub const FIXED_AUTHORS: u8 = 3;
-pub const FIXED_PER_AUTHOR: usize = 40;
-pub const FIXED_BODY_LEN: usize = 300;
-
 /// A real store on disk holding entries from a few authors in the default space, made once
 /// per fuzzing process (its folder is left in the temporary directory).
 pub fn store_with_entries() -> (&'static cairn_store::Store, &'static [Entry]) {
@@ -60,8 +54,7 @@ pub fn store_with_entries() -> (&'static cairn_store::Store, &'static [Entry]) {
             ..cairn_store::Config::default()
         };
         let store = cairn_store::Store::create(&folder, config).expect("a new store");
-        let entries = fixed_entries(FIXED_AUTHORS, FIXED_PER_AUTHOR, FIXED_BODY_LEN)
-            .expect("the fixed entries");
+        let entries = fuzz_store_entries(0).expect("the fixed entries");
         let frames: Vec<Vec<u8>> = entries.iter().map(Entry::encode).collect();
         for result in store
             .insert_batch_unflushed(&frames, NOW)

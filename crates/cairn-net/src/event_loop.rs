@@ -311,11 +311,7 @@ impl EventLoop {
                 self.pending_sync.insert(id, (peer, reply));
             }
             Command::SyncRespond { token, response } => {
-                let address = self
-                    .serving
-                    .peer_of(token)
-                    .and_then(|peer| self.address_of(&peer));
-                let Some((_, channel)) = self.serving.answer(token, address, response.len()) else {
+                let Some(channel) = self.serving.answer(token, response.len()) else {
                     return;
                 };
                 if self
@@ -366,9 +362,8 @@ impl EventLoop {
         }
     }
 
-    /// Blocks a peer that sent invalid entries, for the ban duration; this also closes its
-    /// connections.
-    /// Bans a peer, and counts `strikes` against the address it came from.
+    /// Blocks a peer for the ban duration (this also closes its connections), and counts
+    /// `strikes` against the address it came from.
     fn ban(&mut self, peer: PeerId, why: &str, strikes: u32) {
         let now = Instant::now();
         if self.log_lines < REFUSAL_LINES_PER_TICK {
@@ -396,7 +391,6 @@ impl EventLoop {
         }
     }
 
-    /// The remote IP address of a connected peer (`None` through a relay).
     /// Passes a peer's sync request to the owner, whose answer comes back as
     /// `Command::SyncRespond`; if the owner's queue is full, the request is dropped.
     fn hand_over_sync_request(&mut self, (token, peer, request): crate::serving::Handed) {
@@ -410,6 +404,7 @@ impl EventLoop {
         }
     }
 
+    /// The remote IP address of a connected peer (`None` through a relay).
     fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
         self.connected.get(peer).and_then(crate::gate::address_of)
     }
@@ -755,14 +750,20 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
+                peer_id,
                 error,
-                ..
             } => {
                 if let Some((address, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(Error::Dial {
                         address: address.to_string(),
                         reason: error.to_string(),
                     }));
+                } else if peer_id
+                    .is_some_and(|peer| self.known.values().any(|redial| redial.peer == Some(peer)))
+                {
+                    // A known peer's redial failed: one line per attempt, which the backoff
+                    // spaces out, so an admin can see why a peer stays away.
+                    tracing::info!(peer = ?peer_id, "could not reach a known peer (will retry): {error}");
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
@@ -857,7 +858,7 @@ impl EventLoop {
 }
 
 /// The peer id at the end of an address (`.../p2p/<id>`), if any.
-fn peer_of(address: &Multiaddr) -> Option<PeerId> {
+pub fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     address.iter().find_map(|protocol| match protocol {
         Protocol::P2p(peer) => Some(peer),
         _ => None,

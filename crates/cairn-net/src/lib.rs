@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use behaviour::{MAX_TRANSMIT_SIZE, space_of_topic, topic_for_space};
-pub use event_loop::EventLoop;
+pub use event_loop::{EventLoop, peer_of};
 pub use gate::GateLimits;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};

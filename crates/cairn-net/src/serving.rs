@@ -41,11 +41,19 @@ struct Waiting {
     request: Vec<u8>,
 }
 
+/// A request being answered: who asked, from which address (`None` through a relay), and
+/// where its answer goes.
+struct Answering {
+    peer: PeerId,
+    address: Option<IpAddr>,
+    channel: ResponseChannel<Vec<u8>>,
+}
+
 /// Requests being answered and the budgets of the current second.
 pub struct Serving {
     limits: ServingLimits,
-    /// By token: the peer that asked and where its answer goes.
-    answering: HashMap<u64, (PeerId, ResponseChannel<Vec<u8>>)>,
+    /// By token.
+    answering: HashMap<u64, Answering>,
     /// Requests over their address's share, oldest first; each also holds a slot in
     /// `answering`.
     waiting: VecDeque<Waiting>,
@@ -89,7 +97,7 @@ impl Serving {
         let held = self
             .answering
             .values()
-            .filter(|(asker, _)| *asker == peer)
+            .filter(|answering| answering.peer == peer)
             .count();
         if held >= MAX_SERVING_PER_PEER {
             return Err("too many of this peer's requests waiting for an answer");
@@ -107,7 +115,14 @@ impl Serving {
         }
         let token = self.next_token;
         self.next_token += 1;
-        self.answering.insert(token, (peer, channel));
+        self.answering.insert(
+            token,
+            Answering {
+                peer,
+                address,
+                channel,
+            },
+        );
         match (must_wait, address) {
             (Some(address), _) => {
                 self.waiting.push_back(Waiting {
@@ -126,24 +141,14 @@ impl Serving {
         }
     }
 
-    /// The peer whose request `token` is.
-    pub fn peer_of(&self, token: u64) -> Option<PeerId> {
-        self.answering.get(&token).map(|(peer, _)| *peer)
-    }
-
-    /// The answer for `token` is ready: the peer and the channel to send it on, counting its
-    /// bytes against the peer's address.
-    pub fn answer(
-        &mut self,
-        token: u64,
-        address: Option<IpAddr>,
-        bytes: usize,
-    ) -> Option<(PeerId, ResponseChannel<Vec<u8>>)> {
+    /// The answer for `token`, of `bytes`, is ready: the channel to send it on. Its bytes
+    /// count against the address the request came from.
+    pub fn answer(&mut self, token: u64, bytes: usize) -> Option<ResponseChannel<Vec<u8>>> {
         let answering = self.answering.remove(&token)?;
-        if let Some(address) = address {
+        if let Some(address) = answering.address {
             self.per_address.entry(address).or_default().1 += bytes as u64;
         }
-        Some(answering)
+        Some(answering.channel)
     }
 
     /// The owner could not take a handed-over request: its slot is freed (and the dropped
@@ -157,7 +162,8 @@ impl Serving {
     pub fn on_tick(&mut self) -> Vec<Handed> {
         self.per_peer.clear();
         self.per_address.clear();
-        self.answering.retain(|_, (_, channel)| channel.is_open());
+        self.answering
+            .retain(|_, answering| answering.channel.is_open());
         let answering = &self.answering;
         self.waiting
             .retain(|waiting| answering.contains_key(&waiting.token));

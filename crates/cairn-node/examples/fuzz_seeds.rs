@@ -10,18 +10,13 @@ use std::path::{Path, PathBuf};
 use cairn_core::binding::Binding;
 use cairn_core::invitation::{Invitation, InvitationClaims};
 use cairn_core::kel::{Cutoff, KeyEvent};
-use cairn_core::testkit::{Author, EPOCH, fixed_entries};
+use cairn_core::testkit::{Author, EPOCH, fuzz_store_entries};
 use cairn_core::{
     Draft, Entry, Kind, Profile, Reply, Response, ResponseType, Retraction, Revocation, SecretKey,
     Space, Story, Timestamp,
 };
 use cairn_store::{Budgets, Config, Store};
 use cairn_sync::{Request, Session, Step};
-
-/// Must match `fuzz/src/lib.rs`: the entries of the store the targets read.
-const FIXED_AUTHORS: u8 = 3;
-const FIXED_PER_AUTHOR: usize = 40;
-const FIXED_BODY_LEN: usize = 300;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -66,16 +61,17 @@ fn main() -> Result<()> {
         .expect("an inception founds an organisation");
     let member = Author::issued(org, k0.clone(), key(10), "Keyed org", "Keyed member", EPOCH);
 
+    let second = ana.sign(
+        2,
+        Some(first.id()),
+        Draft::reply(first.id(), &reply, space(), at)?,
+    )?;
     let entries = [
         first.clone(),
-        ana.sign(
-            2,
-            Some(first.id()),
-            Draft::reply(first.id(), &reply, space(), at)?,
-        )?,
+        second.clone(),
         ana.sign(
             3,
-            None,
+            Some(second.id()),
             Draft::response(first.id(), &response, space(), at)?,
         )?,
         ana.sign(
@@ -149,8 +145,8 @@ fn main() -> Result<()> {
 
     // The sync targets read a store of the fixed entries; the seeds are real exchanges with
     // a peer that holds those and one author's more.
-    let fixed = fixed_entries(FIXED_AUTHORS, FIXED_PER_AUTHOR, FIXED_BODY_LEN)?;
-    let more = fixed_entries(FIXED_AUTHORS + 1, FIXED_PER_AUTHOR, FIXED_BODY_LEN)?;
+    let fixed = fuzz_store_entries(0)?;
+    let more = fuzz_store_entries(1)?;
     let folder = tempfile::tempdir()?;
     let ours = store_of(&folder.path().join("ours"), &fixed)?;
     let theirs = store_of(&folder.path().join("theirs"), &more)?;

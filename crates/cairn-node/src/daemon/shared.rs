@@ -312,12 +312,8 @@ impl Shared {
             .await?;
         for item in &forgotten {
             let peer = item.parse::<PeerId>().ok().or_else(|| {
-                item.parse::<Multiaddr>().ok().and_then(|address| {
-                    address.iter().find_map(|protocol| match protocol {
-                        cairn_net::multiaddr::Protocol::P2p(peer) => Some(peer),
-                        _ => None,
-                    })
-                })
+                let address: Multiaddr = item.parse().ok()?;
+                cairn_net::peer_of(&address)
             });
             if let Some(peer) = peer {
                 self.client.forget(peer).await?;

@@ -86,6 +86,11 @@ impl Service {
 
     /// Notes the organisation a remembered peer's binding names.
     pub fn record_peer_org(&self, peer: &str, org: String) -> Result<(), Error> {
+        // Most hellos come from peers that dialled this node and are not in the book: those
+        // take no write lock. A peer being added meanwhile reads its organisation itself.
+        if !read(&self.state).address_book.contains_key(peer) {
+            return Ok(());
+        }
         self.update_state_if(|state| match state.address_book.get_mut(peer) {
             Some(entry) if entry.org.as_deref() != Some(org.as_str()) => {
                 entry.org = Some(org);
