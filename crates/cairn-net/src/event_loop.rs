@@ -226,7 +226,7 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Dial { address, reply } => {
-                let opts = DialOpts::unknown_peer_id().address(address.clone()).build();
+                let opts = dial_options(&address);
                 let connection = opts.connection_id();
                 match self.swarm.dial(opts) {
                     Ok(()) => {
@@ -675,7 +675,7 @@ impl EventLoop {
                 redial.backoff = (redial.backoff * 2).min(MAX_BACKOFF);
             }
             tracing::debug!(%address, "dialling known peer");
-            if let Err(err) = self.swarm.dial(address.clone()) {
+            if let Err(err) = self.swarm.dial(dial_options(&address)) {
                 tracing::debug!(%address, "dial failed: {err}");
             }
         }
@@ -855,6 +855,16 @@ impl EventLoop {
             tracing::warn!("the node is not keeping up with network events; one was dropped");
         }
     }
+}
+
+/// How this node dials an address: from a fresh local port. Reusing the listening port (the
+/// default) fails with "address in use" for as long as an earlier connection between the same
+/// two ports lingers in TIME_WAIT (a minute), which a node restarted on a new port can hit.
+fn dial_options(address: &Multiaddr) -> DialOpts {
+    DialOpts::unknown_peer_id()
+        .address(address.clone())
+        .allocate_new_port()
+        .build()
 }
 
 /// The peer id at the end of an address (`.../p2p/<id>`), if any.
