@@ -121,3 +121,49 @@ fn a_restarted_node_redials_its_address_book_and_forgets_what_it_is_told_to() {
     assert!(!err.status.success());
     assert!(String::from_utf8_lossy(&err.stderr).contains("no remembered peer"));
 }
+
+#[test]
+fn a_known_peer_back_on_a_new_port_is_found_again_through_another_peer() {
+    // A and C know each other and B, a hub that stays where it is. Both stop and come back on
+    // new ports (the test's nodes listen on port 0), C first while A is down: neither can
+    // reach the other where it was. B knows where C is now, and A finds C through it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (
+        Node::init(dir.path(), "a"),
+        Node::init(dir.path(), "b"),
+        Node::init(dir.path(), "c"),
+    );
+    let b_node = Node::start(&b, &[]);
+    let (b_address, b_id) = (b_node.address(), b_node.peer_id());
+    let mut a_node = Node::start(&a, &["--peer", &b_address]);
+    let mut c_node = Node::start(&c, &["--peer", &b_address]);
+    let (c_id, old) = (c_node.peer_id(), c_node.address());
+    ok(&a, &["peer", "add", &old]);
+    wait_for("A connected to C", || a_node.connected_to(&c_id));
+    wait_for("C in A's address book", || known(&a).contains(&old));
+    assert!(a_node.stop().success());
+    assert!(c_node.stop().success());
+
+    let c_node = Node::start(&c, &[]);
+    wait_for("C back with B, from its address book", || {
+        c_node.connected_to(&b_id)
+    });
+    let new = c_node.address();
+    assert_ne!(new, old, "C listens on a new port");
+    let a_node = Node::start(&a, &[]);
+    wait_for("A found C at its new address", || {
+        a_node.connected_to(&c_id)
+    });
+    wait_for("A keeps C's new address and drops the dead one", || {
+        let known = known(&a);
+        known.contains(&new) && !known.contains(&old)
+    });
+    let book: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("node-state.json")).expect("the state file"))
+            .expect("JSON");
+    assert_eq!(
+        book["address_book"][&c_id]["addresses"],
+        serde_json::json!([new]),
+        "the address book holds only where C is now"
+    );
+}

@@ -71,8 +71,9 @@ impl Behaviour {
             // keeps nothing for strangers in its routing layer.
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
-            // The routing table takes only addresses this node dialled and reached (added by
-            // the event loop), never ones a peer merely claims.
+            // The routing table takes only addresses the event loop adds: ones this node
+            // dialled and reached, and ones a connected peer announces for itself on the IP
+            // address its connection came from; never a third party's claims.
             kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,

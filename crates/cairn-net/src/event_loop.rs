@@ -9,9 +9,11 @@ use futures::StreamExt;
 use libp2p::core::{Transport as _, upgrade};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, kad, mdns, multiaddr::Protocol, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, identify, kad, mdns, multiaddr::Protocol, noise, tcp, yamux,
+};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +21,7 @@ use crate::bans::BanList;
 use crate::behaviour::{
     Behaviour, BehaviourEvent, space_of_topic, topic_for_space, topic_score_params,
 };
+use crate::known::KnownPeers;
 use crate::serving::{Serving, ServingLimits};
 use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
@@ -29,8 +32,10 @@ const MAX_INVITES_ANSWERING: usize = 16;
 const INVITES_PER_TICK: u32 = 2;
 /// How often known peers are checked for redialling and bans for expiry.
 const TICK: Duration = Duration::from_secs(1);
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Known peers looked up through other peers at once, at most.
+const MAX_LOOKUPS: usize = 16;
+/// Addresses taken from a peer's own announcement, at most, per identify message.
+const ANNOUNCED_ADDRESSES: usize = 4;
 /// Log lines about blocked peers per tick; more are counted and summed up at the tick.
 const REFUSAL_LINES_PER_TICK: u32 = 5;
 /// Connections with no traffic are closed after this long (gossip keeps live ones busy).
@@ -38,13 +43,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the answer to one of our sync requests goes.
 type SyncReply = (PeerId, oneshot::Sender<Result<Vec<u8>, Error>>);
-
-/// A known peer address and when to try it next.
-struct Redial {
-    peer: Option<PeerId>,
-    next_attempt: Instant,
-    backoff: Duration,
-}
 
 /// Owns the swarm; see the crate docs. Ends when every [`crate::Client`] is dropped.
 pub struct EventLoop {
@@ -78,7 +76,10 @@ pub struct EventLoop {
     answering_invites: HashMap<u64, ResponseChannel<Vec<u8>>>,
     invite_budget: HashMap<PeerId, u32>,
     /// Addresses to keep connected to, with their backoff.
-    known: HashMap<Multiaddr, Redial>,
+    known: KnownPeers,
+    /// Known peers that could not be reached at their addresses, being looked up through
+    /// other peers (Kademlia), by query.
+    lookups: HashMap<kad::QueryId, PeerId>,
     /// Peers blocked for sending invalid entries, until their block ends.
     bans: BanList<PeerId>,
     /// Connections the gate turned away since the start, for status.
@@ -154,21 +155,7 @@ impl EventLoop {
                     reason: err.to_string(),
                 })?;
         }
-        let now = Instant::now();
-        let known = config
-            .known_peers
-            .iter()
-            .map(|address| {
-                (
-                    address.clone(),
-                    Redial {
-                        peer: peer_of(address),
-                        next_attempt: now,
-                        backoff: FIRST_BACKOFF,
-                    },
-                )
-            })
-            .collect();
+        let known = KnownPeers::new(&config.known_peers, Instant::now());
         Ok(Self {
             swarm,
             commands,
@@ -192,6 +179,7 @@ impl EventLoop {
             answering_invites: HashMap::new(),
             invite_budget: HashMap::new(),
             known,
+            lookups: HashMap::new(),
             bans: BanList::new(config.max_bans),
             refused_connections: 0,
             log_lines: 0,
@@ -240,17 +228,8 @@ impl EventLoop {
                     }
                 }
             }
-            Command::Remember { address } => {
-                let peer = peer_of(&address);
-                self.known.entry(address).or_insert(Redial {
-                    peer,
-                    next_attempt: Instant::now(),
-                    backoff: FIRST_BACKOFF,
-                });
-            }
-            Command::Forget { peer } => {
-                self.known.retain(|_, redial| redial.peer != Some(peer));
-            }
+            Command::Remember { address } => self.known.remember(address, Instant::now()),
+            Command::Forget { peer } => self.known.forget(peer),
             Command::Publish { space, data, reply } => {
                 let result = self
                     .swarm
@@ -407,6 +386,86 @@ impl EventLoop {
     /// The remote IP address of a connected peer (`None` through a relay).
     fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
         self.connected.get(peer).and_then(crate::gate::address_of)
+    }
+
+    /// Asks other peers (Kademlia) where a known peer that could not be reached is now.
+    fn look_up(&mut self, peer: PeerId) {
+        if self.lookups.len() >= MAX_LOOKUPS || self.lookups.values().any(|p| *p == peer) {
+            return;
+        }
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            let query = kad.get_closest_peers(peer);
+            self.lookups.insert(query, peer);
+        }
+    }
+
+    /// Dials a looked-up peer at the addresses other peers gave for it. They are only tried:
+    /// the address book keeps one only once it worked.
+    fn on_lookup(
+        &mut self,
+        query: kad::QueryId,
+        result: Result<kad::GetClosestPeersOk, kad::GetClosestPeersError>,
+        last: bool,
+    ) {
+        let Some(&wanted) = self.lookups.get(&query) else {
+            return;
+        };
+        if last {
+            self.lookups.remove(&query);
+        }
+        let peers = match result {
+            Ok(kad::GetClosestPeersOk { peers, .. })
+            | Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let Some(found) = peers.into_iter().find(|info| info.peer_id == wanted) else {
+            return;
+        };
+        if found.addrs.is_empty() || self.swarm.is_connected(&wanted) {
+            return;
+        }
+        tracing::info!(peer = %wanted, addresses = ?found.addrs, "other peers know where a known peer is now; dialling it there");
+        let opts = DialOpts::peer_id(wanted)
+            .addresses(found.addrs)
+            .allocate_new_port()
+            .build();
+        if let Err(err) = self.swarm.dial(opts) {
+            tracing::debug!(peer = %wanted, "dial failed: {err}");
+        }
+    }
+
+    /// Takes the addresses a connected peer announces for itself on the IP address its
+    /// connection came from (another IP address could be anybody's, and this node would be
+    /// knocking on it, or sending others to): passed on to peers looking for it, and dialled
+    /// to confirm when a known peer has moved.
+    fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        let Some(seen) = self.address_of(&peer) else {
+            return;
+        };
+        let announced: Vec<Multiaddr> = info
+            .listen_addrs
+            .into_iter()
+            .filter(|address| crate::gate::address_of(address) == Some(seen))
+            .take(ANNOUNCED_ADDRESSES)
+            .collect();
+        // A known peer that moved and reached this node first: dialled back where it says it
+        // is, so the address book learns the address that works instead of keeping a dead one.
+        let confirm = self.known.worth_confirming(peer, &announced);
+        if !confirm.is_empty() {
+            tracing::info!(%peer, addresses = ?confirm, "a known peer came back from a new address; dialling it there to confirm");
+            let opts = DialOpts::peer_id(peer)
+                .addresses(confirm)
+                .condition(PeerCondition::Always)
+                .allocate_new_port()
+                .build();
+            if let Err(err) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, "dial failed: {err}");
+            }
+        }
+        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+            for address in announced {
+                kad.add_address(&peer, address);
+            }
+        }
     }
 
     /// Lets a peer past the strangers' limits; a peer the gate forgets to make room loses
@@ -609,8 +668,7 @@ impl EventLoop {
             })
             .collect();
         connected.sort_by_key(|peer| peer.peer_id);
-        let mut known: Vec<Multiaddr> = self.known.keys().cloned().collect();
-        known.sort();
+        let known = self.known.addresses();
         Status {
             peer_id: *self.swarm.local_peer_id(),
             listen_addrs: self.swarm.listeners().cloned().collect(),
@@ -658,25 +716,18 @@ impl EventLoop {
                 last.unwrap_or_default()
             );
         }
-        let due: Vec<Multiaddr> = self
-            .known
-            .iter()
-            .filter(|(_, redial)| redial.next_attempt <= now)
-            .filter(|(_, redial)| {
-                redial.peer.is_none_or(|peer| {
-                    !self.swarm.is_connected(&peer) && !self.bans.contains(&peer)
-                })
-            })
-            .map(|(address, _)| address.clone())
-            .collect();
+        let swarm = &self.swarm;
+        let bans = &self.bans;
+        let due = self.known.due(now, |peer| {
+            !swarm.is_connected(&peer) && !bans.contains(&peer)
+        });
         for address in due {
-            if let Some(redial) = self.known.get_mut(&address) {
-                redial.next_attempt = now + redial.backoff;
-                redial.backoff = (redial.backoff * 2).min(MAX_BACKOFF);
-            }
             tracing::debug!(%address, "dialling known peer");
-            if let Err(err) = self.swarm.dial(dial_options(&address)) {
-                tracing::debug!(%address, "dial failed: {err}");
+            let opts = dial_options(&address);
+            let connection = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => self.known.dialling(connection, address),
+                Err(err) => tracing::debug!(%address, "dial failed: {err}"),
             }
         }
     }
@@ -699,24 +750,27 @@ impl EventLoop {
                     let _ = reply.send(Ok(peer_id));
                 }
                 if endpoint.is_dialer() {
-                    let base = without_peer(&address);
-                    for (known, redial) in &mut self.known {
-                        if without_peer(known) == base || redial.peer == Some(peer_id) {
-                            redial.peer = Some(peer_id);
-                            redial.backoff = FIRST_BACKOFF;
-                        }
-                    }
+                    let reached =
+                        self.known
+                            .reached(peer_id, &address, connection_id, Instant::now());
                     // A peer this node keeps dialling is one it knows: past strangers' limits.
-                    if self
-                        .known
-                        .values()
-                        .any(|redial| redial.peer == Some(peer_id))
-                    {
+                    if let Some(dropped) = reached {
                         self.keep(peer_id);
+                        if !dropped.is_empty() {
+                            tracing::info!(%peer_id, %address, ?dropped, "a known peer was reached at a new address; its addresses that failed are dropped");
+                            self.emit(Event::AddressesDropped {
+                                peer: peer_id,
+                                addresses: dropped,
+                            });
+                        }
                     }
                     if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                         kad.add_address(&peer_id, address.clone());
                     }
+                    self.emit(Event::Reached {
+                        peer: peer_id,
+                        address: address.clone(),
+                    });
                 }
                 // Our hello goes on the first connection we dialled to the peer, whether or not
                 // it is the first connection between us: when both sides dial at once, each
@@ -750,7 +804,7 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
-                peer_id,
+                peer_id: _,
                 error,
             } => {
                 if let Some((address, reply)) = self.pending_dials.remove(&connection_id) {
@@ -758,12 +812,19 @@ impl EventLoop {
                         address: address.to_string(),
                         reason: error.to_string(),
                     }));
-                } else if peer_id
-                    .is_some_and(|peer| self.known.values().any(|redial| redial.peer == Some(peer)))
-                {
-                    // A known peer's redial failed: one line per attempt, which the backoff
-                    // spaces out, so an admin can see why a peer stays away.
-                    tracing::info!(peer = ?peer_id, "could not reach a known peer (will retry): {error}");
+                } else if let Some((peer, dropped)) = self.known.dial_failed(connection_id) {
+                    if let Some(address) = dropped {
+                        tracing::info!(%peer, %address, "a known peer's old address failed while another works; it is dropped");
+                        self.emit(Event::AddressesDropped {
+                            peer,
+                            addresses: vec![address],
+                        });
+                    } else {
+                        // A known peer's redial failed: one line per attempt, which the backoff
+                        // spaces out, so an admin can see why a peer stays away.
+                        tracing::info!(%peer, "could not reach a known peer (will retry): {error}");
+                        self.look_up(peer);
+                    }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossip(event)) => self.on_gossip(event),
@@ -780,7 +841,17 @@ impl EventLoop {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::RoutingUpdated { .. })) => {}
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetClosestPeers(result),
+                step,
+                ..
+            })) => self.on_lookup(id, result, step.last),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identify(peer_id, info),
             _ => {}
         }
     }
@@ -873,13 +944,6 @@ pub fn peer_of(address: &Multiaddr) -> Option<PeerId> {
         Protocol::P2p(peer) => Some(peer),
         _ => None,
     })
-}
-
-fn without_peer(address: &Multiaddr) -> Multiaddr {
-    address
-        .iter()
-        .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
-        .collect()
 }
 
 /// A stranger sending this many times the strangers' whole rate within a tick is banned...

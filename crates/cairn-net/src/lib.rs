@@ -14,6 +14,7 @@ mod behaviour;
 mod codec;
 mod event_loop;
 mod gate;
+mod known;
 mod serving;
 
 use std::sync::Arc;
@@ -208,8 +209,17 @@ pub enum Event {
         address: Multiaddr,
         dialed: bool,
     },
+    /// This node dialled a peer and reached it at `address` (on any of its connections with
+    /// the peer, not only the first): an address that works, for the address book.
+    Reached { peer: PeerId, address: Multiaddr },
     /// The last connection to a peer closed.
     Disconnected { peer: PeerId },
+    /// A known peer was reached at a new address, and these addresses of it, which failed
+    /// at their last attempt, are no longer dialled.
+    AddressesDropped {
+        peer: PeerId,
+        addresses: Vec<Multiaddr>,
+    },
     /// The node listens on a new address.
     Listening { address: Multiaddr },
     /// A connected peer introduced itself (see [`HelloSource`]): once for each connection it

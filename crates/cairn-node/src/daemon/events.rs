@@ -16,6 +16,8 @@ use crate::Error;
 /// Strangers' gossip messages validated and stored at once: small, so that a batch of
 /// theirs in progress holds up a kept peer's message only briefly.
 const STRANGER_BATCH: usize = 32;
+/// How often a running node forgets the peers it has not reached for 30 days.
+const ADDRESS_BOOK_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// Handles network events until shutdown. Strangers' gossip messages are handled on their
 /// own lane beside the rest, never before them: a flood from strangers takes at most its
@@ -46,6 +48,11 @@ pub(crate) async fn handle_network(
     let mut sync_tick =
         tokio::time::interval(sync_interval.max(std::time::Duration::from_millis(100)));
     sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The start pruned the address book; a long-running node prunes it every hour too.
+    let mut prune_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + ADDRESS_BOOK_PRUNE_INTERVAL,
+        ADDRESS_BOOK_PRUNE_INTERVAL,
+    );
     loop {
         tokio::select! {
             biased;
@@ -59,6 +66,11 @@ pub(crate) async fn handle_network(
                             sync.await;
                         });
                     }
+                }
+            }
+            _ = prune_tick.tick() => {
+                if let Err(err) = shared.prune_address_book().await {
+                    tracing::warn!("could not prune the address book: {err}");
                 }
             }
             received = events.recv_many(&mut batch, GOSSIP_BATCH) => {
@@ -91,20 +103,14 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                     shared.outbox().wake(&space);
                 }
             }
-            Event::Connected {
-                peer,
-                dialed,
-                address,
-            } => {
+            Event::Connected { peer, dialed, .. } => {
                 shared
                     .tasks()
                     .spawn(sync::on_connect(Arc::downgrade(shared), peer, dialed));
-                // An address this node dialled and reached goes in the address book; where
-                // peers came from is not an address to dial them at.
-                if dialed {
-                    shared.record_connection(peer, address);
-                }
             }
+            // An address this node dialled and reached goes in the address book; where peers
+            // came from is not an address to dial them at.
+            Event::Reached { peer, address } => shared.record_connection(peer, address),
             Event::SyncRequest {
                 peer,
                 token,
@@ -129,6 +135,9 @@ async fn handle_events(shared: &Arc<Shared>, events: Vec<Event>) {
                 });
             }
             Event::Disconnected { peer } => shared.forget_peer(&peer),
+            Event::AddressesDropped { peer, addresses } => {
+                shared.drop_addresses(peer, addresses);
+            }
             Event::Listening { .. } => {}
         }
     }

@@ -118,11 +118,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     // Peers that have not worked for a month are dropped before the node redials the rest.
     let pruning = service.clone();
     let pruned = blocking(move || pruning.prune_address_book(cairn_core::Timestamp::now())).await?;
-    if pruned > 0 {
-        tracing::info!(
-            "forgot {pruned} peers of the address book that have not been reached for 30 days"
-        );
-    }
+    log_pruned(pruned.len());
     net_config.known_peers.extend(
         service
             .known_peers()
@@ -282,4 +278,13 @@ fn write_private(path: &std::path::Path, contents: &str) -> Result<(), Error> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// Logs how many peers the address book forgot for not being reached in 30 days.
+fn log_pruned(count: usize) {
+    if count > 0 {
+        tracing::info!(
+            "forgot {count} peers of the address book that have not been reached for 30 days"
+        );
+    }
 }

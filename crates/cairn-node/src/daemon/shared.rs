@@ -285,6 +285,30 @@ impl Shared {
     }
 
     /// Notes in the address book that this node dialled and reached `peer` at `address`.
+    /// Drops addresses of a known peer that stopped working (it was reached at another).
+    pub(crate) fn drop_addresses(self: &Arc<Self>, peer: PeerId, addresses: Vec<Multiaddr>) {
+        let service = self.service.clone();
+        let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        self.tasks().spawn(async move {
+            let dropped = blocking(move || service.drop_addresses(&peer.to_string(), &addresses));
+            if let Err(err) = dropped.await {
+                tracing::warn!(%peer, "could not drop the peer's dead addresses from the address book: {err}");
+            }
+        });
+    }
+
+    /// Forgets the peers of the address book not reached for 30 days, and stops redialling
+    /// them (a node may run for months without the prune at its start).
+    pub(crate) async fn prune_address_book(&self) -> Result<(), Error> {
+        let service = self.service.clone();
+        let pruned = blocking(move || service.prune_address_book(Timestamp::now())).await?;
+        super::log_pruned(pruned.len());
+        for peer in pruned.iter().filter_map(|peer| peer.parse().ok()) {
+            self.client().forget(peer).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn record_connection(self: &Arc<Self>, peer: PeerId, address: Multiaddr) {
         let shared = self.clone();
         let address = with_peer(address, peer).to_string();

@@ -140,16 +140,34 @@ impl Service {
         Ok(forgotten)
     }
 
-    /// Forgets the peers that have not worked for [`FORGET_AFTER`]; returns how many.
-    pub fn prune_address_book(&self, now: Timestamp) -> Result<usize, Error> {
+    /// Drops addresses of `peer` that stopped working once it was reached at another one,
+    /// from its book entry and from the peers added by hand.
+    pub fn drop_addresses(&self, peer: &str, addresses: &[String]) -> Result<(), Error> {
+        self.update_state_if(|state| {
+            let mut changed = false;
+            if let Some(entry) = state.address_book.get_mut(peer) {
+                for address in addresses {
+                    changed |= entry.addresses.remove(address);
+                }
+            }
+            for address in addresses {
+                changed |= state.peers.remove(address);
+            }
+            changed
+        })
+    }
+
+    /// Forgets the peers that have not worked for [`FORGET_AFTER`]; returns their peer ids.
+    pub fn prune_address_book(&self, now: Timestamp) -> Result<Vec<String>, Error> {
         let cutoff = now.0.saturating_sub(FORGET_AFTER.as_millis() as u64);
-        let stale = read(&self.state)
+        let stale: Vec<String> = read(&self.state)
             .address_book
-            .values()
-            .filter(|entry| entry.last_connected < cutoff)
-            .count();
-        if stale == 0 {
-            return Ok(0);
+            .iter()
+            .filter(|(_, entry)| entry.last_connected < cutoff)
+            .map(|(peer, _)| peer.clone())
+            .collect();
+        if stale.is_empty() {
+            return Ok(stale);
         }
         self.update_state(|state| {
             state
