@@ -390,6 +390,11 @@ pub struct NodeArgs {
     /// Serve the local API on this address [config: node.api; default: 127.0.0.1:0]
     #[arg(long, value_name = "HOST:PORT")]
     pub api: Option<String>,
+    /// Other nodes reach this one at this address: a public address or a port the router
+    /// forwards (repeat for more). Needed for a relay to be used at once; otherwise peers
+    /// find out by dialling back [config: node.external]
+    #[arg(long, value_name = "MULTIADDR")]
+    pub external: Vec<String>,
     /// Connect to this peer at start and whenever the link drops (repeat for more)
     /// [config: node.peers]
     #[arg(long = "peer", value_name = "MULTIADDR")]
@@ -401,6 +406,14 @@ pub struct NodeArgs {
     /// that connect [config: node.kademlia = false]
     #[arg(long)]
     pub no_kademlia: bool,
+    /// Do not ask the router to forward the listening ports here (UPnP) [config: node.upnp
+    /// = false]
+    #[arg(long)]
+    pub no_upnp: bool,
+    /// Offer a relay to nodes that cannot be reached directly, within the limits of
+    /// `[relay]` in the config [config: relay.offer = true]
+    #[arg(long)]
+    pub relay: bool,
     /// Allow the API on a non-loopback address [config: node.allow_remote_api]
     #[arg(long)]
     pub allow_remote_api: bool,

@@ -222,6 +222,7 @@ async fn start_and_seed(homes: &[Home]) -> Result<Vec<Running>> {
             api: Some("127.0.0.1:0".into()),
             peers: first_address.iter().cloned().collect(),
             no_mdns: true,
+            no_upnp: true,
             sync_interval: Some(5),
             ..NodeArgs::default()
         };

@@ -53,6 +53,8 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub node: NodeConfig,
+    #[serde(default)]
+    pub relay: RelayConfig,
 }
 
 /// `[node]`: every `cairn node` flag has a setting here; flags win.
@@ -65,10 +67,14 @@ pub struct NodeConfig {
     pub api: String,
     #[serde(default)]
     pub peers: Vec<String>,
+    #[serde(default)]
+    pub external: Vec<String>,
     #[serde(default = "default_true")]
     pub mdns: bool,
     #[serde(default = "default_true")]
     pub kademlia: bool,
+    #[serde(default = "default_true")]
+    pub upnp: bool,
     #[serde(default)]
     pub allow_remote_api: bool,
     #[serde(default = "default_sync_interval")]
@@ -81,12 +87,74 @@ impl Default for NodeConfig {
             listen: default_listen(),
             api: default_api(),
             peers: Vec::new(),
+            external: Vec::new(),
             mdns: true,
             kademlia: true,
+            upnp: true,
             allow_remote_api: false,
             sync_interval_secs: default_sync_interval(),
         }
     }
+}
+
+/// `[relay]`: the relay this node may offer to nodes that cannot be reached directly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    #[serde(default)]
+    pub offer: bool,
+    #[serde(default = "default_max_reservations")]
+    pub max_reservations: usize,
+    #[serde(default = "default_max_circuits")]
+    pub max_circuits: usize,
+    #[serde(default = "default_max_circuit_minutes")]
+    pub max_circuit_minutes: u64,
+    #[serde(default = "default_max_circuit_mb")]
+    pub max_circuit_mb: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            offer: false,
+            max_reservations: default_max_reservations(),
+            max_circuits: default_max_circuits(),
+            max_circuit_minutes: default_max_circuit_minutes(),
+            max_circuit_mb: default_max_circuit_mb(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The limits of the relay this node offers, if it offers one.
+    pub fn limits(&self, offer: bool) -> Option<cairn_net::RelayLimits> {
+        (self.offer || offer).then(|| cairn_net::RelayLimits {
+            max_reservations: self.max_reservations,
+            max_circuits: self.max_circuits,
+            max_circuit_duration: Duration::from_secs(self.max_circuit_minutes.saturating_mul(60)),
+            max_circuit_bytes: self.max_circuit_mb.saturating_mul(1 << 20),
+            ..cairn_net::RelayLimits::default()
+        })
+    }
+}
+
+fn default_max_reservations() -> usize {
+    cairn_net::RelayLimits::default().max_reservations
+}
+
+fn default_max_circuits() -> usize {
+    cairn_net::RelayLimits::default().max_circuits
+}
+
+fn default_max_circuit_minutes() -> u64 {
+    cairn_net::RelayLimits::default()
+        .max_circuit_duration
+        .as_secs()
+        / 60
+}
+
+fn default_max_circuit_mb() -> u64 {
+    cairn_net::RelayLimits::default().max_circuit_bytes >> 20
 }
 
 fn default_listen() -> Vec<String> {
@@ -240,13 +308,30 @@ api = "127.0.0.1:0"
 allow_remote_api = false
 # Peers to connect to at start and reconnect to whenever the link drops.
 peers = []
+# Addresses other nodes reach this one at, if it has a public address or the router forwards
+# its port, e.g. ["/ip4/203.0.113.7/tcp/7411"]. Without them, peers find out by dialling back.
+external = []
 # Find other Cairn nodes on the local network automatically.
 mdns = true
 # Learn peers of peers (Kademlia) and connect to them.
 kademlia = true
+# Ask the router to forward the listening ports to this node (UPnP), where it offers to.
+upnp = true
 # Seconds between catch-up syncs with each connected peer (a sync also runs whenever a peer
 # connects, and on `cairn sync`).
 sync_interval_secs = 30
+
+[relay]
+# Offer a relay to nodes that cannot be reached directly (behind a router): they keep a place
+# on it, and others reach them through it until hole punching connects them directly. Turn it
+# on only on a node that others can reach (`cairn status` says "reachable directly").
+offer = false
+# What it carries at most: nodes holding a place, relayed connections in all, and each
+# relayed connection's length and bytes (then the nodes open a new one if they need it).
+max_reservations = 128
+max_circuits = 32
+max_circuit_minutes = 30
+max_circuit_mb = 256
 "#;
 
 impl Home {

@@ -101,8 +101,17 @@ pub fn config(home: &Home, args: NodeArgs) -> Result<cairn_node::Config> {
     let mut net = cairn_net::Config::new(keypair);
     net.listen = parse_addresses("--listen", &listen)?;
     net.known_peers = parse_addresses("--peer", &peers)?;
+    let external: Vec<String> = node_config
+        .external
+        .iter()
+        .cloned()
+        .chain(args.external)
+        .collect();
+    net.external = parse_addresses("--external", &external)?;
     net.mdns = node_config.mdns && !args.no_mdns;
     net.kademlia = node_config.kademlia && !args.no_kademlia;
+    net.upnp = node_config.upnp && !args.no_upnp;
+    net.relay = config.relay.limits(args.relay);
 
     let store = Arc::new(home.open_store()?);
     let node = cairn_node::Config {

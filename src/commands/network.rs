@@ -74,6 +74,13 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
     for address in &status.listen_addrs {
         say!("  listening {address}");
     }
+    say!(
+        "  reach     {}",
+        render::field(&status.reachability.summary)
+    );
+    if status.reachability.relay_offered {
+        say!("  relay     offered to nodes that cannot be reached directly");
+    }
     say!("  api       {}", status.api);
     if !status.search_up_to_date {
         say!("  search    catching up with the store; new entries may not be found yet");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod gossip;
+pub mod netns;
 
 /// How long any condition may take on a busy two-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -193,6 +194,7 @@ impl Node {
                 "--api",
                 "127.0.0.1:0",
                 "--no-mdns",
+                "--no-upnp",
             ])
             .args(extra)
             .env("RUST_LOG", "info")
@@ -304,17 +306,21 @@ impl Drop for Node {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // A failing test shows what each of its nodes was doing, so a failure on CI explains
-        // itself without a rerun.
-        if std::thread::panicking() {
-            let path = self.home.with_extension("log");
-            let log = std::fs::read_to_string(&path).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-            eprintln!("--- last {} lines of {} ---", tail.len(), path.display());
-            for line in tail {
-                eprintln!("{line}");
-            }
+        show_log_if_failing(&self.home);
+    }
+}
+
+/// A failing test shows what each of its nodes was doing (the end of `HOME.log`), so a
+/// failure on CI explains itself without a rerun.
+pub fn show_log_if_failing(home: &Path) {
+    if std::thread::panicking() {
+        let path = home.with_extension("log");
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        eprintln!("--- last {} lines of {} ---", tail.len(), path.display());
+        for line in tail {
+            eprintln!("{line}");
         }
     }
 }

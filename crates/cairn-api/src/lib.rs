@@ -28,6 +28,9 @@ pub struct StatusView {
     pub spaces: Vec<String>,
     pub connected_peers: Vec<PeerView>,
     pub known_peers: Vec<String>,
+    /// How other nodes can reach this one.
+    #[serde(default)]
+    pub reachability: ReachabilityView,
     pub blocked_peers: Vec<String>,
     pub entries: usize,
     /// Whether search sees every stored entry (false while it catches up, for example while a
@@ -76,6 +79,29 @@ pub struct ForkedAuthorView {
     pub org_name: String,
     /// The sequence numbers at which the author forked.
     pub seqs: Vec<u64>,
+}
+
+/// How other nodes can reach a node.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ReachabilityView {
+    /// `direct`, `relayed`, `unreachable` or `checking`.
+    pub state: String,
+    /// In plain words, as `cairn status` and the page say it.
+    pub summary: String,
+    /// The addresses others can reach it at (direct or through relays).
+    pub addresses: Vec<String>,
+    /// The relays holding a place for it.
+    pub relays: Vec<RelayView>,
+    /// Whether it offers a relay to others.
+    pub relay_offered: bool,
+}
+
+/// A relay holding a place for a node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RelayView {
+    pub peer_id: String,
+    /// The organisation that runs it, from its binding, if it checks.
+    pub org_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

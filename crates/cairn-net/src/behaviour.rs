@@ -11,7 +11,8 @@ use libp2p::request_response;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, allow_block_list, connection_limits, identify, identity, kad, mdns, ping,
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, identify, identity, kad,
+    mdns, ping, relay, upnp,
 };
 use prometheus_client::registry::Registry;
 
@@ -46,6 +47,15 @@ pub(crate) struct Behaviour {
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossip: gossipsub::Behaviour,
+    // Reaching across routers: the relay client (listening and dialling through relays), the
+    // relay this node offers if its admin turned it on, hole punching, reachability tests
+    // (asked and answered) and port mapping on the router.
+    pub relay_client: relay::client::Behaviour,
+    pub relay: Toggle<relay::Behaviour>,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat_client: autonat::v2::client::Behaviour,
+    pub autonat_server: autonat::v2::server::Behaviour,
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
     pub sync: request_response::Behaviour<BytesCodec>,
     pub hello: request_response::Behaviour<BytesCodec>,
     pub invite: request_response::Behaviour<BytesCodec>,
@@ -55,12 +65,16 @@ impl Behaviour {
     pub fn new(
         key: &identity::Keypair,
         config: &Config,
+        relay_client: relay::client::Behaviour,
         metrics: &mut Registry,
     ) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
-            .with_max_established_per_peer(Some(2))
+            // A peer may have a relayed connection and a direct one (hole punching), a dial
+            // back to confirm a moved peer's address, and, for a few seconds after it
+            // restarted, its old connection not yet found dead.
+            .with_max_established_per_peer(Some(4))
             .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
             .with_max_pending_outgoing(Some(32));
         // Kademlia finds peers of peers (and connects to them). Off, a node only ever talks to
@@ -102,6 +116,17 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: kad.into(),
             mdns: mdns.into(),
+            relay_client,
+            relay: config
+                .relay
+                .as_ref()
+                .map(|limits| relay_server(peer_id, limits))
+                .into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            // Tests an untested address of this node every 5 seconds.
+            autonat_client: autonat::v2::client::Behaviour::default(),
+            autonat_server: autonat::v2::server::Behaviour::default(),
+            upnp: config.upnp.then(upnp::tokio::Behaviour::default).into(),
             gossip: gossip(config.mesh_degree)?.with_metrics(
                 metrics.sub_registry_with_prefix("gossipsub"),
                 gossipsub::MetricsConfig::default(),
@@ -262,6 +287,24 @@ pub fn topic_for_space(space: &str) -> IdentTopic {
 /// The space a topic belongs to, if it is one of Cairn's.
 pub fn space_of_topic(topic: &str) -> Option<&str> {
     topic.strip_prefix(TOPIC_PREFIX)?.strip_suffix(TOPIC_SUFFIX)
+}
+
+/// The relay this node offers: always on (its admin turned it on), within `limits`.
+fn relay_server(peer_id: libp2p::PeerId, limits: &crate::RelayLimits) -> relay::Behaviour {
+    let config = relay::Config {
+        max_reservations: limits.max_reservations,
+        max_reservations_per_peer: 2,
+        reservation_duration: limits.reservation_duration,
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration,
+        max_circuit_bytes: limits.max_circuit_bytes,
+        // The library's rate limits on reservations and circuits, per peer and per address.
+        ..relay::Config::default()
+    };
+    let mut relay = relay::Behaviour::new(peer_id, config);
+    relay.set_status(Some(relay::Status::Enable));
+    relay
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::core::{Transport as _, upgrade};
+use libp2p::core::{ConnectedPoint, Transport as _, upgrade};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -21,7 +21,10 @@ use crate::bans::BanList;
 use crate::behaviour::{
     Behaviour, BehaviourEvent, space_of_topic, topic_for_space, topic_score_params,
 };
+use crate::connected::ConnectedPeers;
 use crate::known::KnownPeers;
+use crate::rate::TokenBucket;
+use crate::reach::{RELAY_HOP_PROTOCOL, Reach};
 use crate::serving::{Serving, ServingLimits};
 use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
@@ -32,8 +35,6 @@ const MAX_INVITES_ANSWERING: usize = 16;
 const INVITES_PER_TICK: u32 = 2;
 /// How often known peers are checked for redialling and bans for expiry.
 const TICK: Duration = Duration::from_secs(1);
-/// Known peers looked up through other peers at once, at most.
-const MAX_LOOKUPS: usize = 16;
 /// Addresses taken from a peer's own announcement, at most, per identify message.
 const ANNOUNCED_ADDRESSES: usize = 4;
 /// Log lines about blocked peers per tick; more are counted and summed up at the tick.
@@ -77,17 +78,16 @@ pub struct EventLoop {
     invite_budget: HashMap<PeerId, u32>,
     /// Addresses to keep connected to, with their backoff.
     known: KnownPeers,
-    /// Known peers that could not be reached at their addresses, being looked up through
-    /// other peers (Kademlia), by query.
-    lookups: HashMap<kad::QueryId, PeerId>,
     /// Peers blocked for sending invalid entries, until their block ends.
     bans: BanList<PeerId>,
     /// Connections the gate turned away since the start, for status.
     refused_connections: u64,
     /// Log lines about blocked peers in the current tick.
     log_lines: u32,
-    /// The address each connected peer was reached at or came from.
-    connected: HashMap<PeerId, Multiaddr>,
+    /// The address each connection of each connected peer was reached at or came from.
+    connected: ConnectedPeers,
+    /// Relays in use, and how other nodes can reach this one.
+    reach: Reach,
     ban_duration: Duration,
     /// Gossipsub's counters (messages received before and after duplicate filtering, mesh
     /// changes, penalties), for `/metrics` and the benchmarks.
@@ -140,8 +140,11 @@ impl EventLoop {
             });
         let builder = builder.with_dns_config(resolvers, options);
         let mut swarm = builder
-            .with_behaviour(|key| {
-                Behaviour::new(key, &config, &mut metrics)
+            // Listening and dialling through relays (`/p2p-circuit` addresses).
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|err| Error::Transport("relay", err.to_string()))?
+            .with_behaviour(|key, relay_client| {
+                Behaviour::new(key, &config, relay_client, &mut metrics)
                     .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
             })
             .map_err(|err| Error::Transport("behaviour", err.to_string()))?
@@ -154,6 +157,11 @@ impl EventLoop {
                     address: address.clone(),
                     reason: err.to_string(),
                 })?;
+        }
+        // Addresses the admin says others reach this node at (a public address, or a port
+        // the router forwards): confirmed from the start instead of waiting for peers to test.
+        for address in &config.external {
+            swarm.add_external_address(address.clone());
         }
         let known = KnownPeers::new(&config.known_peers, Instant::now());
         Ok(Self {
@@ -179,11 +187,11 @@ impl EventLoop {
             answering_invites: HashMap::new(),
             invite_budget: HashMap::new(),
             known,
-            lookups: HashMap::new(),
             bans: BanList::new(config.max_bans),
             refused_connections: 0,
             log_lines: 0,
-            connected: HashMap::new(),
+            connected: ConnectedPeers::default(),
+            reach: Reach::default(),
             ban_duration: config.ban_duration,
             metrics,
         })
@@ -353,7 +361,7 @@ impl EventLoop {
             self.swarm.behaviour_mut().blocked.unblock_peer(lifted);
         }
         self.swarm.behaviour_mut().blocked.block_peer(peer);
-        if let Some(remote) = self.connected.get(&peer).cloned()
+        if let Some(remote) = self.connected.address(&peer).cloned()
             && let Some(address) = self.swarm.behaviour_mut().gate.strike(
                 &peer,
                 &remote,
@@ -385,52 +393,9 @@ impl EventLoop {
 
     /// The remote IP address of a connected peer (`None` through a relay).
     fn address_of(&self, peer: &PeerId) -> Option<IpAddr> {
-        self.connected.get(peer).and_then(crate::gate::address_of)
-    }
-
-    /// Asks other peers (Kademlia) where a known peer that could not be reached is now.
-    fn look_up(&mut self, peer: PeerId) {
-        if self.lookups.len() >= MAX_LOOKUPS || self.lookups.values().any(|p| *p == peer) {
-            return;
-        }
-        if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
-            let query = kad.get_closest_peers(peer);
-            self.lookups.insert(query, peer);
-        }
-    }
-
-    /// Dials a looked-up peer at the addresses other peers gave for it. They are only tried:
-    /// the address book keeps one only once it worked.
-    fn on_lookup(
-        &mut self,
-        query: kad::QueryId,
-        result: Result<kad::GetClosestPeersOk, kad::GetClosestPeersError>,
-        last: bool,
-    ) {
-        let Some(&wanted) = self.lookups.get(&query) else {
-            return;
-        };
-        if last {
-            self.lookups.remove(&query);
-        }
-        let peers = match result {
-            Ok(kad::GetClosestPeersOk { peers, .. })
-            | Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-        };
-        let Some(found) = peers.into_iter().find(|info| info.peer_id == wanted) else {
-            return;
-        };
-        if found.addrs.is_empty() || self.swarm.is_connected(&wanted) {
-            return;
-        }
-        tracing::info!(peer = %wanted, addresses = ?found.addrs, "other peers know where a known peer is now; dialling it there");
-        let opts = DialOpts::peer_id(wanted)
-            .addresses(found.addrs)
-            .allocate_new_port()
-            .build();
-        if let Err(err) = self.swarm.dial(opts) {
-            tracing::debug!(peer = %wanted, "dial failed: {err}");
-        }
+        self.connected
+            .address(peer)
+            .and_then(crate::gate::address_of)
     }
 
     /// Takes the addresses a connected peer announces for itself on the IP address its
@@ -449,6 +414,14 @@ impl EventLoop {
             .collect();
         // A known peer that moved and reached this node first: dialled back where it says it
         // is, so the address book learns the address that works instead of keeping a dead one.
+        if let Some(address) = announced.first()
+            && info
+                .protocols
+                .iter()
+                .any(|protocol| protocol.as_ref() == RELAY_HOP_PROTOCOL)
+        {
+            self.reach.offered(peer, address.clone());
+        }
         let confirm = self.known.worth_confirming(peer, &announced);
         if !confirm.is_empty() {
             tracing::info!(%peer, addresses = ?confirm, "a known peer came back from a new address; dialling it there to confirm");
@@ -677,11 +650,16 @@ impl EventLoop {
             blocked_addresses: self.swarm.behaviour().gate.banned_addresses(),
             refused_connections: self.refused_connections,
             known,
+            reachability: self.reach.reachability(&self.swarm),
+            relay_offered: self.swarm.behaviour().relay.is_enabled(),
         }
     }
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.reach.update(&mut self.swarm);
+        self.reach
+            .retry_hole_punching(now, &self.connected, &mut self.swarm);
         self.hello_budget.clear();
         self.invite_budget.clear();
         for handed in self.serving.on_tick() {
@@ -745,7 +723,14 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
-                let address = endpoint.get_remote_address().clone();
+                // A peer that came through a relay has no address of its own to show: where it
+                // came in (this node's relayed address) says which relay.
+                let address = match &endpoint {
+                    ConnectedPoint::Listener { local_addr, .. } if endpoint.is_relayed() => {
+                        local_addr.clone()
+                    }
+                    _ => endpoint.get_remote_address().clone(),
+                };
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -782,9 +767,12 @@ impl EventLoop {
                         .hello
                         .send_request(&peer_id, hello);
                 }
+                if self.connected.add(peer_id, connection_id, address.clone()) {
+                    tracing::info!(%peer_id, %address, "connected directly to a peer that was reached through a relay");
+                    self.reach.punched(&peer_id);
+                }
                 if num_established.get() == 1 {
                     tracing::info!(%peer_id, %address, "connected");
-                    self.connected.insert(peer_id, address.clone());
                     self.emit(Event::Connected {
                         peer: peer_id,
                         address,
@@ -794,14 +782,40 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                tracing::info!(%peer_id, "disconnected");
-                self.connected.remove(&peer_id);
-                self.hello_sent.remove(&peer_id);
-                self.emit(Event::Disconnected { peer: peer_id });
+                self.connected.remove(&peer_id, connection_id);
+                if num_established == 0 {
+                    tracing::info!(%peer_id, "disconnected");
+                    self.hello_sent.remove(&peer_id);
+                    self.reach.disconnected(&peer_id);
+                    self.emit(Event::Disconnected { peer: peer_id });
+                }
             }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                self.reach
+                    .listener_closed(listener_id, reason.map_err(|err| err.to_string()));
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => crate::reach::log_confirmed(&address),
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "no longer confirmed as reachable at this address");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.reach.on_relay_client(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => {
+                self.reach.on_hole_punch(event, &self.connected);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::AutonatClient(event)) => {
+                self.reach.on_dial_back(event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Upnp(event)) => crate::reach::log_upnp(event),
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
                 peer_id: _,
@@ -823,7 +837,7 @@ impl EventLoop {
                         // A known peer's redial failed: one line per attempt, which the backoff
                         // spaces out, so an admin can see why a peer stays away.
                         tracing::info!(%peer, "could not reach a known peer (will retry): {error}");
-                        self.look_up(peer);
+                        self.known.look_up(peer, &mut self.swarm);
                     }
                 }
             }
@@ -846,7 +860,7 @@ impl EventLoop {
                 result: kad::QueryResult::GetClosestPeers(result),
                 step,
                 ..
-            })) => self.on_lookup(id, result, step.last),
+            })) => self.known.on_lookup(id, result, step.last, &mut self.swarm),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
                 info,
@@ -938,12 +952,13 @@ fn dial_options(address: &Multiaddr) -> DialOpts {
         .build()
 }
 
-/// The peer id at the end of an address (`.../p2p/<id>`), if any.
+/// The peer id at the end of an address (`.../p2p/<id>`), if any. A relayed address names the
+/// relay's peer id too, before `/p2p-circuit`: the peer is the one after it.
 pub fn peer_of(address: &Multiaddr) -> Option<PeerId> {
-    address.iter().find_map(|protocol| match protocol {
+    match address.iter().last()? {
         Protocol::P2p(peer) => Some(peer),
         _ => None,
-    })
+    }
 }
 
 /// A stranger sending this many times the strangers' whole rate within a tick is banned...
@@ -953,35 +968,3 @@ const FLOODING_FACTOR: u32 = 5;
 /// ...and counts as this many strikes against its address: flooding is unmistakable, so two
 /// flooding identities from one address get the address refused.
 const FLOOD_STRIKES: u32 = 4;
-
-/// A rate with a burst of one second's worth.
-#[derive(Debug)]
-struct TokenBucket {
-    per_second: u32,
-    tokens: f64,
-    filled: Instant,
-}
-
-impl TokenBucket {
-    fn new(per_second: u32) -> Self {
-        Self {
-            per_second,
-            tokens: f64::from(per_second),
-            filled: Instant::now(),
-        }
-    }
-
-    /// Takes one token if there is one.
-    fn take(&mut self, now: Instant) -> bool {
-        let rate = f64::from(self.per_second);
-        let elapsed = now.saturating_duration_since(self.filled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(rate);
-        self.filled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}

@@ -1,14 +1,17 @@
 //! The peers this node keeps connected to: each known address with its backoff and whether
 //! its last attempt failed. A known peer reached at an address not yet known has it added (so
 //! a peer that moved is redialled where it is now), and its addresses that failed are dropped.
+//! A known peer that cannot be reached is looked up through other peers (Kademlia).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::{Multiaddr, PeerId, Swarm, kad};
 
+use crate::behaviour::Behaviour;
 use crate::event_loop::peer_of;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -17,6 +20,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const MAX_ADDRESSES_PER_PEER: usize = 8;
 /// Redials under way at most (more known addresses than this wait for a later tick).
 const MAX_DIALLING: usize = 256;
+/// Known peers looked up through other peers at once, at most.
+const MAX_LOOKUPS: usize = 16;
 
 /// A known address and when to try it next.
 #[derive(Debug)]
@@ -49,6 +54,8 @@ pub(crate) struct KnownPeers {
     addresses: HashMap<Multiaddr, Redial>,
     /// Redials under way, to tell which address a failed dial was for.
     dialling: HashMap<ConnectionId, Multiaddr>,
+    /// Known peers that could not be reached at their addresses, being looked up, by query.
+    lookups: HashMap<kad::QueryId, PeerId>,
 }
 
 impl KnownPeers {
@@ -209,12 +216,61 @@ impl KnownPeers {
     }
 }
 
-/// `address` without its `/p2p/<peer id>` part.
+impl KnownPeers {
+    /// Asks other peers (Kademlia) where a known peer that could not be reached is now.
+    pub fn look_up(&mut self, peer: PeerId, swarm: &mut Swarm<Behaviour>) {
+        if self.lookups.len() >= MAX_LOOKUPS || self.lookups.values().any(|p| *p == peer) {
+            return;
+        }
+        if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+            let query = kad.get_closest_peers(peer);
+            self.lookups.insert(query, peer);
+        }
+    }
+
+    /// Dials a looked-up peer at the addresses other peers gave for it. They are only tried:
+    /// one is kept (here and in the node's address book) once it worked.
+    pub fn on_lookup(
+        &mut self,
+        query: kad::QueryId,
+        result: Result<kad::GetClosestPeersOk, kad::GetClosestPeersError>,
+        last: bool,
+        swarm: &mut Swarm<Behaviour>,
+    ) {
+        let Some(&wanted) = self.lookups.get(&query) else {
+            return;
+        };
+        if last {
+            self.lookups.remove(&query);
+        }
+        let peers = match result {
+            Ok(kad::GetClosestPeersOk { peers, .. })
+            | Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let Some(found) = peers.into_iter().find(|info| info.peer_id == wanted) else {
+            return;
+        };
+        if found.addrs.is_empty() || swarm.is_connected(&wanted) {
+            return;
+        }
+        tracing::info!(peer = %wanted, addresses = ?found.addrs, "other peers know where a known peer is now; dialling it there");
+        let opts = DialOpts::peer_id(wanted)
+            .addresses(found.addrs)
+            .allocate_new_port()
+            .build();
+        if let Err(err) = swarm.dial(opts) {
+            tracing::debug!(peer = %wanted, "dial failed: {err}");
+        }
+    }
+}
+
+/// `address` without the `/p2p/<peer id>` it ends in (a relayed address keeps the relay's).
 pub(crate) fn without_peer(address: &Multiaddr) -> Multiaddr {
+    let mut address = address.clone();
+    if matches!(address.iter().last(), Some(Protocol::P2p(_))) {
+        address.pop();
+    }
     address
-        .iter()
-        .filter(|protocol| !matches!(protocol, Protocol::P2p(_)))
-        .collect()
 }
 
 #[cfg(test)]

@@ -12,9 +12,12 @@
 mod bans;
 mod behaviour;
 mod codec;
+mod connected;
 mod event_loop;
 mod gate;
 mod known;
+mod rate;
+mod reach;
 mod serving;
 
 use std::sync::Arc;
@@ -25,6 +28,7 @@ pub use event_loop::{EventLoop, peer_of};
 pub use gate::GateLimits;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
+pub use reach::{RELAY_HOP_PROTOCOL, Reachability};
 use tokio::sync::{mpsc, oneshot};
 
 /// Capacity of the command channel from clients to the event loop.
@@ -70,6 +74,9 @@ pub struct Config {
     pub keypair: Keypair,
     /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0` and `/ip4/0.0.0.0/udp/0/quic-v1`.
     pub listen: Vec<Multiaddr>,
+    /// Addresses other nodes reach this one at, as its admin says (a public address or a
+    /// forwarded port): taken as confirmed. Others are found by peers dialling back.
+    pub external: Vec<Multiaddr>,
     /// Peers to dial at start and redial with backoff whenever disconnected.
     pub known_peers: Vec<Multiaddr>,
     /// Find peers on the local network with mDNS (best effort).
@@ -114,6 +121,39 @@ pub struct Config {
     pub hello_protocol: &'static str,
     /// What this node says of itself (see [`HelloSource`]).
     pub hello: HelloSource,
+    /// Offer a circuit relay to other nodes, within these limits (off when `None`).
+    pub relay: Option<RelayLimits>,
+    /// Ask the router to forward the listening ports to this node (UPnP), where it offers to.
+    pub upnp: bool,
+}
+
+/// What a relay this node offers carries at most. A reservation holds a place for a node
+/// that is not reachable directly; a circuit is one relayed connection to such a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayLimits {
+    pub max_reservations: usize,
+    pub reservation_duration: Duration,
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    /// A circuit is closed after this long or this many bytes (each way counted together);
+    /// the nodes then open a new one if they still need it.
+    pub max_circuit_duration: Duration,
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for RelayLimits {
+    /// Sized so that a catch-up of 100,000 entries (about 80 MB) fits in one circuit, while
+    /// hole punching normally replaces the circuit within seconds.
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            reservation_duration: Duration::from_secs(3_600),
+            max_circuits: 32,
+            max_circuits_per_peer: 4,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 256 << 20,
+        }
+    }
 }
 
 /// The bytes of this node's hello, made afresh for each peer (they carry the clock). The
@@ -149,6 +189,7 @@ impl Config {
         Self {
             keypair,
             listen: Vec::new(),
+            external: Vec::new(),
             known_peers: Vec::new(),
             mdns: false,
             kademlia: true,
@@ -175,6 +216,8 @@ impl Config {
             invite_protocol: "/cairn/invite/1",
             hello_protocol: "/cairn/hello/1",
             hello: HelloSource::new(Vec::new),
+            relay: None,
+            upnp: false,
         }
     }
 }
@@ -252,6 +295,10 @@ pub struct Status {
     /// Inbound connections the limits turned away since the node started.
     pub refused_connections: u64,
     pub known: Vec<Multiaddr>,
+    /// How other nodes can reach this one.
+    pub reachability: Reachability,
+    /// Whether this node offers a relay.
+    pub relay_offered: bool,
 }
 
 /// One connected peer.

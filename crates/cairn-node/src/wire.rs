@@ -233,3 +233,69 @@ pub fn new_story(request: cairn_api::PublishRequest) -> Result<crate::service::N
         links,
     })
 }
+
+/// How other nodes can reach this node, with its summary in plain words. `org_of` names the
+/// organisation behind a relay (from its binding); names are made printable here, since the
+/// summary goes to terminals and the page as it is.
+pub fn reachability_view(
+    reachability: &cairn_net::Reachability,
+    relay_offered: bool,
+    org_of: impl Fn(&cairn_net::PeerId) -> Option<String>,
+) -> cairn_api::ReachabilityView {
+    use cairn_core::display::{Lines, printable};
+    use cairn_net::Reachability;
+
+    let list = |addresses: &[cairn_net::Multiaddr]| -> Vec<String> {
+        addresses.iter().map(ToString::to_string).collect()
+    };
+    let (state, summary, addresses, relays) = match reachability {
+        Reachability::Checking => (
+            "checking",
+            "not known yet: no peer has tested whether it can connect to this node".to_string(),
+            Vec::new(),
+            Vec::new(),
+        ),
+        Reachability::Direct { addresses } => (
+            "direct",
+            format!("reachable directly at {}", list(addresses).join(", ")),
+            list(addresses),
+            Vec::new(),
+        ),
+        Reachability::Relayed { relays, addresses } => {
+            let relays: Vec<cairn_api::RelayView> = relays
+                .iter()
+                .map(|relay| cairn_api::RelayView {
+                    peer_id: relay.to_string(),
+                    org_name: org_of(relay).map(|name| printable(&name, Lines::One)),
+                })
+                .collect();
+            let names: Vec<String> = relays
+                .iter()
+                .map(|relay| match &relay.org_name {
+                    Some(name) => name.clone(),
+                    None => format!("peer {}", relay.peer_id),
+                })
+                .collect();
+            (
+                "relayed",
+                format!("reachable through the relay of {}", names.join(" and ")),
+                list(addresses),
+                relays,
+            )
+        }
+        Reachability::Unreachable => (
+            "unreachable",
+            "not reachable: other nodes cannot connect to this one; it can still connect out"
+                .to_string(),
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    cairn_api::ReachabilityView {
+        state: state.to_string(),
+        summary,
+        addresses,
+        relays,
+        relay_offered,
+    }
+}

@@ -354,12 +354,22 @@ impl Shared {
         single_use: bool,
     ) -> Result<Ticket, Error> {
         let status = self.client.status().await?;
-        let addresses: Vec<String> = status
-            .listen_addrs
-            .into_iter()
-            .map(|address| with_peer(address, status.peer_id).to_string())
-            .take(cairn_core::invitation::MAX_ADDRESSES)
-            .collect();
+        // Addresses others confirmed (or the router maps) first, then through relays, then
+        // the rest of what the node listens on.
+        let mut ranked = match status.reachability {
+            cairn_net::Reachability::Direct { addresses }
+            | cairn_net::Reachability::Relayed { addresses, .. } => addresses,
+            _ => Vec::new(),
+        };
+        ranked.extend(status.listen_addrs);
+        let mut addresses: Vec<String> = Vec::new();
+        for address in ranked {
+            let address = with_peer(address, status.peer_id).to_string();
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
+        addresses.truncate(cairn_core::invitation::MAX_ADDRESSES);
         let peer_id = status.peer_id.to_bytes();
         let invitation = self
             .read(move |service| service.invitation(&peer_id, addresses, lifetime, single_use))
@@ -450,12 +460,13 @@ impl Shared {
     }
 }
 
-/// `address`, ending in `/p2p/<peer>`.
+/// `address` ending in `/p2p/<peer>`: added unless it ends in a peer id already (a relayed
+/// address names the relay's peer id before `/p2p-circuit`, and needs this node's after it).
 fn with_peer(address: Multiaddr, peer: PeerId) -> Multiaddr {
-    if address
-        .iter()
-        .any(|protocol| matches!(protocol, cairn_net::multiaddr::Protocol::P2p(_)))
-    {
+    if matches!(
+        address.iter().last(),
+        Some(cairn_net::multiaddr::Protocol::P2p(_))
+    ) {
         address
     } else {
         address.with(cairn_net::multiaddr::Protocol::P2p(peer))

@@ -103,6 +103,11 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
             })
             .collect(),
         known_peers: api.shared.known_peers(),
+        reachability: wire::reachability_view(&net.reachability, net.relay_offered, |relay| {
+            api.shared
+                .hello_of(relay)
+                .and_then(|hello| hello.org.map(|(_, name)| name))
+        }),
         blocked_peers: net.blocked.iter().map(ToString::to_string).collect(),
         blocked_addresses: net.blocked_addresses,
         refused_connections: net.refused_connections,

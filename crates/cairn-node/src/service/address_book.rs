@@ -104,6 +104,7 @@ impl Service {
     /// redialled. Returns the peer ids and addresses forgotten.
     pub fn forget_peer(&self, target: &str) -> Result<Vec<String>, Error> {
         let target = target.trim();
+        // The peer id an address ends in (a relayed address names its relay's before it).
         let peer_of = |address: &str| address.rsplit("/p2p/").next().map(str::to_string);
         let mut forgotten = Vec::new();
         self.update_state(|state| {

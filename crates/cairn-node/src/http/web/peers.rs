@@ -25,6 +25,8 @@ struct PeersPage {
     peers: Vec<PeerLine>,
     entries: usize,
     spaces: String,
+    /// How other nodes can reach this one, in plain words.
+    reach: String,
 }
 
 struct PeerLine {
@@ -129,6 +131,12 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
             )
         })
         .unwrap_or_default();
+    let reach = crate::wire::reachability_view(&net.reachability, net.relay_offered, |relay| {
+        web.shared
+            .hello_of(relay)
+            .and_then(|hello| hello.org.map(|(_, name)| name))
+    })
+    .summary;
     render(&PeersPage {
         chrome: Chrome::new(&web, &session, "Peers", "/peers"),
         headline,
@@ -136,6 +144,7 @@ pub async fn peers(State(web): State<Web>, Extension(session): Extension<Session
         peers,
         entries,
         spaces: web.shared.spaces().join(", "),
+        reach,
     })
 }
 
