@@ -180,7 +180,11 @@ const LISTEN: [&str; 4] = [
 ];
 
 fn start(ns: &str, home: &Path, extra: &[&str]) -> NsNode {
-    let mut args: Vec<&str> = LISTEN.to_vec();
+    start_listening(ns, home, &LISTEN, extra)
+}
+
+fn start_listening(ns: &str, home: &Path, listen: &[&str], extra: &[&str]) -> NsNode {
+    let mut args: Vec<&str> = listen.to_vec();
     args.extend(["--api", "127.0.0.1:0", "--no-mdns", "--sync-interval", "5"]);
     args.extend_from_slice(extra);
     let node = NsNode::spawn(ns, home, &args);
@@ -363,4 +367,39 @@ fn routers_that_pick_random_ports_keep_the_homes_on_the_relay_for_a_full_catch_u
     );
     let live = one.publish("Live, through the relay");
     wait("a live entry through the relay", || two.has(&live));
+}
+
+#[test]
+fn home_nodes_that_speak_only_tcp_hole_punch_by_simultaneous_open() {
+    let test = "home_nodes_that_speak_only_tcp_hole_punch_by_simultaneous_open";
+    let net = match nft_missing().map_or_else(|| Routers::new("t", false), Err) {
+        Ok(net) => net,
+        Err(reason) => return skip(test, &reason),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tcp = ["--listen", "/ip4/0.0.0.0/tcp/7411"];
+    let relay_home = init(dir.path(), "relay");
+    let external = format!("/ip4/{RELAY_IP}/tcp/7411");
+    let relay = start_listening(
+        &net.ns("pub"),
+        &relay_home,
+        &tcp,
+        &["--relay", "--external", &external],
+    );
+    let relay_address = format!("{external}/p2p/{}", peer_id(&relay));
+    let (one_home, two_home) = (init(dir.path(), "one"), init(dir.path(), "two"));
+    let one = start_listening(&net.ns("h1"), &one_home, &tcp, &["--peer", &relay_address]);
+    let two = start_listening(&net.ns("h2"), &two_home, &tcp, &["--peer", &relay_address]);
+    wait("home one reachable through the relay", || {
+        reachability(&one)["state"] == "relayed"
+    });
+    let ticket = one.ok(&["invite"]);
+    two.ok(&["join", ticket.trim()]);
+    let one_id = peer_id(&one);
+    wait("a direct TCP connection between the homes", || {
+        connection(&two, &one_id)
+            .is_some_and(|address| !address.contains("p2p-circuit") && address.contains("/tcp/"))
+    });
+    let entry = two.publish("Over the punched TCP connection");
+    wait("the entry at home one", || one.has(&entry));
 }

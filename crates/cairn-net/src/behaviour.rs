@@ -111,7 +111,10 @@ impl Behaviour {
             blocked: allow_block_list::Behaviour::default(),
             identify: identify::Behaviour::new(
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION")))
+                    // Peers hear at once of a new or lost relayed address (a reservation
+                    // made or gone) instead of at the next periodic identify.
+                    .with_push_listen_addr_updates(true),
             ),
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: kad.into(),

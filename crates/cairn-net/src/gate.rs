@@ -4,7 +4,10 @@
 //! - connections still in their handshake, per address;
 //! - established connections of strangers, per address and in total, below the node's whole
 //!   limit so that slots stay free for *kept* peers (ones this node dialled or its owner
-//!   vouched for), which pass the gate whatever strangers do;
+//!   vouched for), which pass the gate whatever strangers do. When the strangers' slots are
+//!   full, a stranger from an address with fewer strangers takes the place of the oldest one
+//!   from the most crowded address: many identities from a few machines cannot keep
+//!   newcomers out;
 //! - bans of addresses that keep sending peers that get banned.
 //!
 //! A peer that arrives through a relay has the relay's address: it is limited by its peer id
@@ -13,7 +16,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use libp2p::core::Endpoint;
@@ -21,8 +24,8 @@ use libp2p::core::transport::PortUse;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::{
-    ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, ListenFailure, NetworkBehaviour,
-    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
+    CloseConnection, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, ListenFailure,
+    NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm, dummy,
 };
 use libp2p::{Multiaddr, PeerId};
 
@@ -98,14 +101,26 @@ pub(crate) fn address_of(remote: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Stranger {
+    peer: PeerId,
+    address: Option<IpAddr>,
+    arrival: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Gate {
     limits: GateLimits,
     pending: HashMap<ConnectionId, IpAddr>,
     pending_per_address: HashMap<IpAddr, u32>,
-    /// Inbound connections of strangers, with their address (`None` through a relay).
-    strangers: HashMap<ConnectionId, Option<IpAddr>>,
+    /// Inbound connections of strangers: the peer, its address (`None` through a relay) and
+    /// the order it came in.
+    strangers: HashMap<ConnectionId, Stranger>,
     strangers_per_address: HashMap<IpAddr, u32>,
+    arrivals: u64,
+    /// Strangers' connections to close, to make room for a newcomer; and the task to wake.
+    evicting: VecDeque<(PeerId, ConnectionId)>,
+    waker: Option<Waker>,
     kept: HashSet<PeerId>,
     kept_order: VecDeque<PeerId>,
     /// The process's resident memory as last looked at, and when.
@@ -126,6 +141,9 @@ impl Gate {
             pending_per_address: HashMap::new(),
             strangers: HashMap::new(),
             strangers_per_address: HashMap::new(),
+            arrivals: 0,
+            evicting: VecDeque::new(),
+            waker: None,
             kept: HashSet::new(),
             kept_order: VecDeque::new(),
             memory: None,
@@ -227,6 +245,43 @@ impl Gate {
         ConnectionDenied::new(refusal)
     }
 
+    /// With the strangers' slots full, makes room for a stranger from `address` if some
+    /// address holds more strangers than it would then: the oldest stranger of the most
+    /// crowded address is closed (and stops counting now). A stranger through a relay counts
+    /// as coming from an address with none.
+    fn make_room_for(&mut self, address: Option<IpAddr>) -> bool {
+        let newcomer = address
+            .and_then(|address| self.strangers_per_address.get(&address).copied())
+            .unwrap_or(0);
+        let Some((&crowded, &count)) = self
+            .strangers_per_address
+            .iter()
+            .max_by_key(|(address, count)| (**count, **address))
+        else {
+            return false;
+        };
+        if count <= newcomer + 1 {
+            return false;
+        }
+        let oldest = self
+            .strangers
+            .iter()
+            .filter(|(_, stranger)| stranger.address == Some(crowded))
+            .min_by_key(|(_, stranger)| stranger.arrival)
+            .map(|(connection, stranger)| (*connection, *stranger));
+        let Some((connection, stranger)) = oldest else {
+            return false;
+        };
+        self.strangers.remove(&connection);
+        decrement(&mut self.strangers_per_address, &crowded);
+        tracing::info!(peer = %stranger.peer, address = %crowded, "the strangers' connections are full: closing the oldest from the most crowded address to let in a stranger from another");
+        self.evicting.push_back((stranger.peer, connection));
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+        true
+    }
+
     fn end_pending(&mut self, connection: &ConnectionId) {
         if let Some(address) = self.pending.remove(connection) {
             decrement(&mut self.pending_per_address, &address);
@@ -291,7 +346,7 @@ impl NetworkBehaviour for Gate {
             }
         }
         let strangers = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX);
-        if strangers >= self.limits.strangers {
+        if strangers >= self.limits.strangers && !self.make_room_for(address) {
             return Err(self.refuse(Refusal::Strangers(strangers)));
         }
         if let Some(bytes) = self.over_memory(Instant::now()) {
@@ -324,10 +379,22 @@ impl NetworkBehaviour for Gate {
                 if let Some(address) = address {
                     *self.strangers_per_address.entry(address).or_default() += 1;
                 }
-                self.strangers.insert(connection_id, address);
+                self.arrivals += 1;
+                self.strangers.insert(
+                    connection_id,
+                    Stranger {
+                        peer: peer_id,
+                        address,
+                        arrival: self.arrivals,
+                    },
+                );
             }
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
-                if let Some(Some(address)) = self.strangers.remove(&connection_id) {
+                if let Some(Stranger {
+                    address: Some(address),
+                    ..
+                }) = self.strangers.remove(&connection_id)
+                {
                     decrement(&mut self.strangers_per_address, &address);
                 }
             }
@@ -347,7 +414,17 @@ impl NetworkBehaviour for Gate {
         libp2p::core::util::unreachable(event)
     }
 
-    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if let Some((peer_id, connection)) = self.evicting.pop_front() {
+            return Poll::Ready(ToSwarm::CloseConnection {
+                peer_id,
+                connection: CloseConnection::One(connection),
+            });
+        }
+        self.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }
@@ -484,8 +561,18 @@ mod tests {
         admit(&mut gate, "10.0.0.9", PeerId::random()).expect("second stranger");
         assert!(admit(&mut gate, "10.0.0.9", PeerId::random()).is_err());
         admit(&mut gate, "10.0.0.8", PeerId::random()).expect("another address");
+        // Full: a stranger from a new address takes the place of the oldest from the most
+        // crowded one...
+        admit(&mut gate, "10.0.0.7", PeerId::random()).expect("room made");
+        assert_eq!(gate.evicting.len(), 1);
+        assert_eq!(
+            gate.strangers_per_address
+                .get(&"10.0.0.9".parse().expect("ip")),
+            Some(&1)
+        );
+        // ...but once every address holds its fair share, the next one waits.
         assert!(
-            admit(&mut gate, "10.0.0.7", PeerId::random()).is_err(),
+            admit(&mut gate, "10.0.0.6", PeerId::random()).is_err(),
             "the strangers' slots are full"
         );
         let friend = PeerId::random();
