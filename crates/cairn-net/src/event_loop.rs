@@ -403,6 +403,7 @@ impl EventLoop {
     /// knocking on it, or sending others to): passed on to peers looking for it, and dialled
     /// to confirm when a known peer has moved.
     fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        self.reach.announced(peer, info.listen_addrs.clone());
         let Some(seen) = self.address_of(&peer) else {
             return;
         };
@@ -658,8 +659,13 @@ impl EventLoop {
     fn on_tick(&mut self) {
         let now = Instant::now();
         self.reach.update(&mut self.swarm);
-        self.reach
-            .retry_hole_punching(now, &self.connected, &mut self.swarm);
+        let known = &self.known;
+        self.reach.retry_hole_punching(
+            now,
+            &self.connected,
+            |peer| known.contains_peer(peer),
+            &mut self.swarm,
+        );
         self.hello_budget.clear();
         self.invite_budget.clear();
         for handed in self.serving.on_tick() {
@@ -734,7 +740,12 @@ impl EventLoop {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
-                if endpoint.is_dialer() {
+                // A direct connection to a peer reached only through a relay so far is hole
+                // punching's: its address is a passing router mapping, for neither the redial
+                // set nor the address book.
+                let hole_punched = !crate::reach::is_relayed(&address)
+                    && !self.connected.only_relayed(&peer_id).is_empty();
+                if endpoint.is_dialer() && !hole_punched {
                     let reached =
                         self.known
                             .reached(peer_id, &address, connection_id, Instant::now());
@@ -826,7 +837,13 @@ impl EventLoop {
                         address: address.to_string(),
                         reason: error.to_string(),
                     }));
-                } else if let Some((peer, dropped)) = self.known.dial_failed(connection_id) {
+                } else if let Some((peer, dropped)) =
+                    self.known.dial_failed(connection_id, |peer| {
+                        self.connected
+                            .address(&peer)
+                            .is_some_and(|address| !crate::reach::is_relayed(address))
+                    })
+                {
                     if let Some(address) = dropped {
                         tracing::info!(%peer, %address, "a known peer's old address failed while another works; it is dropped");
                         self.emit(Event::AddressesDropped {

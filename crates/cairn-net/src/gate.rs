@@ -160,6 +160,17 @@ impl Gate {
         if !self.kept.insert(peer) {
             return None;
         }
+        // Its connections that came in as a stranger's no longer take strangers' places (nor
+        // can they be closed to make room).
+        let counted: Vec<ConnectionId> = self
+            .strangers
+            .iter()
+            .filter(|(_, stranger)| stranger.peer == peer)
+            .map(|(connection, _)| *connection)
+            .collect();
+        for connection in counted {
+            self.forget_stranger(&connection);
+        }
         self.kept_order.push_back(peer);
         if self.kept_order.len() <= MAX_KEPT {
             return None;
@@ -245,41 +256,52 @@ impl Gate {
         ConnectionDenied::new(refusal)
     }
 
-    /// With the strangers' slots full, makes room for a stranger from `address` if some
-    /// address holds more strangers than it would then: the oldest stranger of the most
-    /// crowded address is closed (and stops counting now). A stranger through a relay counts
-    /// as coming from an address with none.
-    fn make_room_for(&mut self, address: Option<IpAddr>) -> bool {
+    /// The most crowded address, if it holds more strangers than `address` would with one
+    /// more: a newcomer from `address` may then take the place of one of them. A stranger
+    /// through a relay counts as coming from an address with none.
+    fn crowded_over(&self, address: Option<IpAddr>) -> Option<IpAddr> {
         let newcomer = address
             .and_then(|address| self.strangers_per_address.get(&address).copied())
             .unwrap_or(0);
-        let Some((&crowded, &count)) = self
+        let (&crowded, &count) = self
             .strangers_per_address
             .iter()
-            .max_by_key(|(address, count)| (**count, **address))
-        else {
-            return false;
+            .max_by_key(|(address, count)| (**count, **address))?;
+        (count > newcomer + 1).then_some(crowded)
+    }
+
+    /// With the strangers' places full, closes the oldest stranger of the most crowded
+    /// address (it stops counting now) for a newcomer from `address`.
+    fn make_room_for(&mut self, address: Option<IpAddr>) {
+        let Some(crowded) = self.crowded_over(address) else {
+            return;
         };
-        if count <= newcomer + 1 {
-            return false;
-        }
         let oldest = self
             .strangers
             .iter()
             .filter(|(_, stranger)| stranger.address == Some(crowded))
             .min_by_key(|(_, stranger)| stranger.arrival)
-            .map(|(connection, stranger)| (*connection, *stranger));
-        let Some((connection, stranger)) = oldest else {
-            return false;
+            .map(|(connection, stranger)| (*connection, stranger.peer));
+        let Some((connection, peer)) = oldest else {
+            return;
         };
-        self.strangers.remove(&connection);
-        decrement(&mut self.strangers_per_address, &crowded);
-        tracing::info!(peer = %stranger.peer, address = %crowded, "the strangers' connections are full: closing the oldest from the most crowded address to let in a stranger from another");
-        self.evicting.push_back((stranger.peer, connection));
+        self.forget_stranger(&connection);
+        tracing::info!(%peer, address = %crowded, "the strangers' connections are full: closing the oldest from the most crowded address to let in a stranger from another");
+        self.evicting.push_back((peer, connection));
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
-        true
+    }
+
+    /// Stops counting a stranger's connection.
+    fn forget_stranger(&mut self, connection: &ConnectionId) {
+        if let Some(Stranger {
+            address: Some(address),
+            ..
+        }) = self.strangers.remove(connection)
+        {
+            decrement(&mut self.strangers_per_address, &address);
+        }
     }
 
     fn end_pending(&mut self, connection: &ConnectionId) {
@@ -345,12 +367,12 @@ impl NetworkBehaviour for Gate {
                 return Err(self.refuse(Refusal::StrangersPerAddress(address, from_address)));
             }
         }
-        let strangers = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX);
-        if strangers >= self.limits.strangers && !self.make_room_for(address) {
-            return Err(self.refuse(Refusal::Strangers(strangers)));
-        }
         if let Some(bytes) = self.over_memory(Instant::now()) {
             return Err(self.refuse(Refusal::Memory(bytes >> 20)));
+        }
+        let strangers = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX);
+        if strangers >= self.limits.strangers && self.crowded_over(address).is_none() {
+            return Err(self.refuse(Refusal::Strangers(strangers)));
         }
         Ok(dummy::ConnectionHandler)
     }
@@ -376,6 +398,13 @@ impl NetworkBehaviour for Gate {
                 ..
             }) if endpoint.is_listener() && !self.is_kept(&peer_id) => {
                 let address = address_of(endpoint.get_remote_address());
+                // Past the strangers' places (every other behaviour let it in): the oldest
+                // stranger of the most crowded address makes room.
+                let full = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX)
+                    >= self.limits.strangers;
+                if full {
+                    self.make_room_for(address);
+                }
                 if let Some(address) = address {
                     *self.strangers_per_address.entry(address).or_default() += 1;
                 }
@@ -390,13 +419,7 @@ impl NetworkBehaviour for Gate {
                 );
             }
             FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. }) => {
-                if let Some(Stranger {
-                    address: Some(address),
-                    ..
-                }) = self.strangers.remove(&connection_id)
-                {
-                    decrement(&mut self.strangers_per_address, &address);
-                }
+                self.forget_stranger(&connection_id);
             }
             FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
                 self.end_pending(&connection_id);

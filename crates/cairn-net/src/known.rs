@@ -13,6 +13,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, kad};
 
 use crate::behaviour::Behaviour;
 use crate::event_loop::peer_of;
+use crate::reach::is_relayed;
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -116,16 +117,24 @@ impl KnownPeers {
     }
 
     /// Notes that connection `connection` failed. Returns the known peer whose redial it was,
-    /// and the address if it is dropped: one that fails while another address of the same
-    /// peer works.
-    pub fn dial_failed(&mut self, connection: ConnectionId) -> Option<(PeerId, Option<Multiaddr>)> {
+    /// and the address if it is dropped: a direct address that fails while the peer is
+    /// connected right now (`connected_directly`) through another address this node knows to
+    /// work. A relayed address is never dropped for a direct one: it is the way back in after
+    /// the peer's router forgets it.
+    pub fn dial_failed(
+        &mut self,
+        connection: ConnectionId,
+        connected_directly: impl Fn(PeerId) -> bool,
+    ) -> Option<(PeerId, Option<Multiaddr>)> {
         let address = self.dialling.remove(&connection)?;
         let redial = self.addresses.get_mut(&address)?;
         redial.failed = true;
         let peer = redial.peer?;
-        let works_elsewhere = self.addresses.iter().any(|(known, redial)| {
-            *known != address && redial.peer == Some(peer) && redial.worked && !redial.failed
-        });
+        let works_elsewhere = connected_directly(peer)
+            && !is_relayed(&address)
+            && self.addresses.iter().any(|(known, redial)| {
+                *known != address && redial.peer == Some(peer) && redial.worked && !redial.failed
+            });
         if !works_elsewhere {
             return Some((peer, None));
         }
@@ -174,7 +183,10 @@ impl KnownPeers {
         let base = without_peer(address);
         let mut at_known_address = false;
         for (known, redial) in &mut self.addresses {
-            let same_address = without_peer(known) == base;
+            // Addresses through one relay share everything before the peer id: one known for
+            // another peer is not this peer's.
+            let same_address =
+                without_peer(known) == base && redial.peer.is_none_or(|known| known == peer);
             if same_address || redial.peer == Some(peer) {
                 redial.peer = Some(peer);
                 redial.backoff = FIRST_BACKOFF;
@@ -192,7 +204,10 @@ impl KnownPeers {
             .addresses
             .iter()
             .filter(|(known, redial)| {
-                redial.peer == Some(peer) && redial.failed && without_peer(known) != base
+                redial.peer == Some(peer)
+                    && redial.failed
+                    && without_peer(known) != base
+                    && !is_relayed(known)
             })
             .map(|(known, _)| known.clone())
             .collect();
@@ -253,9 +268,14 @@ impl KnownPeers {
         if found.addrs.is_empty() || swarm.is_connected(&wanted) {
             return;
         }
-        tracing::info!(peer = %wanted, addresses = ?found.addrs, "other peers know where a known peer is now; dialling it there");
+        tracing::info!(peer = %wanted, addresses = ?found.addrs.iter().take(MAX_ADDRESSES_PER_PEER).collect::<Vec<_>>(), "other peers know where a known peer is now; dialling it there");
+        let addresses: Vec<Multiaddr> = found
+            .addrs
+            .into_iter()
+            .take(MAX_ADDRESSES_PER_PEER)
+            .collect();
         let opts = DialOpts::peer_id(wanted)
-            .addresses(found.addrs)
+            .addresses(addresses)
             .allocate_new_port()
             .build();
         if let Err(err) = swarm.dial(opts) {
@@ -298,7 +318,7 @@ mod tests {
         assert_eq!(due.len(), 2);
         let first = ConnectionId::new_unchecked(1);
         known.dialling(first, at(1, moved));
-        assert_eq!(known.dial_failed(first), Some((moved, None)));
+        assert_eq!(known.dial_failed(first, |_| false), Some((moved, None)));
 
         // Found elsewhere (through another peer): the new address replaces the dead one.
         let dropped = known.reached(moved, &at(3, moved), ConnectionId::new_unchecked(2), now);
@@ -313,7 +333,10 @@ mod tests {
         // An old address that fails after the peer was reached at a new one is dropped too.
         let late = ConnectionId::new_unchecked(5);
         known.dialling(late, at(2, other));
-        assert_eq!(known.dial_failed(late), Some((other, Some(at(2, other)))));
+        assert_eq!(
+            known.dial_failed(late, |_| true),
+            Some((other, Some(at(2, other))))
+        );
         assert_eq!(known.addresses(), vec![at(3, moved), at(4, other)]);
 
         // A known peer that reached this node first, from where it moved, is worth a dial at

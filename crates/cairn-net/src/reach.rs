@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, relay, upnp};
 
 use crate::behaviour::Behaviour;
@@ -66,15 +67,41 @@ pub(crate) struct Reach {
     retry: HashMap<PeerId, (Instant, Duration)>,
     /// Peers hole punching failed with: when to try again, and the wait after that.
     punches: HashMap<PeerId, (Instant, Duration)>,
+    /// The relayed addresses connected peers announce (a few each).
+    relayed_addresses: HashMap<PeerId, Vec<Multiaddr>>,
     /// Whether a peer failed to dial this node back at an address it thought it had.
     refuted: bool,
 }
 
 impl Reach {
     /// Notes that a connected peer offers a relay at `address`.
+    /// One candidate per IP address: identities are free, and many relays on one machine are
+    /// one relay.
     pub fn offered(&mut self, relay: PeerId, address: Multiaddr) {
+        let ip = crate::gate::address_of(&address);
+        let same_machine = self.candidates.iter().any(|(other, known)| {
+            *other != relay && ip.is_some() && crate::gate::address_of(known) == ip
+        });
+        if same_machine {
+            return;
+        }
         if self.candidates.len() < MAX_CANDIDATES || self.candidates.contains_key(&relay) {
             self.candidates.insert(relay, address);
+        }
+    }
+
+    /// Notes the relayed addresses a connected peer announces, to reach it through its relay
+    /// again for another hole punching attempt.
+    pub fn announced(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        let relayed: Vec<Multiaddr> = addresses
+            .into_iter()
+            .filter(is_relayed)
+            .take(RELAYS_WANTED * 2)
+            .collect();
+        if relayed.is_empty() {
+            self.relayed_addresses.remove(&peer);
+        } else {
+            self.relayed_addresses.insert(peer, relayed);
         }
     }
 
@@ -83,6 +110,7 @@ impl Reach {
     pub fn disconnected(&mut self, peer: &PeerId) {
         self.candidates.remove(peer);
         self.retry.remove(peer);
+        self.relayed_addresses.remove(peer);
         // Hole punching's wait is kept: trying again means reconnecting.
     }
 
@@ -142,6 +170,11 @@ impl Reach {
             return;
         };
         self.reservations.remove(&relay);
+        if !self.candidates.contains_key(&relay) {
+            // Gone (disconnected): nothing to ask again.
+            tracing::info!(%relay, "the relay no longer holds a place for this node");
+            return;
+        }
         let wait = self
             .retry
             .get(&relay)
@@ -214,15 +247,29 @@ impl Reach {
         &mut self,
         now: Instant,
         connected: &ConnectedPeers,
+        redials: impl Fn(PeerId) -> bool,
         swarm: &mut Swarm<Behaviour>,
     ) {
         for peer in self.due_punches(now) {
             let relayed = connected.only_relayed(&peer);
-            if !relayed.is_empty() {
-                tracing::info!(%peer, "trying again to connect directly to a peer reached through a relay");
+            if relayed.is_empty() {
+                continue;
             }
-            for connection in relayed {
-                swarm.close_connection(connection);
+            tracing::info!(%peer, "trying again to connect directly to a peer reached through a relay");
+            if redials(peer) {
+                // This node dials the peer again through the relay once it is gone.
+                for connection in relayed {
+                    swarm.close_connection(connection);
+                }
+            } else if let Some(addresses) = self.relayed_addresses.get(&peer) {
+                // A second relayed connection, beside the first, starts it all the same.
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addresses.clone())
+                    .condition(PeerCondition::Always)
+                    .build();
+                if let Err(err) = swarm.dial(opts) {
+                    tracing::debug!(%peer, "dial failed: {err}");
+                }
             }
         }
     }
@@ -242,13 +289,17 @@ impl Reach {
         }
         let now = Instant::now();
         while self.reservations.len() < RELAYS_WANTED {
+            // Peers this node keeps (it dialled them, or their organisation is followed)
+            // first: a stranger's relay could drop what it carries.
+            let gate = &swarm.behaviour().gate;
             let Some((relay, address)) = self
                 .candidates
                 .iter()
-                .find(|(relay, _)| {
+                .filter(|(relay, _)| {
                     !self.reservations.contains_key(relay)
                         && self.retry.get(relay).is_none_or(|(at, _)| *at <= now)
                 })
+                .max_by_key(|(relay, _)| gate.is_kept(relay))
                 .map(|(relay, address)| (*relay, address.clone()))
             else {
                 return;

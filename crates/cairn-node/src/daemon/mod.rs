@@ -117,7 +117,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     });
     // Peers that have not worked for a month are dropped before the node redials the rest.
     let pruning = service.clone();
-    let pruned = blocking(move || pruning.prune_address_book(cairn_core::Timestamp::now())).await?;
+    let pruned = blocking(move || {
+        pruning.prune_address_book(cairn_core::Timestamp::now(), &Default::default())
+    })
+    .await?;
     log_pruned(pruned.len());
     net_config.known_peers.extend(
         service

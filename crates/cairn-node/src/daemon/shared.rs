@@ -297,15 +297,24 @@ impl Shared {
         });
     }
 
-    /// Forgets the peers of the address book not reached for 30 days, and stops redialling
-    /// them (a node may run for months without the prune at its start).
+    /// Forgets the peers of the address book not reached for 30 days, except those connected
+    /// now (a node may run for months without the prune at its start, and a connection can
+    /// last that long). They are not redialled after the next start; until then the node
+    /// keeps trying them, at most every five minutes, as it does peers given on the command
+    /// line.
     pub(crate) async fn prune_address_book(&self) -> Result<(), Error> {
+        let connected: std::collections::HashSet<String> = self
+            .client()
+            .status()
+            .await?
+            .connected
+            .iter()
+            .map(|peer| peer.peer_id.to_string())
+            .collect();
         let service = self.service.clone();
-        let pruned = blocking(move || service.prune_address_book(Timestamp::now())).await?;
+        let pruned =
+            blocking(move || service.prune_address_book(Timestamp::now(), &connected)).await?;
         super::log_pruned(pruned.len());
-        for peer in pruned.iter().filter_map(|peer| peer.parse().ok()) {
-            self.client().forget(peer).await?;
-        }
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! file, bounded, and read at start so a restarted node redials its peers without `--peer`.
 //! Addresses a peer only announced are never written here: only what this node reached.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use cairn_core::Timestamp;
@@ -158,23 +158,29 @@ impl Service {
         })
     }
 
-    /// Forgets the peers that have not worked for [`FORGET_AFTER`]; returns their peer ids.
-    pub fn prune_address_book(&self, now: Timestamp) -> Result<Vec<String>, Error> {
+    /// Forgets the peers that have not worked for [`FORGET_AFTER`], except the `connected`
+    /// ones (peer ids); returns the peer ids forgotten.
+    pub fn prune_address_book(
+        &self,
+        now: Timestamp,
+        connected: &HashSet<String>,
+    ) -> Result<Vec<String>, Error> {
         let cutoff = now.0.saturating_sub(FORGET_AFTER.as_millis() as u64);
-        let stale: Vec<String> = read(&self.state)
+        let stale = |peer: &String, entry: &BookEntry| {
+            entry.last_connected < cutoff && !connected.contains(peer)
+        };
+        let pruned: Vec<String> = read(&self.state)
             .address_book
             .iter()
-            .filter(|(_, entry)| entry.last_connected < cutoff)
+            .filter(|(peer, entry)| stale(peer, entry))
             .map(|(peer, _)| peer.clone())
             .collect();
-        if stale.is_empty() {
-            return Ok(stale);
+        if pruned.is_empty() {
+            return Ok(pruned);
         }
         self.update_state(|state| {
-            state
-                .address_book
-                .retain(|_, entry| entry.last_connected >= cutoff);
+            state.address_book.retain(|peer, entry| !stale(peer, entry));
         })?;
-        Ok(stale)
+        Ok(pruned)
     }
 }
