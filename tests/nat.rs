@@ -165,6 +165,17 @@ fn nft_missing() -> Option<String> {
     }
 }
 
+/// The networks for `test`, or `None` (said as skipped) where they cannot be built here.
+fn routers(test: &str, tag: &str, random_ports: bool) -> Option<Routers> {
+    match nft_missing().map_or_else(|| Routers::new(tag, random_ports), Err) {
+        Ok(net) => Some(net),
+        Err(reason) => {
+            skip(test, &reason);
+            None
+        }
+    }
+}
+
 fn init(dir: &Path, name: &str) -> std::path::PathBuf {
     let home = dir.join(name);
     common::ok(&home, &["init", "--org", name]);
@@ -204,6 +215,11 @@ fn connection(node: &NsNode, peer: &str) -> Option<String> {
         .iter()
         .find(|connected| connected["peer_id"] == peer)
         .and_then(|connected| connected["address"].as_str().map(str::to_string))
+}
+
+/// Whether `node` has a direct (not relayed) connection to `peer`.
+fn connected_directly(node: &NsNode, peer: &str) -> bool {
+    connection(node, peer).is_some_and(|address| !address.contains("p2p-circuit"))
 }
 
 fn reachability(node: &NsNode) -> Value {
@@ -277,9 +293,8 @@ fn meet(net: &Routers, dir: &Path, one_home: &Path, two_home: &Path) -> Meeting 
 #[test]
 fn home_nodes_meet_through_a_relay_then_hole_punch_and_keep_going_without_it() {
     let test = "home_nodes_meet_through_a_relay_then_hole_punch_and_keep_going_without_it";
-    let net = match nft_missing().map_or_else(|| Routers::new("p", false), Err) {
-        Ok(net) => net,
-        Err(reason) => return skip(test, &reason),
+    let Some(net) = routers(test, "p", false) else {
+        return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let (one_home, two_home) = (init(dir.path(), "one"), init(dir.path(), "two"));
@@ -290,7 +305,7 @@ fn home_nodes_meet_through_a_relay_then_hole_punch_and_keep_going_without_it() {
         first_contact,
     } = meet(&net, dir.path(), &one_home, &two_home);
     wait("a direct connection between the homes", || {
-        connection(&two, &ids[0]).is_some_and(|address| !address.contains("p2p-circuit"))
+        connected_directly(&two, &ids[0])
     });
     println!(
         "a direct connection {:?} after home two first contacted home one (by joining it through the relay)",
@@ -303,7 +318,7 @@ fn home_nodes_meet_through_a_relay_then_hole_punch_and_keep_going_without_it() {
     two.kill();
     let two = start(&net.ns("h2"), &two.home, &[]);
     wait("home two back with a direct connection", || {
-        connection(&two, &ids[0]).is_some_and(|address| !address.contains("p2p-circuit"))
+        connected_directly(&two, &ids[0])
     });
 
     // Without the relay, the direct connection carries entries both ways.
@@ -318,9 +333,8 @@ fn home_nodes_meet_through_a_relay_then_hole_punch_and_keep_going_without_it() {
 #[test]
 fn routers_that_pick_random_ports_keep_the_homes_on_the_relay_for_a_full_catch_up() {
     let test = "routers_that_pick_random_ports_keep_the_homes_on_the_relay_for_a_full_catch_up";
-    let net = match nft_missing().map_or_else(|| Routers::new("r", true), Err) {
-        Ok(net) => net,
-        Err(reason) => return skip(test, &reason),
+    let Some(net) = routers(test, "r", true) else {
+        return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     // Home one holds 10,000 entries home two lacks, in the default space both take part in.
@@ -372,9 +386,8 @@ fn routers_that_pick_random_ports_keep_the_homes_on_the_relay_for_a_full_catch_u
 #[test]
 fn home_nodes_that_speak_only_tcp_hole_punch_by_simultaneous_open() {
     let test = "home_nodes_that_speak_only_tcp_hole_punch_by_simultaneous_open";
-    let net = match nft_missing().map_or_else(|| Routers::new("t", false), Err) {
-        Ok(net) => net,
-        Err(reason) => return skip(test, &reason),
+    let Some(net) = routers(test, "t", false) else {
+        return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let tcp = ["--listen", "/ip4/0.0.0.0/tcp/7411"];
