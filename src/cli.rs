@@ -331,6 +331,18 @@ pub enum MemberAction {
     },
     /// List the members added to this home, and whether each was revoked.
     List,
+    /// Make a one-time link for a member to set a passphrase and log in to the web page from
+    /// their own computer (needs a node serving the page with `--web`).
+    Invite {
+        /// The member, as added with `cairn member add`.
+        name: String,
+        /// Let them manage members, follows, blocks, policy and spaces on the page too.
+        #[arg(long)]
+        admin: bool,
+        /// Let them publish on behalf of the organisation too.
+        #[arg(long)]
+        on_behalf: bool,
+    },
     /// Remove a member: their entries so far stay (shown as by a former member); every later
     /// entry signed with their key is refused by every node.
     Revoke {
@@ -417,6 +429,11 @@ pub struct NodeArgs {
     /// Allow the API on a non-loopback address [config: node.allow_remote_api]
     #[arg(long)]
     pub allow_remote_api: bool,
+    /// Serve the web page to your organisation's network over HTTPS on this address, e.g.
+    /// 192.168.1.20:8443, for members with accounts (`cairn member invite`) [config:
+    /// web.address]
+    #[arg(long, value_name = "ADDRESS")]
+    pub web: Option<String>,
     /// Seconds between catch-up syncs with each peer [config: node.sync_interval_secs;
     /// default: 30]
     #[arg(long, value_name = "SECS")]

@@ -55,6 +55,61 @@ pub struct Config {
     pub node: NodeConfig,
     #[serde(default)]
     pub relay: RelayConfig,
+    #[serde(default)]
+    pub web: WebSection,
+}
+
+/// `[web]`: the web page on the organisation's network (see docs/operating.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSection {
+    /// Where to serve it (`--web` wins), e.g. "192.168.1.20:8443"; unset: not served.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Host names members reach the node by, for the certificate and the Host check.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The admin's own certificate chain and key (PEM), instead of one the node makes.
+    #[serde(default)]
+    pub certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Behind a reverse proxy on this machine: the HTTPS address members use, e.g.
+    /// "https://cairn.example.org"; the page then listens as plain HTTP on a loopback
+    /// `address` for the proxy.
+    #[serde(default)]
+    pub proxy_url: Option<String>,
+}
+
+impl WebSection {
+    /// The page's network setup from this section and `--web`, if it is served.
+    pub fn config(&self, flag: Option<String>) -> anyhow::Result<Option<cairn_node::WebConfig>> {
+        use anyhow::Context as _;
+        let Some(address) = flag.or_else(|| self.address.clone()) else {
+            return Ok(None);
+        };
+        let address = address.parse().with_context(|| {
+            format!("--web {address:?} is not an address like 192.168.1.20:8443")
+        })?;
+        let tls = match (&self.proxy_url, &self.certificate, &self.key) {
+            (Some(public_url), None, None) => cairn_node::WebTls::Proxy {
+                public_url: public_url.clone(),
+            },
+            (None, Some(certificate), Some(key)) => cairn_node::WebTls::Files {
+                certificate: certificate.clone(),
+                key: key.clone(),
+            },
+            (None, None, None) => cairn_node::WebTls::OwnCertificate,
+            _ => anyhow::bail!(
+                "[web] in config.toml: give `certificate` and `key` together, or `proxy_url` alone, or none of them for a certificate the node makes"
+            ),
+        };
+        Ok(Some(cairn_node::WebConfig {
+            address,
+            tls,
+            names: self.names.clone(),
+        }))
+    }
 }
 
 /// `[node]`: every `cairn node` flag has a setting here; flags win.

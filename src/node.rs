@@ -121,6 +121,7 @@ pub fn config(home: &Home, args: NodeArgs) -> Result<cairn_node::Config> {
         net,
         api_address,
         allow_remote_api: node_config.allow_remote_api || args.allow_remote_api,
+        web: config.web.config(args.web)?,
         default_spaces: config.publish.default_spaces.clone(),
         sync_interval: std::time::Duration::from_secs(
             args.sync_interval

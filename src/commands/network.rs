@@ -82,6 +82,15 @@ pub(super) fn status(home: &Home, json: bool) -> Result<()> {
         say!("  relay     offered to nodes that cannot be reached directly");
     }
     say!("  api       {}", status.api);
+    if let Some(web) = &status.web {
+        say!(
+            "  page      {} (for members' own computers)",
+            render::field(&web.url)
+        );
+        if let Some(fingerprint) = &web.fingerprint {
+            say!("  cert      SHA-256 {fingerprint}");
+        }
+    }
     if !status.search_up_to_date {
         say!("  search    catching up with the store; new entries may not be found yet");
     }

@@ -142,6 +142,38 @@ pub(super) fn member(home: &Home, action: MemberAction, json: bool) -> Result<()
             }
             Ok(())
         }
+        MemberAction::Invite {
+            name,
+            admin,
+            on_behalf,
+        } => {
+            let invitation: cairn_api::MemberInviteView = NodeClient::require(home)?.post(
+                "/api/members/invite",
+                &cairn_api::InviteMemberRequest {
+                    name,
+                    admin,
+                    on_behalf,
+                },
+            )?;
+            if json {
+                return print_json(&invitation);
+            }
+            say!(
+                "Invitation for {} ({}), working once until {}:",
+                render::field(&invitation.name),
+                invitation.role,
+                invitation.expires
+            );
+            say!("  {}", invitation.url);
+            if let Some(fingerprint) = &invitation.fingerprint {
+                say!(
+                    "Their browser will not know the page's certificate. Tell them it is safe to go on only if its SHA-256 fingerprint is:"
+                );
+                say!("  {fingerprint}");
+            }
+            say!("Pass the link on privately: whoever opens it first sets the passphrase.");
+            Ok(())
+        }
         MemberAction::Revoke { name, reason } => {
             let entry = backend::open(home)?.revoke(&name, reason.unwrap_or_default())?;
             if json {

@@ -38,6 +38,9 @@ pub struct StatusView {
     #[serde(default)]
     pub search_up_to_date: bool,
     pub api: String,
+    /// The page on the organisation's network, when the node serves it there (`--web`).
+    #[serde(default)]
+    pub web: Option<WebPageView>,
     /// Authors against whom this node holds fork proofs.
     #[serde(default)]
     pub forked_authors: Vec<ForkedAuthorView>,
@@ -331,6 +334,41 @@ pub struct RevokeRequest {
     pub name: String,
     #[serde(default)]
     pub reason: String,
+}
+
+/// `POST /api/members/invite`: an invitation for a member to log in to the page on the
+/// organisation's network.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InviteMemberRequest {
+    pub name: String,
+    /// Give them the admin role (members, follows, blocks, policy, spaces).
+    #[serde(default)]
+    pub admin: bool,
+    /// Let them publish on behalf of the organisation too.
+    #[serde(default)]
+    pub on_behalf: bool,
+}
+
+/// A new invitation: the one-time link to pass on, and how to check the page is the node's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInviteView {
+    pub name: String,
+    /// `member` or `admin`.
+    pub role: String,
+    pub url: String,
+    /// SHA-256 of the page's certificate (`AB:CD:…`), when the node serves its own.
+    pub fingerprint: Option<String>,
+    /// When the link stops working (RFC 3339).
+    pub expires: String,
+}
+
+/// The web page as members reach it on the organisation's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebPageView {
+    /// `https://HOST:PORT`.
+    pub url: String,
+    /// SHA-256 of the certificate the node serves (`AB:CD:…`), when it serves its own.
+    pub fingerprint: Option<String>,
 }
 
 /// A member of this home's keystore.

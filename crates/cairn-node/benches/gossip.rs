@@ -110,6 +110,7 @@ async fn start_node(dir: &Path, index: usize, peers: Vec<Multiaddr>) -> Running 
         net,
         api_address: SocketAddr::from(([127, 0, 0, 1], 0)),
         allow_remote_api: false,
+        web: None,
         default_spaces: vec!["commons".into()],
         sync_interval: Duration::from_secs(3_600),
         files: Files::in_home(&home),

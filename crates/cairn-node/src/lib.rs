@@ -9,7 +9,8 @@
 //! - [`daemon`]: the running node: start, run and stop with a cancellation signal and tracked
 //!   tasks; gossip and its verdicts, the outbox, catch-up sync, the indexer, peers;
 //! - `http`: the API on loopback (token and Host checks, thin handlers) and the web page for
-//!   members (sessions, CSRF, one file per page);
+//!   members (accounts, sessions, CSRF, one file per page), on loopback and, with `--web`, on
+//!   the organisation's network over HTTPS;
 //! - [`wire`]: typed results to and from the JSON shapes of `cairn-api`, at the HTTP edge;
 //! - [`thread`]: replies, responses and links gathered under an entry;
 //! - [`ticket`]: invite tickets.
@@ -34,6 +35,7 @@ use cairn_core::{Credential, SecretKey};
 use cairn_store::Store;
 
 pub use daemon::{Running, Shared, start, validate_and_store};
+pub use http::network::{WebConfig, WebTls};
 /// The compose page's form, read as the page reads it (for the fuzz targets and tests).
 pub use http::web::compose::ComposeForm;
 pub use service::{PublishAs, Service};
@@ -71,6 +73,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "could not serve the page on {address}: {source}; is another program using that port, or is the address not one of this computer's?"
+    )]
+    WebBind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+
     #[error("{0}")]
     BadRequest(String),
 
@@ -100,6 +110,8 @@ pub struct Files {
     pub search_index: PathBuf,
     /// The home's `keys/` folder: members' keys and the organisation's key.
     pub keys: PathBuf,
+    /// The page's own folder (0700): members' accounts, and its certificate.
+    pub web: PathBuf,
 }
 
 impl Files {
@@ -111,6 +123,7 @@ impl Files {
             state: home.join("node-state.json"),
             search_index: home.join("search"),
             keys: home.join("keys"),
+            web: home.join("web"),
         }
     }
 }
@@ -125,6 +138,8 @@ pub struct Config {
     pub net: cairn_net::Config,
     pub api_address: SocketAddr,
     pub allow_remote_api: bool,
+    /// Serve the page on the organisation's network too.
+    pub web: Option<WebConfig>,
     /// Spaces to join when the state file does not exist yet.
     pub default_spaces: Vec<String>,
     /// How often to sync with each connected peer (also on every new connection).

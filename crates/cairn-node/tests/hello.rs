@@ -64,6 +64,7 @@ fn a_peer_is_named_only_by_a_binding_to_itself() {
         net,
         api_address: SocketAddr::from(([127, 0, 0, 1], 0)),
         allow_remote_api: false,
+        web: None,
         default_spaces: vec!["commons".into()],
         sync_interval: Duration::from_secs(3_600),
         files: Files::in_home(dir.path()),

@@ -368,6 +368,7 @@ fn the_api_wants_its_token_and_its_own_host() {
         net,
         api_address: SocketAddr::from(([127, 0, 0, 1], 0)),
         allow_remote_api: false,
+        web: None,
         default_spaces: vec!["commons".into()],
         sync_interval: Duration::from_secs(3_600),
         files: Files::in_home(dir.path()),

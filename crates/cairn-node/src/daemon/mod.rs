@@ -52,6 +52,12 @@ pub struct Running {
     /// Tells the API server to finish its requests and stop.
     stop_api: tokio::sync::oneshot::Sender<()>,
     api: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The page on the organisation's network, if served: its address, stop signal and task.
+    pub web_address: Option<std::net::SocketAddr>,
+    web: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
     /// Tells the event handler to stop.
     stop_events: tokio::sync::oneshot::Sender<()>,
     events: tokio::task::JoinHandle<Result<(), Error>>,
@@ -155,8 +161,53 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     .await?;
     tracing::info!(%api_address, %peer_id, "node running");
 
+    let org_name = shared.credential().claims().org_name.clone();
+    let (web_dir, web_config) = (files.web.clone(), config.web.clone());
+    let (accounts, prepared) = blocking(move || {
+        let accounts = crate::http::web::accounts::Accounts::open(web_dir.join("accounts.json"))?;
+        let prepared = web_config
+            .as_ref()
+            .map(|web| crate::http::network::prepare(web, &web_dir, &org_name))
+            .transpose()?;
+        Ok((accounts, prepared))
+    })
+    .await?;
+    let pages = crate::http::Pages {
+        sessions: Arc::new(crate::http::web::session::Sessions::new()),
+        accounts: Arc::new(accounts),
+        network: prepared
+            .as_ref()
+            .map(|prepared| Arc::new(prepared.page.clone())),
+        feed_key: crate::http::web::feed_key(&token).into(),
+    };
+    let (web_address, web) = match (&config.web, prepared) {
+        (Some(web_config), Some(prepared)) => {
+            let listener = tokio::net::TcpListener::bind(web_config.address)
+                .await
+                .map_err(|source| Error::WebBind {
+                    address: web_config.address,
+                    source,
+                })?;
+            let address = listener.local_addr().map_err(|source| Error::WebBind {
+                address: web_config.address,
+                source,
+            })?;
+            let router = crate::http::network_router(shared.clone(), &pages, &prepared);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(crate::http::network::serve(
+                listener,
+                router,
+                prepared.tls,
+                stopped,
+            ));
+            tracing::info!(%address, url = %prepared.page.url, fingerprint = prepared.page.fingerprint.as_deref().unwrap_or("(the proxy's)"), "serving the page to the organisation's network");
+            (Some(address), Some((stop, task)))
+        }
+        _ => (None, None),
+    };
+
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = crate::http::router(shared.clone(), token, api_address);
+    let router = crate::http::router(shared.clone(), token, api_address, pages);
     let api = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async {
@@ -199,6 +250,8 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         files,
         stop_api,
         api,
+        web_address,
+        web,
         stop_events,
         events: handler,
         network,
@@ -218,6 +271,10 @@ impl Running {
         tasks.signal_stop();
         let _ = self.stop_api.send(());
         settle("the API", self.api).await;
+        if let Some((stop, task)) = self.web {
+            let _ = stop.send(());
+            settle("the page on the network", task).await;
+        }
         let files = self.files.clone();
         let _ = blocking(move || {
             for path in [&files.api_address, &files.api_token] {

@@ -129,11 +129,22 @@ impl Shared {
         lock(&self.hellos).remove(peer);
     }
 
-    /// What a connected peer said of itself, if it did.
     /// Takes one unreadable frame from `peer`'s budget; `false` once the peer has sent more
     /// than an honest newer node would.
     pub(crate) fn take_unreadable(&self, peer: PeerId) -> bool {
         self.unreadable.take(peer)
+    }
+
+    /// Whether member `handle` is no longer in this home's keystore, or was revoked.
+    pub async fn member_revoked(&self, handle: &str) -> Result<bool, Error> {
+        let handle = handle.to_string();
+        self.read(move |service| {
+            let members = service.members()?;
+            Ok(!members
+                .iter()
+                .any(|member| member.revoked_after.is_none() && member.key.handle == handle))
+        })
+        .await
     }
 
     /// What `peer` said in its hello, its binding checked against the key logs held now.

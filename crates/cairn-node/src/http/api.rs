@@ -7,10 +7,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cairn_api::{
     AddressRequest, AmendRequest, DirectoryQuery, DirectoryView, ForgottenView, ForkedAuthorView,
-    FramesView, InviteQuery, ListQuery, MAX_DIRECTORY, MemberRequest, MemberView, PeerAddedView,
-    PeerView, PolicyChange, PolicyView, ProfileQuery, ProfileRequest, ProfileView, Progress,
-    PublishRequest, PublishedView, ReindexView, ReplyRequest, RespondRequest, RetractRequest,
-    RevokeRequest, SearchQuery, Signing, SpacesView, StatusView, SyncRequest, SyncView, TicketText,
+    FramesView, InviteMemberRequest, InviteQuery, ListQuery, MAX_DIRECTORY, MemberInviteView,
+    MemberRequest, MemberView, PeerAddedView, PeerView, PolicyChange, PolicyView, ProfileQuery,
+    ProfileRequest, ProfileView, Progress, PublishRequest, PublishedView, ReindexView,
+    ReplyRequest, RespondRequest, RetractRequest, RevokeRequest, SearchQuery, Signing, SpacesView,
+    StatusView, SyncRequest, SyncView, TicketText, WebPageView,
 };
 use cairn_core::body::StoryEdit;
 use cairn_core::{OrgId, Reply, ResponseType};
@@ -79,6 +80,10 @@ pub(crate) async fn status(State(api): State<Api>) -> Result<Json<StatusView>, E
         member: claims.member.to_string(),
         member_name: claims.member_name.clone(),
         key_log: Some(key_log),
+        web: api.pages.network.as_deref().map(|page| WebPageView {
+            url: page.url.clone(),
+            fingerprint: page.fingerprint.clone(),
+        }),
         spaces: api.shared.spaces(),
         connected_peers: net
             .connected
@@ -297,10 +302,43 @@ pub(crate) async fn revoke_member(
     Json(request): Json<RevokeRequest>,
 ) -> Result<Json<PublishedView>, Error> {
     published(
-        api.shared
-            .write(move |service| service.revoke(&request.name, request.reason))
-            .await?,
+        super::web::members::revoke_member(
+            &api.shared,
+            &api.pages.accounts,
+            &api.pages.sessions,
+            &request.name,
+            request.reason,
+        )
+        .await?,
     )
+}
+
+/// An invitation for a member to log in to the page on the organisation's network.
+pub(crate) async fn invite_member(
+    State(api): State<Api>,
+    Json(request): Json<InviteMemberRequest>,
+) -> Result<Json<MemberInviteView>, Error> {
+    let page = api
+        .pages
+        .network
+        .as_deref()
+        .ok_or_else(|| Error::BadRequest(super::web::members::NOT_ON_NETWORK.into()))?;
+    let role = if request.admin {
+        super::web::accounts::Role::Admin
+    } else {
+        super::web::accounts::Role::Member
+    };
+    Ok(Json(
+        super::web::members::invite_member(
+            &api.shared,
+            &api.pages.accounts,
+            page,
+            &request.name,
+            role,
+            request.on_behalf,
+        )
+        .await?,
+    ))
 }
 
 fn published((entry, shared): (cairn_core::Entry, bool)) -> Result<Json<PublishedView>, Error> {

@@ -1,10 +1,15 @@
-//! The node's HTTP server on loopback: the router, the checks every request passes (a Host
-//! naming this node, against DNS rebinding; the API token on `/api/`), how errors answer, and
-//! the two surfaces it serves:
-//! - `api`: the JSON API for the CLI, thin handlers over the service;
-//! - `web`: the web page for members, with its login, sessions and CSRF checks.
+//! The node's HTTP servers: the routers, the checks every request passes (a Host naming this
+//! node, against DNS rebinding; the API token on `/api/`), how errors answer, and what they
+//! serve:
+//! - on loopback, `api` (the JSON API for the CLI, thin handlers over the service) and the web
+//!   page for the node's own member;
+//! - with `--web`, the web page alone on the organisation's network, for member accounts
+//!   (`network`: the HTTPS server and its limits; `certificate`: its certificate);
+//! - `web`: the page itself, with its logins, accounts, sessions and CSRF checks.
 
 mod api;
+mod certificate;
+pub(crate) mod network;
 pub(crate) mod web;
 
 use std::net::SocketAddr;
@@ -30,10 +35,27 @@ pub(crate) struct Api {
     shared: Arc<Shared>,
     token: Arc<str>,
     allowed_hosts: Arc<[String]>,
-    sessions: Arc<web::session::Sessions>,
+    pages: Pages,
 }
 
-pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) -> Router {
+/// What both surfaces of the web page share, and the API uses to manage it.
+#[derive(Debug, Clone)]
+pub(crate) struct Pages {
+    pub sessions: Arc<web::session::Sessions>,
+    pub accounts: Arc<web::accounts::Accounts>,
+    /// The page on the organisation's network, if the node serves it there.
+    pub network: Option<Arc<web::NetworkPage>>,
+    /// The Atom feed's read-only key.
+    pub feed_key: Arc<str>,
+}
+
+/// The API and the page for the node's own member, on loopback.
+pub(crate) fn router(
+    shared: Arc<Shared>,
+    token: String,
+    address: SocketAddr,
+    pages: Pages,
+) -> Router {
     let port = address.port();
     let allowed_hosts: Arc<[String]> = [
         address.to_string(),
@@ -42,21 +64,23 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         format!("[::1]:{port}"),
     ]
     .into();
-    let sessions = Arc::new(web::session::Sessions::new(port));
     let web = web::Web {
         shared: shared.clone(),
-        sessions: sessions.clone(),
+        sessions: pages.sessions.clone(),
+        accounts: pages.accounts.clone(),
         origins: allowed_hosts
             .iter()
             .map(|host| format!("http://{host}"))
             .collect(),
-        feed_key: web::feed_key(&token).into(),
+        feed_key: pages.feed_key.clone(),
+        surface: web::Surface::Loopback { port },
+        network: pages.network.clone(),
     };
     let api = Api {
         shared,
         token: token.into(),
         allowed_hosts: allowed_hosts.clone(),
-        sessions,
+        pages,
     };
     let api_routes = Router::new()
         .route("/api/status", get(api::status))
@@ -83,6 +107,7 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .route("/api/login", post(login_link))
         .route("/api/members", get(api::members).post(api::add_member))
         .route("/api/members/revoke", post(api::revoke_member))
+        .route("/api/members/invite", post(api::invite_member))
         .route("/api/policy", get(api::policy).post(api::change_policy))
         .route("/api/orgs", get(api::directory))
         .route("/api/profile", get(api::profile).post(api::set_profile))
@@ -91,6 +116,30 @@ pub(crate) fn router(shared: Arc<Shared>, token: String, address: SocketAddr) ->
         .with_state(api);
     api_routes
         .merge(web::router(web))
+        .layer(middleware::from_fn_with_state(
+            allowed_hosts,
+            require_own_host,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The page alone, for member accounts on the organisation's network.
+pub(crate) fn network_router(
+    shared: Arc<Shared>,
+    pages: &Pages,
+    prepared: &network::Prepared,
+) -> Router {
+    let allowed_hosts: Arc<[String]> = prepared.allowed_hosts.clone().into();
+    let web = web::Web {
+        shared,
+        sessions: pages.sessions.clone(),
+        accounts: pages.accounts.clone(),
+        origins: prepared.origins.clone().into(),
+        feed_key: pages.feed_key.clone(),
+        surface: web::Surface::Network,
+        network: pages.network.clone(),
+    };
+    web::router(web)
         .layer(middleware::from_fn_with_state(
             allowed_hosts,
             require_own_host,
@@ -113,7 +162,9 @@ async fn require_own_host(
     if !allowed_hosts.iter().any(|allowed| allowed == host) {
         return failure(
             StatusCode::FORBIDDEN,
-            format!("Host {host:?} is not this node's API address"),
+            format!(
+                "Host {host:?} is not an address of this node; use the address `cairn status` shows"
+            ),
         );
     }
     next.run(request).await
@@ -145,7 +196,7 @@ pub(crate) async fn login_link(
     State(api): State<Api>,
     headers: HeaderMap,
 ) -> Result<Json<LoginView>, Error> {
-    let code = api.sessions.new_login_code()?;
+    let code = api.pages.sessions.new_login_code()?;
     let host = headers
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())

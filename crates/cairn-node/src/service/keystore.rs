@@ -310,7 +310,7 @@ impl Keystore {
 }
 
 /// A member's name in the form used for their key files: lowercase letters, digits and `-`.
-fn handle(name: &str) -> Result<String, Error> {
+pub(crate) fn handle(name: &str) -> Result<String, Error> {
     let handle: String = name
         .trim()
         .to_lowercase()

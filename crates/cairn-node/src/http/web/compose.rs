@@ -10,7 +10,7 @@ use cairn_core::{EntryId, Kind, Story};
 
 use super::{Session, Web};
 use crate::Error;
-use crate::service::{NewStory, PublishAs};
+use crate::service::NewStory;
 
 use super::page::{Choice, Chrome, Form, PageResult, check_csrf, kind_label, render};
 
@@ -42,6 +42,8 @@ pub struct ComposeForm {
     tags: String,
     sections: [String; 5],
     spaces: Vec<String>,
+    /// `organisation` to publish on behalf of the organisation.
+    publish_as: Option<String>,
 }
 
 pub async fn compose(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
@@ -124,7 +126,7 @@ pub async fn publish(
     let form = Form::parse(&body);
     check_csrf(&session, &form)?;
     let composed = ComposeForm::from_form(&form);
-    match publish_composed(&web, &composed).await {
+    match publish_composed(&web, &session, &composed).await {
         Ok(id) => Ok(Redirect::to(&format!("/entries/{id}")).into_response()),
         // Nothing the member wrote is lost: the form comes back filled in, with the reason.
         Err(err) => {
@@ -151,6 +153,7 @@ impl ComposeForm {
             tags: field("tags"),
             sections: PROMPTS.map(|(name, _, _)| field(name)),
             spaces: form.all("space"),
+            publish_as: form.get("as").map(str::to_string),
         }
     }
 
@@ -192,11 +195,23 @@ impl ComposeForm {
     }
 }
 
-async fn publish_composed(web: &Web, form: &ComposeForm) -> Result<EntryId, Error> {
+async fn publish_composed(
+    web: &Web,
+    session: &Session,
+    form: &ComposeForm,
+) -> Result<EntryId, Error> {
     let new = form.new_story()?;
+    let publish_as = session.publish_as(form.publish_as.as_deref())?;
     let (entry, _) = web
         .shared
-        .write(move |service| service.publish(new, &PublishAs::Me))
+        .write(move |service| service.publish(new, &publish_as))
         .await?;
     Ok(entry.id())
+}
+
+impl ComposeForm {
+    /// Whether the member chose to publish on behalf of the organisation.
+    fn for_organisation(&self) -> bool {
+        self.publish_as.as_deref() == Some("organisation")
+    }
 }

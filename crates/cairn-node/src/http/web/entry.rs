@@ -12,7 +12,6 @@ use cairn_core::{Entry, RefKind, Reply, ResponseType};
 use super::view::{Card, ago, iso, markdown};
 use super::{Session, Web};
 use crate::Error;
-use crate::service::PublishAs;
 use crate::thread::Thread;
 use cairn_core::display::{Lines, printable};
 
@@ -215,9 +214,10 @@ pub async fn reply(
     let form = Form::parse(&body);
     check_csrf(&session, &form)?;
     let text = form.get("text").unwrap_or_default().to_string();
+    let publish_as = session.publish_as(form.get("as"))?;
     let (reply, _) = web
         .shared
-        .write(move |service| service.reply(&id, Reply { text }, &PublishAs::Me))
+        .write(move |service| service.reply(&id, Reply { text }, &publish_as))
         .await?;
     let target = reply
         .target(RefKind::REPLY_TO)
@@ -240,9 +240,10 @@ pub async fn respond(
         kind,
         note: form.get("note").unwrap_or_default().to_string(),
     };
+    let publish_as = session.publish_as(form.get("as"))?;
     let (responded, _) = web
         .shared
-        .write(move |service| service.respond(&id, response, &PublishAs::Me))
+        .write(move |service| service.respond(&id, response, &publish_as))
         .await?;
     let target = responded
         .target(RefKind::RESPONDS_TO)

@@ -13,7 +13,7 @@ use super::session::constant_time_eq;
 use cairn_core::display::{Lines, printable};
 
 use super::view::{iso, markdown};
-use super::{Web, message, session_cookie};
+use super::{Web, message, session_cookie, signed_in};
 
 /// Entries in the feed.
 const FEED_ENTRIES: usize = 50;
@@ -43,8 +43,8 @@ pub async fn feed(
     let by_key = query
         .key
         .is_some_and(|key| constant_time_eq(key.as_bytes(), web.feed_key.as_bytes()));
-    let by_session = session_cookie(&headers, web.sessions.cookie_name())
-        .and_then(|id| web.sessions.session(&id))
+    let by_session = session_cookie(&headers, &web.surface.cookie_name())
+        .and_then(|id| signed_in(&web, &id))
         .is_some();
     if !by_key && !by_session {
         return message(
@@ -58,6 +58,10 @@ pub async fn feed(
         .and_then(|host| host.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_string();
+    let scheme = match web.surface {
+        super::Surface::Loopback { .. } => "http",
+        super::Surface::Network => "https",
+    };
     let entries = web
         .shared
         .read(|service| {
@@ -110,7 +114,7 @@ pub async fn feed(
     );
     let _ = writeln!(xml, "<id>urn:cairn:feed:{}</id>", claims.org);
     let _ = writeln!(xml, "<updated>{updated}</updated>");
-    let _ = writeln!(xml, "<link href=\"http://{}/\"/>", escape(&host));
+    let _ = writeln!(xml, "<link href=\"{scheme}://{}/\"/>", escape(&host));
     for entry in &entries {
         // The newest revision's text, if the author revised it.
         let story = notes.story(entry).unwrap_or_default();
@@ -128,7 +132,7 @@ pub async fn feed(
             xml,
             "<entry>\n<title>{kind}: {title}</title>\n<id>urn:cairn:entry:{id}</id>\n\
              <updated>{updated}</updated>\n<author><name>{who}</name></author>\n\
-             <link href=\"http://{host}/entries/{id}\"/>\n<summary>{summary}</summary>\n\
+             <link href=\"{scheme}://{host}/entries/{id}\"/>\n<summary>{summary}</summary>\n\
              <content type=\"html\">{content}</content>\n",
             kind = entry.header().kind,
             title = escape(&story.title),

@@ -15,7 +15,8 @@ pub(super) const PAGE_SIZE: usize = 50;
 /// Organisations in the directory and the filter.
 pub(super) const MAX_ORGS: usize = 500;
 
-/// The parts every page shares: who is signed in, the navigation, the CSRF token.
+/// The parts every page shares: who is signed in and what they may do, the navigation, the
+/// CSRF token.
 #[derive(Debug)]
 pub(crate) struct Chrome {
     pub title: String,
@@ -24,6 +25,10 @@ pub(crate) struct Chrome {
     pub csrf: String,
     pub feed_key: String,
     pub nav: Vec<NavItem>,
+    /// Whether the person may use the admin pages and forms.
+    pub admin: bool,
+    /// Whether they may publish on behalf of the organisation.
+    pub on_behalf: bool,
 }
 
 #[derive(Debug)]
@@ -36,25 +41,30 @@ pub(crate) struct NavItem {
 impl Chrome {
     pub(super) fn new(web: &Web, session: &Session, title: &str, current: &str) -> Self {
         let claims = web.shared.credential().claims();
-        let nav = [
+        let everyone = [
             ("/", "Timeline"),
             ("/compose", "Write"),
             ("/search", "Search"),
             ("/orgs", "Organisations"),
             ("/peers", "Peers"),
-        ]
-        .into_iter()
-        .map(|(href, label)| NavItem {
-            href,
-            label,
-            current: href == current,
-        })
-        .collect();
+        ];
+        let admins = [("/members", "Members"), ("/settings", "Settings")];
+        let nav = everyone
+            .into_iter()
+            .chain(admins.into_iter().filter(|_| session.is_admin()))
+            .map(|(href, label)| NavItem {
+                href,
+                label,
+                current: href == current,
+            })
+            .collect();
         Self {
             title: title.to_string(),
             org_name: claims.org_name.clone(),
-            member_name: claims.member_name.clone(),
+            member_name: session.name.clone(),
             csrf: session.csrf.clone(),
+            admin: session.is_admin(),
+            on_behalf: session.on_behalf,
             feed_key: web.feed_key.to_string(),
             nav,
         }

@@ -1,6 +1,8 @@
-//! Login codes and browser sessions. Both live in memory only (a restarted node asks for a
-//! new `cairn open`), both are bounded in number and lifetime, and all secrets are 256-bit
-//! random values compared in constant time.
+//! Login codes and browser sessions. Both live in memory only (a restarted node asks members
+//! to log in again), both are bounded in number and lifetime, and all secrets are 256-bit
+//! random values compared in constant time. A session is either the node's own member's (from
+//! a `cairn open` link on loopback) or a member account's (a passphrase login on the
+//! organisation's network); ending a member's sessions is how revocation takes effect at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,11 +16,19 @@ pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// How long a browser stays logged in.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 const MAX_CODES: usize = 16;
-const MAX_SESSIONS: usize = 64;
+const MAX_SESSIONS: usize = 256;
+
+/// Whose session it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// The node's own member, who holds the API token (an admin).
+    Node,
+    /// A member account, by handle.
+    Member(String),
+}
 
 #[derive(Debug)]
 pub(crate) struct Sessions {
-    cookie_name: String,
     inner: Mutex<Inner>,
 }
 
@@ -26,20 +36,22 @@ pub(crate) struct Sessions {
 struct Inner {
     /// Login code → when it expires.
     codes: HashMap<String, Instant>,
-    /// Session id → (CSRF token, when it expires).
-    sessions: HashMap<String, (String, Instant)>,
+    /// Session id → its record.
+    sessions: HashMap<String, Record>,
+}
+
+#[derive(Debug)]
+struct Record {
+    csrf: String,
+    expires: Instant,
+    who: Who,
 }
 
 impl Sessions {
-    pub fn new(port: u16) -> Self {
+    pub fn new() -> Self {
         Self {
-            cookie_name: format!("cairn_session_{port}"),
             inner: Mutex::new(Inner::default()),
         }
-    }
-
-    pub fn cookie_name(&self) -> &str {
-        &self.cookie_name
     }
 
     /// A new one-time login code. The oldest code gives way when too many are outstanding.
@@ -57,57 +69,76 @@ impl Sessions {
         Ok(code)
     }
 
-    /// Spends a login code: returns a new session id, or `None` if the code is unknown,
-    /// used or expired. The oldest session gives way when there are too many.
+    /// Spends a login code: returns a new session id for the node's own member, or `None` if
+    /// the code is unknown, used or expired.
     pub fn redeem(&self, code: &str) -> Result<Option<String>, Error> {
+        let now = Instant::now();
+        let known = {
+            let mut inner = self.lock();
+            let known = inner
+                .codes
+                .keys()
+                .find(|known| constant_time_eq(known.as_bytes(), code.as_bytes()))
+                .cloned();
+            known.and_then(|known| inner.codes.remove(&known))
+        };
+        if known.is_none_or(|expires| expires <= now) {
+            return Ok(None);
+        }
+        self.start(Who::Node).map(Some)
+    }
+
+    /// Starts a session for `who`: returns its id. The oldest session gives way when there
+    /// are too many.
+    pub fn start(&self, who: Who) -> Result<String, Error> {
         let now = Instant::now();
         let (id, csrf) = (random_secret()?, random_secret()?);
         let mut inner = self.lock();
-        let known = inner
-            .codes
-            .keys()
-            .find(|known| constant_time_eq(known.as_bytes(), code.as_bytes()))
-            .cloned();
-        let Some(known) = known else {
-            return Ok(None);
-        };
-        let expires = inner.codes.remove(&known);
-        if expires.is_none_or(|expires| expires <= now) {
-            return Ok(None);
-        }
-        inner.sessions.retain(|_, (_, expires)| *expires > now);
+        inner.sessions.retain(|_, record| record.expires > now);
         if inner.sessions.len() >= MAX_SESSIONS {
             let oldest = inner
                 .sessions
                 .iter()
-                .min_by_key(|(_, (_, expires))| *expires)
+                .min_by_key(|(_, record)| record.expires)
                 .map(|(id, _)| id.clone());
             if let Some(oldest) = oldest {
                 inner.sessions.remove(&oldest);
             }
         }
-        inner
-            .sessions
-            .insert(id.clone(), (csrf, now + SESSION_LIFETIME));
-        Ok(Some(id))
+        inner.sessions.insert(
+            id.clone(),
+            Record {
+                csrf,
+                expires: now + SESSION_LIFETIME,
+                who,
+            },
+        );
+        Ok(id)
     }
 
-    /// The live session with this id.
-    pub fn session(&self, id: &str) -> Option<Session> {
+    /// The live session with this id: its CSRF token and whose it is.
+    pub fn session(&self, id: &str) -> Option<(String, Who)> {
         let now = Instant::now();
         let inner = self.lock();
         inner
             .sessions
             .iter()
-            .find(|(known, (_, expires))| {
-                *expires > now && constant_time_eq(known.as_bytes(), id.as_bytes())
+            .find(|(known, record)| {
+                record.expires > now && constant_time_eq(known.as_bytes(), id.as_bytes())
             })
-            .map(|(_, (csrf, _))| Session { csrf: csrf.clone() })
+            .map(|(_, record)| (record.csrf.clone(), record.who.clone()))
     }
 
     /// Ends the session whose CSRF token this is.
     pub fn end(&self, csrf: &str) {
-        self.lock().sessions.retain(|_, (known, _)| known != csrf);
+        self.lock().sessions.retain(|_, record| record.csrf != csrf);
+    }
+
+    /// Ends every session of member account `handle`.
+    pub fn end_member(&self, handle: &str) {
+        self.lock()
+            .sessions
+            .retain(|_, record| record.who != Who::Member(handle.to_string()));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -147,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_code_works_once_and_sessions_are_bounded() {
-        let sessions = Sessions::new(1);
+        let sessions = Sessions::new();
         let code = sessions.new_login_code().expect("code");
         let id = sessions.redeem(&code).expect("redeems").expect("a session");
         assert!(
@@ -155,10 +186,13 @@ mod tests {
             "codes are single use"
         );
         assert!(sessions.redeem("not-a-code").expect("runs").is_none());
-        let session = sessions.session(&id).expect("live session");
-        assert!(session.csrf_matches(Some(&session.csrf)));
-        assert!(!session.csrf_matches(Some("wrong")));
-        assert!(!session.csrf_matches(None));
+        let (csrf, who) = sessions.session(&id).expect("live session");
+        assert_eq!(who, Who::Node);
+        let member = sessions.start(Who::Member("dana".into())).expect("starts");
+        assert!(sessions.session(&member).is_some());
+        sessions.end_member("dana");
+        assert!(sessions.session(&member).is_none(), "revocation ends it");
+        assert!(sessions.session(&id).is_some(), "and only that member's");
         for _ in 0..MAX_SESSIONS + 5 {
             let code = sessions.new_login_code().expect("code");
             sessions.redeem(&code).expect("redeems");
@@ -168,7 +202,7 @@ mod tests {
             sessions.new_login_code().expect("code");
         }
         assert!(sessions.lock().codes.len() <= MAX_CODES);
-        sessions.end(&session.csrf);
+        sessions.end(&csrf);
         assert!(sessions.session(&id).is_none());
     }
 }
