@@ -33,6 +33,7 @@ use common::netns::{NsNode, cairn, ip, run, skip, try_add_namespace};
 const OFFICE_IP: &str = "10.231.0.1";
 const LAPTOP_IP: &str = "10.231.0.2";
 const PAGE_PORT: u16 = 8443;
+const PROXY_PORT: u16 = 9443;
 const DANA_PASSPHRASE: &str = "river stones in winter";
 const ELI_PASSPHRASE: &str = "kettle on the third floor";
 
@@ -43,14 +44,18 @@ struct Office {
 }
 
 impl Office {
-    fn new() -> Result<Self, String> {
-        let tag = std::process::id();
+    /// The network for one test; `test` (one letter) tells the tests' namespaces apart.
+    fn new(test: char) -> Result<Self, String> {
+        let tag = format!("{}{test}", std::process::id());
         let net = Self {
             office: format!("cairn-office-{tag}"),
             laptop: format!("cairn-laptop-{tag}"),
         };
         try_add_namespace(&net.office)?;
-        try_add_namespace(&net.laptop)?;
+        if let Err(err) = try_add_namespace(&net.laptop) {
+            let _ = run("ip", &["netns", "del", &net.office]);
+            return Err(err);
+        }
         let (office_end, laptop_end) = (format!("cwo{tag}"), format!("cwl{tag}"));
         ip(&[
             "link",
@@ -124,7 +129,7 @@ fn in_namespace<T: Send + 'static>(
 fn members_log_in_from_their_own_computers_with_roles_and_revocation() {
     let test = "members_log_in_from_their_own_computers_with_roles_and_revocation";
     let Some(tools) = tools() else { return };
-    let net = match Office::new() {
+    let net = match Office::new('b') {
         Ok(net) => net,
         Err(reason) => return skip(test, &reason),
     };
@@ -348,7 +353,7 @@ fn members_log_in_from_their_own_computers_with_roles_and_revocation() {
                 "name=Eli+Brennan&passphrase={}",
                 ELI_PASSPHRASE.replace(' ', "+")
             );
-            https_post(OFFICE_IP, PAGE_PORT, "/login", &body).await
+            https_request(OFFICE_IP, PAGE_PORT, "POST", "/login", &body, &[]).await
         })
     });
     assert!(status_line.contains("303"), "{status_line}");
@@ -358,6 +363,194 @@ fn members_log_in_from_their_own_computers_with_roles_and_revocation() {
         "{cookie}"
     );
     drop((a, b));
+}
+
+#[test]
+fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
+    let test = "behind_a_reverse_proxy_the_page_sees_each_members_own_address";
+    if std::process::Command::new("nginx")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run {test}: install nginx (nginx-light)"
+        );
+        eprintln!("SKIPPED {test}: nginx is not installed (apt-get install nginx-light)");
+        return;
+    }
+    let net = match Office::new('p') {
+        Ok(net) => net,
+        Err(reason) => return skip(test, &reason),
+    };
+    let root = tempfile::tempdir().expect("temp dir");
+    let home = root.path().join("riverside");
+    common::ok(&home, &["init", "--org", "Riverside Trust"]);
+    let public_url = format!("https://{OFFICE_IP}:{PROXY_PORT}");
+    let mut config = std::fs::read_to_string(home.join("config.toml")).expect("config");
+    config.push_str(&format!(
+        "\n[web]\naddress = \"127.0.0.1:{PAGE_PORT}\"\nproxy_url = \"{public_url}\"\n"
+    ));
+    std::fs::write(home.join("config.toml"), config).expect("config written");
+    let node = start(&net.office, &home, "7411", &[]);
+    let status = node.status().expect("status");
+    assert_eq!(status["web"]["url"], public_url.as_str());
+    assert!(
+        status["web"]["fingerprint"].is_null(),
+        "the proxy's certificate"
+    );
+    let _proxy = Nginx::start(&net.office, root.path());
+    node.ok(&["member", "add", "Dana Okafor"]);
+    let invitation = invite(&node, &["Dana Okafor"]);
+    let url = invitation["url"].as_str().expect("url").to_string();
+    let code = url
+        .strip_prefix(&format!("{public_url}/welcome?code="))
+        .unwrap_or_else(|| panic!("the invitation names the proxy's address: {url}"))
+        .to_string();
+
+    let (welcome, accepted, guesses, locked) = in_namespace(&net.laptop, move || {
+        Box::pin(async move {
+            let request = |method: &'static str, path: String, body: String, spoof: String| async move {
+                let headers = [spoof.as_str()];
+                let headers: &[&str] = if spoof.is_empty() { &[] } else { &headers };
+                https_request(OFFICE_IP, PROXY_PORT, method, &path, &body, headers).await
+            };
+            let welcome = request(
+                "GET",
+                format!("/welcome?code={code}"),
+                String::new(),
+                String::new(),
+            )
+            .await;
+            let form = format!(
+                "code={code}&passphrase=river+stones+in+winter&again=river+stones+in+winter"
+            );
+            let accepted = request("POST", "/welcome".into(), form, String::new()).await;
+            // Each guess claims another client address; the proxy adds the real one last.
+            let mut guesses = Vec::new();
+            for n in 0..5 {
+                let (status, _) = request(
+                    "POST",
+                    "/login".into(),
+                    "name=Dana+Okafor&passphrase=not+the+passphrase+at+all".into(),
+                    format!("X-Forwarded-For: 192.0.2.{n}"),
+                )
+                .await;
+                guesses.push(status);
+            }
+            let locked = request(
+                "POST",
+                "/login".into(),
+                "name=Dana+Okafor&passphrase=river+stones+in+winter".into(),
+                "X-Forwarded-For: 192.0.2.99".into(),
+            )
+            .await;
+            (welcome, accepted, guesses, locked)
+        })
+    });
+    assert!(welcome.0.contains("200"), "{welcome:?}");
+    assert!(accepted.0.contains("303"), "{accepted:?}");
+    assert!(
+        accepted.1.contains("__Host-cairn_session=") && accepted.1.contains("Secure"),
+        "{accepted:?}"
+    );
+    for guess in &guesses {
+        assert!(guess.contains("401"), "{guesses:?}");
+    }
+    assert!(
+        locked.0.contains("429"),
+        "the laptop is locked out: {locked:?}"
+    );
+    // The office's own address is not.
+    let from_office = in_namespace(&net.office, move || {
+        Box::pin(async move {
+            https_request(
+                OFFICE_IP,
+                PROXY_PORT,
+                "POST",
+                "/login",
+                "name=Dana+Okafor&passphrase=river+stones+in+winter",
+                &[],
+            )
+            .await
+        })
+    });
+    assert!(from_office.0.contains("303"), "{from_office:?}");
+    // Nobody reaches the page but through the proxy: it listens on loopback only.
+    let direct = in_namespace(&net.laptop, move || {
+        Box::pin(async move {
+            tokio::net::TcpStream::connect((OFFICE_IP, PAGE_PORT))
+                .await
+                .is_ok()
+        })
+    });
+    assert!(!direct, "the page is not reachable around the proxy");
+}
+
+/// nginx in a namespace as the page's reverse proxy, with the configuration
+/// docs/operating.md gives; stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+}
+
+impl Nginx {
+    fn start(ns: &str, dir: &Path) -> Self {
+        let made = rcgen::generate_simple_self_signed(vec![OFFICE_IP.to_string()])
+            .expect("a certificate for the proxy");
+        std::fs::write(dir.join("proxy.pem"), made.cert.pem()).expect("cert");
+        std::fs::write(dir.join("proxy.key"), made.key_pair.serialize_pem()).expect("key");
+        let d = dir.display();
+        let config = format!(
+            "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/nginx.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen {OFFICE_IP}:{PROXY_PORT} ssl;\n\
+                 ssl_certificate {d}/proxy.pem;\n    ssl_certificate_key {d}/proxy.key;\n\
+                 location / {{\n      proxy_pass http://127.0.0.1:{PAGE_PORT};\n\
+                   proxy_set_header Host $http_host;\n\
+                   proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+                   proxy_set_header X-Forwarded-Proto https;\n    }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), config).expect("nginx config");
+        let conf = dir.join("nginx.conf");
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "nginx", "-c"])
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx starts");
+        let ns = ns.to_string();
+        common::wait_for("nginx to listen", || proxy_listening(&ns));
+        Self { child }
+    }
+}
+
+/// Whether nginx answers on the proxy port, probed from inside `ns`.
+fn proxy_listening(ns: &str) -> bool {
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "bash",
+            "-c",
+            &format!("exec 3<>/dev/tcp/{OFFICE_IP}/{PROXY_PORT}"),
+        ],
+    )
+    .status
+    .success()
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, so that the master stops its workers too (SIGKILL would orphan them).
+        let _ = run("kill", &["-TERM", &self.child.id().to_string()]);
+        let _ = self.child.wait();
+    }
 }
 
 fn start(ns: &str, home: &Path, port: &str, extra: &[&str]) -> NsNode {
@@ -449,12 +642,25 @@ async fn served_certificate(ip: &str, port: u16) -> Vec<u8> {
     certificate
 }
 
-/// A form post over HTTPS: the status line and the Set-Cookie header.
-async fn https_post(ip: &str, port: u16, path: &str, body: &str) -> (String, String) {
+/// A request over HTTPS (a form post when `body` is not empty), with extra `headers`: the
+/// status line and the Set-Cookie header of the answer.
+async fn https_request(
+    ip: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[&str],
+) -> (String, String) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let (mut stream, _) = tls_connect(ip, port).await;
+    let mut extra = String::new();
+    for header in headers {
+        extra.push_str(header);
+        extra.push_str("\r\n");
+    }
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
         body.len()
     );
     stream
