@@ -387,6 +387,20 @@ max_reservations = 128
 max_circuits = 32
 max_circuit_minutes = 30
 max_circuit_mb = 256
+
+[web]
+# Serve the web page to your organisation's network over HTTPS, so members use it from their
+# own computers (`cairn member invite NAME`). Unset: only on this computer (`cairn open`).
+# address = "192.168.1.20:8443"
+# Host names members reach this computer by (beside the address), for the certificate.
+# names = ["cairn.office.example"]
+# Your own certificate chain and key (PEM files). Without them the node makes a certificate
+# on first start; `cairn status` shows its fingerprint.
+# certificate = "/etc/cairn/page.pem"
+# key = "/etc/cairn/page.key"
+# Behind a reverse proxy on this computer: the address members type. `address` is then a
+# loopback one, such as "127.0.0.1:8080" (see docs/operating.md).
+# proxy_url = "https://cairn.example.org"
 "#;
 
 impl Home {
