@@ -317,12 +317,53 @@ fn members_log_in_from_their_own_computers_with_roles_and_revocation() {
             assert!(listing.contains("revoked: cannot log in"), "{listing}");
             assert!(listing.contains("admin account"), "{listing}");
             check_accessibility(&browser, axe, "the members page").await;
+            // He adds a member and invites them from the page.
+            fill(&browser, "#add-name", "Femi Adeyemi").await;
+            click(&browser, "form[action='/members/add'] button").await;
+            wait_for_text(&browser, "[role=status]", "Added Femi Adeyemi").await;
+            browser
+                .find(Locator::Css("#invite-name"))
+                .await
+                .expect("member choice")
+                .select_by_value("femi-adeyemi")
+                .await
+                .expect("Femi can be chosen");
+            click(&browser, "form[action='/members/invite'] button").await;
+            wait_for_text(
+                &browser,
+                "#invitation-heading",
+                "Invitation for Femi Adeyemi",
+            )
+            .await;
+            let link = text(&browser, "code.invitation-link").await;
+            assert!(
+                link.starts_with(&format!("{page_url}/welcome?code=")),
+                "{link}"
+            );
+            assert_eq!(text(&browser, "code.fingerprint").await, fingerprint_shown);
+            check_accessibility(&browser, axe, "the members page with an invitation").await;
             browser
                 .goto(&format!("{page_url}/settings"))
                 .await
                 .expect("goto settings");
             assert_eq!(heading(&browser).await, "Settings");
             check_accessibility(&browser, axe, "the settings page").await;
+            // He joins a space for the whole node.
+            fill(&browser, "#join-space", "health-research").await;
+            click(
+                &browser,
+                "form[action='/settings/spaces'] button[value=join]",
+            )
+            .await;
+            wait_for_text(&browser, "[role=status]", "Joined health-research").await;
+            let status = cairn(office, &a_home_for_browser, &["--json", "status"]);
+            let status: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+            assert!(
+                status["spaces"]
+                    .as_array()
+                    .is_some_and(|spaces| spaces.iter().any(|space| space == "health-research")),
+                "{status}"
+            );
             click(&browser, "footer button[type=submit]").await;
             wait_for_text(&browser, "h1", "Logged out").await;
 
@@ -388,10 +429,13 @@ fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
     let home = root.path().join("riverside");
     common::ok(&home, &["init", "--org", "Riverside Trust"]);
     let public_url = format!("https://{OFFICE_IP}:{PROXY_PORT}");
-    let mut config = std::fs::read_to_string(home.join("config.toml")).expect("config");
-    config.push_str(&format!(
-        "\n[web]\naddress = \"127.0.0.1:{PAGE_PORT}\"\nproxy_url = \"{public_url}\"\n"
-    ));
+    let config = std::fs::read_to_string(home.join("config.toml")).expect("config");
+    assert!(config.contains("\n[web]\n"), "init writes a [web] section");
+    let config = config.replacen(
+        "\n[web]\n",
+        &format!("\n[web]\naddress = \"127.0.0.1:{PAGE_PORT}\"\nproxy_url = \"{public_url}\"\n"),
+        1,
+    );
     std::fs::write(home.join("config.toml"), config).expect("config written");
     let node = start(&net.office, &home, "7411", &[]);
     let status = node.status().expect("status");
