@@ -18,6 +18,7 @@
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use serde_json::Value;
@@ -453,7 +454,7 @@ fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
         .unwrap_or_else(|| panic!("the invitation names the proxy's address: {url}"))
         .to_string();
 
-    let (welcome, accepted, guesses, locked) = in_namespace(&net.laptop, move || {
+    let (welcome, accepted, forbidden, guesses, locked) = in_namespace(&net.laptop, move || {
         Box::pin(async move {
             let request = |method: &'static str, path: String, body: String, spoof: String| async move {
                 let headers = [spoof.as_str()];
@@ -471,6 +472,26 @@ fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
                 "code={code}&passphrase=river+stones+in+winter&again=river+stones+in+winter"
             );
             let accepted = request("POST", "/welcome".into(), form, String::new()).await;
+            // A member's session does not open admin pages or forms.
+            let cookie = accepted
+                .1
+                .split(';')
+                .next()
+                .and_then(|pair| pair.split_once(": "))
+                .map(|(_, pair)| format!("Cookie: {pair}"))
+                .unwrap_or_default();
+            let mut forbidden = Vec::new();
+            for (method, path) in [
+                ("GET", "/members"),
+                ("POST", "/settings/policy"),
+                ("POST", "/members/invite"),
+            ] {
+                let (status, _) =
+                    request(method, path.into(), "action=open".into(), cookie.clone()).await;
+                forbidden.push(format!("{method} {path}: {status}"));
+            }
+            let (home_page, _) = request("GET", "/".into(), String::new(), cookie.clone()).await;
+            forbidden.push(format!("GET /: {home_page}"));
             // Each guess claims another client address; the proxy adds the real one last.
             let mut guesses = Vec::new();
             for n in 0..5 {
@@ -490,7 +511,7 @@ fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
                 "X-Forwarded-For: 192.0.2.99".into(),
             )
             .await;
-            (welcome, accepted, guesses, locked)
+            (welcome, accepted, forbidden, guesses, locked)
         })
     });
     assert!(welcome.0.contains("200"), "{welcome:?}");
@@ -498,6 +519,15 @@ fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
     assert!(
         accepted.1.contains("__Host-cairn_session=") && accepted.1.contains("Secure"),
         "{accepted:?}"
+    );
+    let (admin_only, member_page) = forbidden.split_at(3);
+    assert!(
+        admin_only.iter().all(|line| line.contains(" 403 ")),
+        "{forbidden:?}"
+    );
+    assert!(
+        member_page[0].contains(" 200 "),
+        "the session works: {forbidden:?}"
     );
     for guess in &guesses {
         assert!(guess.contains("401"), "{guesses:?}");
@@ -530,6 +560,24 @@ fn behind_a_reverse_proxy_the_page_sees_each_members_own_address() {
         })
     });
     assert!(!direct, "the page is not reachable around the proxy");
+
+    // An invitation still open when the member is revoked with the node stopped opens
+    // nothing once the node is back.
+    let again = invite(&node, &["Dana Okafor"]);
+    let path = again["url"]
+        .as_str()
+        .and_then(|url| url.strip_prefix(&public_url))
+        .expect("an invitation on the proxy's address")
+        .to_string();
+    let mut node = node;
+    node.kill();
+    let revoked = cairn(&net.office, &home, &["member", "revoke", "Dana Okafor"]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let _node = start(&net.office, &home, "7411", &[]);
+    let reopened = in_namespace(&net.laptop, move || {
+        Box::pin(async move { https_request(OFFICE_IP, PROXY_PORT, "GET", &path, "", &[]).await })
+    });
+    assert!(reopened.0.contains("401"), "{reopened:?}");
 }
 
 /// nginx in a namespace as the page's reverse proxy, with the configuration
@@ -682,13 +730,31 @@ fn spki_pin(certificate: &[u8]) -> String {
 /// The certificate the page at `ip:port` serves (the handshake completes without trusting
 /// it: this is what a browser is shown).
 async fn served_certificate(ip: &str, port: u16) -> Vec<u8> {
-    let (_, certificate) = tls_connect(ip, port).await;
+    let (_, certificate) = tokio::time::timeout(Duration::from_secs(60), tls_connect(ip, port))
+        .await
+        .expect("a TLS handshake within 60 s");
     certificate
 }
 
 /// A request over HTTPS (a form post when `body` is not empty), with extra `headers`: the
 /// status line and the Set-Cookie header of the answer.
 async fn https_request(
+    ip: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    headers: &[&str],
+) -> (String, String) {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        https_exchange(ip, port, method, path, body, headers),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no answer to {method} {path} within 60 s"))
+}
+
+async fn https_exchange(
     ip: &str,
     port: u16,
     method: &str,

@@ -172,6 +172,23 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Ok((accounts, prepared))
     })
     .await?;
+    // Accounts of members revoked while the node was stopped close before anyone logs in.
+    let allowed = shared
+        .read(|service| {
+            Ok(service
+                .members()?
+                .into_iter()
+                .filter(|member| member.revoked_after.is_none())
+                .map(|member| member.key.handle)
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let closed = accounts
+        .keep_only(|handle| allowed.iter().any(|member| member == handle))
+        .await?;
+    if !closed.is_empty() {
+        tracing::info!(members = %closed.join(", "), "closed the page accounts of revoked members");
+    }
     let pages = crate::http::Pages {
         sessions: Arc::new(crate::http::web::session::Sessions::new()),
         accounts: Arc::new(accounts),

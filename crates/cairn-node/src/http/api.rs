@@ -332,6 +332,7 @@ pub(crate) async fn invite_member(
         super::web::members::invite_member(
             &api.shared,
             &api.pages.accounts,
+            &api.pages.sessions,
             page,
             &request.name,
             role,

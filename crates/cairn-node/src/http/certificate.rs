@@ -34,6 +34,9 @@ pub fn own(dir: &Path, names: &[String], org_name: &str) -> Result<Served, Error
     let wanted = names.join("\n");
     let same_names = fs::read_to_string(&listed).is_ok_and(|text| text.trim() == wanted);
     if !(same_names && certificate.exists() && key.exists()) {
+        // Gone first, so that a crash while making the pair never leaves old names beside a
+        // new key, or a new certificate beside an old key.
+        let _ = fs::remove_file(&listed);
         make(&certificate, &key, names, org_name)?;
         super::web::accounts::write_private(&listed, &format!("{wanted}\n"))?;
         tracing::info!(path = %certificate.display(), names = %names.join(", "), "made a certificate for the page");
@@ -67,7 +70,7 @@ pub fn from_files(certificate: &Path, key_path: &Path) -> Result<Served, Error> 
     .with_single_cert(chain, key)
     .map_err(|err| {
         Error::BadRequest(format!(
-            "{} and {} do not make a usable certificate and key: {err}",
+            "{} and {} do not make a usable certificate and key ({err}); give the matching pair, or, for the node's own, delete web/certificate.* in the home and restart to make a new one",
             certificate.display(),
             key_path.display()
         ))

@@ -142,7 +142,7 @@ pub(crate) fn network_router(
     web::router(web)
         .layer(middleware::from_fn_with_state(
             allowed_hosts,
-            require_own_host,
+            require_page_host,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
@@ -165,6 +165,27 @@ async fn require_own_host(
             format!(
                 "Host {host:?} is not an address of this node; use the address `cairn status` shows"
             ),
+        );
+    }
+    next.run(request).await
+}
+
+/// The same check on the organisation's network, answered as a page for members.
+async fn require_page_host(
+    State(allowed_hosts): State<Arc<[String]>>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or("");
+    if !allowed_hosts.iter().any(|allowed| allowed == host) {
+        return web::message(
+            StatusCode::FORBIDDEN,
+            "Wrong address",
+            "This node does not answer at the address in your browser's address bar. Open the address your admin gave you.",
         );
     }
     next.run(request).await

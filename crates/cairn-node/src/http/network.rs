@@ -3,8 +3,10 @@
 //! reverse proxy that terminates HTTPS. The local API never answers here.
 //!
 //! Bounded: at most [`MAX_CONNECTIONS`] connections in all and [`MAX_PER_ADDRESS`] from one
-//! client address (behind a proxy, the proxy bounds its clients), [`HANDSHAKE_TIMEOUT`] for
-//! the TLS handshake and for a request's headers.
+//! client address (an IPv6 /64 counts as one; behind a proxy, the proxy bounds its clients),
+//! [`HANDSHAKE_TIMEOUT`] for the TLS handshake and for a request's headers,
+//! [`REQUEST_TIMEOUT`] for a whole request with its body, and [`CONNECTION_LIFETIME`] for a
+//! connection.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -26,6 +29,10 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const MAX_PER_ADDRESS: usize = 32;
 /// How long a client has for its TLS handshake, and for each request's headers.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take, reading its body included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection may stay open; the browser opens a new one when it needs it.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// How the page is offered on the organisation's network.
 #[derive(Debug, Clone)]
@@ -176,7 +183,7 @@ pub(crate) async fn serve(
         let slot = if proxied {
             None
         } else {
-            match AddressSlot::take(&per_address, peer.ip()) {
+            match AddressSlot::take(&per_address, super::web::accounts::client_key(peer.ip())) {
                 Some(slot) => Some(slot),
                 None => {
                     tracing::debug!(%peer, "page connection refused: {MAX_PER_ADDRESS} open from that address");
@@ -206,26 +213,47 @@ async fn serve_connection<S>(stream: S, router: Router, peer: SocketAddr, proxie
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service =
-        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+    let service = hyper::service::service_fn(
+        move |mut request: hyper::Request<hyper::body::Incoming>| {
             let client = if proxied {
-                forwarded_for(request.headers()).unwrap_or(peer.ip())
+                forwarded_for(request.headers())
             } else {
-                peer.ip()
+                Some(peer.ip())
             };
-            request.extensions_mut().insert(ClientAddress(client));
             let mut router = router.clone();
-            async move { tower_service::Service::call(&mut router, request).await }
-        });
-    let served = hyper::server::conn::http1::Builder::new()
+            async move {
+                let Some(client) = client else {
+                    return Ok(refusal(
+                        StatusCode::BAD_REQUEST,
+                        "The reverse proxy did not say who the client is: add `proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;` to its configuration (see docs/operating.md).",
+                    ));
+                };
+                request.extensions_mut().insert(ClientAddress(client));
+                let answer = tower_service::Service::call(&mut router, request);
+                match tokio::time::timeout(REQUEST_TIMEOUT, answer).await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(refusal(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "The request took too long to arrive. Try again.",
+                    )),
+                }
+            }
+        },
+    );
+    let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
         .max_buf_size(64 * 1024)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
-    if let Err(err) = served {
-        tracing::debug!(%peer, "page connection ended: {err}");
+        .serve_connection(TokioIo::new(stream), service);
+    match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+        Ok(Err(err)) => tracing::debug!(%peer, "page connection ended: {err}"),
+        Err(_) => tracing::debug!(%peer, "page connection closed after {CONNECTION_LIFETIME:?}"),
+        Ok(Ok(())) => {}
     }
+}
+
+fn refusal(status: StatusCode, text: &str) -> axum::response::Response {
+    super::web::message(status, "Refused", text)
 }
 
 /// The client a reverse proxy on this machine names: the last `X-Forwarded-For` address,

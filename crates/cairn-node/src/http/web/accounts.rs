@@ -39,8 +39,8 @@ pub const PASSPHRASE_CHARS: std::ops::RangeInclusive<usize> = 10..=256;
 /// argon2id's memory per hash, and its passes (OWASP's recommended minimum: 19 MiB, 2).
 const MEMORY_KIB: u32 = 19 * 1024;
 const PASSES: u32 = 2;
-/// Client addresses whose failures are remembered at once.
-const MAX_TRACKED_ADDRESSES: usize = 4096;
+/// Client addresses, and names tried, whose failures are remembered at once (each).
+const MAX_TRACKED: usize = 4096;
 
 /// What a logged-in person may do on the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +134,9 @@ pub enum Refusal {
 pub struct Accounts {
     path: PathBuf,
     inner: Mutex<Inner>,
+    /// Held across each change: the file is written (off the async threads) and the new
+    /// accounts put in place in one step, so changes never interleave.
+    changing: tokio::sync::Mutex<()>,
     hashing: tokio::sync::Semaphore,
 }
 
@@ -141,6 +144,8 @@ pub struct Accounts {
 struct Inner {
     accounts: BTreeMap<String, Account>,
     by_address: HashMap<IpAddr, Strikes>,
+    /// By the name tried, whether or not it has an account: locking only real accounts
+    /// would tell a guesser which names exist.
     by_account: HashMap<String, Strikes>,
 }
 
@@ -177,6 +182,7 @@ impl Accounts {
                 accounts,
                 ..Inner::default()
             }),
+            changing: tokio::sync::Mutex::new(()),
             hashing: tokio::sync::Semaphore::new(HASHING_AT_ONCE),
         })
     }
@@ -211,9 +217,9 @@ impl Accounts {
     }
 
     /// Invites member `handle` (named `name`) with `role`: a new one-time code that replaces
-    /// any earlier invitation. A passphrase already set keeps working until the invitation is
-    /// used to choose a new one.
-    pub fn invite(
+    /// any earlier invitation, and the passphrase set before stops working (the caller ends
+    /// the member's sessions). That is also how a forgotten or leaked passphrase is reset.
+    pub async fn invite(
         &self,
         handle: &str,
         name: &str,
@@ -222,23 +228,24 @@ impl Accounts {
     ) -> Result<NewInvitation, Error> {
         let code = random_secret()?;
         let expires = unix_now() + INVITATION_LIFETIME.as_secs();
-        let mut inner = self.lock();
-        let mut accounts = inner.accounts.clone();
-        let account = accounts.entry(handle.to_string()).or_insert(Account {
-            name: name.to_string(),
-            role,
-            on_behalf,
-            passphrase: None,
-            invitation: None,
-        });
-        account.role = role;
-        account.on_behalf = on_behalf;
-        account.invitation = Some(Invitation {
-            code_sha256: sha256_hex(&code),
-            expires,
-        });
-        self.save(&accounts)?;
-        inner.accounts = accounts;
+        let code_sha256 = sha256_hex(&code);
+        self.change(|accounts| {
+            accounts.insert(
+                handle.to_string(),
+                Account {
+                    name: name.to_string(),
+                    role,
+                    on_behalf,
+                    passphrase: None,
+                    invitation: Some(Invitation {
+                        code_sha256,
+                        expires,
+                    }),
+                },
+            );
+            Ok(())
+        })
+        .await?;
         Ok(NewInvitation {
             code,
             expires: UNIX_EPOCH + Duration::from_secs(expires),
@@ -247,67 +254,72 @@ impl Accounts {
 
     /// The account an invitation code is for (handle and name), if it is live.
     pub fn invited(&self, code: &str) -> Option<(String, String)> {
-        let wanted = sha256_hex(code);
-        let now = unix_now();
-        self.lock()
-            .accounts
-            .iter()
-            .find(|(_, account)| {
-                account.invitation.as_ref().is_some_and(|invitation| {
-                    invitation.expires > now
-                        && super::session::constant_time_eq(
-                            invitation.code_sha256.as_bytes(),
-                            wanted.as_bytes(),
-                        )
-                })
-            })
-            .map(|(handle, account)| (handle.clone(), account.name.clone()))
+        invited_in(&self.lock().accounts, code)
+            .map(|(handle, account)| (handle.to_string(), account.name.clone()))
     }
 
     /// Spends invitation `code`, setting the passphrase: returns the account's handle, or
-    /// `None` if the code is unknown, used or expired.
+    /// `None` if the code is unknown, used or expired (checked again as it is spent, so one
+    /// code starts one account only).
     pub async fn accept(&self, code: &str, passphrase: &str) -> Result<Option<String>, Error> {
         check_passphrase(passphrase)?;
         if self.invited(code).is_none() {
             return Ok(None);
         }
         let hash = self.hash(passphrase.to_string()).await?;
-        let Some((handle, _)) = self.invited(code) else {
-            return Ok(None);
-        };
-        let mut inner = self.lock();
-        let mut accounts = inner.accounts.clone();
-        if let Some(account) = accounts.get_mut(&handle) {
-            account.passphrase = Some(hash);
-            account.invitation = None;
+        let spent = self
+            .change(|accounts| {
+                let Some(handle) = invited_in(accounts, code).map(|(handle, _)| handle.to_string())
+                else {
+                    return Ok(None);
+                };
+                if let Some(account) = accounts.get_mut(&handle) {
+                    account.passphrase = Some(hash);
+                    account.invitation = None;
+                }
+                Ok(Some(handle))
+            })
+            .await?;
+        if let Some(handle) = &spent {
+            self.lock().by_account.remove(handle);
         }
-        self.save(&accounts)?;
-        inner.accounts = accounts;
-        inner.by_account.remove(&handle);
-        Ok(Some(handle))
+        Ok(spent)
     }
 
-    /// Checks a login by `handle` from `client`: the account's handle if the passphrase is
-    /// right. Failures count toward both lockouts; a success clears the account's count.
+    /// Checks a login by `handle` from `client`. The attempt counts as a failure toward both
+    /// lockouts before the passphrase is checked (so attempts at once cannot pass a limit
+    /// together), and is taken back if it was right.
     pub async fn log_in(
         &self,
         handle: &str,
         passphrase: &str,
         client: IpAddr,
     ) -> Result<Result<(), Refusal>, Error> {
-        let client = address_key(client);
-        let now = Instant::now();
-        if let Some(minutes) = self.locked_out(client, handle, now) {
-            return Ok(Err(Refusal::LockedOut { minutes }));
-        }
-        let stored = self
-            .lock()
-            .accounts
-            .get(handle)
-            .and_then(|account| account.passphrase.clone());
-        let Ok(permit) =
+        let client = client_key(client);
+        let stored = {
+            let mut inner = self.lock();
+            let now = Instant::now();
+            if let Some(minutes) = locked_out(&inner, client, handle, now) {
+                return Ok(Err(Refusal::LockedOut { minutes }));
+            }
+            strike(&mut inner.by_address, client, FAILURES_PER_ADDRESS, now);
+            strike(
+                &mut inner.by_account,
+                handle.to_string(),
+                FAILURES_PER_ACCOUNT,
+                now,
+            );
+            forget_oldest(&mut inner.by_address, now);
+            forget_oldest(&mut inner.by_account, now);
+            inner
+                .accounts
+                .get(handle)
+                .and_then(|account| account.passphrase.clone())
+        };
+        let Ok(Ok(permit)) =
             tokio::time::timeout(Duration::from_secs(10), self.hashing.acquire()).await
         else {
+            self.take_back(client, handle, false);
             return Ok(Err(Refusal::Busy));
         };
         let candidate = passphrase.to_string();
@@ -316,50 +328,74 @@ impl Accounts {
             .await
             .map_err(|err| Error::Task(format!("checking a passphrase failed: {err}")))?;
         drop(permit);
+        if right {
+            self.take_back(client, handle, true);
+            Ok(Ok(()))
+        } else {
+            Ok(Err(Refusal::Wrong))
+        }
+    }
+
+    /// Takes back the strike an attempt counted in advance; a right passphrase also clears
+    /// the account's count.
+    fn take_back(&self, client: IpAddr, handle: &str, right: bool) {
         let mut inner = self.lock();
+        if let Some(strikes) = inner.by_address.get_mut(&client) {
+            strikes.count = strikes.count.saturating_sub(1);
+            if strikes.count < FAILURES_PER_ADDRESS {
+                strikes.locked_until = None;
+            }
+        }
         if right {
             inner.by_account.remove(handle);
-            return Ok(Ok(()));
+        } else if let Some(strikes) = inner.by_account.get_mut(handle) {
+            strikes.count = strikes.count.saturating_sub(1);
+            if strikes.count < FAILURES_PER_ACCOUNT {
+                strikes.locked_until = None;
+            }
         }
-        let now = Instant::now();
-        strike(&mut inner.by_address, client, FAILURES_PER_ADDRESS, now);
-        if inner.accounts.contains_key(handle) {
-            strike(
-                &mut inner.by_account,
-                handle.to_string(),
-                FAILURES_PER_ACCOUNT,
-                now,
-            );
-        }
-        if inner.by_address.len() > MAX_TRACKED_ADDRESSES {
-            forget_oldest(&mut inner.by_address, now);
-        }
-        Ok(Err(Refusal::Wrong))
     }
 
     /// Removes member `handle`'s account (revoked): they cannot log in again.
-    pub fn remove(&self, handle: &str) -> Result<bool, Error> {
-        let mut inner = self.lock();
-        if !inner.accounts.contains_key(handle) {
-            return Ok(false);
-        }
-        let mut accounts = inner.accounts.clone();
-        accounts.remove(handle);
-        self.save(&accounts)?;
-        inner.accounts = accounts;
-        Ok(true)
+    pub async fn remove(&self, handle: &str) -> Result<bool, Error> {
+        self.change(|accounts| Ok(accounts.remove(handle).is_some()))
+            .await
     }
 
-    /// Minutes left of a lockout on this address or this account.
-    fn locked_out(&self, client: IpAddr, handle: &str, now: Instant) -> Option<u64> {
-        let inner = self.lock();
-        [inner.by_address.get(&client), inner.by_account.get(handle)]
-            .into_iter()
-            .flatten()
-            .filter_map(|strikes| strikes.locked_until)
-            .filter(|until| *until > now)
-            .max()
-            .map(|until| (until - now).as_secs().div_ceil(60))
+    /// Removes the accounts of members no longer allowed (revoked while the node was
+    /// stopped, say): the handles `allowed` does not accept.
+    pub async fn keep_only(&self, allowed: impl Fn(&str) -> bool) -> Result<Vec<String>, Error> {
+        self.change(|accounts| {
+            let gone: Vec<String> = accounts
+                .keys()
+                .filter(|handle| !allowed(handle))
+                .cloned()
+                .collect();
+            for handle in &gone {
+                accounts.remove(handle);
+            }
+            Ok(gone)
+        })
+        .await
+    }
+
+    /// Applies `change` to a copy of the accounts, writes the file (on a blocking thread),
+    /// then puts the copy in place. Nothing changes if writing fails.
+    async fn change<T>(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Account>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _changing = self.changing.lock().await;
+        let mut accounts = self.lock().accounts.clone();
+        let answer = change(&mut accounts)?;
+        let text = serde_json::to_string_pretty(&accounts)
+            .map_err(|err| Error::Task(format!("could not write the accounts: {err}")))?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_private(&path, &text))
+            .await
+            .map_err(|err| Error::Task(format!("writing the accounts failed: {err}")))??;
+        self.lock().accounts = accounts;
+        Ok(answer)
     }
 
     async fn hash(&self, passphrase: String) -> Result<String, Error> {
@@ -379,17 +415,43 @@ impl Accounts {
         .map_err(|err| Error::Task(format!("hashing a passphrase failed: {err}")))?
     }
 
-    fn save(&self, accounts: &BTreeMap<String, Account>) -> Result<(), Error> {
-        let text = serde_json::to_string_pretty(accounts)
-            .map_err(|err| Error::Task(format!("could not write the accounts: {err}")))?;
-        write_private(&self.path, &text)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The account whose live invitation has this code.
+fn invited_in<'a>(
+    accounts: &'a BTreeMap<String, Account>,
+    code: &str,
+) -> Option<(&'a str, &'a Account)> {
+    let wanted = sha256_hex(code);
+    let now = unix_now();
+    accounts
+        .iter()
+        .find(|(_, account)| {
+            account.invitation.as_ref().is_some_and(|invitation| {
+                invitation.expires > now
+                    && super::session::constant_time_eq(
+                        invitation.code_sha256.as_bytes(),
+                        wanted.as_bytes(),
+                    )
+            })
+        })
+        .map(|(handle, account)| (handle.as_str(), account))
+}
+
+/// Minutes left of a lockout on this address or this account.
+fn locked_out(inner: &Inner, client: IpAddr, handle: &str, now: Instant) -> Option<u64> {
+    [inner.by_address.get(&client), inner.by_account.get(handle)]
+        .into_iter()
+        .flatten()
+        .filter_map(|strikes| strikes.locked_until)
+        .filter(|until| *until > now)
+        .max()
+        .map(|until| (until - now).as_secs().div_ceil(60))
 }
 
 /// Refuses passphrases too short to resist guessing, or too long to hash cheaply.
@@ -453,17 +515,20 @@ fn strike<K: std::hash::Hash + Eq>(
     }
 }
 
-/// Drops expired records, then the oldest, to keep the address map bounded.
-fn forget_oldest(map: &mut HashMap<IpAddr, Strikes>, now: Instant) {
+/// Drops expired records, then the oldest, to keep a map of strikes bounded.
+fn forget_oldest<K: std::hash::Hash + Eq + Clone>(map: &mut HashMap<K, Strikes>, now: Instant) {
+    if map.len() <= MAX_TRACKED {
+        return;
+    }
     map.retain(|_, strikes| {
         now.duration_since(strikes.since) <= LOCKOUT
             || strikes.locked_until.is_some_and(|until| until > now)
     });
-    while map.len() > MAX_TRACKED_ADDRESSES {
+    while map.len() > MAX_TRACKED {
         let Some(oldest) = map
             .iter()
             .min_by_key(|(_, strikes)| strikes.since)
-            .map(|(address, _)| *address)
+            .map(|(key, _)| key.clone())
         else {
             break;
         };
@@ -471,8 +536,9 @@ fn forget_oldest(map: &mut HashMap<IpAddr, Strikes>, now: Instant) {
     }
 }
 
-/// IPv6 clients are counted by their /64, which one household or office usually holds whole.
-fn address_key(address: IpAddr) -> IpAddr {
+/// A client's address as limits count it: IPv6 by its /64, which one household or office
+/// usually holds whole.
+pub(crate) fn client_key(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -529,7 +595,18 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), Error> {
         action: "replace",
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    // The rename itself survives a power cut only once the folder is synced.
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| Error::File {
+                action: "sync",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -547,6 +624,7 @@ mod tests {
         let (dir, accounts) = accounts();
         let invitation = accounts
             .invite("dana", "Dana", Role::Member, false)
+            .await
             .expect("invites");
         assert_eq!(
             accounts.invited(&invitation.code),
@@ -586,7 +664,7 @@ mod tests {
                 .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
-        assert!(reopened.remove("dana").expect("removes"));
+        assert!(reopened.remove("dana").await.expect("removes"));
         assert_eq!(
             reopened
                 .log_in("dana", "correct horse battery", client)
@@ -602,6 +680,7 @@ mod tests {
         let (_dir, accounts) = accounts();
         let invitation = accounts
             .invite("dana", "Dana", Role::Admin, false)
+            .await
             .expect("invites");
         accounts
             .accept(&invitation.code, "correct horse battery")
@@ -649,6 +728,6 @@ mod tests {
         // One /64 counts as one address.
         let a: IpAddr = "2001:db8::1".parse().expect("address");
         let b: IpAddr = "2001:db8::ffff".parse().expect("address");
-        assert_eq!(address_key(a), address_key(b));
+        assert_eq!(client_key(a), client_key(b));
     }
 }

@@ -1,6 +1,8 @@
 //! The Atom feed of the newest stories, at `/feed.atom`. Feed readers cannot log in, so the
-//! feed also opens with its own key (`?key=…`, shown in the page footer): a key derived from
-//! the API token that can only read this feed.
+//! feed also opens with its own key (`?key=…`, shown in the page footer), which can only read
+//! this feed: on loopback a key derived from the API token, on the organisation's network one
+//! per member account, derived from that and the account, so it stops working when the
+//! account is closed.
 
 use std::fmt::Write as _;
 
@@ -35,14 +37,39 @@ pub(crate) fn feed_key(token: &str) -> String {
     hex::encode(&digest[..16])
 }
 
+/// Member account `handle`'s feed key, from the node's.
+pub(crate) fn member_feed_key(node_key: &str, handle: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"cairn/member-feed-key/v1\0")
+        .chain_update(node_key.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(handle.as_bytes())
+        .finalize();
+    hex::encode(&digest[..16])
+}
+
+/// Whether `key` opens the feed on this surface.
+fn feed_key_works(web: &Web, key: &str) -> bool {
+    match web.surface {
+        super::Surface::Loopback { .. } => {
+            constant_time_eq(key.as_bytes(), web.feed_key.as_bytes())
+        }
+        super::Surface::Network => web.accounts.list().iter().any(|account| {
+            constant_time_eq(
+                key.as_bytes(),
+                member_feed_key(&web.feed_key, &account.handle).as_bytes(),
+            )
+        }),
+    }
+}
+
 pub async fn feed(
     State(web): State<Web>,
     headers: HeaderMap,
     Query(query): Query<FeedQuery>,
 ) -> Response {
-    let by_key = query
-        .key
-        .is_some_and(|key| constant_time_eq(key.as_bytes(), web.feed_key.as_bytes()));
+    let by_key = query.key.is_some_and(|key| feed_key_works(&web, &key));
     let by_session = session_cookie(&headers, &web.surface.cookie_name())
         .and_then(|id| signed_in(&web, &id))
         .is_some();
@@ -50,7 +77,7 @@ pub async fn feed(
         return message(
             StatusCode::UNAUTHORIZED,
             "Feed key needed",
-            "Copy the feed link from the footer of the web page (run `cairn open`).",
+            "Copy the feed link from the footer of the web page; the link changes when the node restarts.",
         );
     }
     let host = headers

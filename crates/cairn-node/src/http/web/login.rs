@@ -104,7 +104,7 @@ pub async fn log_in(State(web): State<Web>, request: Request) -> PageResult {
             // Revoked since the account was made (perhaps with the node stopped): refused,
             // and the account goes.
             if web.shared.member_revoked(&handle).await? {
-                web.accounts.remove(&handle)?;
+                web.accounts.remove(&handle).await?;
                 tracing::info!(member = %handle, "login refused: the member was revoked");
                 return refused(
                     "This account no longer works: the member was removed from the organisation.",
@@ -176,6 +176,9 @@ fn welcome_form(web: &Web, code: &str, error: &str, status: StatusCode) -> PageR
 
 /// `POST /welcome`: sets the passphrase, spends the invitation and logs the member in.
 pub async fn accept(State(web): State<Web>, request: Request) -> PageResult {
+    if !matches!(web.surface, Surface::Network) {
+        return welcome_form(&web, "", "", StatusCode::NOT_FOUND);
+    }
     if let Some(refusal) = foreign_post(&web, &request) {
         return Ok(refusal);
     }
@@ -193,6 +196,14 @@ pub async fn accept(State(web): State<Web>, request: Request) -> PageResult {
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
+    // Revoked since the invitation (perhaps with the node stopped): the account goes.
+    if let Some((handle, _)) = web.accounts.invited(code)
+        && web.shared.member_revoked(&handle).await?
+    {
+        web.accounts.remove(&handle).await?;
+        tracing::info!(member = %handle, "invitation refused: the member was revoked");
+        return welcome_form(&web, code, "", StatusCode::UNAUTHORIZED);
+    }
     let accepted = match web.accounts.accept(code, passphrase).await {
         Ok(accepted) => accepted,
         Err(Error::BadRequest(reason)) => {
@@ -204,6 +215,8 @@ pub async fn accept(State(web): State<Web>, request: Request) -> PageResult {
         return welcome_form(&web, code, "", StatusCode::UNAUTHORIZED);
     };
     tracing::info!(member = %handle, "member accepted an invitation to the page");
+    // A new passphrase logs out whoever used the old one.
+    web.sessions.end_member(&handle);
     let session_id = web.sessions.start(Who::Member(handle))?;
     with_session_cookie(&web, &session_id, Redirect::to("/").into_response())
 }

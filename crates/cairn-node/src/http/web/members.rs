@@ -137,7 +137,17 @@ pub async fn invite(
     let Some(page) = web.network.as_deref() else {
         return members_page(&web, &session, None, NOT_ON_NETWORK.into(), String::new()).await;
     };
-    match invite_member(&web.shared, &web.accounts, page, &name, role, on_behalf).await {
+    match invite_member(
+        &web.shared,
+        &web.accounts,
+        &web.sessions,
+        page,
+        &name,
+        role,
+        on_behalf,
+    )
+    .await
+    {
         Ok(invitation) => {
             members_page(
                 &web,
@@ -178,6 +188,7 @@ pub(crate) const NOT_ON_NETWORK: &str = "the node does not serve the page on you
 pub(crate) async fn invite_member(
     shared: &Shared,
     accounts: &Accounts,
+    sessions: &Sessions,
     page: &NetworkPage,
     name: &str,
     role: Role,
@@ -203,7 +214,11 @@ pub(crate) async fn invite_member(
             "{name:?} was revoked and cannot be invited again; add them as a new member"
         )));
     }
-    let invitation = accounts.invite(&handle, &member.key.name, role, on_behalf)?;
+    let invitation = accounts
+        .invite(&handle, &member.key.name, role, on_behalf)
+        .await?;
+    // Whoever used the old passphrase is logged out; the new link sets a new one.
+    sessions.end_member(&handle);
     tracing::info!(member = %handle, role = role.as_str(), "invited a member to the page");
     Ok(MemberInviteView {
         name: member.key.name,
@@ -229,7 +244,7 @@ pub(crate) async fn revoke_member(
         .await?;
     let handle = crate::service::keystore::handle(name)?;
     sessions.end_member(&handle);
-    accounts.remove(&handle)?;
+    accounts.remove(&handle).await?;
     tracing::info!(member = %handle, "revoked a member; their page account is closed");
     Ok(published)
 }

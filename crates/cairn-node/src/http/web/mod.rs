@@ -12,7 +12,8 @@
 //! - every page needs a session (the Atom feed also accepts its own read-only key), and a
 //!   member account's session is checked against the account on every request, so revoking
 //!   the member or changing their role applies at once;
-//! - admin pages (members, follows and blocks, policy, spaces) need the admin role;
+//! - admin pages and forms (members, follows and blocks, policy, spaces, syncing now) need
+//!   the admin role;
 //! - every state change needs the session's CSRF token and, when the browser sends one, an
 //!   Origin naming this surface;
 //! - the Host check of `crate::http` applies to every request (DNS rebinding);
@@ -27,7 +28,7 @@
 //! - `feed`: the Atom feed.
 
 pub(crate) mod accounts;
-mod feed;
+pub(crate) mod feed;
 pub(crate) use feed::feed_key;
 pub(crate) mod compose;
 mod entry;
@@ -156,6 +157,7 @@ impl Session {
 pub(crate) fn router(web: Web) -> Router {
     let admin = Router::new()
         .route("/orgs/follow", post(orgs::follow))
+        .route("/sync", post(peers::sync))
         .route("/members", get(members::members))
         .route("/members/add", post(members::add))
         .route("/members/invite", post(members::invite))
@@ -173,7 +175,6 @@ pub(crate) fn router(web: Web) -> Router {
         .route("/search", get(search::search))
         .route("/orgs", get(orgs::orgs))
         .route("/peers", get(peers::peers))
-        .route("/sync", post(peers::sync))
         .route("/logout", post(login::logout))
         .merge(admin)
         .layer(middleware::from_fn_with_state(web.clone(), require_session));

@@ -65,7 +65,12 @@ impl Chrome {
             csrf: session.csrf.clone(),
             admin: session.is_admin(),
             on_behalf: session.on_behalf,
-            feed_key: web.feed_key.to_string(),
+            feed_key: match &session.who {
+                super::session::Who::Node => web.feed_key.to_string(),
+                super::session::Who::Member(handle) => {
+                    super::feed::member_feed_key(&web.feed_key, handle)
+                }
+            },
             nav,
         }
     }

@@ -17,6 +17,9 @@ pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 const MAX_CODES: usize = 16;
 const MAX_SESSIONS: usize = 256;
+/// Sessions one person (the node's own member, or one account) holds at once: logging in
+/// again and again gives way to their own oldest, never to someone else's.
+const MAX_SESSIONS_EACH: usize = 8;
 
 /// Whose session it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,15 +98,28 @@ impl Sessions {
         let (id, csrf) = (random_secret()?, random_secret()?);
         let mut inner = self.lock();
         inner.sessions.retain(|_, record| record.expires > now);
-        if inner.sessions.len() >= MAX_SESSIONS {
-            let oldest = inner
+        let theirs = inner
+            .sessions
+            .values()
+            .filter(|record| record.who == who)
+            .count();
+        let oldest = |inner: &Inner, only_theirs: bool| {
+            inner
                 .sessions
                 .iter()
+                .filter(|(_, record)| !only_theirs || record.who == who)
                 .min_by_key(|(_, record)| record.expires)
-                .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                inner.sessions.remove(&oldest);
-            }
+                .map(|(id, _)| id.clone())
+        };
+        let give_way = if theirs >= MAX_SESSIONS_EACH {
+            oldest(&inner, true)
+        } else if inner.sessions.len() >= MAX_SESSIONS {
+            oldest(&inner, false)
+        } else {
+            None
+        };
+        if let Some(id) = give_way {
+            inner.sessions.remove(&id);
         }
         inner.sessions.insert(
             id.clone(),
@@ -193,16 +209,30 @@ mod tests {
         sessions.end_member("dana");
         assert!(sessions.session(&member).is_none(), "revocation ends it");
         assert!(sessions.session(&id).is_some(), "and only that member's");
-        for _ in 0..MAX_SESSIONS + 5 {
-            let code = sessions.new_login_code().expect("code");
-            sessions.redeem(&code).expect("redeems");
+        sessions.end(&csrf);
+        assert!(sessions.session(&id).is_none(), "logging out ends it");
+        for n in 0..MAX_SESSIONS + 5 {
+            sessions
+                .start(Who::Member(format!("member-{n}")))
+                .expect("starts");
         }
         assert!(sessions.lock().sessions.len() <= MAX_SESSIONS);
         for _ in 0..MAX_CODES + 5 {
             sessions.new_login_code().expect("code");
         }
         assert!(sessions.lock().codes.len() <= MAX_CODES);
-        sessions.end(&csrf);
-        assert!(sessions.session(&id).is_none());
+        for _ in 0..MAX_SESSIONS_EACH * 3 {
+            sessions.start(Who::Member("eli".into())).expect("starts");
+        }
+        let elis = sessions
+            .lock()
+            .sessions
+            .values()
+            .filter(|record| record.who == Who::Member("eli".into()))
+            .count();
+        assert_eq!(
+            elis, MAX_SESSIONS_EACH,
+            "one person's logins give way to their own"
+        );
     }
 }
