@@ -11,7 +11,9 @@
 //! - bans of addresses that keep sending peers that get banned.
 //!
 //! A peer that arrives through a relay has the relay's address: it is limited by its peer id
-//! alone (by libp2p's per-peer limit) and its misdeeds never ban the relay's address.
+//! alone (by libp2p's per-peer limit) and its misdeeds never ban the relay's address. When
+//! the strangers' places are full, though, all the clients of one relay count together, so
+//! the oldest of a relay crowded with strangers makes room as an address's would.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -101,10 +103,51 @@ pub(crate) fn address_of(remote: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
+/// Where a stranger's connection comes from, for sharing out the strangers' places: its
+/// address, or the relay it came through (every client of one relay counts together, so a
+/// relay full of throwaway identities is as crowded as an address full of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Source {
+    Address(IpAddr),
+    Relay(PeerId),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Address(address) => write!(f, "address {address}"),
+            Self::Relay(relay) => write!(f, "relay {relay}"),
+        }
+    }
+}
+
+/// The source of an inbound connection that arrived on `local` from `remote`. Through a
+/// relay, libp2p gives the relayed listening address (`…/p2p/RELAY/p2p-circuit`) as `local`
+/// and only `/p2p/PEER` as `remote`.
+fn source_of(local: &Multiaddr, remote: &Multiaddr) -> Option<Source> {
+    relay_of(local)
+        .or_else(|| relay_of(remote))
+        .map(Source::Relay)
+        .or_else(|| address_of(remote).map(Source::Address))
+}
+
+/// The relay in a relayed address: the peer just before `/p2p-circuit`.
+fn relay_of(address: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for part in address.iter() {
+        match part {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Stranger {
     peer: PeerId,
-    address: Option<IpAddr>,
+    source: Option<Source>,
     arrival: u64,
 }
 
@@ -113,10 +156,10 @@ pub(crate) struct Gate {
     limits: GateLimits,
     pending: HashMap<ConnectionId, IpAddr>,
     pending_per_address: HashMap<IpAddr, u32>,
-    /// Inbound connections of strangers: the peer, its address (`None` through a relay) and
-    /// the order it came in.
+    /// Inbound connections of strangers: the peer, where it came from and the order it came
+    /// in.
     strangers: HashMap<ConnectionId, Stranger>,
-    strangers_per_address: HashMap<IpAddr, u32>,
+    strangers_per_source: HashMap<Source, u32>,
     arrivals: u64,
     /// Strangers' connections to close, to make room for a newcomer; and the task to wake.
     evicting: VecDeque<(PeerId, ConnectionId)>,
@@ -140,7 +183,7 @@ impl Gate {
             pending: HashMap::new(),
             pending_per_address: HashMap::new(),
             strangers: HashMap::new(),
-            strangers_per_address: HashMap::new(),
+            strangers_per_source: HashMap::new(),
             arrivals: 0,
             evicting: VecDeque::new(),
             waker: None,
@@ -256,37 +299,36 @@ impl Gate {
         ConnectionDenied::new(refusal)
     }
 
-    /// The most crowded address, if it holds more strangers than `address` would with one
-    /// more: a newcomer from `address` may then take the place of one of them. A stranger
-    /// through a relay counts as coming from an address with none.
-    fn crowded_over(&self, address: Option<IpAddr>) -> Option<IpAddr> {
-        let newcomer = address
-            .and_then(|address| self.strangers_per_address.get(&address).copied())
+    /// The most crowded source (address or relay), if it holds more strangers than `source`
+    /// would with one more: a newcomer from `source` may then take the place of one of them.
+    fn crowded_over(&self, source: Option<Source>) -> Option<Source> {
+        let newcomer = source
+            .and_then(|source| self.strangers_per_source.get(&source).copied())
             .unwrap_or(0);
         let (&crowded, &count) = self
-            .strangers_per_address
+            .strangers_per_source
             .iter()
-            .max_by_key(|(address, count)| (**count, **address))?;
+            .max_by_key(|(source, count)| (**count, **source))?;
         (count > newcomer + 1).then_some(crowded)
     }
 
     /// With the strangers' places full, closes the oldest stranger of the most crowded
-    /// address (it stops counting now) for a newcomer from `address`.
-    fn make_room_for(&mut self, address: Option<IpAddr>) {
-        let Some(crowded) = self.crowded_over(address) else {
+    /// source (it stops counting now) for a newcomer from `source`.
+    fn make_room_for(&mut self, source: Option<Source>) {
+        let Some(crowded) = self.crowded_over(source) else {
             return;
         };
         let oldest = self
             .strangers
             .iter()
-            .filter(|(_, stranger)| stranger.address == Some(crowded))
+            .filter(|(_, stranger)| stranger.source == Some(crowded))
             .min_by_key(|(_, stranger)| stranger.arrival)
             .map(|(connection, stranger)| (*connection, stranger.peer));
         let Some((connection, peer)) = oldest else {
             return;
         };
         self.forget_stranger(&connection);
-        tracing::info!(%peer, address = %crowded, "the strangers' connections are full: closing the oldest from the most crowded address to let in a stranger from another");
+        tracing::info!(%peer, from = %crowded, "the strangers' connections are full: closing the oldest from the most crowded address or relay to let in a stranger from another");
         self.evicting.push_back((peer, connection));
         if let Some(waker) = self.waker.take() {
             waker.wake();
@@ -296,11 +338,11 @@ impl Gate {
     /// Stops counting a stranger's connection.
     fn forget_stranger(&mut self, connection: &ConnectionId) {
         if let Some(Stranger {
-            address: Some(address),
+            source: Some(source),
             ..
         }) = self.strangers.remove(connection)
         {
-            decrement(&mut self.strangers_per_address, &address);
+            decrement(&mut self.strangers_per_source, &source);
         }
     }
 
@@ -311,7 +353,7 @@ impl Gate {
     }
 }
 
-fn decrement(counts: &mut HashMap<IpAddr, u32>, address: &IpAddr) {
+fn decrement<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, address: &K) {
     if let Some(count) = counts.get_mut(address) {
         *count = count.saturating_sub(1);
         if *count == 0 {
@@ -349,18 +391,20 @@ impl NetworkBehaviour for Gate {
         &mut self,
         connection: ConnectionId,
         peer: PeerId,
-        _local: &Multiaddr,
+        local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
         self.end_pending(&connection);
         if self.is_kept(&peer) {
             return Ok(dummy::ConnectionHandler);
         }
-        let address = address_of(remote);
-        if let Some(address) = address {
+        let source = source_of(local, remote);
+        // A relay's clients are limited by peer id, not together: an honest relay may carry
+        // many homes. They count together only when making room.
+        if let Some(Source::Address(address)) = source {
             let from_address = self
-                .strangers_per_address
-                .get(&address)
+                .strangers_per_source
+                .get(&Source::Address(address))
                 .copied()
                 .unwrap_or(0);
             if from_address >= self.limits.strangers_per_address {
@@ -371,7 +415,7 @@ impl NetworkBehaviour for Gate {
             return Err(self.refuse(Refusal::Memory(bytes >> 20)));
         }
         let strangers = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX);
-        if strangers >= self.limits.strangers && self.crowded_over(address).is_none() {
+        if strangers >= self.limits.strangers && self.crowded_over(source).is_none() {
             return Err(self.refuse(Refusal::Strangers(strangers)));
         }
         Ok(dummy::ConnectionHandler)
@@ -397,23 +441,31 @@ impl NetworkBehaviour for Gate {
                 endpoint,
                 ..
             }) if endpoint.is_listener() && !self.is_kept(&peer_id) => {
-                let address = address_of(endpoint.get_remote_address());
+                let source = match endpoint {
+                    libp2p::core::ConnectedPoint::Listener {
+                        local_addr,
+                        send_back_addr,
+                    } => source_of(local_addr, send_back_addr),
+                    libp2p::core::ConnectedPoint::Dialer { address, .. } => {
+                        address_of(address).map(Source::Address)
+                    }
+                };
                 // Past the strangers' places (every other behaviour let it in): the oldest
-                // stranger of the most crowded address makes room.
+                // stranger of the most crowded address or relay makes room.
                 let full = u32::try_from(self.strangers.len()).unwrap_or(u32::MAX)
                     >= self.limits.strangers;
                 if full {
-                    self.make_room_for(address);
+                    self.make_room_for(source);
                 }
-                if let Some(address) = address {
-                    *self.strangers_per_address.entry(address).or_default() += 1;
+                if let Some(source) = source {
+                    *self.strangers_per_source.entry(source).or_default() += 1;
                 }
                 self.arrivals += 1;
                 self.strangers.insert(
                     connection_id,
                     Stranger {
                         peer: peer_id,
-                        address,
+                        source,
                         arrival: self.arrivals,
                     },
                 );
@@ -589,8 +641,8 @@ mod tests {
         admit(&mut gate, "10.0.0.7", PeerId::random()).expect("room made");
         assert_eq!(gate.evicting.len(), 1);
         assert_eq!(
-            gate.strangers_per_address
-                .get(&"10.0.0.9".parse().expect("ip")),
+            gate.strangers_per_source
+                .get(&Source::Address("10.0.0.9".parse().expect("ip"))),
             Some(&1)
         );
         // ...but once every address holds its fair share, the next one waits.
@@ -602,6 +654,65 @@ mod tests {
         gate.keep(friend);
         admit(&mut gate, "10.0.0.9", friend).expect("a kept peer passes");
         assert_eq!(gate.take_refusals().0, 2);
+    }
+
+    #[test]
+    fn strangers_through_one_relay_count_together_when_room_is_made() {
+        let mut gate = Gate::new(limits());
+        let local = from("10.0.0.1");
+        let relay = PeerId::random();
+        let through_relay: Multiaddr = format!("/ip4/10.0.0.5/tcp/4001/p2p/{relay}/p2p-circuit")
+            .parse()
+            .expect("address");
+        let mut next = 0;
+        // As libp2p gives them: through a relay, the relayed listening address as the local
+        // one and only the peer as the remote one.
+        let mut admit = |gate: &mut Gate, relayed: bool| {
+            next += 1;
+            let connection = ConnectionId::new_unchecked(next);
+            let peer = PeerId::random();
+            let (local, remote) = if relayed {
+                (
+                    through_relay.clone(),
+                    Multiaddr::empty().with(Protocol::P2p(peer)),
+                )
+            } else {
+                (local.clone(), from("10.0.0.8"))
+            };
+            gate.handle_pending_inbound_connection(connection, &local, &remote)?;
+            gate.handle_established_inbound_connection(connection, peer, &local, &remote)?;
+            let endpoint = libp2p::core::ConnectedPoint::Listener {
+                local_addr: local.clone(),
+                send_back_addr: remote.clone(),
+            };
+            gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id: peer,
+                connection_id: connection,
+                endpoint: &endpoint,
+                failed_addresses: &[],
+                other_established: 0,
+            }));
+            Ok::<_, ConnectionDenied>(peer)
+        };
+        // Throwaway identities through one relay fill every place (no per-address cap: an
+        // honest relay may carry many homes)...
+        let first = admit(&mut gate, true).expect("relayed");
+        for _ in 1..limits().strangers {
+            admit(&mut gate, true).expect("relayed");
+        }
+        // ...and a stranger from an address of its own still gets in, in the place of the
+        // relay's oldest client.
+        admit(&mut gate, false).expect("room made");
+        assert_eq!(
+            gate.evicting.front().map(|(peer, _)| *peer),
+            Some(first),
+            "the relay's oldest client makes room"
+        );
+        assert_eq!(
+            source_of(&through_relay, &from("10.0.0.5")),
+            Some(Source::Relay(relay)),
+            "the relay, not its address"
+        );
     }
 
     #[test]
