@@ -75,6 +75,11 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, Error> {
     let ip = config.address.ip();
     let port = config.address.port();
+    if port == 0 {
+        return Err(Error::BadRequest(format!(
+            "give the page a fixed port, such as {ip}:8443: members' invitations and bookmarks name it"
+        )));
+    }
     let mut names: Vec<String> = Vec::new();
     if !ip.is_unspecified() {
         names.push(ip.to_string());
