@@ -134,11 +134,30 @@ fn the_state_file_is_synced_before_it_replaces_the_old_one() {
             .position(|line| matches(line))
             .unwrap_or_else(|| panic!("no {what} in the trace:\n{calls}"))
     };
-    let fd_of = |line: &str| line.rsplit("= ").next().map(str::trim).map(str::to_string);
+    // A call another thread interrupts is logged in two parts: `PID openat(... <unfinished
+    // ...>`, then `PID <... openat resumed>) = FD`, which carries the result.
+    let fd_of = |at: usize| {
+        let line = lines[at];
+        let result_line = if line.contains("<unfinished") {
+            let pid = line.split_whitespace().next().unwrap_or_default();
+            lines[at..]
+                .iter()
+                .find(|later| {
+                    later.split_whitespace().next() == Some(pid) && later.contains("resumed>")
+                })
+                .copied()
+        } else {
+            Some(line)
+        };
+        result_line
+            .and_then(|line| line.rsplit("= ").next())
+            .map(str::trim)
+            .map(str::to_string)
+    };
     let temporary = position("opening of the temporary file", &|line| {
         line.contains("openat(") && line.contains("node-state.json.tmp")
     });
-    let temporary_fd = fd_of(lines[temporary]).expect("fd");
+    let temporary_fd = fd_of(temporary).expect("fd");
     // A call another thread interrupts is logged as `fsync(5 <unfinished ...>`.
     let syncs = |line: &str, fd: &str| {
         ["fsync", "fdatasync"].iter().any(|call| {
@@ -162,7 +181,7 @@ fn the_state_file_is_synced_before_it_replaces_the_old_one() {
         })
         .map(|offset| renamed + offset)
         .unwrap_or_else(|| panic!("the folder is not opened after the rename:\n{calls}"));
-    let folder_fd = fd_of(lines[folder]).expect("fd");
+    let folder_fd = fd_of(folder).expect("fd");
     let folder_synced = lines[folder..].iter().any(|line| syncs(line, &folder_fd));
     assert!(
         temporary < synced && synced < renamed,
