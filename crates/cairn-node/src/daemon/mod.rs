@@ -43,6 +43,10 @@ use crate::{Config, Error, Files};
 /// for each of its long-lived parts.
 pub const STOP_DEADLINE: Duration = Duration::from_millis(1_500);
 
+/// How often the page's accounts are checked against revocations made elsewhere (by the CLI
+/// with the node stopped, or on another node of the organisation).
+const ACCOUNT_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+
 /// A started node; stop it with [`Running::stop`].
 #[derive(Debug)]
 pub struct Running {
@@ -172,23 +176,6 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Ok((accounts, prepared))
     })
     .await?;
-    // Accounts of members revoked while the node was stopped close before anyone logs in.
-    let allowed = shared
-        .read(|service| {
-            Ok(service
-                .members()?
-                .into_iter()
-                .filter(|member| member.revoked_after.is_none())
-                .map(|member| member.key.handle)
-                .collect::<Vec<_>>())
-        })
-        .await?;
-    let closed = accounts
-        .keep_only(|handle| allowed.iter().any(|member| member == handle))
-        .await?;
-    if !closed.is_empty() {
-        tracing::info!(members = %closed.join(", "), "closed the page accounts of revoked members");
-    }
     let pages = crate::http::Pages {
         sessions: Arc::new(crate::http::web::session::Sessions::new()),
         accounts: Arc::new(accounts),
@@ -197,6 +184,32 @@ pub async fn start(config: Config) -> Result<Running, Error> {
             .map(|prepared| Arc::new(prepared.page.clone())),
         feed_key: crate::http::web::feed_key(&token).into(),
     };
+    // Accounts of members revoked while the node was stopped close before anyone logs in;
+    // those revoked from elsewhere while it runs, within a check interval.
+    crate::http::web::members::close_revoked_accounts(&shared, &pages.accounts, &pages.sessions)
+        .await?;
+    shared.tasks().spawn({
+        let (shared, pages) = (shared.clone(), pages.clone());
+        async move {
+            let mut checks = tokio::time::interval(ACCOUNT_CHECK_INTERVAL);
+            checks.tick().await;
+            loop {
+                tokio::select! {
+                    () = shared.tasks().stopping() => break,
+                    _ = checks.tick() => {}
+                }
+                let closed = crate::http::web::members::close_revoked_accounts(
+                    &shared,
+                    &pages.accounts,
+                    &pages.sessions,
+                )
+                .await;
+                if let Err(err) = closed {
+                    tracing::warn!("could not check the page accounts against revocations: {err}");
+                }
+            }
+        }
+    });
     let (web_address, web) = match (&config.web, prepared) {
         (Some(web_config), Some(prepared)) => {
             let listener = tokio::net::TcpListener::bind(web_config.address)

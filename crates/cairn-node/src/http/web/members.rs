@@ -229,6 +229,39 @@ pub(crate) async fn invite_member(
     })
 }
 
+/// Closes the accounts of members revoked by other means than [`revoke_member`] (the CLI
+/// with the node stopped, or a revocation from another node of the organisation) and ends
+/// their sessions. Returns their handles.
+pub(crate) async fn close_revoked_accounts(
+    shared: &Shared,
+    accounts: &Accounts,
+    sessions: &Sessions,
+) -> Result<Vec<String>, Error> {
+    if accounts.list().is_empty() {
+        return Ok(Vec::new());
+    }
+    let allowed = shared
+        .read(|service| {
+            Ok(service
+                .members()?
+                .into_iter()
+                .filter(|member| member.revoked_after.is_none())
+                .map(|member| member.key.handle)
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let closed = accounts
+        .keep_only(|handle| allowed.iter().any(|member| member == handle))
+        .await?;
+    for handle in &closed {
+        sessions.end_member(handle);
+    }
+    if !closed.is_empty() {
+        tracing::info!(members = %closed.join(", "), "closed the page accounts of revoked members");
+    }
+    Ok(closed)
+}
+
 /// Revokes member `name`: publishes the revocation, closes their account and ends their
 /// sessions at once.
 pub(crate) async fn revoke_member(
