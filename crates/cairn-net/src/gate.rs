@@ -519,6 +519,32 @@ mod tests {
         }
     }
 
+    /// An inbound connection through the gate as the swarm would make it: its handshake,
+    /// its admission, then its being established.
+    fn connect(
+        gate: &mut Gate,
+        number: usize,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        let connection = ConnectionId::new_unchecked(number);
+        gate.handle_pending_inbound_connection(connection, local, remote)?;
+        gate.handle_established_inbound_connection(connection, peer, local, remote)?;
+        let endpoint = libp2p::core::ConnectedPoint::Listener {
+            local_addr: local.clone(),
+            send_back_addr: remote.clone(),
+        };
+        gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: peer,
+            connection_id: connection,
+            endpoint: &endpoint,
+            failed_addresses: &[],
+            other_established: 0,
+        }));
+        Ok(())
+    }
+
     fn from(ip: &str) -> Multiaddr {
         format!("/ip4/{ip}/tcp/4001").parse().expect("address")
     }
@@ -615,22 +641,7 @@ mod tests {
         let mut next = 0;
         let mut admit = |gate: &mut Gate, ip: &str, peer: PeerId| {
             next += 1;
-            let connection = ConnectionId::new_unchecked(next);
-            let remote = from(ip);
-            gate.handle_pending_inbound_connection(connection, &local, &remote)?;
-            gate.handle_established_inbound_connection(connection, peer, &local, &remote)?;
-            let endpoint = libp2p::core::ConnectedPoint::Listener {
-                local_addr: local.clone(),
-                send_back_addr: remote.clone(),
-            };
-            gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
-                peer_id: peer,
-                connection_id: connection,
-                endpoint: &endpoint,
-                failed_addresses: &[],
-                other_established: 0,
-            }));
-            Ok::<_, ConnectionDenied>(())
+            connect(gate, next, peer, &local, &from(ip))
         };
         admit(&mut gate, "10.0.0.9", PeerId::random()).expect("first stranger");
         admit(&mut gate, "10.0.0.9", PeerId::random()).expect("second stranger");
@@ -669,7 +680,6 @@ mod tests {
         // one and only the peer as the remote one.
         let mut admit = |gate: &mut Gate, relayed: bool| {
             next += 1;
-            let connection = ConnectionId::new_unchecked(next);
             let peer = PeerId::random();
             let (local, remote) = if relayed {
                 (
@@ -679,19 +689,7 @@ mod tests {
             } else {
                 (local.clone(), from("10.0.0.8"))
             };
-            gate.handle_pending_inbound_connection(connection, &local, &remote)?;
-            gate.handle_established_inbound_connection(connection, peer, &local, &remote)?;
-            let endpoint = libp2p::core::ConnectedPoint::Listener {
-                local_addr: local.clone(),
-                send_back_addr: remote.clone(),
-            };
-            gate.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
-                peer_id: peer,
-                connection_id: connection,
-                endpoint: &endpoint,
-                failed_addresses: &[],
-                other_established: 0,
-            }));
+            connect(gate, next, peer, &local, &remote)?;
             Ok::<_, ConnectionDenied>(peer)
         };
         // Throwaway identities through one relay fill every place (no per-address cap: an

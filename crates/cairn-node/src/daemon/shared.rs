@@ -135,16 +135,26 @@ impl Shared {
         self.unreadable.take(peer)
     }
 
-    /// Whether member `handle` is no longer in this home's keystore, or was revoked.
-    pub async fn member_revoked(&self, handle: &str) -> Result<bool, Error> {
-        let handle = handle.to_string();
-        self.read(move |service| {
-            let members = service.members()?;
-            Ok(!members
-                .iter()
-                .any(|member| member.revoked_after.is_none() && member.key.handle == handle))
+    /// The handles of this home's members who are not revoked.
+    pub async fn active_members(&self) -> Result<Vec<String>, Error> {
+        self.read(|service| {
+            Ok(service
+                .members()?
+                .into_iter()
+                .filter(|member| member.revoked_after.is_none())
+                .map(|member| member.key.handle)
+                .collect())
         })
         .await
+    }
+
+    /// Whether member `handle` is no longer in this home's keystore, or was revoked.
+    pub async fn member_revoked(&self, handle: &str) -> Result<bool, Error> {
+        Ok(!self
+            .active_members()
+            .await?
+            .iter()
+            .any(|active| active == handle))
     }
 
     /// What `peer` said in its hello, its binding checked against the key logs held now.

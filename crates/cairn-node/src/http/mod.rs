@@ -117,7 +117,10 @@ pub(crate) fn router(
     api_routes
         .merge(web::router(web))
         .layer(middleware::from_fn_with_state(
-            allowed_hosts,
+            HostCheck {
+                allowed: allowed_hosts,
+                for_members: false,
+            },
             require_own_host,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -129,7 +132,6 @@ pub(crate) fn network_router(
     pages: &Pages,
     prepared: &network::Prepared,
 ) -> Router {
-    let allowed_hosts: Arc<[String]> = prepared.allowed_hosts.clone().into();
     let web = web::Web {
         shared,
         sessions: pages.sessions.clone(),
@@ -141,16 +143,27 @@ pub(crate) fn network_router(
     };
     web::router(web)
         .layer(middleware::from_fn_with_state(
-            allowed_hosts,
-            require_page_host,
+            HostCheck {
+                allowed: prepared.allowed_hosts.clone().into(),
+                for_members: true,
+            },
+            require_own_host,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
-/// Refuses requests whose Host header names anything but this node's API address (403): a
-/// page on another site that resolves its own name to 127.0.0.1 cannot reach the node.
+/// The Host header values a server answers to, and who it answers when refused.
+#[derive(Debug, Clone)]
+struct HostCheck {
+    allowed: Arc<[String]>,
+    /// Members with a browser (the network page) rather than the CLI and the local page.
+    for_members: bool,
+}
+
+/// Refuses requests whose Host header names anything but this node's address (403): a page
+/// on another site that resolves its own name to this node's address cannot reach it.
 async fn require_own_host(
-    State(allowed_hosts): State<Arc<[String]>>,
+    State(check): State<HostCheck>,
     headers: HeaderMap,
     request: Request,
     next: Next,
@@ -159,36 +172,23 @@ async fn require_own_host(
         .get(header::HOST)
         .and_then(|host| host.to_str().ok())
         .unwrap_or("");
-    if !allowed_hosts.iter().any(|allowed| allowed == host) {
-        return failure(
+    if check.allowed.iter().any(|allowed| allowed == host) {
+        return next.run(request).await;
+    }
+    if check.for_members {
+        web::message(
+            StatusCode::FORBIDDEN,
+            "Wrong address",
+            "This node does not answer at the address in your browser's address bar. Open the address your admin gave you.",
+        )
+    } else {
+        failure(
             StatusCode::FORBIDDEN,
             format!(
                 "Host {host:?} is not an address of this node; use the address `cairn status` shows"
             ),
-        );
+        )
     }
-    next.run(request).await
-}
-
-/// The same check on the organisation's network, answered as a page for members.
-async fn require_page_host(
-    State(allowed_hosts): State<Arc<[String]>>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or("");
-    if !allowed_hosts.iter().any(|allowed| allowed == host) {
-        return web::message(
-            StatusCode::FORBIDDEN,
-            "Wrong address",
-            "This node does not answer at the address in your browser's address bar. Open the address your admin gave you.",
-        );
-    }
-    next.run(request).await
 }
 
 /// Refuses API requests without the token (401).

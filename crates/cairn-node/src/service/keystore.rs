@@ -408,7 +408,7 @@ fn next_key_sheet(next: &SecretKey, org: OrgId, org_name: &str) -> String {
 }
 
 /// Writes `contents` to `path` whole: a temporary file beside it, synced, then renamed over.
-fn replace_file(path: &Path, contents: &str, mode: u32) -> Result<(), Error> {
+pub(crate) fn replace_file(path: &Path, contents: &str, mode: u32) -> Result<(), Error> {
     let temporary = path.with_extension("tmp");
     let _ = fs::remove_file(&temporary);
     write_new(&temporary, contents, mode)?;

@@ -9,9 +9,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write as _;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -562,51 +561,27 @@ fn unix_now() -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Writes `text` to `path` whole (0600, its folder 0700): a temporary file, synced, renamed.
+/// Writes `text` to `path` whole (0600, its folder 0700), and syncs the folder so the
+/// replacement itself survives a power cut.
 pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), Error> {
-    if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| Error::File {
-                action: "create",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
-    let temporary = path.with_extension("tmp");
-    let _ = fs::remove_file(&temporary);
-    let file_error = |source| Error::File {
-        action: "write",
-        path: temporary.clone(),
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let folder_error = |action, source| Error::File {
+        action,
+        path: dir.to_path_buf(),
         source,
     };
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(file_error)?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(file_error)?;
-    fs::rename(&temporary, path).map_err(|source| Error::File {
-        action: "replace",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    // The rename itself survives a power cut only once the folder is synced.
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| Error::File {
-                action: "sync",
-                path: dir.to_path_buf(),
-                source,
-            })?;
-    }
-    Ok(())
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| folder_error("create", source))?;
+    crate::service::keystore::replace_file(path, text, 0o600)?;
+    fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| folder_error("sync", source))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::{Session, Web};
 use crate::Error;
 use crate::service::NewStory;
 
-use super::page::{Choice, Chrome, Form, PageResult, check_csrf, kind_label, render};
+use super::page::{Choice, Chrome, Form, PageResult, kind_label, posted_form, render, render_as};
 
 #[derive(Template)]
 #[template(path = "compose.html")]
@@ -123,17 +123,15 @@ pub async fn publish(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let composed = ComposeForm::from_form(&form);
     match publish_composed(&web, &session, &composed).await {
         Ok(id) => Ok(Redirect::to(&format!("/entries/{id}")).into_response()),
         // Nothing the member wrote is lost: the form comes back filled in, with the reason.
-        Err(err) => {
-            let mut response = render(&compose_page(&web, &session, composed, err.to_string()))?;
-            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            Ok(response)
-        }
+        Err(err) => render_as(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &compose_page(&web, &session, composed, err.to_string()),
+        ),
     }
 }
 

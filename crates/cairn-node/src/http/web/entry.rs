@@ -15,7 +15,7 @@ use crate::Error;
 use crate::thread::Thread;
 use cairn_core::display::{Lines, printable};
 
-use super::page::{Choice, Chrome, Form, PageResult, check_csrf, render};
+use super::page::{Choice, Chrome, PageResult, posted_form, render};
 
 #[derive(Template)]
 #[template(path = "entry.html")]
@@ -211,8 +211,7 @@ pub async fn reply(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let text = form.get("text").unwrap_or_default().to_string();
     let publish_as = session.publish_as(form.get("as"))?;
     let (reply, _) = web
@@ -231,8 +230,7 @@ pub async fn respond(
     Path(id): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let name = form.get("type").unwrap_or_default();
     let kind = ResponseType::from_name(name)
         .ok_or_else(|| Error::BadRequest(format!("{name:?} is not a response type")))?;

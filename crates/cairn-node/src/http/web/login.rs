@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::accounts::{FAILURES_PER_ADDRESS, PASSPHRASE_CHARS, Refusal};
-use super::page::{Form, PageResult, check_csrf, render};
+use super::page::{Form, PageResult, posted_form, render_as};
 use super::session::Who;
 use super::{ClientAddress, Session, Surface, Web, foreign_post, message};
 use crate::Error;
@@ -51,7 +51,7 @@ pub async fn login(State(web): State<Web>, Query(query): Query<LoginQuery>) -> P
                     "Each link works once, for 10 minutes. Run `cairn open` again for a new one.",
                 ));
             };
-            signed_in_at_home(&web, &session_id)
+            with_session_cookie(&web, &session_id, Redirect::to("/").into_response())
         }
         (Surface::Loopback { .. }, None) => Ok(message(
             StatusCode::UNAUTHORIZED,
@@ -64,13 +64,14 @@ pub async fn login(State(web): State<Web>, Query(query): Query<LoginQuery>) -> P
 
 fn login_form(web: &Web, name: &str, error: &str, status: StatusCode) -> PageResult {
     let org_name = web.shared.credential().claims().org_name.clone();
-    let mut response = render(&LoginPage {
-        org_name: &org_name,
-        name,
-        error,
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_as(
+        status,
+        &LoginPage {
+            org_name: &org_name,
+            name,
+            error,
+        },
+    )
 }
 
 /// `POST /login` (network only): a member account's name and passphrase.
@@ -162,16 +163,17 @@ fn welcome_form(web: &Web, code: &str, error: &str, status: StatusCode) -> PageR
         ));
     };
     let org_name = web.shared.credential().claims().org_name.clone();
-    let mut response = render(&WelcomePage {
-        org_name: &org_name,
-        member_name: &member_name,
-        code,
-        fingerprint: page.fingerprint.as_deref().unwrap_or_default(),
-        error,
-        min_chars: *PASSPHRASE_CHARS.start(),
-    })?;
-    *response.status_mut() = status;
-    Ok(response)
+    render_as(
+        status,
+        &WelcomePage {
+            org_name: &org_name,
+            member_name: &member_name,
+            code,
+            fingerprint: page.fingerprint.as_deref().unwrap_or_default(),
+            error,
+            min_chars: *PASSPHRASE_CHARS.start(),
+        },
+    )
 }
 
 /// `POST /welcome`: sets the passphrase, spends the invitation and logs the member in.
@@ -221,10 +223,6 @@ pub async fn accept(State(web): State<Web>, request: Request) -> PageResult {
     with_session_cookie(&web, &session_id, Redirect::to("/").into_response())
 }
 
-fn signed_in_at_home(web: &Web, session_id: &str) -> PageResult {
-    with_session_cookie(web, session_id, Redirect::to("/").into_response())
-}
-
 fn with_session_cookie(web: &Web, session_id: &str, mut response: Response) -> PageResult {
     let cookie = format!(
         "{}={session_id}; {}; Max-Age={}",
@@ -244,8 +242,7 @@ pub async fn logout(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    posted_form(&session, &body)?;
     web.sessions.end(&session.csrf);
     let again = match web.surface {
         Surface::Loopback { .. } => "Run `cairn open` when you want to come back.",

@@ -5,11 +5,10 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
 use cairn_api::MemberInviteView;
 
 use super::accounts::{Accounts, Role};
-use super::page::{Chrome, Form, PageResult, check_csrf, render};
+use super::page::{Chrome, Outcome, PageResult, posted_form, render_as};
 use super::session::Sessions;
 use super::{NetworkPage, Session, Web};
 use crate::Error;
@@ -22,8 +21,7 @@ struct MembersPage {
     members: Vec<MemberRow>,
     /// An invitation just made, to pass on.
     invitation: Option<MemberInviteView>,
-    error: String,
-    done: String,
+    outcome: Outcome,
     /// Whether the page is served on the organisation's network (invitations need it).
     on_network: bool,
 }
@@ -37,23 +35,23 @@ struct MemberRow {
 }
 
 pub async fn members(State(web): State<Web>, Extension(session): Extension<Session>) -> PageResult {
-    members_page(&web, &session, None, String::new(), String::new()).await
+    members_page(&web, &session, None, Outcome::default()).await
 }
 
 async fn members_page(
     web: &Web,
     session: &Session,
     invitation: Option<MemberInviteView>,
-    error: String,
-    done: String,
+    outcome: Outcome,
 ) -> PageResult {
     let members = web.shared.read(|service| service.members()).await?;
     let accounts = web.accounts.list();
     let rows = members
         .into_iter()
         .map(|member| {
-            let handle = crate::service::keystore::handle(&member.key.handle).unwrap_or_default();
-            let account = accounts.iter().find(|account| account.handle == handle);
+            let account = accounts
+                .iter()
+                .find(|account| account.handle == member.key.handle);
             let account = match (member.revoked_after, account) {
                 (Some(_), _) => "revoked: cannot log in".to_string(),
                 (None, None) => "no account on the page".to_string(),
@@ -77,7 +75,7 @@ async fn members_page(
                 }
             };
             MemberRow {
-                handle,
+                handle: member.key.handle,
                 name: cairn_core::display::printable(
                     &member.key.name,
                     cairn_core::display::Lines::One,
@@ -88,19 +86,16 @@ async fn members_page(
             }
         })
         .collect();
-    let failed = !error.is_empty();
-    let mut response = render(&MembersPage {
-        chrome: Chrome::new(web, session, "Members", "/members"),
-        members: rows,
-        invitation,
-        error,
-        done,
-        on_network: web.network.is_some(),
-    })?;
-    if failed {
-        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(response)
+    render_as(
+        outcome.status(),
+        &MembersPage {
+            chrome: Chrome::new(web, session, "Members", "/members"),
+            members: rows,
+            invitation,
+            outcome,
+            on_network: web.network.is_some(),
+        },
+    )
 }
 
 pub async fn add(
@@ -108,20 +103,14 @@ pub async fn add(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let name = form.get("name").unwrap_or_default().trim().to_string();
     let added = web
         .shared
         .read(move |service| service.add_member(&name))
-        .await;
-    match added {
-        Ok(key) => {
-            let done = format!("Added {}. Invite them below to let them log in.", key.name);
-            members_page(&web, &session, None, String::new(), done).await
-        }
-        Err(err) => members_page(&web, &session, None, err.to_string(), String::new()).await,
-    }
+        .await
+        .map(|key| format!("Added {}. Invite them below to let them log in.", key.name));
+    members_page(&web, &session, None, Outcome::of(added)).await
 }
 
 pub async fn invite(
@@ -129,13 +118,13 @@ pub async fn invite(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let name = form.get("name").unwrap_or_default().to_string();
     let role = Role::parse(form.get("role").unwrap_or("member"))?;
     let on_behalf = form.get("on_behalf") == Some("yes");
     let Some(page) = web.network.as_deref() else {
-        return members_page(&web, &session, None, NOT_ON_NETWORK.into(), String::new()).await;
+        let refused = Outcome::of(Err(Error::BadRequest(NOT_ON_NETWORK.into())));
+        return members_page(&web, &session, None, refused).await;
     };
     match invite_member(
         &web.shared,
@@ -148,17 +137,8 @@ pub async fn invite(
     )
     .await
     {
-        Ok(invitation) => {
-            members_page(
-                &web,
-                &session,
-                Some(invitation),
-                String::new(),
-                String::new(),
-            )
-            .await
-        }
-        Err(err) => members_page(&web, &session, None, err.to_string(), String::new()).await,
+        Ok(invitation) => members_page(&web, &session, Some(invitation), Outcome::default()).await,
+        Err(err) => members_page(&web, &session, None, Outcome::of(Err(err))).await,
     }
 }
 
@@ -167,19 +147,17 @@ pub async fn revoke(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let name = form.get("name").unwrap_or_default().to_string();
     let reason = form.get("reason").unwrap_or_default().to_string();
-    match revoke_member(&web.shared, &web.accounts, &web.sessions, &name, reason).await {
-        Ok(_) => {
-            let done = format!(
+    let revoked = revoke_member(&web.shared, &web.accounts, &web.sessions, &name, reason)
+        .await
+        .map(|_| {
+            format!(
                 "Revoked {name}: their account is closed and their later entries will be refused everywhere."
-            );
-            members_page(&web, &session, None, String::new(), done).await
-        }
-        Err(err) => members_page(&web, &session, None, err.to_string(), String::new()).await,
-    }
+            )
+        });
+    members_page(&web, &session, None, Outcome::of(revoked)).await
 }
 
 pub(crate) const NOT_ON_NETWORK: &str = "the node does not serve the page on your organisation's network, so there is nowhere to invite members to; start it with `cairn node --web ADDRESS` (see docs/operating.md)";
@@ -199,9 +177,7 @@ pub(crate) async fn invite_member(
     let member = shared
         .read(move |service| {
             let members = service.members()?;
-            Ok(members.into_iter().find(|member| {
-                crate::service::keystore::handle(&member.key.handle).is_ok_and(|known| known == wanted)
-            }))
+            Ok(members.into_iter().find(|member| member.key.handle == wanted))
         })
         .await?
         .ok_or_else(|| {
@@ -240,16 +216,7 @@ pub(crate) async fn close_revoked_accounts(
     if accounts.list().is_empty() {
         return Ok(Vec::new());
     }
-    let allowed = shared
-        .read(|service| {
-            Ok(service
-                .members()?
-                .into_iter()
-                .filter(|member| member.revoked_after.is_none())
-                .map(|member| member.key.handle)
-                .collect::<Vec<_>>())
-        })
-        .await?;
+    let allowed = shared.active_members().await?;
     let closed = accounts
         .keep_only(|handle| allowed.iter().any(|member| member == handle))
         .await?;

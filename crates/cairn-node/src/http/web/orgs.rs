@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect};
 use cairn_api::PolicyChange;
 use cairn_core::display::{Lines, printable};
 
-use super::page::{Chrome, Form, MAX_ORGS, PageResult, check_csrf, render};
+use super::page::{Chrome, MAX_ORGS, PageResult, posted_form, render};
 use super::view::{ago, iso};
 use super::{Session, Web};
 use crate::Error;
@@ -88,8 +88,7 @@ pub async fn follow(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let org = form.get("org").unwrap_or_default().to_string();
     let change = match form.get("action") {
         Some("follow") => PolicyChange::Follow {

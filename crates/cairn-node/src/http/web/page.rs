@@ -122,19 +122,57 @@ impl IntoResponse for PageError {
 pub(super) type PageResult = Result<Response, PageError>;
 
 pub(super) fn render(page: &impl Template) -> PageResult {
+    render_as(StatusCode::OK, page)
+}
+
+/// A page answered with `status` (a form shown again with what went wrong, say).
+pub(super) fn render_as(status: StatusCode, page: &impl Template) -> PageResult {
     let html = page
         .render()
         .map_err(|err| Error::Task(format!("a page template failed: {err}")))?;
-    Ok(Html(html).into_response())
+    Ok((status, Html(html)).into_response())
 }
 
-pub(super) fn check_csrf(session: &Session, form: &Form) -> Result<(), PageError> {
+/// A form posted by a signed-in member, once its CSRF token proved it came from this page.
+pub(super) fn posted_form(session: &Session, body: &[u8]) -> Result<Form, PageError> {
+    let form = Form::parse(body);
     if session.csrf_matches(form.get("csrf")) {
-        Ok(())
+        Ok(form)
     } else {
         Err(PageError(Error::Forbidden(
             "this form has expired or did not come from this page; go back, reload it and try again".into(),
         )))
+    }
+}
+
+/// What a form on an admin page came to, shown at the top of the page it returns to.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    pub done: String,
+    pub error: String,
+}
+
+impl Outcome {
+    pub(super) fn of(result: Result<String, Error>) -> Self {
+        match result {
+            Ok(done) => Self {
+                done,
+                error: String::new(),
+            },
+            Err(err) => Self {
+                done: String::new(),
+                error: err.to_string(),
+            },
+        }
+    }
+
+    /// 422 when it failed, so the page says so to programs too.
+    pub(super) fn status(&self) -> StatusCode {
+        if self.error.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use cairn_core::display::{Lines, printable};
 use crate::Error;
 use crate::service::names;
 
-use super::page::{Chrome, Form, MAX_ORGS, PageResult, check_csrf, render};
+use super::page::{Chrome, MAX_ORGS, PageResult, posted_form, render};
 
 #[derive(Template)]
 #[template(path = "peers.html")]
@@ -153,7 +153,7 @@ pub async fn sync(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    check_csrf(&session, &Form::parse(&body))?;
+    posted_form(&session, &body)?;
     crate::daemon::sync::now(&web.shared, None, None).await?;
     Ok(Redirect::to("/peers").into_response())
 }

@@ -5,11 +5,10 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
 use cairn_api::{PolicyChange, PolicyView};
 use cairn_core::display::{Lines, printable};
 
-use super::page::{Chrome, Form, PageResult, check_csrf, render};
+use super::page::{Chrome, Outcome, PageResult, posted_form, render_as};
 use super::{Session, Web};
 use crate::Error;
 
@@ -20,8 +19,7 @@ struct SettingsPage {
     open: bool,
     blocked: Vec<Blocked>,
     spaces: Vec<String>,
-    error: String,
-    done: String,
+    outcome: Outcome,
 }
 
 struct Blocked {
@@ -34,32 +32,29 @@ pub async fn settings(
     State(web): State<Web>,
     Extension(session): Extension<Session>,
 ) -> PageResult {
-    settings_page(&web, &session, String::new(), String::new()).await
+    settings_page(&web, &session, Outcome::default()).await
 }
 
-async fn settings_page(web: &Web, session: &Session, error: String, done: String) -> PageResult {
+async fn settings_page(web: &Web, session: &Session, outcome: Outcome) -> PageResult {
     let policy: PolicyView = web.shared.read(|service| service.policy()).await?;
-    let failed = !error.is_empty();
-    let mut response = render(&SettingsPage {
-        chrome: Chrome::new(web, session, "Settings", "/settings"),
-        open: policy.mode == "open",
-        blocked: policy
-            .blocked
-            .iter()
-            .map(|org| Blocked {
-                org: org.org.clone(),
-                name: printable(&org.name, Lines::One),
-                reason: printable(&org.reason, Lines::One),
-            })
-            .collect(),
-        spaces: web.shared.spaces(),
-        error,
-        done,
-    })?;
-    if failed {
-        *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    Ok(response)
+    render_as(
+        outcome.status(),
+        &SettingsPage {
+            chrome: Chrome::new(web, session, "Settings", "/settings"),
+            open: policy.mode == "open",
+            blocked: policy
+                .blocked
+                .iter()
+                .map(|org| Blocked {
+                    org: org.org.clone(),
+                    name: printable(&org.name, Lines::One),
+                    reason: printable(&org.reason, Lines::One),
+                })
+                .collect(),
+            spaces: web.shared.spaces(),
+            outcome,
+        },
+    )
 }
 
 pub async fn policy(
@@ -67,8 +62,7 @@ pub async fn policy(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let org = form.get("org").unwrap_or_default().trim().to_string();
     let (change, done) = match form.get("action") {
         Some("open") => (
@@ -92,14 +86,12 @@ pub async fn policy(
         ),
         _ => return Err(Error::BadRequest("choose one of the buttons on the page".into()).into()),
     };
-    match web
+    let changed = web
         .shared
         .read(move |service| service.change_policy(&change))
         .await
-    {
-        Ok(_) => settings_page(&web, &session, String::new(), done).await,
-        Err(err) => settings_page(&web, &session, err.to_string(), String::new()).await,
-    }
+        .map(|_| done);
+    settings_page(&web, &session, Outcome::of(changed)).await
 }
 
 pub async fn spaces(
@@ -107,8 +99,7 @@ pub async fn spaces(
     Extension(session): Extension<Session>,
     body: Bytes,
 ) -> PageResult {
-    let form = Form::parse(&body);
-    check_csrf(&session, &form)?;
+    let form = posted_form(&session, &body)?;
     let space = form.get("space").unwrap_or_default().trim().to_string();
     let changed = match form.get("action") {
         Some("join") => web
@@ -123,8 +114,5 @@ pub async fn spaces(
             .map(|space| format!("Left {space}.")),
         _ => Err(Error::BadRequest("choose Join or Leave on the page".into())),
     };
-    match changed {
-        Ok(done) => settings_page(&web, &session, String::new(), done).await,
-        Err(err) => settings_page(&web, &session, err.to_string(), String::new()).await,
-    }
+    settings_page(&web, &session, Outcome::of(changed)).await
 }
