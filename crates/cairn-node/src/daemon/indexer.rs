@@ -11,8 +11,12 @@ use tokio::sync::broadcast::error::RecvError;
 use super::shared::Shared;
 use crate::service::search::{INDEX_BATCH, catch_up, index_entries};
 
-/// How long the indexer waits for more ids before committing what it has.
+/// How long the indexer waits for more ids before committing what it has...
 const INDEX_LINGER: Duration = Duration::from_millis(100);
+/// ...and at least how long after its last commit: a commit costs the same for one entry as
+/// for hundreds (a new segment, files written and synced), so while entries keep coming (a
+/// busy space, or strangers' floods) the index takes them in one commit a second.
+const COMMIT_GAP: Duration = Duration::from_secs(1);
 /// How often an index that fell behind checks whether it can catch up.
 const BEHIND_RECHECK: Duration = Duration::from_secs(1);
 
@@ -26,6 +30,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     // Compare with the store once the node has been up for a moment: the syncs with peers
     // that start as they connect go first.
     let mut behind = true;
+    let mut last_commit = tokio::time::Instant::now();
     loop {
         let mut ids: Vec<EntryId> = Vec::new();
         if behind {
@@ -42,7 +47,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 Err(RecvError::Closed) => return,
             }
         }
-        let deadline = tokio::time::Instant::now() + INDEX_LINGER;
+        let deadline = (tokio::time::Instant::now() + INDEX_LINGER).max(last_commit + COMMIT_GAP);
         while ids.len() < INDEX_BATCH {
             match tokio::time::timeout_at(deadline, stored.recv()).await {
                 Ok(Ok(id)) => ids.push(id),
@@ -62,6 +67,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             continue;
         }
         let catching_up = behind;
+        last_commit = tokio::time::Instant::now();
         let result = shared
             .read(move |service| {
                 service.with_index(|store, index| {
