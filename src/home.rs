@@ -134,6 +134,12 @@ pub struct NodeConfig {
     pub allow_remote_api: bool,
     #[serde(default = "default_sync_interval")]
     pub sync_interval_secs: u64,
+    /// kB a second read from one stranger's connection, and from all strangers' together;
+    /// unset, the network layer's defaults.
+    #[serde(default)]
+    pub stranger_read_kb: Option<u32>,
+    #[serde(default)]
+    pub strangers_read_kb: Option<u32>,
 }
 
 impl Default for NodeConfig {
@@ -148,6 +154,8 @@ impl Default for NodeConfig {
             upnp: true,
             allow_remote_api: false,
             sync_interval_secs: default_sync_interval(),
+            stranger_read_kb: None,
+            strangers_read_kb: None,
         }
     }
 }
@@ -375,6 +383,12 @@ upnp = true
 # Seconds between catch-up syncs with each connected peer (a sync also runs whenever a peer
 # connects, and on `cairn sync`).
 sync_interval_secs = 30
+# How fast the node reads what peers it did not dial and does not keep send it unasked (their
+# gossip), in kB a second: from each such connection, and from all of them together. A flood
+# from strangers is read this slowly and waits on their side, so it cannot take the node from
+# the peers it keeps. Answers to this node's own sync requests are read at full speed.
+# stranger_read_kb = 128
+# strangers_read_kb = 256
 
 [relay]
 # Offer a relay to nodes that cannot be reached directly (behind a router): they keep a place

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::codec::BytesCodec;
 use crate::gate::Gate;
+use crate::throttle::KeptPeers;
 
 use crate::{Config, Error};
 
@@ -66,6 +67,7 @@ impl Behaviour {
         key: &identity::Keypair,
         config: &Config,
         relay_client: relay::client::Behaviour,
+        kept: KeptPeers,
         metrics: &mut Registry,
     ) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
@@ -106,7 +108,7 @@ impl Behaviour {
             None
         };
         Ok(Self {
-            gate: Gate::new(config.gate.clone()),
+            gate: Gate::new(config.gate.clone(), kept),
             limits: connection_limits::Behaviour::new(limits),
             blocked: allow_block_list::Behaviour::default(),
             identify: identify::Behaviour::new(

@@ -3,17 +3,16 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::core::{ConnectedPoint, Transport as _, upgrade};
+use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, PublishError};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{
-    Multiaddr, PeerId, Swarm, identify, kad, mdns, multiaddr::Protocol, noise, tcp, yamux,
-};
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, mdns, multiaddr::Protocol};
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +25,8 @@ use crate::known::KnownPeers;
 use crate::rate::TokenBucket;
 use crate::reach::{RELAY_HOP_PROTOCOL, Reach};
 use crate::serving::{Serving, ServingLimits};
+use crate::swarm::build_swarm;
+use crate::throttle::{Allowance, KeptPeers};
 use crate::{Command, Config, Error, Event, PeerStatus, Status, Verdict};
 
 /// Hello requests answered per peer per tick; a node sends one per connection.
@@ -39,8 +40,6 @@ const TICK: Duration = Duration::from_secs(1);
 const ANNOUNCED_ADDRESSES: usize = 4;
 /// Log lines about blocked peers per tick; more are counted and summed up at the tick.
 const REFUSAL_LINES_PER_TICK: u32 = 5;
-/// Connections with no traffic are closed after this long (gossip keeps live ones busy).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where the answer to one of our sync requests goes.
 type SyncReply = (PeerId, oneshot::Sender<Result<Vec<u8>, Error>>);
@@ -56,8 +55,10 @@ pub struct EventLoop {
     stranger_messages: mpsc::Sender<Event>,
     stranger_rate: TokenBucket,
     strangers_over_rate: u64,
-    /// Gossip messages from each stranger in the current tick: one that alone sends several
-    /// times what all strangers may is flooding, and is banned.
+    /// How fast strangers' connections are read; its waits are logged each tick.
+    allowance: Arc<Allowance>,
+    /// Gossip messages from each stranger in the current tick: one that alone sends
+    /// `FLOODING_MESSAGES` is flooding, and is banned.
     stranger_counts: HashMap<PeerId, u32>,
     /// Dials started by `Client::dial`, answered when the connection is up or has failed.
     pending_dials: HashMap<ConnectionId, (Multiaddr, oneshot::Sender<Result<PeerId, Error>>)>,
@@ -110,46 +111,9 @@ impl EventLoop {
         stranger_messages: mpsc::Sender<Event>,
     ) -> Result<Self, Error> {
         let mut metrics = Registry::default();
-        let handshake_timeout = config.handshake_timeout;
-        let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
-            .with_tokio()
-            .with_quic_config(|mut quic| {
-                quic.handshake_timeout = handshake_timeout;
-                quic
-            })
-            // TCP built by hand for its handshake timeout: a connection that has not finished
-            // noise and yamux in time is dropped, so idle sockets cannot hold handshake slots.
-            .with_other_transport(|key| {
-                let noise = noise::Config::new(key)
-                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)?;
-                Ok(
-                    tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                        .upgrade(upgrade::Version::V1Lazy)
-                        .authenticate(noise)
-                        .multiplex(yamux::Config::default())
-                        .timeout(handshake_timeout),
-                )
-            })
-            .map_err(|err| Error::Transport("TCP", err.to_string()))?;
-        // Peers may be named by DNS (/dns4, /dns6, /dns): resolved as the system says (its
-        // resolvers and hosts file), or with public resolvers where it names none.
-        let (resolvers, options) = hickory_resolver::system_conf::read_system_conf()
-            .unwrap_or_else(|err| {
-                tracing::info!("no usable DNS settings in the system ({err}); peers' DNS names are resolved with public resolvers");
-                Default::default()
-            });
-        let builder = builder.with_dns_config(resolvers, options);
-        let mut swarm = builder
-            // Listening and dialling through relays (`/p2p-circuit` addresses).
-            .with_relay_client(noise::Config::new, yamux::Config::default)
-            .map_err(|err| Error::Transport("relay", err.to_string()))?
-            .with_behaviour(|key, relay_client| {
-                Behaviour::new(key, &config, relay_client, &mut metrics)
-                    .map_err(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>)
-            })
-            .map_err(|err| Error::Transport("behaviour", err.to_string()))?
-            .with_swarm_config(|swarm| swarm.with_idle_connection_timeout(IDLE_TIMEOUT))
-            .build();
+        let kept = KeptPeers::default();
+        let allowance = Allowance::new(config.strangers_read, kept.clone());
+        let mut swarm = build_swarm(&config, &allowance, kept, &mut metrics)?;
         for address in &config.listen {
             swarm
                 .listen_on(address.clone())
@@ -171,6 +135,7 @@ impl EventLoop {
             stranger_messages,
             stranger_rate: TokenBucket::new(config.stranger_messages_per_second),
             strangers_over_rate: 0,
+            allowance,
             stranger_counts: HashMap::new(),
             pending_dials: HashMap::new(),
             pending_sync: HashMap::new(),
@@ -690,6 +655,12 @@ impl EventLoop {
             );
             self.strangers_over_rate = 0;
         }
+        let waits = self.allowance.take_waits();
+        if waits > 0 {
+            tracing::debug!(
+                "strangers' connections waited {waits} times in the last second for their read allowance"
+            );
+        }
         let gate = &mut self.swarm.behaviour_mut().gate;
         gate.expire(now);
         let (refused, last) = gate.take_refusals();
@@ -908,7 +879,7 @@ impl EventLoop {
                 if !kept {
                     let count = self.stranger_counts.entry(propagation_source).or_insert(0);
                     *count += 1;
-                    if *count == FLOODING_FACTOR * self.stranger_rate.per_second {
+                    if *count == FLOODING_MESSAGES {
                         self.ban(
                             propagation_source,
                             "sent gossip far faster than strangers may",
@@ -978,10 +949,11 @@ pub fn peer_of(address: &Multiaddr) -> Option<PeerId> {
     }
 }
 
-/// A stranger sending this many times the strangers' whole rate within a tick is banned...
-/// An honest node relays what it takes in: its kept peers' entries and at most the strangers'
-/// rate, so the margin must be wide, or a busy honest relay would be banned as a flooder.
-const FLOODING_FACTOR: u32 = 5;
+/// A stranger's peer sending this many gossip messages within a tick (a second) is banned...
+/// An honest node relays what it takes in: its kept peers' entries and strangers' at most at
+/// their rate (100 a second; older versions took 500), so the margin must be wide, or a busy
+/// honest relay, of this version or an older one, would be banned as a flooder.
+const FLOODING_MESSAGES: u32 = 2_500;
 /// ...and counts as this many strikes against its address: flooding is unmistakable, so two
 /// flooding identities from one address get the address refused.
 const FLOOD_STRIKES: u32 = 4;

@@ -15,7 +15,7 @@
 //! the strangers' places are full, though, all the clients of one relay count together, so
 //! the oldest of a relay crowded with strangers makes room as an address's would.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::task::{Context, Poll, Waker};
@@ -32,6 +32,7 @@ use libp2p::swarm::{
 use libp2p::{Multiaddr, PeerId};
 
 use crate::bans::BanList;
+use crate::throttle::KeptPeers;
 
 /// Addresses whose strikes are counted at once; past it, new addresses' strikes wait for
 /// old ones to lapse.
@@ -164,7 +165,7 @@ pub(crate) struct Gate {
     /// Strangers' connections to close, to make room for a newcomer; and the task to wake.
     evicting: VecDeque<(PeerId, ConnectionId)>,
     waker: Option<Waker>,
-    kept: HashSet<PeerId>,
+    kept: KeptPeers,
     kept_order: VecDeque<PeerId>,
     /// The process's resident memory as last looked at, and when.
     memory: Option<(Instant, u64)>,
@@ -177,7 +178,7 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
-    pub fn new(limits: GateLimits) -> Self {
+    pub fn new(limits: GateLimits, kept: KeptPeers) -> Self {
         Self {
             limits,
             pending: HashMap::new(),
@@ -187,7 +188,7 @@ impl Gate {
             arrivals: 0,
             evicting: VecDeque::new(),
             waker: None,
-            kept: HashSet::new(),
+            kept,
             kept_order: VecDeque::new(),
             memory: None,
             strikes: HashMap::new(),
@@ -554,10 +555,13 @@ mod tests {
         if resident_memory().is_none() {
             return; // No ceiling where the system does not say.
         }
-        let mut gate = Gate::new(GateLimits {
-            max_memory_bytes: 1,
-            ..limits()
-        });
+        let mut gate = Gate::new(
+            GateLimits {
+                max_memory_bytes: 1,
+                ..limits()
+            },
+            KeptPeers::default(),
+        );
         let (local, remote) = (from("10.0.0.1"), from("10.0.0.9"));
         let stranger = ConnectionId::new_unchecked(1);
         gate.handle_pending_inbound_connection(stranger, &local, &remote)
@@ -599,7 +603,7 @@ mod tests {
             ConnectionId::new_unchecked(1),
             ConnectionId::new_unchecked(2),
         );
-        let mut gate = Gate::new(limits());
+        let mut gate = Gate::new(limits(), KeptPeers::default());
         gate.handle_pending_inbound_connection(a, &local, &from("10.0.0.9"))
             .expect("first");
         gate.handle_pending_inbound_connection(b, &local, &from("10.0.0.9"))
@@ -636,7 +640,7 @@ mod tests {
 
     #[test]
     fn strangers_are_limited_per_address_and_in_all_but_kept_peers_pass() {
-        let mut gate = Gate::new(limits());
+        let mut gate = Gate::new(limits(), KeptPeers::default());
         let local = from("10.0.0.1");
         let mut next = 0;
         let mut admit = |gate: &mut Gate, ip: &str, peer: PeerId| {
@@ -669,7 +673,7 @@ mod tests {
 
     #[test]
     fn strangers_through_one_relay_count_together_when_room_is_made() {
-        let mut gate = Gate::new(limits());
+        let mut gate = Gate::new(limits(), KeptPeers::default());
         let local = from("10.0.0.1");
         let relay = PeerId::random();
         let through_relay: Multiaddr = format!("/ip4/10.0.0.5/tcp/4001/p2p/{relay}/p2p-circuit")
@@ -715,7 +719,7 @@ mod tests {
 
     #[test]
     fn an_address_that_keeps_sending_banned_peers_is_banned_but_never_a_relay() {
-        let mut gate = Gate::new(limits());
+        let mut gate = Gate::new(limits(), KeptPeers::default());
         let now = Instant::now();
         let ban = Duration::from_secs(600);
         let remote = from("10.0.0.9");

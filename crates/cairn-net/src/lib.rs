@@ -1,6 +1,7 @@
 //! Cairn's peer-to-peer networking on libp2p: transports (TCP with noise and yamux, and QUIC),
 //! identify, ping, Kademlia for peer routing, mDNS, gossipsub with one topic per space,
-//! connection limits, blocking of misbehaving peers, and redialling known peers with backoff.
+//! connection limits, strangers' connections read within a byte rate, blocking of misbehaving
+//! peers, and redialling known peers with backoff.
 //!
 //! Shape (as in rust-libp2p's file-sharing example): [`new`] returns a [`Client`] (a cheap,
 //! cloneable handle over a bounded command channel), a bounded receiver of [`Event`]s, and the
@@ -19,6 +20,8 @@ mod known;
 mod rate;
 mod reach;
 mod serving;
+mod swarm;
+mod throttle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,7 @@ pub use gate::GateLimits;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, multiaddr};
 pub use reach::{RELAY_HOP_PROTOCOL, Reachability};
+pub use throttle::ReadLimits;
 use tokio::sync::{mpsc, oneshot};
 
 /// Capacity of the command channel from clients to the event loop.
@@ -112,8 +116,13 @@ pub struct Config {
     pub sync_bytes_per_address: u64,
     /// Gossip messages from strangers (peers this node does not keep) taken in per second,
     /// all of them together; more are ignored (not relayed), and catch-up sync, under its own
-    /// limits, brings what was missed. Bounds the work strangers can make this node do.
+    /// limits, brings what was missed. Bounds the work strangers can make this node do: each
+    /// message taken in is verified, stored or refused, indexed and relayed. Organisations
+    /// publish a few entries a day, so even many strangers stay far below it.
     pub stranger_messages_per_second: u32,
+    /// Bytes per second read from strangers' inbound connections, each and all together
+    /// (see [`ReadLimits`]).
+    pub strangers_read: ReadLimits,
     /// The request-response protocol in which a node presents an invitation to the node that
     /// issued it.
     pub invite_protocol: &'static str,
@@ -212,7 +221,11 @@ impl Config {
             sync_requests_per_second: 50,
             sync_requests_per_address: 100,
             sync_bytes_per_address: 32 << 20,
-            stranger_messages_per_second: 500,
+            stranger_messages_per_second: 100,
+            strangers_read: ReadLimits {
+                per_connection: 128_000,
+                strangers: 256_000,
+            },
             invite_protocol: "/cairn/invite/1",
             hello_protocol: "/cairn/hello/1",
             hello: HelloSource::new(Vec::new),
