@@ -26,11 +26,16 @@ use libp2p::{Multiaddr, PeerId};
 
 const TARGET: f64 = 1.2;
 /// Rounds without the flood before it and after it, and rounds with it.
-const QUIET_ROUNDS: usize = 10;
-const FLOOD_ROUNDS: usize = 15;
+const QUIET_ROUNDS: usize = 30;
+const FLOOD_ROUNDS: usize = 60;
 /// Rounds are this far apart, so that those during the flood span its whole course: the first
-/// burst, the node cutting flooders off, and the flooders coming back under fresh identities.
-const ROUND_GAP: Duration = Duration::from_millis(400);
+/// burst, then the steady flood the node reads at its strangers' rate (and any flooder it cuts
+/// off coming back under a fresh identity).
+const ROUND_GAP: Duration = Duration::from_millis(150);
+/// How often the honest node is asked whether it holds the entry yet: often enough to
+/// resolve a few milliseconds, seldom enough that the asking is not a load of its own on
+/// the core the nodes share.
+const POLL_GAP: Duration = Duration::from_micros(200);
 const FLOOD_ORGS: usize = 100;
 const FLOOD_PER_ORG: usize = 400;
 const FLOOD_CLIENTS: usize = 8;
@@ -107,7 +112,7 @@ fn latency(from: &Api, to: &Api, title: &str) -> Duration {
             started.elapsed() < harness::DEADLINE,
             "the entry never arrived"
         );
-        std::thread::yield_now();
+        std::thread::sleep(POLL_GAP);
     }
     started.elapsed()
 }
@@ -183,6 +188,17 @@ fn flood(address: &str, peer: &str) {
     });
 }
 
+/// The flooding process, stopped when the bench ends, however it ends (a failed wait
+/// included): left running, it would take a core from every later run.
+struct Flooder(std::process::Child);
+
+impl Drop for Flooder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs `pid` (all its threads) on `core` only, where the machine has more than one.
 fn pin(pid: u32, core: usize) {
     if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
@@ -237,11 +253,14 @@ fn main() {
         .collect();
 
     let entries_before = honest.status()["entries"].as_u64().expect("entries");
-    let mut flooder = std::process::Command::new(std::env::current_exe().expect("own path"))
-        .args([FLOOD_PROCESS, &honest.address(), &honest.peer_id()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the flooding process starts");
+    let mut flooder = Flooder(
+        std::process::Command::new(std::env::current_exe().expect("own path"))
+            .args([FLOOD_PROCESS, &honest.address(), &honest.peer_id()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the flooding process starts"),
+    );
+    let flooder = &mut flooder.0;
     pin(flooder.id(), 1);
     let mut line = String::new();
     std::io::BufRead::read_line(
