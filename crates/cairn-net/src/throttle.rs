@@ -101,6 +101,9 @@ impl Bucket {
 #[derive(Debug)]
 pub(crate) struct Allowance {
     limits: ReadLimits,
+    /// What a stream waits for: [`CHUNK`], or a whole second's worth where the rates are
+    /// lower (a bucket never holds more).
+    chunk: usize,
     kept: KeptPeers,
     strangers: Mutex<Bucket>,
     /// Times a stranger's stream had to wait, for the log.
@@ -109,8 +112,10 @@ pub(crate) struct Allowance {
 
 impl Allowance {
     pub fn new(limits: ReadLimits, kept: KeptPeers) -> Arc<Self> {
+        let smallest = limits.per_connection.min(limits.strangers).max(1);
         Arc::new(Self {
             limits,
+            chunk: CHUNK.min(usize::try_from(smallest).unwrap_or(CHUNK)),
             kept,
             strangers: Mutex::new(Bucket::new(limits.strangers, Instant::now())),
             waits: AtomicU64::new(0),
@@ -169,7 +174,7 @@ impl ConnectionAllowance {
             .unwrap_or_else(PoisonError::into_inner);
         let allowed = own.refill(now).min(all.refill(now));
         // Chunks, so that a slow stream is not read a byte at a time.
-        let needed = wanted.min(CHUNK) as f64;
+        let needed = wanted.min(self.node.chunk) as f64;
         if allowed >= needed {
             // `allowed` is at most a second's worth of a u32 rate.
             return Ok(wanted.min(allowed as usize));
@@ -398,6 +403,22 @@ mod tests {
         kept.insert(connection.peer);
         assert_eq!(read(&connection, 1 << 20), Ok(1 << 20));
         assert_eq!(read(&connection, 1 << 20), Ok(1 << 20), "and stays so");
+    }
+
+    #[test]
+    fn rates_below_a_chunk_still_read() {
+        let slow = ReadLimits {
+            per_connection: 1_000,
+            strangers: 1_000,
+        };
+        let node = Allowance::new(slow, KeptPeers::default());
+        let connection = stranger(&node);
+        assert_eq!(read(&connection, 1 << 20), Ok(1_000), "a second's worth");
+        let wait = read(&connection, 1 << 20).expect_err("then a wait");
+        assert!(
+            wait <= Duration::from_secs(1),
+            "{wait:?}: never longer than a second"
+        );
     }
 
     #[test]
