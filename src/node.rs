@@ -112,11 +112,12 @@ pub fn config(home: &Home, args: NodeArgs) -> Result<cairn_node::Config> {
     net.kademlia = node_config.kademlia && !args.no_kademlia;
     net.upnp = node_config.upnp && !args.no_upnp;
     net.relay = config.relay.limits(args.relay);
+    let bytes_per_second = |kb: u32| kb.saturating_mul(1_000).max(1_000);
     if let Some(kb) = node_config.stranger_read_kb {
-        net.strangers_read.per_connection = kb.saturating_mul(1_000).max(1_000);
+        net.strangers_read.per_connection = bytes_per_second(kb);
     }
     if let Some(kb) = node_config.strangers_read_kb {
-        net.strangers_read.strangers = kb.saturating_mul(1_000).max(1_000);
+        net.strangers_read.strangers = bytes_per_second(kb);
     }
 
     let store = Arc::new(home.open_store()?);

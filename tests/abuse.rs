@@ -153,19 +153,22 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
     assert!(peak < 400, "peak memory {peak} MiB");
 }
 
-/// Sends `frame` from a fresh client once `node` has said it is in the commons, then keeps
-/// the client running (so the message leaves) until the task is dropped.
-async fn send_from_fresh_client(node: Multiaddr, node_peer: PeerId, frame: Vec<u8>) {
-    let mut swarm = gossip_client_sending_up_to(loopback(1), frame.len() + 4_096);
+/// Sends `frames`, all at once, from a fresh client once `node` has said it is in the
+/// commons, then keeps the client running (so the messages leave) until the task is dropped.
+async fn send_from_fresh_client(node: Multiaddr, node_peer: PeerId, frames: Vec<Vec<u8>>) {
+    let largest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    let mut swarm = gossip_client_sending_up_to(loopback(1), largest + 4_096);
     swarm.dial(node).expect("dial");
     drive(&mut swarm, "the node's subscription", |event| {
         matches!(event, SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) if *peer_id == node_peer)
     })
     .await;
-    swarm
-        .behaviour_mut()
-        .publish(commons(), frame)
-        .expect("publish");
+    for frame in frames {
+        swarm
+            .behaviour_mut()
+            .publish(commons(), frame)
+            .expect("publish");
+    }
     loop {
         swarm.select_next_some().await;
     }
@@ -190,7 +193,11 @@ fn a_tampered_copy_sent_first_does_not_shadow_the_real_entry() {
     tampered[last] ^= 0x01;
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let tamperer = runtime.spawn(send_from_fresh_client(address.clone(), node_peer, tampered));
+    let tamperer = runtime.spawn(send_from_fresh_client(
+        address.clone(),
+        node_peer,
+        vec![tampered],
+    ));
     // The node refuses the tampered copy and blocks its sender.
     wait_for("the node to block the sender of the tampered copy", || {
         !node.status()["blocked_peers"]
@@ -200,30 +207,10 @@ fn a_tampered_copy_sent_first_does_not_shadow_the_real_entry() {
     });
     tamperer.abort();
     assert!(!node.has(&id), "the tampered copy was stored");
-    let _sender = runtime.spawn(send_from_fresh_client(address, node_peer, real));
+    let _sender = runtime.spawn(send_from_fresh_client(address, node_peer, vec![real]));
     wait_for("the real entry, sent after the tampered copy", || {
         node.has(&id)
     });
-}
-
-/// A stranger that sends everything at once: its frames published in one go, then the client
-/// kept running so that the node can go on reading them.
-async fn send_all_from_fresh_client(node: Multiaddr, node_peer: PeerId, frames: Vec<Vec<u8>>) {
-    let mut swarm = gossip_client(loopback(2));
-    swarm.dial(node).expect("dial");
-    drive(&mut swarm, "the node's subscription", |event| {
-        matches!(event, SwarmEvent::Behaviour(gossipsub::Event::Subscribed { peer_id, .. }) if *peer_id == node_peer)
-    })
-    .await;
-    for frame in frames {
-        swarm
-            .behaviour_mut()
-            .publish(commons(), frame)
-            .expect("publish");
-    }
-    loop {
-        swarm.select_next_some().await;
-    }
 }
 
 #[test]
@@ -266,7 +253,7 @@ fn a_strangers_gossip_is_read_within_the_read_rate_and_a_followed_entry_passes_i
     let node_peer: PeerId = honest.peer_id().parse().expect("peer id");
     let started = Instant::now();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let _stranger = runtime.spawn(send_all_from_fresh_client(address, node_peer, frames));
+    let _stranger = runtime.spawn(send_from_fresh_client(address, node_peer, frames));
     // At any moment, at most what the rate allows since the start, with a second's worth at
     // once and a read chunk of slack: a missing limit shows at once.
     let within_rate = |held: u64| {
@@ -521,7 +508,7 @@ fn an_oversized_gossip_message_is_dropped_and_the_node_goes_on() {
     let _junk = runtime.spawn(send_from_fresh_client(
         address.clone(),
         node_peer,
-        oversized,
+        vec![oversized],
     ));
 
     let entry = Author::from_seeds(11, 12, "Real org", "Real member")
@@ -529,7 +516,11 @@ fn an_oversized_gossip_message_is_dropped_and_the_node_goes_on() {
         .expect("entry")
         .remove(0);
     let id = entry.id().to_string();
-    let _sender = runtime.spawn(send_from_fresh_client(address, node_peer, entry.encode()));
+    let _sender = runtime.spawn(send_from_fresh_client(
+        address,
+        node_peer,
+        vec![entry.encode()],
+    ));
     wait_for(
         "a real entry from another client after the oversized message",
         || node.has(&id),

@@ -48,7 +48,7 @@ pub(crate) struct KeptPeers(Arc<Mutex<HashSet<PeerId>>>);
 
 impl KeptPeers {
     fn lock(&self) -> MutexGuard<'_, HashSet<PeerId>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.0)
     }
 
     /// Adds `peer`; false if it was kept already.
@@ -165,33 +165,24 @@ impl ConnectionAllowance {
         if self.kept.load(Ordering::Relaxed) {
             return Ok(wanted);
         }
-        let now = Instant::now();
-        let mut own = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut all = self
-            .node
-            .strangers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let allowed = own.refill(now).min(all.refill(now));
         // Chunks, so that a slow stream is not read a byte at a time.
         let needed = wanted.min(self.node.chunk) as f64;
+        let (allowed, wait) = {
+            let now = Instant::now();
+            let (mut own, mut all) = (lock(&self.bucket), lock(&self.node.strangers));
+            let allowed = own.refill(now).min(all.refill(now));
+            (allowed, own.wait_for(needed).max(all.wait_for(needed)))
+        };
         if allowed >= needed {
             // `allowed` is at most a second's worth of a u32 rate.
             return Ok(wanted.min(allowed as usize));
         }
-        drop((own, all));
         if self.node.kept.contains(&self.peer) {
             self.kept.store(true, Ordering::Relaxed);
             return Ok(wanted);
         }
         self.node.waits.fetch_add(1, Ordering::Relaxed);
-        let own = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let all = self
-            .node
-            .strangers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Err(own.wait_for(needed).max(all.wait_for(needed)))
+        Err(wait)
     }
 
     fn spend(&self, bytes: usize) {
@@ -199,15 +190,8 @@ impl ConnectionAllowance {
             return;
         }
         let bytes = bytes as f64;
-        self.bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .tokens -= bytes;
-        self.node
-            .strangers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .tokens -= bytes;
+        lock(&self.bucket).tokens -= bytes;
+        lock(&self.node.strangers).tokens -= bytes;
     }
 }
 
@@ -215,16 +199,6 @@ impl ConnectionAllowance {
 struct ThrottledMuxer {
     inner: StreamMuxerBox,
     connection: Arc<ConnectionAllowance>,
-}
-
-impl ThrottledMuxer {
-    fn throttle(&self, stream: SubstreamBox) -> ThrottledStream {
-        ThrottledStream {
-            inner: stream,
-            connection: Some(Arc::clone(&self.connection)),
-            wait: None,
-        }
-    }
 }
 
 impl StreamMuxer for ThrottledMuxer {
@@ -237,7 +211,10 @@ impl StreamMuxer for ThrottledMuxer {
     ) -> Poll<Result<Self::Substream, Self::Error>> {
         let this = self.get_mut();
         let stream = ready!(Pin::new(&mut this.inner).poll_inbound(cx))?;
-        Poll::Ready(Ok(this.throttle(stream)))
+        Poll::Ready(Ok(ThrottledStream::new(
+            stream,
+            Some(Arc::clone(&this.connection)),
+        )))
     }
 
     fn poll_outbound(
@@ -247,11 +224,7 @@ impl StreamMuxer for ThrottledMuxer {
         let this = self.get_mut();
         let stream = ready!(Pin::new(&mut this.inner).poll_outbound(cx))?;
         // This node's own request: what comes back on it is what it asked for.
-        Poll::Ready(Ok(ThrottledStream {
-            inner: stream,
-            connection: None,
-            wait: None,
-        }))
+        Poll::Ready(Ok(ThrottledStream::new(stream, None)))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -273,6 +246,16 @@ struct ThrottledStream {
     /// None for a stream this node opened.
     connection: Option<Arc<ConnectionAllowance>>,
     wait: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ThrottledStream {
+    fn new(inner: SubstreamBox, connection: Option<Arc<ConnectionAllowance>>) -> Self {
+        Self {
+            inner,
+            connection,
+            wait: None,
+        }
+    }
 }
 
 impl AsyncRead for ThrottledStream {
@@ -327,6 +310,10 @@ impl AsyncWrite for ThrottledStream {
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
