@@ -221,9 +221,14 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Whether the nodes and the flood can each have a core of their own.
+fn two_cores() -> bool {
+    std::thread::available_parallelism().map_or(1, usize::from) >= 2
+}
+
 /// Runs `pid` (all its threads) on `core` only, where the machine has more than one.
 fn pin(pid: u32, core: usize) {
-    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+    if !two_cores() {
         return;
     }
     let pinned = std::process::Command::new("taskset")
@@ -260,7 +265,7 @@ fn main() {
     // core's latencies by themselves (a spin on the second core, with no flood at all, moved
     // the ratio from 0.96-1.01 to 1.09-1.50), and the flooding process would otherwise busy it
     // in one phase only.
-    let _load = (std::thread::available_parallelism().map_or(1, usize::from) >= 2).then(|| {
+    let _load = two_cores().then(|| {
         let load = KillOnDrop(
             std::process::Command::new("nice")
                 .args(["-n", "19"])

@@ -51,6 +51,21 @@ fn directory_bytes(path: &Path) -> u64 {
         .sum()
 }
 
+/// Publishes an entry at `friend` and waits until `honest`, which follows it, holds it: the
+/// entry's id, and how long that took.
+fn followed_entry_latency(
+    friend: &Node,
+    honest: &Node,
+    title: &str,
+) -> (String, std::time::Duration) {
+    let sent = Instant::now();
+    let followed = friend.publish(title);
+    wait_for("the followed entry at the honest node", || {
+        honest.has(&followed)
+    });
+    (followed, sent.elapsed())
+}
+
 #[test]
 fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_still_arrives() {
     let root = tempfile::tempdir().expect("temp dir");
@@ -79,12 +94,11 @@ fn a_flood_from_fresh_identities_is_held_to_the_budgets_and_a_followed_entry_sti
     wait_for("the flood to be under way", || {
         honest.status()["entries"].as_u64().unwrap_or(0) > 100
     });
-    let sent = Instant::now();
-    let followed = friend.publish("Published by a followed organisation during the flood");
-    wait_for("the followed entry at the honest node", || {
-        honest.has(&followed)
-    });
-    let latency = sent.elapsed();
+    let (followed, latency) = followed_entry_latency(
+        &friend,
+        &honest,
+        "Published by a followed organisation during the flood",
+    );
     wait_for("the catch-up from the flooder to end", || {
         honest.status()["connected_peers"]
             .as_array()
@@ -271,12 +285,11 @@ fn a_strangers_gossip_is_read_within_the_read_rate_and_a_followed_entry_passes_i
         held >= 5
     });
     // A followed organisation's entry is not read behind the stranger's.
-    let sent = Instant::now();
-    let followed = friend.publish("Published by a followed organisation while a stranger waits");
-    wait_for("the followed entry at the honest node", || {
-        honest.has(&followed)
-    });
-    let latency = sent.elapsed();
+    let (_, latency) = followed_entry_latency(
+        &friend,
+        &honest,
+        "Published by a followed organisation while a stranger waits",
+    );
     // The stranger's entries keep coming, no faster than the rate.
     wait_for("more of the stranger's entries", || {
         let held = entries() - before - 1;
